@@ -1,0 +1,1 @@
+"""Typed values and pure rules of the factory. Imports nothing else of Fabriek."""

@@ -1,0 +1,65 @@
+"""Errors the domain and the services raise; the API maps each kind to one HTTP status."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class FieldProblem:
+    """What is wrong with one field of the input, in words a person can act on."""
+
+    field: str
+    message: str
+
+
+@dataclass
+class FabriekError(Exception):
+    """Base of every error Fabriek raises on purpose; `code` is stable for clients."""
+
+    detail: str
+    code: str = "error"
+    problems: list[FieldProblem] = field(default_factory=list)
+
+    def __str__(self) -> str:
+        return self.detail
+
+
+class InvalidInput(FabriekError):
+    """The request is well-formed but its values break a rule (HTTP 422)."""
+
+    def __init__(self, detail: str, problems: list[FieldProblem] | None = None) -> None:
+        super().__init__(detail, "invalid-input", problems or [])
+
+    @classmethod
+    def on(cls, field_name: str, message: str) -> InvalidInput:
+        """One field is wrong: the detail names it."""
+        return cls(f"{field_name}: {message}", [FieldProblem(field_name, message)])
+
+
+class NotFound(FabriekError):
+    """No such object, or one the caller may not see (HTTP 404: never leak existence)."""
+
+    def __init__(self, what: str, key: object) -> None:
+        super().__init__(f"{what} {key!s} does not exist or is not visible to you", "not-found")
+
+
+class Conflict(FabriekError):
+    """The write would break uniqueness or the current state (HTTP 409)."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail, "conflict")
+
+
+class Unauthenticated(FabriekError):
+    """No valid credentials (HTTP 401)."""
+
+    def __init__(self, detail: str = "sign in: send 'Authorization: Bearer <token>'") -> None:
+        super().__init__(detail, "unauthenticated")
+
+
+class Forbidden(FabriekError):
+    """Authenticated, but the caller's roles do not allow this (HTTP 403)."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail, "forbidden")

@@ -1,0 +1,1 @@
+"""Engines run jobs: `local` as processes on this machine, `slurm` on a Slurm cluster."""
