@@ -79,7 +79,9 @@ class Engine(Protocol):
         """Stop a job; cancelling one that already ended is not an error."""
         ...
 
-    def read_log(self, handle: str, stream: LogStream, offset: int = 0, limit: int = 1 << 20) -> bytes:
+    def read_log(
+        self, handle: str, stream: LogStream, offset: int = 0, limit: int = 1 << 20
+    ) -> bytes:
         """Up to `limit` bytes of a job's output, from `offset`."""
         ...
 
@@ -89,7 +91,9 @@ class Engine(Protocol):
         ...
 
 
-def poll_all(engine: Engine, handles: Mapping[int, str], batch: int = 5000) -> dict[int, Observation]:
+def poll_all(
+    engine: Engine, handles: Mapping[int, str], batch: int = 5000
+) -> dict[int, Observation]:
     """Poll in batches, so one huge cycle never builds one huge command line."""
     items: Sequence[tuple[int, str]] = list(handles.items())
     seen: dict[int, Observation] = {}

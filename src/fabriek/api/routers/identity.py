@@ -1,0 +1,45 @@
+"""The caller: who am I, and my API tokens."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, status
+
+from fabriek.api.context import Caller, Ctx, Db
+from fabriek.api.schemas import WhoAmI
+from fabriek.domain.people import NewTokenInfo, TokenDraft, TokenInfo
+from fabriek.services import identity, users
+
+router = APIRouter(tags=["identity"])
+
+
+@router.get("/whoami", response_model=WhoAmI)
+def whoami(db: Db, who: Caller) -> WhoAmI:
+    """The signed-in user, their staff roles and their projects."""
+    user, projects = users.whoami(db, who)
+    return WhoAmI(
+        id=user.id,
+        username=user.username,
+        full_name=user.full_name,
+        staff_roles=[f"{g.role}:{g.scope}" if g.scope else str(g.role) for g in user.staff_roles],
+        projects=projects,
+    )
+
+
+@router.get("/tokens", response_model=list[TokenInfo])
+def list_tokens(db: Db, who: Caller) -> list[TokenInfo]:
+    """The caller's tokens (never their secrets)."""
+    return identity.list_tokens(db, who)
+
+
+@router.post("/tokens", response_model=NewTokenInfo, status_code=status.HTTP_201_CREATED)
+def create_token(body: TokenDraft, db: Db, who: Caller, ctx: Ctx) -> NewTokenInfo:
+    """A new token for the caller; the secret is in this answer only."""
+    new = identity.issue_token(db, who.user_id, body, ctx.clock(), ctx.settings.token_days)
+    db.commit()
+    return new
+
+
+@router.delete("/tokens/{key}", response_model=TokenInfo)
+def revoke_token(key: str, db: Db, who: Caller, ctx: Ctx) -> TokenInfo:
+    """Revoke one of the caller's tokens; it stops working at once."""
+    return identity.revoke_token(db, who, key, ctx.clock())

@@ -1,0 +1,41 @@
+"""Organisations the factory serves."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, status
+
+from fabriek.api.context import Caller, Db
+from fabriek.api.schemas import PageOut, paging
+from fabriek.domain.geography import Hub, Province
+from fabriek.domain.organisations import OrganisationKind
+from fabriek.domain.people import Organisation, OrganisationDraft
+from fabriek.services import organisations
+from fabriek.services.paging import PageRequest
+
+router = APIRouter(prefix="/organisations", tags=["organisations"])
+
+
+@router.get("", response_model=PageOut[Organisation])
+def list_organisations(
+    db: Db,
+    _who: Caller,
+    page: Annotated[PageRequest, Depends(paging)],
+    province: Province | None = None,
+    hub: Hub | None = None,
+    kind: OrganisationKind | None = None,
+    name: Annotated[str | None, Query(max_length=200, description="part of the name")] = None,
+) -> PageOut[Organisation]:
+    return PageOut.of(organisations.list_organisations(db, page, province, hub, kind, name))
+
+
+@router.post("", response_model=Organisation, status_code=status.HTTP_201_CREATED)
+def onboard_organisation(body: OrganisationDraft, db: Db, who: Caller) -> Organisation:
+    """Onboard an organisation (admins; hub staff in their hub's provinces)."""
+    return organisations.onboard_organisation(db, who, body)
+
+
+@router.get("/{org_id}", response_model=Organisation)
+def get_organisation(org_id: int, db: Db, _who: Caller) -> Organisation:
+    return organisations.get_organisation(db, org_id)

@@ -1,0 +1,1 @@
+"""The `fabriek` command line: thin commands over the SDK."""

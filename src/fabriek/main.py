@@ -1,0 +1,62 @@
+"""The `fabriek` entry point: every command, and one-line errors instead of tracebacks."""
+
+from __future__ import annotations
+
+import sys
+import traceback
+
+import click
+
+from fabriek import server_commands
+from fabriek.cli.app import app
+from fabriek.cli.config import NotSignedIn
+from fabriek.domain.errors import FabriekError, InvalidInput
+from fabriek.sdk import ApiError, ApiUnreachable
+
+server_commands.register(app)
+
+# Exit codes: 2 for input the user must change (like a usage error), 1 for everything else.
+BAD_INPUT = 2
+FAILURE = 1
+
+
+def exit_code_for(exc: BaseException) -> int:
+    if isinstance(exc, ApiError):
+        return BAD_INPUT if exc.status in {400, 422} else FAILURE
+    if isinstance(exc, InvalidInput):
+        return BAD_INPUT
+    return FAILURE
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run a command; on error print one line to stderr (`--debug` for the traceback)."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in args
+    if debug:
+        args.remove("--debug")
+    try:
+        app(args=args, standalone_mode=False)
+    except click.exceptions.Abort:
+        print("fabriek: aborted", file=sys.stderr)
+        sys.exit(FAILURE)
+    except click.ClickException as exc:
+        print(f"fabriek: {exc.format_message()}", file=sys.stderr)
+        sys.exit(BAD_INPUT)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except (ApiError, ApiUnreachable, FabriekError, NotSignedIn, OSError) as exc:
+        if debug:
+            traceback.print_exc()
+        print(f"fabriek: {exc}", file=sys.stderr)
+        sys.exit(exit_code_for(exc))
+    except KeyboardInterrupt:
+        sys.exit(130)
+    except Exception as exc:  # the promise: no traceback unless asked for
+        if debug:
+            traceback.print_exc()
+        print(f"fabriek: unexpected error: {exc!r} (run with --debug for details)", file=sys.stderr)
+        sys.exit(FAILURE)
+
+
+if __name__ == "__main__":
+    main()

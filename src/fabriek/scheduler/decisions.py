@@ -1,0 +1,79 @@
+"""What a cycle decides: start, preempt, or keep waiting with a reason."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from fabriek.scheduler.reasons import WaitReason
+from fabriek.scheduler.snapshot import NodeShare
+
+
+@dataclass(frozen=True, slots=True)
+class Start:
+    """Start `job_id` on `site`, with these GPUs per node."""
+
+    job_id: int
+    site: str
+    nodes: tuple[NodeShare, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Preempt:
+    """Stop `job_id` and requeue it, to make room for `for_job_id`; `words` say why."""
+
+    job_id: int
+    for_job_id: int
+    words: str
+
+
+@dataclass(frozen=True, slots=True)
+class Wait:
+    """Keep `job_id` waiting; `detail` adds specifics (numbers) where there are some."""
+
+    job_id: int
+    reason: WaitReason
+    detail: str = ""
+
+    @property
+    def words(self) -> str:
+        """The reason in words, with the detail if any."""
+        base = self.reason.words()
+        return f"{base} ({self.detail})" if self.detail else base
+
+
+Decision = Start | Preempt | Wait
+
+
+@dataclass(frozen=True, slots=True)
+class Reservation:
+    """Where and when the first job that cannot start now will start at the latest,
+    assuming running jobs end by their time limits. Backfilled jobs never delay it."""
+
+    job_id: int
+    start_s: float
+    site: str
+    nodes: tuple[NodeShare, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class CycleResult:
+    """The decisions of one cycle, in the order to carry them out (preemptions come
+    before the start they make room for), and the reservation if one was made."""
+
+    decisions: list[Decision] = field(default_factory=list)
+    reservation: Reservation | None = None
+
+    @property
+    def starts(self) -> list[Start]:
+        """The start decisions, in order."""
+        return [d for d in self.decisions if isinstance(d, Start)]
+
+    @property
+    def preemptions(self) -> list[Preempt]:
+        """The preempt decisions, in order."""
+        return [d for d in self.decisions if isinstance(d, Preempt)]
+
+    @property
+    def waits(self) -> list[Wait]:
+        """The wait decisions, in order of priority."""
+        return [d for d in self.decisions if isinstance(d, Wait)]

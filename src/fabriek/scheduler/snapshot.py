@@ -1,0 +1,126 @@
+"""What one scheduling cycle sees: the factory at one instant, as plain immutable values.
+
+Times are seconds on one clock chosen by the caller (the live service passes Unix time,
+the simulator the trace's clock); the scheduler never reads a clock of its own. The
+snapshot holds the truth the service keeps in its store: what waits, what runs and
+until when at most, which GPUs are free, and how much each project may still spend.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+from fabriek.domain.units import GpuHours
+from fabriek.scheduler.signals import Signals
+
+# (project, user): the leaf of the fair-share tree organisation -> project -> user.
+UserKey = tuple[str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class PendingJob:
+    """A job waiting to start.
+
+    `time_limit_s` is the user's limit (an estimate, usually far above the real run time);
+    it is all the scheduler knows of how long the job will run. `gpu_type` None takes
+    any type, but all GPUs of one job are of one type. A job requeued after preemption
+    keeps its first `submit_time_s`, so it keeps its age.
+    """
+
+    job_id: int
+    project: str
+    user: str
+    gpus: int
+    time_limit_s: float
+    submit_time_s: float
+    gpu_type: str | None = None
+    earliest_start_s: float | None = None
+    preemptible: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class NodeShare:
+    """GPUs of one job on one node."""
+
+    node: str
+    gpus: int
+
+
+@dataclass(frozen=True, slots=True)
+class RunningJob:
+    """A job holding GPUs; it ends at `expected_end_s` (start + time limit) at the latest."""
+
+    job_id: int
+    project: str
+    user: str
+    site: str
+    nodes: tuple[NodeShare, ...]
+    start_time_s: float
+    expected_end_s: float
+    preemptible: bool = False
+
+    @property
+    def gpus(self) -> int:
+        """GPUs held, over all its nodes."""
+        return sum(share.gpus for share in self.nodes)
+
+
+@dataclass(frozen=True, slots=True)
+class Node:
+    """One node: `gpus` GPUs of `gpu_type`, `free` of them usable now.
+
+    A drained or failed node reports `free` 0; GPUs held by jobs Fabriek does not
+    manage are simply not free.
+    """
+
+    name: str
+    gpu_type: str
+    gpus: int
+    free: int
+
+
+@dataclass(frozen=True, slots=True)
+class SiteState:
+    """A site's cluster as the cycle sees it. Node names are unique within the site."""
+
+    name: str
+    nodes: tuple[Node, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Allocation:
+    """A project's allocation: its GPU-hours left, fair-share weight and access tier.
+
+    `budget_left` None means no budget limit. `shares` weigh the project against the
+    other projects of its organisation (and the organisation, by the sum of its
+    projects' shares, against other organisations); the GPU-hours awarded are a natural
+    choice. A higher `tier` ranks first; jobs of a `preemptible` allocation (a
+    playground track) yield to jobs of a higher tier.
+    """
+
+    project: str
+    organisation: str
+    budget_left: GpuHours | None = None
+    shares: float = 1.0
+    tier: int = 0
+    preemptible: bool = False
+    track: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """Everything one cycle decides on.
+
+    `usage` is each user's recent usage, already decayed to `now_s` with the fair-share
+    half-life (see `fairshare.decayed_usage`). A pending job whose project has no entry
+    in `allocations` waits with reason `NoAllocation`.
+    """
+
+    now_s: float
+    pending: Sequence[PendingJob]
+    running: Sequence[RunningJob]
+    sites: Sequence[SiteState]
+    allocations: Mapping[str, Allocation]
+    usage: Mapping[UserKey, GpuHours] = field(default_factory=dict)
+    signals: Signals = field(default_factory=Signals)

@@ -1,0 +1,155 @@
+"""A typed httpx client of the HTTP API. The CLI and scripts use it; it returns domain values."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+import httpx
+from pydantic import BaseModel
+
+from fabriek.domain.people import (
+    Membership,
+    NewTokenInfo,
+    Organisation,
+    Project,
+    TokenInfo,
+    User,
+)
+from fabriek.domain.sites import Site
+
+M = TypeVar("M", bound=BaseModel)
+
+
+class ApiError(Exception):
+    """The API answered with a problem document."""
+
+    def __init__(
+        self, status: int, detail: str, errors: list[dict[str, str]] | None = None
+    ) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.detail = detail
+        self.errors = errors or []
+
+
+class ApiUnreachable(Exception):
+    """No answer from the server at all."""
+
+
+@dataclass(frozen=True)
+class Listing(Generic[M]):
+    items: list[M]
+    total: int
+
+
+class FabriekClient:
+    """One client per server and token; close it, or use it as a context manager."""
+
+    def __init__(self, url: str, token: str | None = None, timeout: float = 30.0) -> None:
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self.url = url.rstrip("/")
+        self._http = httpx.Client(base_url=self.url, headers=headers, timeout=timeout)
+
+    def __enter__(self) -> FabriekClient:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._http.close()
+
+    # --- plumbing -------------------------------------------------------------------------
+
+    def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        """Send a request; raise ApiError with the problem's detail on any 4xx/5xx."""
+        try:
+            response = self._http.request(method, path, **kwargs)
+        except httpx.TransportError as exc:
+            raise ApiUnreachable(f"cannot reach Fabriek at {self.url}: {exc}") from None
+        if response.status_code >= 400:
+            try:
+                body = response.json()
+                detail = str(body.get("detail") or body.get("title") or response.reason_phrase)
+                errors = body.get("errors")
+            except ValueError:
+                detail, errors = f"{response.status_code} {response.reason_phrase}", None
+            raise ApiError(response.status_code, detail, errors)
+        return response
+
+    def _get(self, path: str, params: Mapping[str, Any] | None = None) -> Any:
+        clean = {k: v for k, v in (params or {}).items() if v is not None}
+        return self.request("GET", f"/api/v1{path}", params=clean).json()
+
+    def _post(self, path: str, body: Mapping[str, Any]) -> Any:
+        return self.request("POST", f"/api/v1{path}", json=body).json()
+
+    def _listing(self, model: type[M], path: str, params: Mapping[str, Any]) -> Listing[M]:
+        body = self._get(path, params)
+        return Listing([model.model_validate(i) for i in body["items"]], body["total"])
+
+    # --- identity -------------------------------------------------------------------------
+
+    def whoami(self) -> dict[str, Any]:
+        result: dict[str, Any] = self._get("/whoami")
+        return result
+
+    def create_token(self, name: str = "cli", expires_in_days: int | None = None) -> NewTokenInfo:
+        body: dict[str, Any] = {"name": name}
+        if expires_in_days:
+            body["expires_in_days"] = expires_in_days
+        return NewTokenInfo.model_validate(self._post("/tokens", body))
+
+    def tokens(self) -> list[TokenInfo]:
+        return [TokenInfo.model_validate(t) for t in self._get("/tokens")]
+
+    def revoke_token(self, key: str) -> TokenInfo:
+        return TokenInfo.model_validate(self.request("DELETE", f"/api/v1/tokens/{key}").json())
+
+    # --- the factory ----------------------------------------------------------------------
+
+    def sites(self, limit: int = 100, offset: int = 0, **filters: Any) -> Listing[Site]:
+        return self._listing(Site, "/sites", {"limit": limit, "offset": offset, **filters})
+
+    def site(self, ref: str) -> Site:
+        return Site.model_validate(self._get(f"/sites/{ref}"))
+
+    def create_site(self, body: Mapping[str, Any]) -> Site:
+        return Site.model_validate(self._post("/sites", body))
+
+    def organisations(
+        self, limit: int = 100, offset: int = 0, **filters: Any
+    ) -> Listing[Organisation]:
+        return self._listing(
+            Organisation, "/organisations", {"limit": limit, "offset": offset, **filters}
+        )
+
+    def create_organisation(self, body: Mapping[str, Any]) -> Organisation:
+        return Organisation.model_validate(self._post("/organisations", body))
+
+    def users(self, limit: int = 100, offset: int = 0, q: str | None = None) -> Listing[User]:
+        return self._listing(User, "/users", {"limit": limit, "offset": offset, "q": q})
+
+    def create_user(self, body: Mapping[str, Any]) -> User:
+        return User.model_validate(self._post("/users", body))
+
+    def projects(self, limit: int = 100, offset: int = 0, **filters: Any) -> Listing[Project]:
+        return self._listing(Project, "/projects", {"limit": limit, "offset": offset, **filters})
+
+    def project(self, ref: str) -> Project:
+        return Project.model_validate(self._get(f"/projects/{ref}"))
+
+    def create_project(self, body: Mapping[str, Any]) -> Project:
+        return Project.model_validate(self._post("/projects", body))
+
+    def members(self, project: str) -> list[Membership]:
+        return [Membership.model_validate(m) for m in self._get(f"/projects/{project}/members")]
+
+    def add_member(self, project: str, username: str, role: str = "member") -> Membership:
+        body = {"username": username, "role": role}
+        return Membership.model_validate(self._post(f"/projects/{project}/members", body))
+
+    def remove_member(self, project: str, username: str) -> None:
+        self.request("DELETE", f"/api/v1/projects/{project}/members/{username}")

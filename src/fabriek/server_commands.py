@@ -1,0 +1,105 @@
+"""Commands that run the server side itself: serve, migrate, load the demo.
+
+They live outside `cli/` because they build the server (API, services, store) rather than
+talk to one; `fabriek.main` puts them beside the client commands.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from datetime import UTC, datetime
+from typing import Annotated
+
+import typer
+import uvicorn
+
+from fabriek.api.app import create_app
+from fabriek.cli.output import console, print_json
+from fabriek.services import demo
+from fabriek.settings import Settings
+from fabriek.store.db import make_engine, make_sessions, redact
+from fabriek.store.migrate import require_current, upgrade
+from fabriek.web.pages import portal_router, static_files
+
+db_app = typer.Typer(help="The store's schema.", no_args_is_help=True)
+demo_app = typer.Typer(help="The demo factory.", no_args_is_help=True)
+
+
+def serve(
+    port: Annotated[int | None, typer.Option(help="port (default FABRIEK_PORT or 8000)")] = None,
+    host: Annotated[str | None, typer.Option(help="address (default 127.0.0.1)")] = None,
+) -> None:
+    """Serve the API and the portal."""
+    started = time.perf_counter()
+    settings = Settings()
+    if port:
+        settings.port = port
+    if host:
+        settings.host = host
+    app = create_app(settings, extra_routers=[portal_router()])
+    app.mount("/static", static_files(), name="static")
+    url = f"http://{settings.host}:{settings.port}"
+    console.print(f"Fabriek serves {url} on {redact(settings.database_url)}")
+    with make_sessions(app.state.context.engine)() as session:
+        if demo.is_loaded(session):
+            admin = demo.demo_token("admin").token
+            console.print("Demo factory loaded. Sign in as the demo admin with:")
+            console.print(f"  fabriek login --url {url} --token {admin}", soft_wrap=True)
+            console.print("Other demo users and their tokens: `fabriek demo load --json`")
+    logging.basicConfig(level=settings.log_level.upper())
+    config = uvicorn.Config(
+        app, host=settings.host, port=settings.port, log_level=settings.log_level, access_log=False
+    )
+    server = uvicorn.Server(config)
+    console.print(f"Ready to start after {time.perf_counter() - started:.2f} s", style="dim")
+    server.run()
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Create or migrate the database to this version's schema."""
+    settings = Settings()
+    before, after = upgrade(make_engine(settings.database_url))
+    where = redact(settings.database_url)
+    if before == after:
+        console.print(f"{where}: schema is current ({after})")
+    else:
+        console.print(f"{where}: migrated from {before or 'empty'} to {after}")
+
+
+@demo_app.command("load")
+def demo_load(
+    as_json: Annotated[bool, typer.Option("--json", help="print the demo users as JSON")] = False,
+    if_empty: Annotated[
+        bool, typer.Option("--if-empty", help="do nothing when the database holds data")
+    ] = False,
+) -> None:
+    """Load the demo factory into an empty database; print its users and tokens."""
+    settings = Settings()
+    engine = make_engine(settings.database_url)
+    require_current(engine)
+    with make_sessions(engine)() as session:
+        if demo.is_loaded(session):
+            pass
+        elif demo.is_empty(session):
+            demo.load_demo(session, datetime.now(UTC))
+        elif if_empty:
+            console.print("The database already holds a factory; the demo was not loaded.")
+            return
+        else:
+            demo.load_demo(session, datetime.now(UTC))  # raises the Conflict with its reason
+    users = demo.demo_users()
+    if as_json:
+        print_json([u.__dict__ for u in users])
+        return
+    console.print("Demo factory loaded. Demo users (tokens are public: demo only):")
+    for u in users:
+        console.print(f"  {u.username:<8} {', '.join(u.roles):<28} {u.token}", soft_wrap=True)
+
+
+def register(app: typer.Typer) -> None:
+    """Add the server-side commands to the `fabriek` command."""
+    app.command()(serve)
+    app.add_typer(db_app, name="db")
+    app.add_typer(demo_app, name="demo")

@@ -1,0 +1,1 @@
+"""Use cases: the only code that touches the store and the engines."""

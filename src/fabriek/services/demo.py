@@ -1,0 +1,217 @@
+"""The demo factory: three sites, organisations of every kind in every province, projects and
+people in every role, with known tokens. Deterministic, so docs and scripts can rely on it.
+
+The demo tokens are public: never load the demo into a factory that serves real users.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from fabriek.domain import tokens
+from fabriek.domain.errors import Conflict
+from fabriek.domain.geography import Hub, Province, hub_for_province
+from fabriek.domain.organisations import OrganisationKind as K
+from fabriek.domain.roles import Role
+from fabriek.domain.sites import NodeGroupDraft, SiteDraft
+from fabriek.store.tables import (
+    ApiTokenRow,
+    MembershipRow,
+    NodeGroupRow,
+    OrganisationRow,
+    ProjectRow,
+    SiteRow,
+    StaffRoleRow,
+    UserRow,
+)
+
+P = Province
+
+SITES = [
+    SiteDraft(
+        name="amsterdam",
+        city="Amsterdam",
+        province=P.NOORD_HOLLAND,
+        pue=1.25,
+        wue_l_per_kwh=0.4,
+        grid_limit_kw=2500,
+        node_groups=[
+            NodeGroupDraft(name="gcn-h100", count=22, gpu_type="h100", gpus_per_node=4,
+                           cpus_per_node=64, memory_gb_per_node=768),
+            NodeGroupDraft(name="gcn-a100", count=18, gpu_type="a100", gpus_per_node=4,
+                           cpus_per_node=72, memory_gb_per_node=512),
+        ],
+    ),
+    SiteDraft(
+        name="groningen",
+        city="Groningen",
+        province=P.GRONINGEN,
+        pue=1.15,
+        wue_l_per_kwh=0.2,
+        grid_limit_kw=4000,
+        node_groups=[
+            NodeGroupDraft(name="hgx-h200", count=16, gpu_type="h200", gpus_per_node=8,
+                           cpus_per_node=112, memory_gb_per_node=2048),
+        ],
+    ),
+    SiteDraft(
+        name="eindhoven",
+        city="Eindhoven",
+        province=P.NOORD_BRABANT,
+        pue=1.3,
+        wue_l_per_kwh=0.5,
+        grid_limit_kw=1500,
+        node_groups=[
+            NodeGroupDraft(name="mi300x", count=8, gpu_type="mi300x", gpus_per_node=8,
+                           cpus_per_node=96, memory_gb_per_node=1536),
+            NodeGroupDraft(name="l40s", count=12, gpu_type="l40s", gpus_per_node=4,
+                           cpus_per_node=48, memory_gb_per_node=384),
+        ],
+    ),
+]  # fmt: skip
+
+# (name, kind, province, KvK number): every kind, every province, every hub.
+ORGANISATIONS: list[tuple[str, K, Province, str | None]] = [
+    ("Rijksuniversiteit Groningen", K.UNIVERSITY, P.GRONINGEN, None),
+    ("Wadden Robotics B.V.", K.START_UP, P.FRYSLAN, "71234501"),
+    ("Drentse Precisielandbouw B.V.", K.SME, P.DRENTHE, "71234502"),
+    ("Universiteit Twente", K.UNIVERSITY, P.OVERIJSSEL, None),
+    ("Twentse Composieten B.V.", K.LARGE_INDUSTRY, P.OVERIJSSEL, "71234503"),
+    ("Polder Vision B.V.", K.START_UP, P.FLEVOLAND, "71234504"),
+    ("Wageningen Data Lab B.V.", K.SCALE_UP, P.GELDERLAND, "71234505"),
+    ("Universiteit Utrecht", K.UNIVERSITY, P.UTRECHT, None),
+    ("Hogeschool Utrecht", K.UNIVERSITY_OF_APPLIED_SCIENCES, P.UTRECHT, None),
+    ("Amsterdam Language Models B.V.", K.SCALE_UP, P.NOORD_HOLLAND, "71234506"),
+    ("Gemeente Amsterdam", K.GOVERNMENT, P.NOORD_HOLLAND, None),
+    ("TNO", K.TO2_INSTITUTE, P.ZUID_HOLLAND, None),
+    ("Technische Universiteit Delft", K.UNIVERSITY, P.ZUID_HOLLAND, None),
+    ("Rotterdam Port Analytics B.V.", K.SME, P.ZUID_HOLLAND, "71234507"),
+    ("Zeeuwse Deltawerken Digitaal B.V.", K.START_UP, P.ZEELAND, "71234508"),
+    ("Brabantse Machinefabriek B.V.", K.LARGE_INDUSTRY, P.NOORD_BRABANT, "71234509"),
+    ("Eindhoven Photonics AI B.V.", K.START_UP, P.NOORD_BRABANT, "71234510"),
+    ("Fontys Hogescholen", K.UNIVERSITY_OF_APPLIED_SCIENCES, P.NOORD_BRABANT, None),
+    ("Universiteit Maastricht", K.UNIVERSITY, P.LIMBURG, None),
+    ("Limburgse Chemie Modellen B.V.", K.SCALE_UP, P.LIMBURG, "71234511"),
+    ("Provincie Gelderland", K.GOVERNMENT, P.GELDERLAND, None),
+]
+
+# (username, full name, organisation, staff roles)
+USERS: list[tuple[str, str, str, list[tuple[Role, str | None]]]] = [
+    ("admin", "Anouk de Vries", "TNO", [(Role.ADMIN, None)]),
+    ("pieter", "Pieter Bakker", "Technische Universiteit Delft", []),
+    ("sanne", "Sanne Jansen", "Eindhoven Photonics AI B.V.", []),
+    ("maria", "Maria Visser", "Technische Universiteit Delft", []),
+    ("mo", "Mohammed El Amrani", "Amsterdam Language Models B.V.", []),
+    ("rita", "Rita Smit", "Universiteit Utrecht", [(Role.REVIEWER, None)]),
+    ("hanna", "Hanna Mulder", "Fontys Hogescholen", [(Role.HUB_STAFF, Hub.BRAINPORT.value)]),
+    ("henk", "Henk Bos", "Rijksuniversiteit Groningen",
+     [(Role.HUB_STAFF, Hub.NOORD_NEDERLAND.value)]),
+    ("otto", "Otto Meijer", "Gemeente Amsterdam", [(Role.SITE_OPERATOR, "amsterdam")]),
+]  # fmt: skip
+
+# (name, title, organisation, [(username, role)])
+PROJECTS: list[tuple[str, str, str, list[tuple[str, Role]]]] = [
+    ("dutch-llm", "A Dutch open language model", "Technische Universiteit Delft",
+     [("pieter", Role.PRINCIPAL_INVESTIGATOR), ("maria", Role.MEMBER)]),
+    ("photonic-inspect", "Defect detection for photonic chips", "Eindhoven Photonics AI B.V.",
+     [("sanne", Role.PRINCIPAL_INVESTIGATOR), ("maria", Role.MEMBER)]),
+    ("legal-nl", "Legal-domain fine-tuning in Dutch", "Amsterdam Language Models B.V.",
+     [("mo", Role.PRINCIPAL_INVESTIGATOR)]),
+    ("machine-twin", "Digital twin of a production line", "Brabantse Machinefabriek B.V.",
+     [("sanne", Role.MEMBER)]),
+    ("wadden-drones", "Drone imagery of the Wadden Sea", "Wadden Robotics B.V.", []),
+    ("port-forecast", "Container flow forecasting", "Rotterdam Port Analytics B.V.", []),
+]  # fmt: skip
+
+
+def demo_token(username: str) -> tokens.NewToken:
+    """A user's demo token, derived from the username so it is the same on every machine."""
+    digest = hashlib.sha256(f"fabriek-demo:{username}".encode()).digest()
+    secret = base64.urlsafe_b64encode(digest).decode().rstrip("=")
+    return tokens.make_token(key=hashlib.sha256(username.encode()).hexdigest()[:12], secret=secret)
+
+
+@dataclass(frozen=True)
+class DemoUser:
+    username: str
+    full_name: str
+    roles: list[str]
+    projects: dict[str, str]
+    token: str
+
+
+def demo_users() -> list[DemoUser]:
+    """The demo's people with their roles, projects and tokens."""
+    out = []
+    for username, full_name, _org, staff in USERS:
+        projects = {p: r.value for p, _t, _o, ms in PROJECTS for u, r in ms if u == username}
+        roles = [f"{r.value}:{s}" if s else r.value for r, s in staff] or ["member"]
+        out.append(DemoUser(username, full_name, roles, projects, demo_token(username).token))
+    return out
+
+
+def is_loaded(session: Session) -> bool:
+    """Whether the demo factory is already in the store."""
+    return session.get(ApiTokenRow, demo_token("admin").key) is not None
+
+
+def is_empty(session: Session) -> bool:
+    return not any(session.scalar(select(func.count()).select_from(t)) for t in (SiteRow, UserRow))
+
+
+def load_demo(session: Session, now: datetime, token_days: int = 3650) -> None:
+    """Fill an empty store with the demo factory, in one transaction."""
+    if not is_empty(session):
+        raise Conflict(
+            "the database already holds a factory; the demo loads only into an empty one"
+        )
+    for s in SITES:
+        groups = [NodeGroupRow(**g.model_dump()) for g in s.node_groups]
+        session.add(
+            SiteRow(**s.model_dump(exclude={"node_groups", "province", "jurisdiction"}),
+                    province=s.province.value, jurisdiction=s.jurisdiction.value,
+                    node_groups=groups)
+        )  # fmt: skip
+    orgs: dict[str, OrganisationRow] = {}
+    for name, kind, province, kvk in ORGANISATIONS:
+        orgs[name] = OrganisationRow(
+            name=name,
+            kind=kind.value,
+            province=province.value,
+            hub=hub_for_province(province).value,
+            kvk_number=kvk,
+        )
+    session.add_all(orgs.values())
+    session.flush()
+    users: dict[str, UserRow] = {}
+    for username, full_name, org, staff in USERS:
+        user = UserRow(
+            username=username,
+            full_name=full_name,
+            email=f"{username}@demo.fabriek.example",
+            organisation_id=orgs[org].id,
+        )
+        session.add(user)
+        session.flush()
+        users[username] = user
+        session.add_all(StaffRoleRow(user_id=user.id, role=r.value, scope=s) for r, s in staff)
+        t = demo_token(username)
+        session.add(
+            ApiTokenRow(key=t.key, user_id=user.id, name="demo", token_hash=t.hash,
+                        created_at=now, expires_at=now.replace(year=now.year + token_days // 365))
+        )  # fmt: skip
+    for name, title, org, members in PROJECTS:
+        project = ProjectRow(name=name, title=title, organisation_id=orgs[org].id)
+        session.add(project)
+        session.flush()
+        session.add_all(
+            MembershipRow(project_id=project.id, user_id=users[u].id, role=r.value)
+            for u, r in members
+        )
+    session.commit()

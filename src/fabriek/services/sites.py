@@ -1,0 +1,104 @@
+"""Use cases for sites: register, change, list, and look one up."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, selectinload
+
+from fabriek.domain.errors import Forbidden, NotFound
+from fabriek.domain.roles import Principal
+from fabriek.domain.sites import NodeGroupDraft, Site, SiteDraft, SitePatch, gpu_inventory
+from fabriek.services.paging import Page, PageRequest, fetch_page
+from fabriek.services.permissions import may_operate_site, require_admin
+from fabriek.services.transactions import commit
+from fabriek.store.tables import NodeGroupRow, SiteRow
+
+
+def site_from_row(row: SiteRow) -> Site:
+    """The store's row as the domain's site."""
+    groups = [
+        NodeGroupDraft(
+            name=g.name,
+            count=g.count,
+            gpu_type=g.gpu_type,
+            gpus_per_node=g.gpus_per_node,
+            cpus_per_node=g.cpus_per_node,
+            memory_gb_per_node=g.memory_gb_per_node,
+        )
+        for g in row.node_groups
+    ]
+    return Site(
+        id=row.id,
+        name=row.name,
+        city=row.city,
+        province=row.province,
+        jurisdiction=row.jurisdiction,
+        pue=row.pue,
+        wue_l_per_kwh=row.wue_l_per_kwh,
+        grid_limit_kw=row.grid_limit_kw,
+        engine=row.engine,
+        max_time_s=row.max_time_s,
+        node_groups=groups,
+        gpus=gpu_inventory([g.to_group() for g in groups]),
+        nodes=sum(g.count for g in groups),
+        created_at=row.created_at,
+    )
+
+
+def register_site(session: Session, who: Principal, draft: SiteDraft) -> Site:
+    require_admin(who, "register a site")
+    row = SiteRow(
+        name=draft.name,
+        city=draft.city,
+        province=draft.province.value,
+        jurisdiction=draft.jurisdiction.value,
+        pue=draft.pue,
+        wue_l_per_kwh=draft.wue_l_per_kwh,
+        grid_limit_kw=draft.grid_limit_kw,
+        engine=draft.engine,
+        max_time_s=draft.max_time_s,
+        node_groups=[NodeGroupRow(**g.model_dump()) for g in draft.node_groups],
+    )
+    session.add(row)
+    commit(session, f"a site named {draft.name!r} already exists")
+    return site_from_row(row)
+
+
+def _site_row(session: Session, ref: str) -> SiteRow:
+    query = select(SiteRow).options(selectinload(SiteRow.node_groups))
+    query = (
+        query.where(SiteRow.id == int(ref)) if ref.isdigit() else query.where(SiteRow.name == ref)
+    )
+    row = session.scalars(query).first()
+    if row is None:
+        raise NotFound("site", ref)
+    return row
+
+
+def get_site(session: Session, ref: str) -> Site:
+    """A site by id or name; every signed-in user may see every site."""
+    return site_from_row(_site_row(session, ref))
+
+
+def change_site(session: Session, who: Principal, ref: str, patch: SitePatch) -> Site:
+    row = _site_row(session, ref)
+    if not may_operate_site(who, row.name):
+        raise Forbidden(f"only an admin or an operator of site {row.name} may change it")
+    for key, value in patch.model_dump(exclude_unset=True).items():
+        setattr(row, key, value)
+    commit(session, "the change conflicts with another site")
+    return site_from_row(row)
+
+
+def list_sites(
+    session: Session, page: PageRequest, province: str | None = None, gpu_type: str | None = None
+) -> Page[Site]:
+    query = select(SiteRow).options(selectinload(SiteRow.node_groups)).order_by(SiteRow.id)
+    if province:
+        query = query.where(SiteRow.province == province)
+    if gpu_type:
+        query = query.where(
+            SiteRow.id.in_(select(NodeGroupRow.site_id).where(NodeGroupRow.gpu_type == gpu_type))
+        )
+    rows, total = fetch_page(session, query, page)
+    return Page([site_from_row(r) for r in rows], total, page.limit, page.offset)

@@ -1,0 +1,1 @@
+"""Tables, repositories and migrations: the store is the truth."""

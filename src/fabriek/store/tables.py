@@ -1,0 +1,165 @@
+"""The database tables, as SQLAlchemy 2 typed mappings.
+
+Rows are the store's shape of the domain; services convert them to domain values and API
+bodies with named functions. Every change of the schema comes with an Alembic migration.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import (
+    DateTime,
+    ForeignKey,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+# Named constraints, so migrations are the same on SQLite and PostgreSQL.
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+class Timestamp(TypeDecorator[datetime]):
+    """Always timezone-aware UTC, also on SQLite (which stores no zone)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            raise ValueError("naive datetime given to the store; use UTC-aware times")
+        return value.astimezone(UTC) if value is not None else None
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class SiteRow(Base):
+    __tablename__ = "sites"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(63), unique=True)
+    city: Mapped[str] = mapped_column(String(100))
+    province: Mapped[str] = mapped_column(String(40))
+    jurisdiction: Mapped[str] = mapped_column(String(8))
+    pue: Mapped[float | None]
+    wue_l_per_kwh: Mapped[float | None]
+    grid_limit_kw: Mapped[float | None]
+    engine: Mapped[str] = mapped_column(String(20), default="local")
+    max_time_s: Mapped[int] = mapped_column(Integer, default=7 * 24 * 3600)
+    created_at: Mapped[datetime] = mapped_column(Timestamp(), default=utcnow)
+
+    node_groups: Mapped[list[NodeGroupRow]] = relationship(
+        back_populates="site", cascade="all, delete-orphan", order_by="NodeGroupRow.id"
+    )
+
+
+class NodeGroupRow(Base):
+    __tablename__ = "node_groups"
+    __table_args__ = (UniqueConstraint("site_id", "name"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    site_id: Mapped[int] = mapped_column(ForeignKey("sites.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(63))
+    count: Mapped[int]
+    gpu_type: Mapped[str | None] = mapped_column(String(20))
+    gpus_per_node: Mapped[int]
+    cpus_per_node: Mapped[int]
+    memory_gb_per_node: Mapped[int]
+
+    site: Mapped[SiteRow] = relationship(back_populates="node_groups")
+
+
+class OrganisationRow(Base):
+    __tablename__ = "organisations"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    kind: Mapped[str] = mapped_column(String(40))
+    province: Mapped[str] = mapped_column(String(40), index=True)
+    hub: Mapped[str] = mapped_column(String(40), index=True)
+    kvk_number: Mapped[str | None] = mapped_column(String(8))
+    created_at: Mapped[datetime] = mapped_column(Timestamp(), default=utcnow)
+
+
+class UserRow(Base):
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    username: Mapped[str] = mapped_column(String(63), unique=True)
+    full_name: Mapped[str] = mapped_column(String(200))
+    email: Mapped[str] = mapped_column(String(254), unique=True)
+    organisation_id: Mapped[int | None] = mapped_column(ForeignKey("organisations.id"), index=True)
+    created_at: Mapped[datetime] = mapped_column(Timestamp(), default=utcnow)
+
+
+class StaffRoleRow(Base):
+    """A factory-wide role: reviewer, hub staff (of a hub), site operator (of a site), admin."""
+
+    __tablename__ = "staff_roles"
+    __table_args__ = (UniqueConstraint("user_id", "role", "scope"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    role: Mapped[str] = mapped_column(String(40))
+    scope: Mapped[str | None] = mapped_column(String(63))
+
+
+class ApiTokenRow(Base):
+    """A personal API token: only its hash is kept."""
+
+    __tablename__ = "api_tokens"
+
+    key: Mapped[str] = mapped_column(String(12), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(100))
+    token_hash: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(Timestamp(), default=utcnow)
+    expires_at: Mapped[datetime | None] = mapped_column(Timestamp())
+    revoked_at: Mapped[datetime | None] = mapped_column(Timestamp())
+
+
+class ProjectRow(Base):
+    __tablename__ = "projects"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(63), unique=True)
+    title: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str] = mapped_column(Text, default="")
+    organisation_id: Mapped[int] = mapped_column(ForeignKey("organisations.id"), index=True)
+    created_at: Mapped[datetime] = mapped_column(Timestamp(), default=utcnow)
+
+
+class MembershipRow(Base):
+    __tablename__ = "memberships"
+
+    project_id: Mapped[int] = mapped_column(
+        ForeignKey("projects.id", ondelete="CASCADE"), primary_key=True
+    )
+    user_id: Mapped[int] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+    role: Mapped[str] = mapped_column(String(40))
+    created_at: Mapped[datetime] = mapped_column(Timestamp(), default=utcnow)
