@@ -8,20 +8,20 @@ from fabriek import __version__
 from fabriek.api import problems
 from fabriek.api.context import AppContext
 from fabriek.api.metrics import MetricsMiddleware, RequestMetrics
-from fabriek.api.routers import health, identity, organisations, projects, reference, sites, users
+from fabriek.api.routers import (
+    health,
+    identity,
+    organisations,
+    projects,
+    reference,
+    sites,
+    users,
+)
 from fabriek.settings import Settings
 from fabriek.store.db import make_engine, make_sessions
 from fabriek.store.migrate import require_current
 
-API_PREFIX = "/api/v1"
-
-
-def api_router() -> APIRouter:
-    """Every versioned route."""
-    api = APIRouter(prefix=API_PREFIX)
-    for r in (identity, reference, sites, organisations, users, projects):
-        api.include_router(r.router)
-    return api
+VERSIONED = (identity, reference, sites, organisations, users, projects)
 
 
 def create_app(settings: Settings, extra_routers: list[APIRouter] | None = None) -> FastAPI:
@@ -43,7 +43,8 @@ def create_app(settings: Settings, extra_routers: list[APIRouter] | None = None)
     app.state.metrics = RequestMetrics()
     problems.install(app)
     app.include_router(health.router)
-    app.include_router(api_router())
+    for module in VERSIONED:
+        app.include_router(module.router)
     for r in extra_routers or []:
         app.include_router(r)
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)

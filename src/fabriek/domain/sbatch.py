@@ -150,12 +150,12 @@ _SHORT |= {"-G": "--gpus"}
 _READ = frozenset(_SHORT.values()) | {"--mem", "--gres", "--gpus-per-node"}
 _REFUSED = frozenset({"--gpus-per-task", "--gpus-per-socket"})
 # sbatch options that take no value, so the token after them is the next option.
-_LONG_FLAGS = frozenset(
+_LONG_FLAG_WORDS = (
     "--exclusive --hold --ignore-pbs --no-kill --no-requeue --requeue --overcommit "
     "--oversubscribe --parsable --quiet --verbose --wait --test-only --contiguous "
-    "--spread-job --use-min-nodes --reboot --immediate --get-user-env --help --usage "
-    "--version".split()
+    "--spread-job --use-min-nodes --reboot --immediate --get-user-env --help --usage --version"
 )
+_LONG_FLAGS = frozenset(_LONG_FLAG_WORDS.split())
 _SHORT_FLAGS = frozenset("hHIkOQsvVW")
 _SHORT_WITH_VALUE = frozenset("aAbBCdDeFiLmMnopqSwx")
 

@@ -12,7 +12,7 @@ from fabriek.domain.people import Membership, MembershipDraft, Project, ProjectD
 from fabriek.domain.roles import PROJECT_ROLES, Principal, Role
 from fabriek.services.paging import Page, PageRequest
 from fabriek.services.permissions import may_manage_hub
-from fabriek.services.transactions import commit
+from fabriek.services.transactions import clash_is_conflict, commit
 from fabriek.store.tables import MembershipRow, OrganisationRow, ProjectRow, UserRow
 
 
@@ -117,13 +117,16 @@ def create_project(session: Session, who: Principal, draft: ProjectDraft) -> Pro
         description=draft.description,
         organisation_id=org.id,
     )
-    session.add(row)
-    if pi is not None:
-        session.flush()
-        session.add(
-            MembershipRow(project_id=row.id, user_id=pi.id, role=Role.PRINCIPAL_INVESTIGATOR.value)
-        )
-    commit(session, f"a project named {draft.name!r} already exists")
+    with clash_is_conflict(session, f"a project named {draft.name!r} already exists"):
+        session.add(row)
+        if pi is not None:
+            session.flush()
+            session.add(
+                MembershipRow(
+                    project_id=row.id, user_id=pi.id, role=Role.PRINCIPAL_INVESTIGATOR.value
+                )
+            )
+        session.commit()
     return _project(row, org.name, 1 if pi else 0)
 
 

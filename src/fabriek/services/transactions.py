@@ -2,16 +2,27 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from fabriek.domain.errors import Conflict
 
 
-def commit(session: Session, conflict: str) -> None:
-    """Commit all of the request's writes, or none; a uniqueness clash becomes a Conflict."""
+@contextmanager
+def clash_is_conflict(session: Session, conflict: str) -> Iterator[None]:
+    """Inside the block, a uniqueness clash (at flush or commit) rolls everything back and
+    becomes a Conflict with this message."""
     try:
-        session.commit()
+        yield
     except IntegrityError:
         session.rollback()
         raise Conflict(conflict) from None
+
+
+def commit(session: Session, conflict: str) -> None:
+    """Commit all of the request's writes, or none."""
+    with clash_is_conflict(session, conflict):
+        session.commit()

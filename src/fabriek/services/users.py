@@ -11,7 +11,7 @@ from fabriek.domain.people import StaffRoleGrant, User, UserDraft
 from fabriek.domain.roles import PROJECT_ROLES, SCOPED_ROLES, Principal, Role
 from fabriek.services.paging import Page, PageRequest, fetch_page
 from fabriek.services.permissions import may_manage_hub
-from fabriek.services.transactions import commit
+from fabriek.services.transactions import clash_is_conflict
 from fabriek.store.tables import (
     MembershipRow,
     OrganisationRow,
@@ -75,13 +75,16 @@ def add_user(session: Session, who: Principal, draft: UserDraft) -> User:
         email=draft.email,
         organisation_id=draft.organisation_id,
     )
-    session.add(row)
-    session.flush()
-    session.add_all(
-        StaffRoleRow(user_id=row.id, role=g.role.value, scope=g.scope)
-        for g in dict.fromkeys(draft.staff_roles)
-    )
-    commit(session, f"a user named {draft.username!r} or with that e-mail already exists")
+    with clash_is_conflict(
+        session, f"a user named {draft.username!r} or with that e-mail already exists"
+    ):
+        session.add(row)
+        session.flush()
+        session.add_all(
+            StaffRoleRow(user_id=row.id, role=g.role.value, scope=g.scope)
+            for g in dict.fromkeys(draft.staff_roles)
+        )
+        session.commit()
     return user_from_row(session, row)
 
 
@@ -115,12 +118,11 @@ def whoami(session: Session, who: Principal) -> tuple[User, dict[str, str]]:
     row = session.get(UserRow, who.user_id)
     if row is None:  # pragma: no cover - authentication just found this user
         raise NotFound("user", who.user_id)
-    projects = dict(
-        session.execute(
-            select(ProjectRow.name, MembershipRow.role)
-            .join(MembershipRow, MembershipRow.project_id == ProjectRow.id)
-            .where(MembershipRow.user_id == who.user_id)
-            .order_by(ProjectRow.name)
-        ).tuples()
+    rows = session.execute(
+        select(ProjectRow.name, MembershipRow.role)
+        .join(MembershipRow, MembershipRow.project_id == ProjectRow.id)
+        .where(MembershipRow.user_id == who.user_id)
+        .order_by(ProjectRow.name)
     )
+    projects = {name: role for name, role in rows}
     return user_from_row(session, row), projects

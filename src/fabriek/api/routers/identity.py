@@ -5,11 +5,12 @@ from __future__ import annotations
 from fastapi import APIRouter, status
 
 from fabriek.api.context import Caller, Ctx, Db
+from fabriek.api.routers import API_PREFIX
 from fabriek.api.schemas import WhoAmI
 from fabriek.domain.people import NewTokenInfo, TokenDraft, TokenInfo
 from fabriek.services import identity, users
 
-router = APIRouter(tags=["identity"])
+router = APIRouter(prefix=API_PREFIX, tags=["identity"])
 
 
 @router.get("/whoami", response_model=WhoAmI)

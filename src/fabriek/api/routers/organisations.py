@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, status
 
 from fabriek.api.context import Caller, Db
+from fabriek.api.routers import API_PREFIX
 from fabriek.api.schemas import PageOut, paging
 from fabriek.domain.geography import Hub, Province
 from fabriek.domain.organisations import OrganisationKind
@@ -14,7 +15,7 @@ from fabriek.domain.people import Organisation, OrganisationDraft
 from fabriek.services import organisations
 from fabriek.services.paging import PageRequest
 
-router = APIRouter(prefix="/organisations", tags=["organisations"])
+router = APIRouter(prefix=f"{API_PREFIX}/organisations", tags=["organisations"])
 
 
 @router.get("", response_model=PageOut[Organisation])

@@ -7,12 +7,13 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Response, status
 
 from fabriek.api.context import Caller, Db
+from fabriek.api.routers import API_PREFIX
 from fabriek.api.schemas import PageOut, paging
 from fabriek.domain.people import Membership, MembershipDraft, Project, ProjectDraft
 from fabriek.services import projects
 from fabriek.services.paging import PageRequest
 
-router = APIRouter(prefix="/projects", tags=["projects"])
+router = APIRouter(prefix=f"{API_PREFIX}/projects", tags=["projects"])
 
 
 @router.get("", response_model=PageOut[Project])

@@ -7,11 +7,12 @@ from dataclasses import asdict
 from fastapi import APIRouter
 
 from fabriek.api.context import Caller
+from fabriek.api.routers import API_PREFIX
 from fabriek.api.schemas import GpuTypeOut, HubOut
 from fabriek.domain.geography import HUBS, Province
 from fabriek.domain.gpus import GPU_TYPES
 
-router = APIRouter(prefix="/reference", tags=["reference"])
+router = APIRouter(prefix=f"{API_PREFIX}/reference", tags=["reference"])
 
 
 @router.get("/gpu-types", response_model=list[GpuTypeOut])

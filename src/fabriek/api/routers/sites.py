@@ -7,13 +7,14 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, status
 
 from fabriek.api.context import Caller, Db
+from fabriek.api.routers import API_PREFIX
 from fabriek.api.schemas import PageOut, paging
 from fabriek.domain.geography import Province
 from fabriek.domain.sites import Site, SiteDraft, SitePatch
 from fabriek.services import sites
 from fabriek.services.paging import PageRequest
 
-router = APIRouter(prefix="/sites", tags=["sites"])
+router = APIRouter(prefix=f"{API_PREFIX}/sites", tags=["sites"])
 
 
 @router.get("", response_model=PageOut[Site])

@@ -7,12 +7,13 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, status
 
 from fabriek.api.context import Caller, Db
+from fabriek.api.routers import API_PREFIX
 from fabriek.api.schemas import PageOut, paging
 from fabriek.domain.people import User, UserDraft
 from fabriek.services import users
 from fabriek.services.paging import PageRequest
 
-router = APIRouter(prefix="/users", tags=["users"])
+router = APIRouter(prefix=f"{API_PREFIX}/users", tags=["users"])
 
 
 @router.get("", response_model=PageOut[User])

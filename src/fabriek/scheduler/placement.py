@@ -1,0 +1,260 @@
+"""Gang placement on a cycle's working copy of the free GPUs.
+
+All GPUs of a job are placed at once, at one site, on nodes of one type. A job that fits
+on one node goes on one node, the one it fills best (least left over), which keeps whole
+nodes free for big jobs; a bigger job takes whole free nodes. Nodes of one site, type and
+size form a pool; each pool indexes its nodes by free GPUs, so a placement costs a few
+dictionary look-ups however many nodes there are.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from fabriek.domain.gpus import gpu_type as lookup_gpu_type
+from fabriek.scheduler.signals import Signals
+from fabriek.scheduler.snapshot import NodeShare, RunningJob, SiteState
+
+# Board power assumed for a GPU type the reference data does not know: an H100-class
+# figure, so an unknown type is never under-counted against a power budget.
+DEFAULT_GPU_WATTS = 700.0
+
+
+def gpu_watts(code: str) -> float:
+    """Board power of one GPU of type `code`, from the reference data."""
+    known = lookup_gpu_type(code)
+    return float(known.tdp_w) if known else DEFAULT_GPU_WATTS
+
+
+class Pool:
+    """Identical nodes of one site: free GPUs per node, indexed by how many are free.
+
+    After a reservation is set, `cap` limits what jobs that outlast it may take on the
+    reserved nodes; `eff_buckets` index nodes by what such jobs may take.
+    """
+
+    __slots__ = (
+        "buckets",
+        "cap",
+        "eff_buckets",
+        "free",
+        "gpu_type",
+        "index",
+        "names",
+        "site",
+        "size",
+        "watts",
+    )
+
+    def __init__(self, index: int, site: str, gpu_type: str, size: int) -> None:
+        self.index = index
+        self.site = site
+        self.gpu_type = gpu_type
+        self.size = size
+        self.watts = gpu_watts(gpu_type)
+        self.names: list[str] = []
+        self.free: list[int] = []
+        # buckets[f]: the nodes with exactly f GPUs free, as an insertion-ordered set.
+        self.buckets: list[dict[int, None]] = [{} for _ in range(size + 1)]
+        self.cap: dict[int, int] | None = None
+        self.eff_buckets: list[dict[int, None]] | None = None
+
+    def add_node(self, name: str, free: int) -> int:
+        """Add a node with `free` GPUs free; returns its index."""
+        idx = len(self.names)
+        self.names.append(name)
+        free = max(0, min(free, self.size))
+        self.free.append(free)
+        self.buckets[free][idx] = None
+        return idx
+
+    def eff(self, idx: int) -> int:
+        """GPUs a job that outlasts the reservation may take on node `idx`."""
+        free = self.free[idx]
+        if self.cap is None:
+            return free
+        return max(0, min(free, self.cap.get(idx, free)))
+
+    def set_caps(self, caps: dict[int, int]) -> None:
+        """Limit jobs that outlast the reservation to `caps[node]` GPUs on those nodes."""
+        self.cap = caps
+        self.eff_buckets = [dict(b) for b in self.buckets]
+        for idx in caps:
+            del self.eff_buckets[self.free[idx]][idx]
+            self.eff_buckets[self.eff(idx)][idx] = None
+
+    def change(self, idx: int, delta: int, outlasts: bool) -> None:
+        """Free (`delta` > 0) or take (< 0) GPUs on node `idx`."""
+        old_eff = self.eff(idx)
+        del self.buckets[self.free[idx]][idx]
+        self.free[idx] += delta
+        self.buckets[self.free[idx]][idx] = None
+        if self.cap is not None and self.eff_buckets is not None:
+            if outlasts and idx in self.cap:
+                self.cap[idx] += delta
+            del self.eff_buckets[old_eff][idx]
+            self.eff_buckets[self.eff(idx)][idx] = None
+
+    def view(self, outlasts: bool) -> list[dict[int, None]]:
+        """The bucket index a job sees: the capped one if it outlasts the reservation."""
+        if outlasts and self.eff_buckets is not None:
+            return self.eff_buckets
+        return self.buckets
+
+
+@dataclass(frozen=True, slots=True)
+class Placement:
+    """Where a job goes: a pool and GPUs per node index."""
+
+    pool: Pool
+    shares: tuple[tuple[int, int], ...]
+
+    @property
+    def gpus(self) -> int:
+        """GPUs placed."""
+        return sum(n for _, n in self.shares)
+
+    def node_shares(self) -> tuple[NodeShare, ...]:
+        """The placement in node names, as decisions carry it."""
+        return tuple(NodeShare(self.pool.names[i], n) for i, n in self.shares)
+
+
+class Capacity:
+    """The free GPUs of every site, copied from the snapshot and changed as the cycle
+    starts and preempts jobs. Power budgets of the hour, if any, cap each site."""
+
+    def __init__(
+        self,
+        sites: Sequence[SiteState],
+        running: Sequence[RunningJob],
+        signals: Signals,
+        now: float,
+    ) -> None:
+        self.pools: list[Pool] = []
+        self.where: dict[tuple[str, str], tuple[Pool, int]] = {}
+        self.cost: dict[str, float] = {}
+        self.power_left: dict[str, float] = {}
+        by_key: dict[tuple[str, str, int], Pool] = {}
+        for site in sites:
+            signal = signals.at(site.name, now)
+            self.cost[site.name] = signal.cost() if signal else 0.0
+            budget = signal.power_budget_kw if signal else None
+            self.power_left[site.name] = math.inf if budget is None else budget * 1000.0
+            for node in site.nodes:
+                key = (site.name, node.gpu_type, node.gpus)
+                pool = by_key.get(key)
+                if pool is None:
+                    pool = by_key[key] = Pool(len(self.pools), site.name, node.gpu_type, node.gpus)
+                    self.pools.append(pool)
+                self.where[(site.name, node.name)] = (pool, pool.add_node(node.name, node.free))
+        for job in running:
+            if self.power_left.get(job.site, math.inf) < math.inf:
+                for share in job.nodes:
+                    pool_idx = self.where.get((job.site, share.node))
+                    if pool_idx:
+                        self.power_left[job.site] -= share.gpus * pool_idx[0].watts
+        self.total_free = sum(sum(p.free) for p in self.pools)
+        self._matching: dict[str | None, tuple[list[Pool], int]] = {}
+        # Smallest GPU count that failed, per (type, outlasts, single-node): capacity only
+        # shrinks during a cycle, so any bigger request of the same kind fails too.
+        self._failed: dict[tuple[str | None, bool, bool], tuple[int, bool]] = {}
+        self.power_blocked = False
+
+    def matching(self, gpu_type: str | None) -> tuple[list[Pool], int]:
+        """Pools of this type (all for None) and their largest node size."""
+        found = self._matching.get(gpu_type)
+        if found is None:
+            pools = [p for p in self.pools if gpu_type is None or p.gpu_type == gpu_type]
+            found = self._matching[gpu_type] = (pools, max((p.size for p in pools), default=0))
+        return found
+
+    def find(self, gpus: int, gpu_type: str | None, outlasts: bool) -> Placement | None:
+        """The best placement for `gpus` GPUs now, or None; `power_blocked` tells whether
+        a power budget alone stood in the way. A job that `outlasts` the reservation sees
+        the reserved nodes capped."""
+        pools, largest = self.matching(gpu_type)
+        single = gpus <= largest
+        key = (gpu_type, outlasts, single)
+        failed = self._failed.get(key)
+        if failed is not None and gpus >= failed[0]:
+            self.power_blocked = failed[1]
+            return None
+        self.power_blocked = False
+        found = (
+            self._single(pools, gpus, outlasts) if single else self._whole(pools, gpus, outlasts)
+        )
+        if found is None:
+            self._failed[key] = (gpus, self.power_blocked)
+        return found
+
+    def _single(self, pools: list[Pool], gpus: int, outlasts: bool) -> Placement | None:
+        best: tuple[int, float, int] | None = None
+        choice: tuple[Pool, int] | None = None
+        for pool in pools:
+            if pool.size < gpus:
+                continue
+            buckets = pool.view(outlasts)
+            for f in range(gpus, pool.size + 1):
+                bucket = buckets[f]
+                if bucket:
+                    if gpus * pool.watts > self.power_left[pool.site]:
+                        self.power_blocked = True
+                        break
+                    rank = (f - gpus, self.cost[pool.site], pool.index)
+                    if best is None or rank < best:
+                        best, choice = rank, (pool, next(iter(bucket)))
+                    break
+        if choice is None:
+            return None
+        self.power_blocked = False
+        return Placement(choice[0], ((choice[1], gpus),))
+
+    def _whole(self, pools: list[Pool], gpus: int, outlasts: bool) -> Placement | None:
+        best: tuple[int, float, int] | None = None
+        chosen: Pool | None = None
+        for pool in pools:
+            need = -(-gpus // pool.size)
+            if len(pool.view(outlasts)[pool.size]) < need:
+                continue
+            if gpus * pool.watts > self.power_left[pool.site]:
+                self.power_blocked = True
+                continue
+            rank = (need * pool.size - gpus, self.cost[pool.site], pool.index)
+            if best is None or rank < best:
+                best, chosen = rank, pool
+        if chosen is None:
+            return None
+        self.power_blocked = False
+        shares: list[tuple[int, int]] = []
+        left = gpus
+        for idx in chosen.view(outlasts)[chosen.size]:
+            take = min(left, chosen.size)
+            shares.append((idx, take))
+            left -= take
+            if left == 0:
+                break
+        return Placement(chosen, tuple(shares))
+
+    def commit(self, placement: Placement, outlasts: bool) -> None:
+        """Take the placement's GPUs."""
+        pool = placement.pool
+        for idx, n in placement.shares:
+            pool.change(idx, -n, outlasts)
+        self.total_free -= placement.gpus
+        self.power_left[pool.site] -= placement.gpus * pool.watts
+
+    def release(self, site: str, shares: Sequence[NodeShare]) -> None:
+        """Give back a preempted job's GPUs."""
+        for share in shares:
+            found = self.where.get((site, share.node))
+            if found is None:
+                continue
+            pool, idx = found
+            # Clamped: a snapshot may count a node's GPUs both free and held.
+            n = min(share.gpus, pool.size - pool.free[idx])
+            pool.change(idx, n, True)
+            self.total_free += n
+            self.power_left[site] += n * pool.watts
+        self._failed.clear()

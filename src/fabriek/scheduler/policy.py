@@ -1,0 +1,202 @@
+"""One scheduling cycle: a pure function from a snapshot to decisions.
+
+The live service calls `schedule` in a loop with the store's snapshot; the simulator
+calls it on a simulated clock. Jobs are considered in policy order. Each is checked
+for what would keep it waiting whatever the GPUs (it can never fit, no allocation, a
+start time later than now, a budget that cannot cover it), then placed. The first job
+that cannot be placed may preempt lower tiers (`fabriek` only); otherwise it gets the
+reservation and every later job is backfilled around it (`backfill`, `fabriek`) or
+waits behind it (`fifo`).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from fabriek.scheduler.backfill import End, plan_reservation
+from fabriek.scheduler.decisions import CycleResult, Decision, Preempt, Reservation, Start, Wait
+from fabriek.scheduler.fairshare import fair_tree_factors
+from fabriek.scheduler.placement import Capacity
+from fabriek.scheduler.preemption import choose_victims, preemptible_tier
+from fabriek.scheduler.priority import PriorityWeights, priority_order, submit_order
+from fabriek.scheduler.reasons import WaitReason, never_fits
+from fabriek.scheduler.snapshot import PendingJob, RunningJob, Snapshot
+
+# Budget comparisons allow this much rounding (GPU-hours).
+_BUDGET_SLACK = 1e-9
+
+
+class Policy(StrEnum):
+    """`fifo`: strict submission order, the first job that cannot start blocks all.
+    `backfill`: submission order with EASY backfill. `fabriek`: the production policy."""
+
+    FIFO = "fifo"
+    BACKFILL = "backfill"
+    FABRIEK = "fabriek"
+
+
+@dataclass(frozen=True, slots=True)
+class SchedulerConfig:
+    """How a cycle decides; the defaults are production's."""
+
+    policy: Policy = Policy.FABRIEK
+    weights: PriorityWeights = field(default_factory=PriorityWeights)
+    preemption: bool = True
+
+
+def schedule(snapshot: Snapshot, config: SchedulerConfig | None = None) -> CycleResult:
+    """Decide, for every pending job of `snapshot`, to start it (where), to keep it
+    waiting (why), and which running jobs to preempt for it. Pure: no I/O, no clock."""
+    config = config or SchedulerConfig()
+    return _Cycle(snapshot, config).run()
+
+
+class _Cycle:
+    """The state of one cycle: a working copy of the free GPUs and budgets."""
+
+    def __init__(self, snapshot: Snapshot, config: SchedulerConfig) -> None:
+        self.snap = snapshot
+        self.config = config
+        self.now = snapshot.now_s
+        self.capacity = Capacity(snapshot.sites, snapshot.running, snapshot.signals, self.now)
+        self.decisions: list[Decision] = []
+        self.started: list[End] = []
+        self.budget_left = self._budgets()
+        self.reservation: Reservation | None = None
+        self.victims: list[tuple[int, RunningJob]] | None = None
+        self.stopped: set[int] = set()
+        self._never: dict[tuple[int, str | None], bool] = {}
+
+    def _budgets(self) -> dict[str, float]:
+        """GPU-hours each project may still commit: budget left minus what its running
+        jobs may still use by their time limits."""
+        left = {
+            p: (a.budget_left.value if a.budget_left is not None else math.inf)
+            for p, a in self.snap.allocations.items()
+        }
+        for job in self.snap.running:
+            if job.project in left and left[job.project] < math.inf:
+                left[job.project] -= job.gpus * max(0.0, job.expected_end_s - self.now) / 3600.0
+        return left
+
+    def _order(self) -> list[PendingJob]:
+        if self.config.policy is not Policy.FABRIEK:
+            return submit_order(self.snap.pending)
+        users = {(j.project, j.user) for j in self.snap.pending}
+        factors = fair_tree_factors(self.snap.allocations, self.snap.usage, users)
+        return priority_order(
+            self.snap.pending, self.now, self.snap.allocations, factors, self.config.weights
+        )
+
+    def run(self) -> CycleResult:
+        fifo = self.config.policy is Policy.FIFO
+        blocked = False
+        for job in self._order():
+            reason = self._ineligible(job)
+            if reason is not None:
+                self.decisions.append(Wait(job.job_id, reason, self._detail(job, reason)))
+            elif blocked:
+                self.decisions.append(Wait(job.job_id, WaitReason.PRIORITY))
+            elif self.reservation is None:
+                blocked = not self._start_or_reserve(job) and fifo
+            else:
+                self._backfill(job)
+        return CycleResult(self.decisions, self.reservation)
+
+    def _ineligible(self, job: PendingJob) -> WaitReason | None:
+        key = (job.gpus, job.gpu_type)
+        never = self._never.get(key)
+        if never is None:
+            never = self._never[key] = never_fits(job, self.snap.sites)
+        if never:
+            return WaitReason.NEVER_FITS
+        if job.project not in self.budget_left:
+            return WaitReason.NO_ALLOCATION
+        if job.earliest_start_s is not None and job.earliest_start_s > self.now:
+            return WaitReason.NOT_BEFORE_START_TIME
+        if job.gpus * job.time_limit_s / 3600.0 > self.budget_left[job.project] + _BUDGET_SLACK:
+            return WaitReason.ALLOCATION_EXHAUSTED
+        return None
+
+    def _detail(self, job: PendingJob, reason: WaitReason) -> str:
+        if reason is WaitReason.ALLOCATION_EXHAUSTED:
+            need = job.gpus * job.time_limit_s / 3600.0
+            return f"needs {need:,.2f} GPU-h, {self.budget_left[job.project]:,.2f} GPU-h free"
+        return ""
+
+    def _start(self, job: PendingJob, outlasts: bool) -> bool:
+        placement = self.capacity.find(job.gpus, job.gpu_type, outlasts)
+        if placement is None:
+            return False
+        self.capacity.commit(placement, outlasts)
+        shares = placement.node_shares()
+        self.decisions.append(Start(job.job_id, placement.pool.site, shares))
+        self.started.append((self.now + job.time_limit_s, placement.pool.site, shares))
+        self.budget_left[job.project] -= job.gpus * job.time_limit_s / 3600.0
+        return True
+
+    def _start_or_reserve(self, job: PendingJob) -> bool:
+        """Before any reservation: start the job, preempting if that is the only way,
+        or make it the reservation's holder. Whether it started."""
+        if self._start(job, False) or self._preempt_for(job):
+            return True
+        if self.capacity.power_blocked:
+            self.decisions.append(Wait(job.job_id, WaitReason.POWER_CAPPED))
+            return False
+        if self.config.policy is not Policy.FIFO:
+            self.reservation = plan_reservation(
+                job.job_id, job.gpus, job.gpu_type, self.capacity, self._ends(), self.now
+            )
+        self.decisions.append(Wait(job.job_id, WaitReason.RESOURCES))
+        return False
+
+    def _backfill(self, job: PendingJob) -> None:
+        """After the reservation: start the job only where it cannot delay it."""
+        assert self.reservation is not None
+        outlasts = self.now + job.time_limit_s > self.reservation.start_s
+        if self.capacity.total_free < job.gpus:
+            self.decisions.append(Wait(job.job_id, WaitReason.PRIORITY))
+        elif self._start(job, outlasts):
+            return
+        elif self.capacity.power_blocked:
+            self.decisions.append(Wait(job.job_id, WaitReason.POWER_CAPPED))
+        elif outlasts and self.capacity.find(job.gpus, job.gpu_type, False) is not None:
+            self.decisions.append(Wait(job.job_id, WaitReason.RESERVED_FOR_LARGER_JOB))
+        else:
+            self.decisions.append(Wait(job.job_id, WaitReason.PRIORITY))
+
+    def _ends(self) -> list[End]:
+        ends: list[End] = [
+            (j.expected_end_s, j.site, j.nodes)
+            for j in self.snap.running
+            if j.job_id not in self.stopped
+        ]
+        return ends + self.started
+
+    def _preempt_for(self, job: PendingJob) -> bool:
+        if self.config.policy is not Policy.FABRIEK or not self.config.preemption:
+            return False
+        alloc = self.snap.allocations.get(job.project)
+        if alloc is None:
+            return False
+        if self.victims is None:
+            self.victims = []
+            for running in self.snap.running:
+                tier = preemptible_tier(running, self.snap.allocations)
+                if tier is not None:
+                    self.victims.append((tier, running))
+        victims = choose_victims(job.gpus, job.gpu_type, alloc.tier, self.capacity, self.victims)
+        if victims is None:
+            return False
+        words = f"preempted and requeued for job {job.job_id} of tier {alloc.tier}"
+        for victim in victims:
+            self.stopped.add(victim.job_id)
+            self.capacity.release(victim.site, victim.nodes)
+            left = victim.gpus * max(0.0, victim.expected_end_s - self.now) / 3600.0
+            if victim.project in self.budget_left:
+                self.budget_left[victim.project] += left
+            self.decisions.append(Preempt(victim.job_id, job.job_id, words))
+        self.victims = [(t, r) for t, r in self.victims if r.job_id not in self.stopped]
+        return self._start(job, False)
