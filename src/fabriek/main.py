@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 import traceback
 
-import click
+import typer
 
 from fabriek import server_commands
 from fabriek.cli.app import app
@@ -36,14 +36,17 @@ def main(argv: list[str] | None = None) -> None:
         args.remove("--debug")
     try:
         app(args=args, standalone_mode=False)
-    except click.exceptions.Abort:
+    except typer.Abort:
         print("fabriek: aborted", file=sys.stderr)
         sys.exit(FAILURE)
-    except click.ClickException as exc:
-        print(f"fabriek: {exc.format_message()}", file=sys.stderr)
-        sys.exit(BAD_INPUT)
-    except click.exceptions.Exit as exc:
+    except typer.Exit as exc:
         sys.exit(exc.exit_code)
+    except typer.TyperException as exc:
+        # Usage errors (unknown option, bad value): the command line must change.
+        format_message = getattr(exc, "format_message", None)
+        message = format_message() if callable(format_message) else str(exc)
+        print(f"fabriek: {' '.join(str(message).split())}", file=sys.stderr)
+        sys.exit(BAD_INPUT)
     except (ApiError, ApiUnreachable, FabriekError, NotSignedIn, OSError) as exc:
         if debug:
             traceback.print_exc()

@@ -38,10 +38,10 @@ def plan_reservation(
     free = {p.index: list(p.free) for p in pools if p.index in wanted}
     whole = {p.index: p.free.count(p.size) for p in pools if p.index in wanted}
     fits_at: float | None = None
-    for end, site, shares in sorted(ends, key=lambda e: e[0]):
+    for end, site, released in sorted(ends, key=lambda e: e[0]):
         if fits_at is not None and end > fits_at:
             break
-        for share in shares:
+        for share in released:
             found = capacity.where.get((site, share.node))
             if found is None or found[0].index not in wanted:
                 continue

@@ -22,7 +22,7 @@ DEFAULT_HALF_LIFE_S = 7 * 24 * 3600.0
 
 def decay(value: float, elapsed_s: float, half_life_s: float = DEFAULT_HALF_LIFE_S) -> float:
     """`value` after `elapsed_s` seconds of exponential decay with this half-life."""
-    return value * 0.5 ** (elapsed_s / half_life_s)
+    return value * math.pow(0.5, elapsed_s / half_life_s)
 
 
 @dataclass(frozen=True, slots=True)

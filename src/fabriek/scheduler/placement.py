@@ -258,3 +258,16 @@ class Capacity:
             self.total_free += n
             self.power_left[site] += n * pool.watts
         self._failed.clear()
+
+    def retake(self, site: str, shares: Sequence[NodeShare]) -> None:
+        """Undo `release`: the job keeps its GPUs after all."""
+        for share in shares:
+            found = self.where.get((site, share.node))
+            if found is None:
+                continue
+            pool, idx = found
+            n = min(share.gpus, pool.free[idx])
+            pool.change(idx, -n, True)
+            self.total_free -= n
+            self.power_left[site] -= n * pool.watts
+        self._failed.clear()

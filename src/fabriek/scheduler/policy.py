@@ -127,6 +127,11 @@ class _Cycle:
         return ""
 
     def _start(self, job: PendingJob, outlasts: bool) -> bool:
+        if job.gpus <= 0:
+            # A job without GPUs needs no placement; the engine picks a node.
+            site = self.snap.sites[0].name if self.snap.sites else ""
+            self.decisions.append(Start(job.job_id, site, ()))
+            return True
         placement = self.capacity.find(job.gpus, job.gpu_type, outlasts)
         if placement is None:
             return False
@@ -190,10 +195,16 @@ class _Cycle:
         victims = choose_victims(job.gpus, job.gpu_type, alloc.tier, self.capacity, self.victims)
         if victims is None:
             return False
+        for victim in victims:
+            self.capacity.release(victim.site, victim.nodes)
+        if self.capacity.find(job.gpus, job.gpu_type, False) is None:
+            # A power budget still stands in the way: stopping them would gain nothing.
+            for victim in victims:
+                self.capacity.retake(victim.site, victim.nodes)
+            return False
         words = f"preempted and requeued for job {job.job_id} of tier {alloc.tier}"
         for victim in victims:
             self.stopped.add(victim.job_id)
-            self.capacity.release(victim.site, victim.nodes)
             left = victim.gpus * max(0.0, victim.expected_end_s - self.now) / 3600.0
             if victim.project in self.budget_left:
                 self.budget_left[victim.project] += left

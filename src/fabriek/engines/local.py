@@ -1,0 +1,377 @@
+"""The local engine: jobs run as processes on this machine, each under a detached runner.
+
+Everything the engine knows lives in `<state_dir>/<job_id>/` (see `local_runner` for the
+files), so a new engine on the same directory, after a restart of the control plane,
+sees exactly what the old one saw: finished jobs with their exit status, running jobs with
+the GPUs they hold. Polling only reads those files and `/proc`; it starts no process.
+
+Limits, on purpose: one control plane per state directory (GPU assignment is kept in this
+process); CPU and memory requests are not enforced (a GPU node's jobs are fenced by their
+GPUs); Linux only (runner liveness comes from `/proc`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from fabriek.domain.errors import NotFound
+from fabriek.domain.jobs import TERMINAL_STATES, JobSpec, JobState
+from fabriek.engines import local_runner as files
+from fabriek.engines.base import (
+    EngineJob,
+    EngineRejected,
+    EngineUnavailable,
+    LogStream,
+    Observation,
+)
+from fabriek.engines.gpus import GpuInventory, discover_gpus
+
+_HANDLE = re.compile(r"[0-9]{1,18}", re.ASCII)
+# What a job inherits from the control plane's environment: enough to find programs and
+# run them, and nothing else (the control plane's own settings may hold secrets).
+_INHERITED = ("PATH", "HOME", "USER", "LOGNAME", "LANG", "LC_ALL", "TZ", "TMPDIR", "SHELL")
+
+
+def _parse_time(text: object) -> datetime | None:
+    return datetime.fromisoformat(text) if isinstance(text, str) else None
+
+
+class LocalEngine:
+    """Runs jobs as child processes of this machine, on its real or virtual GPUs."""
+
+    def __init__(
+        self,
+        name: str,
+        state_dir: Path,
+        virtual_gpus: int = 0,
+        gpu_type: str | None = None,
+        *,
+        detect_gpus: bool = True,
+        kill_grace_s: float = 10.0,
+        start_timeout_s: float = 60.0,
+    ) -> None:
+        """`detect_gpus=False` skips NVML and always uses `virtual_gpus` (tests do this);
+        `kill_grace_s` is the wait between SIGTERM and SIGKILL; a job directory whose
+        runner never recorded itself within `start_timeout_s` is taken as lost."""
+        self.name = name
+        self.state_dir = Path(state_dir)
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        self.inventory: GpuInventory = discover_gpus(virtual_gpus, gpu_type, detect_gpus)
+        self.kill_grace_s = kill_grace_s
+        self.start_timeout_s = start_timeout_s
+        self._lock = threading.Lock()
+        self._held: dict[int, tuple[int, ...]] = {}  # job id -> GPUs, until it is seen ended
+        self._meta: dict[int, dict[str, Any]] = {}  # job.json, which never changes
+        self._children: dict[int, subprocess.Popen[bytes]] = {}  # runners to reap
+        for job_id, handle in self.known_jobs().items():
+            seen = self._observe(job_id, handle)
+            gpus = self._job_meta(job_id).get("gpus", [])
+            if seen.state not in TERMINAL_STATES and gpus:
+                self._held[job_id] = tuple(gpus)
+
+    # -- inventory -------------------------------------------------------------------------
+
+    def free_gpus(self) -> tuple[int, ...]:
+        """The indices of the GPUs no running job holds now."""
+        with self._lock:
+            self._release_ended()
+            return self._free()
+
+    def _free(self) -> tuple[int, ...]:
+        taken = {gpu for gpus in self._held.values() for gpu in gpus}
+        return tuple(i for i in range(self.inventory.count) if i not in taken)
+
+    def _release_ended(self) -> None:
+        for job_id in list(self._held):
+            if self._observe(job_id, str(job_id)).state in TERMINAL_STATES:
+                del self._held[job_id]
+
+    # -- the Engine protocol ---------------------------------------------------------------
+
+    def submit(self, job: EngineJob) -> str:
+        """Start `job` under a runner; return its handle (the job id as text).
+
+        Raises `EngineRejected` for a job this machine can never run and
+        `EngineUnavailable` when its GPUs are busy now.
+        """
+        handle = str(job.job_id)
+        job_dir = self.state_dir / handle
+        with self._lock:
+            if job_dir.exists():
+                return handle
+            self._check(job.spec)
+            self._release_ended()
+            free = self._free()
+            if job.spec.gpus > len(free):
+                raise EngineUnavailable(
+                    f"not enough free GPUs now: the job asks {job.spec.gpus}, "
+                    f"{len(free)} of {self.inventory.count} are free"
+                )
+            gpus = free[: job.spec.gpus]
+            if not self._create_job_dir(job, job_dir, gpus):
+                return handle  # another process created it first
+            try:
+                self._start_runner(job.job_id, job_dir)
+            except OSError as error:
+                shutil.rmtree(job_dir, ignore_errors=True)  # so that a retry starts afresh
+                raise EngineUnavailable(f"could not start the job's runner: {error}") from error
+            if gpus:
+                self._held[job.job_id] = gpus
+        return handle
+
+    def poll(self, handles: Mapping[int, str]) -> dict[int, Observation]:
+        """What each job is doing now, read from its job directory."""
+        with self._lock:
+            self._reap()
+            seen = {job_id: self._observe(job_id, handle) for job_id, handle in handles.items()}
+            for job_id, observation in seen.items():
+                if observation.state in TERMINAL_STATES:
+                    self._held.pop(job_id, None)
+        return seen
+
+    def cancel(self, handle: str) -> None:
+        """Ask the job's runner to stop it (SIGTERM to the job's process group, SIGKILL
+        after the grace period); the runner records it as cancelled."""
+        job_dir = self._job_dir(handle)
+        if job_dir is None or not (job_dir / files.JOB_FILE).exists():
+            return  # never heard of it: nothing to stop
+        if (job_dir / files.STATUS_FILE).exists():
+            return
+        with self._lock:
+            # The marker first: a runner that has not yet set up its signal handling
+            # reads it before it starts the job.
+            (job_dir / files.CANCEL_FILE).touch()
+            runner = files.read_json(job_dir / files.RUNNER_FILE)
+        if runner and files.is_alive(runner["pid"], runner.get("start_ticks")):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(runner["pid"], signal.SIGTERM)
+
+    def read_log(
+        self, handle: str, stream: LogStream, offset: int = 0, limit: int = 1 << 20
+    ) -> bytes:
+        """Up to `limit` bytes of the job's stdout or stderr from `offset`; b"" before the
+        job has written anything."""
+        job_dir = self._job_dir(handle)
+        if job_dir is None:
+            raise NotFound("local job", handle)
+        try:
+            with (job_dir / stream.value).open("rb") as output:
+                output.seek(max(0, offset))
+                return output.read(max(0, limit))
+        except FileNotFoundError:
+            return b""
+
+    def known_jobs(self) -> dict[int, str]:
+        """Every job with a directory here, finished or not."""
+        return {
+            int(entry.name): entry.name
+            for entry in os.scandir(self.state_dir)
+            if _HANDLE.fullmatch(entry.name) and entry.is_dir()
+        }
+
+    # -- submitting ------------------------------------------------------------------------
+
+    def _check(self, spec: JobSpec) -> None:
+        """Refuse, for good, what this machine can never run."""
+        if (spec.command is None) == (spec.script is None):
+            raise EngineRejected("a job needs exactly one of a command and a script")
+        if spec.command is not None and not spec.command:
+            raise EngineRejected("the job's command is empty")
+        if spec.nodes != 1:
+            raise EngineRejected(f"the local engine runs a job on one machine, not {spec.nodes}")
+        if spec.gpus > self.inventory.count:
+            raise EngineRejected(
+                f"the job asks {spec.gpus} GPUs; this machine has {self.inventory.count}"
+            )
+        have = self.inventory.gpu_type
+        if spec.gpus and spec.gpu_type and have and spec.gpu_type.lower() != have.lower():
+            raise EngineRejected(f"the job asks {spec.gpu_type} GPUs; this machine has {have}")
+        if spec.time_limit_s <= 0:
+            raise EngineRejected("the job's time limit must be more than zero")
+        if spec.container_image and shutil.which("apptainer") is None:
+            raise EngineRejected(
+                f"the job runs in container {spec.container_image!r}, but apptainer is not "
+                "installed on this machine; run a command without a container, or install it"
+            )
+
+    def _argv(self, spec: JobSpec, job_dir: Path, gpus: tuple[int, ...]) -> list[str]:
+        argv = list(spec.command) if spec.command else ["bash", str(job_dir / "script.sh")]
+        if not spec.container_image:
+            return argv
+        nv = ["--nv"] if gpus and self.inventory.source == "nvml" else []
+        return ["apptainer", "exec", *nv, "--bind", str(job_dir), spec.container_image, *argv]
+
+    def _environment(self, job: EngineJob, job_dir: Path, gpus: tuple[int, ...]) -> dict[str, str]:
+        env = {key: os.environ[key] for key in _INHERITED if key in os.environ}
+        env.update(job.spec.environment)
+        visible = ",".join(str(gpu) for gpu in gpus)
+        # Set last, so that a job cannot reach past the GPUs it was given.
+        env.update(
+            {
+                "CUDA_VISIBLE_DEVICES": visible,
+                # CUDA numbers GPUs fastest-first unless told; NVML numbers them by PCI bus.
+                "CUDA_DEVICE_ORDER": "PCI_BUS_ID",
+                "FABRIEK_GPUS": visible,
+                "FABRIEK_JOB_ID": str(job.job_id),
+                "FABRIEK_JOB_NAME": job.spec.name,
+                "FABRIEK_JOB_DIR": str(job_dir),
+                "FABRIEK_ENGINE": self.name,
+            }
+        )
+        return env
+
+    def _create_job_dir(self, job: EngineJob, job_dir: Path, gpus: tuple[int, ...]) -> bool:
+        """Build the job directory aside and rename it into place, so that it appears whole
+        or not at all. False if it appeared meanwhile."""
+        spec = job.spec
+        temp = self.state_dir / f".new-{job.job_id}-{uuid.uuid4().hex}"
+        temp.mkdir(mode=0o700)  # the job's environment may hold the user's secrets
+        try:
+            if spec.script is not None:
+                (temp / "script.sh").write_text(spec.script)
+            files.write_json(
+                temp / files.JOB_FILE,
+                {
+                    "job_id": job.job_id,
+                    "name": spec.name,
+                    "argv": self._argv(spec, job_dir, gpus),
+                    "env": self._environment(job, job_dir, gpus),
+                    "cwd": spec.working_dir or str(job_dir),
+                    "time_limit_s": spec.time_limit_s,
+                    "kill_grace_s": self.kill_grace_s,
+                    "gpus": list(gpus),
+                    "submitted_at": files.now_iso(),
+                },
+            )
+            os.rename(temp, job_dir)
+        except OSError:
+            shutil.rmtree(temp, ignore_errors=True)
+            if job_dir.exists():
+                return False
+            raise
+        return True
+
+    def _start_runner(self, job_id: int, job_dir: Path) -> None:
+        with (job_dir / files.RUNNER_LOG).open("ab") as log:
+            runner = subprocess.Popen(
+                [sys.executable, "-I", "-S", files.__file__, str(job_dir)],
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=log,
+                cwd=job_dir,
+                start_new_session=True,  # a restart of the control plane must not reach it
+            )
+        # The runner cannot vanish before we read its start time: until we reap it, even a
+        # dead child keeps its /proc entry, so this never records a recycled pid.
+        ticks = files.process_start_ticks(runner.pid)
+        files.write_json_once(
+            job_dir / files.RUNNER_FILE, {"pid": runner.pid, "start_ticks": ticks}
+        )
+        self._children[job_id] = runner
+
+    def _reap(self) -> None:
+        for job_id, child in list(self._children.items()):
+            if child.poll() is not None:
+                del self._children[job_id]
+
+    # -- observing -------------------------------------------------------------------------
+
+    def _job_dir(self, handle: str) -> Path | None:
+        return self.state_dir / handle if _HANDLE.fullmatch(handle) else None
+
+    def _job_meta(self, job_id: int) -> dict[str, Any]:
+        meta = self._meta.get(job_id)
+        if meta is None:
+            meta = files.read_json(self.state_dir / str(job_id) / files.JOB_FILE) or {}
+            if meta:
+                self._meta[job_id] = meta
+        return meta
+
+    def _observe(self, job_id: int, handle: str) -> Observation:
+        job_dir = self._job_dir(handle)
+        if job_dir is None or not (job_dir / files.JOB_FILE).exists():
+            return Observation(job_id, handle, JobState.LOST, f"no local job {handle!r} here")
+        gpus = self._job_meta(job_id).get("gpus", [])
+        status = files.read_json(job_dir / files.STATUS_FILE)
+        if status is None:
+            runner = files.read_json(job_dir / files.RUNNER_FILE)
+            if runner and files.is_alive(runner["pid"], runner.get("start_ticks")):
+                started = files.read_json(job_dir / files.STARTED_FILE)
+                began = _parse_time(started.get("started_at")) if started else None
+                state = JobState.RUNNING if began else JobState.STARTING
+                return Observation(
+                    job_id, handle, state, started_at=began, gpu_seconds=_usage(gpus, began, None)
+                )
+            age = time.time() - (job_dir / files.JOB_FILE).stat().st_mtime
+            if runner is None and age < self.start_timeout_s:
+                return Observation(job_id, handle, JobState.STARTING)
+            # The runner may have written its status just before it exited: look again.
+            status = files.read_json(job_dir / files.STATUS_FILE)
+            if status is None:
+                return self._vanished(job_id, handle, job_dir, runner)
+        return _ended(job_id, handle, status, gpus)
+
+    def _vanished(
+        self, job_id: int, handle: str, job_dir: Path, runner: dict[str, Any] | None
+    ) -> Observation:
+        if (job_dir / files.CANCEL_FILE).exists():
+            # The runner was signalled before it could catch the signal: a cancel all right.
+            return Observation(job_id, handle, JobState.CANCELLED, "cancelled before it started")
+        if runner is None:
+            why = f"its runner never started within {self.start_timeout_s:.0f} s"
+        else:
+            why = f"runner process {runner['pid']} disappeared without recording an exit status"
+        return Observation(job_id, handle, JobState.LOST, why + _last_words(job_dir))
+
+
+def _last_words(job_dir: Path) -> str:
+    """The runner's last line of output, which says why it died when it could say it."""
+    try:
+        lines = (job_dir / files.RUNNER_LOG).read_text(errors="replace").strip().splitlines()
+    except OSError:
+        return ""
+    return f" (its last words: {lines[-1][:200]})" if lines else ""
+
+
+def _usage(gpus: list[int], began: datetime | None, ended: datetime | None) -> dict[str, float]:
+    """GPU-seconds per GPU: each assigned GPU is held for the whole run."""
+    if began is None:
+        return {}
+    elapsed = max(0.0, ((ended or datetime.now(UTC)) - began).total_seconds())
+    return {str(gpu): elapsed for gpu in gpus}
+
+
+def _ended(job_id: int, handle: str, status: dict[str, Any], gpus: list[int]) -> Observation:
+    """The observation of a job whose runner recorded how it ended."""
+    if status.get("cancelled"):
+        state = JobState.CANCELLED
+    elif status.get("timed_out"):
+        state = JobState.TIMED_OUT
+    elif status.get("exit_code") == 0:
+        state = JobState.COMPLETED
+    else:
+        state = JobState.FAILED
+    began, ended = _parse_time(status.get("started_at")), _parse_time(status.get("ended_at"))
+    return Observation(
+        job_id,
+        handle,
+        state,
+        reason=status.get("reason"),
+        exit_code=status.get("exit_code") if began else None,
+        started_at=began,
+        ended_at=ended,
+        gpu_seconds=_usage(gpus, began, ended),
+    )

@@ -1,0 +1,238 @@
+"""The small process that runs one local job and outlives the control plane that started it.
+
+`LocalEngine` starts it as `python -I -S local_runner.py JOB_DIR` in a session of its own,
+so a restart of the control plane neither kills nor orphans the job. It imports nothing but
+the standard library: it starts fast, and a control plane upgraded while jobs run cannot
+break the runners already running.
+
+What it reads and writes in JOB_DIR (every write is a temp file plus `os.replace`, so a
+reader never sees half a file):
+- `job.json` (written by the engine): argv, environment, working directory, time limit.
+- `runner.json`: this runner's pid and start time, so a recycled pid is never taken for it.
+- `started.json`: when the job's process started, and its pid.
+- `stdout`, `stderr`: the job's output.
+- `cancel` (touched by the engine before it signals): cancel even if the signal came early.
+- `status.json`: the end: exit code, signal, timed out, cancelled, start and end times.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import json
+import os
+import select
+import signal
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+JOB_FILE = "job.json"
+RUNNER_FILE = "runner.json"
+STARTED_FILE = "started.json"
+STATUS_FILE = "status.json"
+CANCEL_FILE = "cancel"
+RUNNER_LOG = "runner.log"
+
+_PR_SET_PDEATHSIG = 1
+# Loaded here, not in the forked child, where loading a library is not safe.
+try:
+    _LIBC: ctypes.CDLL | None = ctypes.CDLL(None, use_errno=True)
+except OSError:
+    _LIBC = None
+
+
+def now_iso() -> str:
+    """The wall-clock time now, as ISO 8601 in UTC."""
+    return datetime.now(UTC).isoformat()
+
+
+def write_json(path: Path, data: dict[str, Any]) -> None:
+    """Write `data` so that readers see the old file or the new one, never a part."""
+    temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    temp.write_text(json.dumps(data))
+    os.replace(temp, path)
+
+
+def write_json_once(path: Path, data: dict[str, Any]) -> None:
+    """Write `data` unless `path` exists already (the engine and the runner race to record
+    the runner; both write the same facts, and neither may clobber a later file)."""
+    temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    temp.write_text(json.dumps(data))
+    try:
+        os.link(temp, path)
+    except FileExistsError:
+        pass
+    finally:
+        temp.unlink()
+
+
+def read_json(path: Path) -> dict[str, Any] | None:
+    """The object in `path`, or None if it is missing or unreadable."""
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def process_start_ticks(pid: int) -> int | None:
+    """When process `pid` started (clock ticks since boot, from /proc/<pid>/stat), or None
+    if it does not exist or has exited (a zombie counts as exited)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    # The command name in field 2 may hold blanks and ')', so split after its last ')'.
+    fields = stat.rpartition(")")[2].split()
+    if len(fields) < 20 or fields[0] in {"Z", "X"}:
+        return None
+    return int(fields[19])  # field 22 of proc(5); fields[0] is field 3
+
+
+def is_alive(pid: int, start_ticks: int | None) -> bool:
+    """Whether the process recorded as (`pid`, `start_ticks`) still runs."""
+    ticks = process_start_ticks(pid)
+    return ticks is not None and (start_ticks is None or ticks == start_ticks)
+
+
+class _Signals:
+    """Turns SIGTERM/SIGINT/SIGHUP into a flag plus a byte on a pipe that wakes `poll`."""
+
+    def __init__(self) -> None:
+        self.cancel = False
+        self.read_fd, write_fd = os.pipe()
+        os.set_blocking(self.read_fd, False)
+        os.set_blocking(write_fd, False)
+        signal.set_wakeup_fd(write_fd)
+        for number in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            signal.signal(number, self._on_signal)
+
+    def _on_signal(self, number: int, frame: object) -> None:
+        self.cancel = True
+
+    def drain(self) -> None:
+        with contextlib.suppress(BlockingIOError):
+            while os.read(self.read_fd, 512):
+                pass
+
+
+def _die_with_runner() -> None:
+    # In the child, before exec: if this runner is killed outright the job gets SIGKILL
+    # rather than running on unsupervised while its GPUs are handed to another job.
+    if _LIBC is not None:
+        with contextlib.suppress(AttributeError):
+            _LIBC.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+def _kill_group(pgid: int, number: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, number)
+
+
+def _supervise(
+    child: subprocess.Popen[bytes], limit_s: float, grace_s: float, sig: _Signals
+) -> str:
+    """Wait for the job; stop it at its time limit or on cancel. Returns why it ended:
+    "exited", "timeout" or "cancelled"."""
+    poller = select.poll()
+    poller.register(sig.read_fd, select.POLLIN)
+    pidfd: int | None = None
+    with contextlib.suppress(OSError, AttributeError):
+        pidfd = os.pidfd_open(child.pid)
+        poller.register(pidfd, select.POLLIN)
+    deadline = time.monotonic() + limit_s
+    cause, kill_at = "exited", None
+    while child.poll() is None:
+        now = time.monotonic()
+        if kill_at is None and (sig.cancel or now >= deadline):
+            cause = "cancelled" if sig.cancel else "timeout"
+            _kill_group(child.pid, signal.SIGTERM)
+            kill_at = now + grace_s
+        elif kill_at is not None and now >= kill_at:
+            _kill_group(child.pid, signal.SIGKILL)
+            kill_at = now + 3600.0  # sent; now only wait
+        wake_at = deadline if kill_at is None else kill_at
+        # Without a pidfd nothing wakes us when the child exits, so look every 0.1 s.
+        wait_ms = max(1, int((wake_at - now) * 1000))
+        poller.poll(wait_ms if pidfd is not None else min(wait_ms, 100))
+        sig.drain()
+    if pidfd is not None:
+        os.close(pidfd)
+    # Whatever the job left behind in its process group must not keep its GPUs busy.
+    _kill_group(child.pid, signal.SIGKILL)
+    return cause
+
+
+def _final(
+    exit_code: int, sig_num: int | None, cause: str, started: str | None, limit_s: float = 0
+) -> dict[str, Any]:
+    reason: str | None
+    if cause == "cancelled":
+        reason = "cancelled"
+    elif cause == "timeout":
+        reason = f"time limit of {limit_s:g} s reached"
+    elif sig_num is not None:
+        reason = f"killed by signal {signal.Signals(sig_num).name}"
+    else:
+        reason = f"exit code {exit_code}" if exit_code else None
+    return {
+        "exit_code": exit_code,
+        "signal": sig_num,
+        "timed_out": cause == "timeout",
+        "cancelled": cause == "cancelled",
+        "started_at": started,
+        "ended_at": now_iso(),
+        "reason": reason,
+    }
+
+
+def run(job_dir: Path) -> int:
+    """Run the job described in `job_dir` to its end and record how it ended."""
+    sig = _Signals()  # first, so that a cancel arriving from now on is caught
+    me = os.getpid()
+    write_json_once(job_dir / RUNNER_FILE, {"pid": me, "start_ticks": process_start_ticks(me)})
+    job = read_json(job_dir / JOB_FILE)
+    if job is None:
+        print(f"no readable {JOB_FILE} in {job_dir}", file=sys.stderr)
+        return 2
+    if sig.cancel or (job_dir / CANCEL_FILE).exists():
+        write_json(job_dir / STATUS_FILE, _final(0, None, "cancelled", None))
+        return 0
+    started = now_iso()
+    with (job_dir / "stdout").open("wb") as out, (job_dir / "stderr").open("wb") as err:
+        try:
+            child = subprocess.Popen(
+                job["argv"],
+                cwd=job["cwd"],
+                env=job["env"],
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=err,
+                start_new_session=True,  # its own process group, so it is stopped whole
+                preexec_fn=_die_with_runner,
+            )
+        except OSError as error:
+            status = _final(127, None, "exited", started)
+            status["reason"] = f"could not start {job['argv'][0]!r}: {error.strerror}"
+            write_json(job_dir / STATUS_FILE, status)
+            return 0
+    write_json(
+        job_dir / STARTED_FILE,
+        {"started_at": started, "pid": child.pid, "start_ticks": process_start_ticks(child.pid)},
+    )
+    limit_s = float(job["time_limit_s"])
+    cause = _supervise(child, limit_s, float(job["kill_grace_s"]), sig)
+    code = child.returncode
+    sig_num = -code if code < 0 else None
+    # A job killed by a signal exits, in the shell's words, with 128 + the signal's number.
+    exit_code = 128 + sig_num if sig_num else code
+    write_json(job_dir / STATUS_FILE, _final(exit_code, sig_num, cause, started, limit_s))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(run(Path(sys.argv[1])))
