@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from fabriek.domain.errors import Conflict
 
@@ -80,3 +83,102 @@ class JobSpec:
     deadline: datetime | None = None
     preemptible: bool = False
     shiftable: bool = False
+
+
+# --- What a user sends, and what they get back (validated values, no I/O). -----------------
+
+_ENV_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
+
+
+class JobDraft(BaseModel):
+    """A job as submitted through the API. Exactly one of `command` and `script`.
+
+    Resource fields left out are taken from the script's `#SBATCH` lines, else defaults;
+    given ones win over the script, as sbatch's own command-line options do.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    project: str | None = Field(default=None, description="default: your first project")
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    command: list[str] | None = Field(default=None, max_length=10_000, description="argv")
+    script: str | None = Field(default=None, max_length=1_000_000, description="a batch script")
+    container_image: str | None = Field(default=None, min_length=1, max_length=500)
+    gpus: int | None = Field(default=None, ge=0, le=100_000)
+    gpu_type: str | None = Field(default=None, description="e.g. h100; none: any type")
+    nodes: int | None = Field(default=None, ge=1, le=10_000)
+    cpus: int | None = Field(default=None, ge=1, le=100_000)
+    memory_gb: int | None = Field(default=None, ge=1, le=1_000_000)
+    time_limit: str | int | None = Field(
+        default=None, description="seconds, or Slurm's --time formats, or 30m / 2h / 1d"
+    )
+    environment: dict[str, str] = Field(default_factory=dict, max_length=1000)
+    working_dir: str | None = Field(default=None, max_length=1000)
+    earliest_start: datetime | None = None
+    deadline: datetime | None = None
+    preemptible: bool = False
+    shiftable: bool = Field(default=False, description="may be moved in time for carbon/heat")
+
+    @field_validator("command")
+    @classmethod
+    def _command(cls, v: list[str] | None) -> list[str] | None:
+        if v is not None and (not v or not v[0].strip()):
+            raise ValueError("the command is empty: give the program to run and its arguments")
+        return v
+
+    @field_validator("environment")
+    @classmethod
+    def _env(cls, v: dict[str, str]) -> dict[str, str]:
+        for key in v:
+            if not re.fullmatch(_ENV_NAME, key):
+                raise ValueError(f"{key!r} is not a valid environment variable name")
+        return v
+
+    @model_validator(mode="after")
+    def _one_thing_to_run(self) -> JobDraft:
+        if (self.command is None) == (self.script is None):
+            raise ValueError("give exactly one of 'command' and 'script'")
+        for moment in (self.earliest_start, self.deadline):
+            if moment is not None and moment.tzinfo is None:
+                raise ValueError("times need a zone, e.g. 2026-03-01T12:00:00Z")
+        if self.earliest_start and self.deadline and self.deadline <= self.earliest_start:
+            raise ValueError("the deadline must come after the earliest start")
+        return self
+
+
+class JobEvent(BaseModel):
+    at: datetime
+    from_state: JobState | None
+    to_state: JobState
+    reason: str | None
+
+
+class Job(BaseModel):
+    """A job as its owner and their project see it."""
+
+    id: int
+    project: str
+    user: str
+    name: str
+    state: JobState
+    reason: str | None
+    site: str | None
+    gpus: int
+    gpu_type: str | None
+    nodes: int
+    cpus: int
+    memory_gb: int
+    time_limit_s: int
+    command: list[str] | None
+    has_script: bool
+    container_image: str | None
+    working_dir: str | None
+    earliest_start: datetime | None
+    deadline: datetime | None
+    preemptible: bool
+    shiftable: bool
+    exit_code: int | None
+    gpu_hours: float
+    submitted_at: datetime
+    started_at: datetime | None
+    ended_at: datetime | None

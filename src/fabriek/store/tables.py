@@ -9,8 +9,10 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from sqlalchemy import (
+    JSON,
     DateTime,
     ForeignKey,
+    Index,
     Integer,
     MetaData,
     String,
@@ -163,3 +165,54 @@ class MembershipRow(Base):
     )
     role: Mapped[str] = mapped_column(String(40))
     created_at: Mapped[datetime] = mapped_column(Timestamp(), default=utcnow)
+
+
+class JobRow(Base):
+    """A job: what was asked, where it went, and where it is now."""
+
+    __tablename__ = "jobs"
+    __table_args__ = (Index("ix_jobs_state_site", "state", "site_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id"), index=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    command: Mapped[list[str] | None] = mapped_column(JSON)
+    script: Mapped[str | None] = mapped_column(Text)
+    container_image: Mapped[str | None] = mapped_column(String(500))
+    gpus: Mapped[int]
+    gpu_type: Mapped[str | None] = mapped_column(String(20))
+    nodes: Mapped[int]
+    cpus: Mapped[int]
+    memory_gb: Mapped[int]
+    time_limit_s: Mapped[int]
+    environment: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
+    working_dir: Mapped[str | None] = mapped_column(String(1000))
+    earliest_start: Mapped[datetime | None] = mapped_column(Timestamp())
+    deadline: Mapped[datetime | None] = mapped_column(Timestamp())
+    preemptible: Mapped[bool] = mapped_column(default=False)
+    shiftable: Mapped[bool] = mapped_column(default=False)
+
+    state: Mapped[str] = mapped_column(String(20))
+    reason: Mapped[str | None] = mapped_column(String(500))
+    site_id: Mapped[int | None] = mapped_column(ForeignKey("sites.id"))
+    handle: Mapped[str | None] = mapped_column(String(100))
+    exit_code: Mapped[int | None]
+    gpu_seconds: Mapped[float] = mapped_column(default=0.0)
+    cancel_requested: Mapped[bool] = mapped_column(default=False)
+    submitted_at: Mapped[datetime] = mapped_column(Timestamp(), default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(Timestamp())
+    ended_at: Mapped[datetime | None] = mapped_column(Timestamp())
+
+
+class JobEventRow(Base):
+    """Every state change of a job, with its time and reason: written with the change."""
+
+    __tablename__ = "job_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), index=True)
+    at: Mapped[datetime] = mapped_column(Timestamp())
+    from_state: Mapped[str | None] = mapped_column(String(20))
+    to_state: Mapped[str] = mapped_column(String(20))
+    reason: Mapped[str | None] = mapped_column(String(500))

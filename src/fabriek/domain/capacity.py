@@ -1,0 +1,89 @@
+"""Whether a job can ever run at a site, and a first-fit choice among sites with room now.
+
+Pure: sites come in as values. The scheduler (`fabriek.scheduler`) makes the real choice;
+this module answers the questions a submission must answer before anything is queued.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from fabriek.domain.jobs import JobSpec
+from fabriek.domain.sites import NodeGroup
+
+
+@dataclass(frozen=True)
+class SiteShape:
+    """What a site has: its node groups and the longest time limit it allows."""
+
+    name: str
+    groups: tuple[NodeGroup, ...]
+    max_time_s: int
+
+
+def group_fits(spec: JobSpec, group: NodeGroup) -> bool:
+    """Whether one node group could ever hold the job: one node if the job fits on one,
+    else whole nodes (a gang of GPUs never spans node groups)."""
+    if spec.gpus == 0:
+        return group.cpus_per_node >= spec.cpus and group.memory_gb_per_node >= spec.memory_gb
+    if not group.gpu_type or group.gpus_per_node == 0:
+        return False
+    if spec.gpu_type and spec.gpu_type != group.gpu_type:
+        return False
+    per_node = -(-spec.gpus // spec.nodes)  # GPUs on each of the nodes asked for
+    nodes = max(spec.nodes, -(-spec.gpus // group.gpus_per_node))
+    return per_node <= group.gpus_per_node and nodes <= group.count
+
+
+def fitting_sites(spec: JobSpec, sites: Sequence[SiteShape]) -> list[SiteShape]:
+    """The sites whose hardware can ever hold the job (time limit not considered)."""
+    return [s for s in sites if any(group_fits(spec, g) for g in s.groups)]
+
+
+def why_never_fits(spec: JobSpec, sites: Sequence[SiteShape]) -> tuple[str, str] | None:
+    """(field, reason) when no site can ever run the job, else None."""
+    fit = fitting_sites(spec, sites)
+    if not fit:
+        kind = f"{spec.gpu_type} " if spec.gpu_type else ""
+        most = max(
+            (g.count * g.gpus_per_node for s in sites for g in s.groups
+             if g.gpu_type and (not spec.gpu_type or g.gpu_type == spec.gpu_type)),
+            default=0,
+        )  # fmt: skip
+        if spec.gpus and most == 0:
+            return "gpu_type", f"no site has {kind}GPUs"
+        return "gpus", (
+            f"no site can ever run {spec.gpus} {kind}GPU(s) on {spec.nodes} node(s): "
+            f"the largest group of such nodes has {most} GPUs"
+        )
+    longest = max(s.max_time_s for s in fit)
+    if spec.time_limit_s > longest:
+        return "time_limit", (
+            f"{spec.time_limit_s} s is over the longest time limit of any site that fits "
+            f"({longest} s); split the work or checkpoint and resubmit"
+        )
+    return None
+
+
+def first_fit(
+    spec: JobSpec,
+    sites: Sequence[SiteShape],
+    busy: Mapping[str, Mapping[str | None, int]],
+    unavailable: frozenset[str] = frozenset(),
+) -> str | None:
+    """The first site (in the order given) that fits the job and has its GPUs free now.
+
+    `busy` is GPUs in use per site and type. Free GPUs are counted per type across the site;
+    the engine places them on nodes.
+    """
+    for site in sites:
+        if site.name in unavailable or spec.time_limit_s > site.max_time_s:
+            continue
+        for g in site.groups:
+            if not group_fits(spec, g):
+                continue
+            used = busy.get(site.name, {}).get(g.gpu_type, 0)
+            if spec.gpus == 0 or g.count * g.gpus_per_node - used >= spec.gpus:
+                return site.name
+    return None

@@ -1,0 +1,308 @@
+"""Use cases for jobs: submit, list, look at, cancel, read output.
+
+A submission is checked against every site's hardware before anything is queued; the job
+is written PENDING with its first event, and the dispatcher (`services.dispatch`) takes it
+from there. Every later change of state goes through `transition`, which records the event
+in the same transaction.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ColumnElement, Select, func, select, true
+from sqlalchemy.orm import Session, selectinload
+
+from fabriek.domain import sbatch
+from fabriek.domain.capacity import SiteShape, why_never_fits
+from fabriek.domain.errors import Forbidden, InvalidInput, NotFound
+from fabriek.domain.gpus import GPU_TYPES
+from fabriek.domain.jobs import (
+    ACTIVE_STATES,
+    TERMINAL_STATES,
+    Job,
+    JobDraft,
+    JobEvent,
+    JobSpec,
+    JobState,
+    check_transition,
+)
+from fabriek.domain.roles import Principal, Role
+from fabriek.services.paging import Page, PageRequest
+from fabriek.services.sites import site_from_row
+from fabriek.store.tables import (
+    JobEventRow,
+    JobRow,
+    MembershipRow,
+    OrganisationRow,
+    ProjectRow,
+    SiteRow,
+    UserRow,
+)
+
+
+def site_shapes(session: Session) -> list[SiteShape]:
+    """Every site's hardware, in registration order (the order first fit tries them)."""
+    rows = session.scalars(
+        select(SiteRow).options(selectinload(SiteRow.node_groups)).order_by(SiteRow.id)
+    )
+    return [
+        SiteShape(s.name, tuple(g.to_group() for g in s.node_groups), s.max_time_s)
+        for s in map(site_from_row, rows)
+    ]
+
+
+def transition(
+    session: Session, job: JobRow, new: JobState, reason: str | None, now: datetime
+) -> None:
+    """Change a job's state by the rules, and record the event in the same transaction."""
+    old = JobState(job.state)
+    check_transition(old, new)
+    job.state = new.value
+    job.reason = reason
+    session.add(
+        JobEventRow(job_id=job.id, at=now, from_state=old.value, to_state=new.value, reason=reason)
+    )
+
+
+def _time_limit(value: str | int | None) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, int):
+        if value <= 0:
+            raise InvalidInput.on("time_limit", "must be more than zero seconds")
+        return value
+    try:
+        return sbatch.parse_duration(value)
+    except InvalidInput as bad:
+        raise InvalidInput.on(
+            "time_limit", bad.problems[0].message if bad.problems else str(bad)
+        ) from None
+
+
+def spec_of(draft: JobDraft) -> JobSpec:
+    """The job to run, from the draft and (for a script) its #SBATCH lines."""
+    limit = _time_limit(draft.time_limit)
+    gpu_type = draft.gpu_type.strip().lower() if draft.gpu_type else None
+    if gpu_type is not None and gpu_type not in GPU_TYPES:
+        raise InvalidInput.on(
+            "gpu_type", f"no GPU type {draft.gpu_type!r}; known: {', '.join(GPU_TYPES)}"
+        )
+    common: dict[str, Any] = {
+        "container_image": draft.container_image,
+        "environment": dict(draft.environment),
+        "working_dir": draft.working_dir,
+    }
+    if draft.script is not None:
+        spec = sbatch.spec_from_script(
+            draft.script, name=draft.name, gpus=draft.gpus, gpu_type=gpu_type,
+            time_limit_s=limit, cpus=draft.cpus, memory_gb=draft.memory_gb, nodes=draft.nodes,
+            **common,
+        )  # fmt: skip
+        if spec.gpu_type is not None and spec.gpu_type.lower() not in GPU_TYPES:
+            raise InvalidInput.on(
+                "script",
+                f"#SBATCH asks for GPU type {spec.gpu_type!r}, which no site has; known: {', '.join(GPU_TYPES)}",
+            )
+        spec = replace(spec, gpu_type=spec.gpu_type.lower() if spec.gpu_type else None)
+    else:
+        assert draft.command is not None  # the draft's validator guarantees one of the two
+        defaults = JobSpec(name="job")
+        spec = JobSpec(
+            name=draft.name or draft.command[0].rsplit("/", 1)[-1][:200],
+            command=tuple(draft.command),
+            gpus=draft.gpus if draft.gpus is not None else defaults.gpus,
+            gpu_type=gpu_type,
+            nodes=draft.nodes or defaults.nodes,
+            cpus=draft.cpus or defaults.cpus,
+            memory_gb=draft.memory_gb or defaults.memory_gb,
+            time_limit_s=limit or defaults.time_limit_s,
+            **common,
+        )
+    return replace(
+        spec,
+        earliest_start=draft.earliest_start,
+        deadline=draft.deadline,
+        preemptible=draft.preemptible,
+        shiftable=draft.shiftable,
+    )
+
+
+def _submit_project(session: Session, who: Principal, ref: str | None) -> ProjectRow:
+    if ref is None:
+        first = session.scalars(
+            select(ProjectRow)
+            .join(MembershipRow, MembershipRow.project_id == ProjectRow.id)
+            .where(MembershipRow.user_id == who.user_id)
+            .order_by(ProjectRow.name)
+        ).first()
+        if first is None:
+            raise InvalidInput.on(
+                "project", "you are in no project; ask a PI or your hub to add you"
+            )
+        return first
+    query = select(ProjectRow).where(
+        ProjectRow.name == ref if not ref.isdigit() else ProjectRow.id == int(ref)
+    )
+    row = session.scalars(query).first()
+    if row is None or not (who.in_project(row.id) or who.is_admin):
+        raise NotFound("project", ref)
+    if not who.in_project(row.id):
+        raise Forbidden(f"only members of project {row.name} may submit jobs to it")
+    return row
+
+
+def submit_job(session: Session, who: Principal, draft: JobDraft, now: datetime) -> Job:
+    """Check the job against every site, then queue it (PENDING) with its first event."""
+    project = _submit_project(session, who, draft.project)
+    spec = spec_of(draft)
+    if problem := why_never_fits(spec, site_shapes(session)):
+        raise InvalidInput.on(*problem)
+    row = JobRow(
+        project_id=project.id, user_id=who.user_id, name=spec.name,
+        command=list(spec.command) if spec.command is not None else None, script=spec.script,
+        container_image=spec.container_image, gpus=spec.gpus, gpu_type=spec.gpu_type,
+        nodes=spec.nodes, cpus=spec.cpus, memory_gb=spec.memory_gb,
+        time_limit_s=spec.time_limit_s, environment=dict(spec.environment),
+        working_dir=spec.working_dir, earliest_start=spec.earliest_start,
+        deadline=spec.deadline, preemptible=spec.preemptible, shiftable=spec.shiftable,
+        state=JobState.PENDING.value, reason="queued", submitted_at=now,
+    )  # fmt: skip
+    session.add(row)
+    session.flush()
+    session.add(
+        JobEventRow(job_id=row.id, at=now, from_state=None, to_state=row.state, reason="submitted")
+    )
+    session.commit()
+    return Job(**_job_fields(row, project.name, who.username, None))
+
+
+def spec_from_row(row: JobRow) -> JobSpec:
+    """The job to run, as the engines take it."""
+    return JobSpec(
+        name=row.name, command=tuple(row.command) if row.command is not None else None,
+        script=row.script, container_image=row.container_image, gpus=row.gpus,
+        gpu_type=row.gpu_type, nodes=row.nodes, cpus=row.cpus, memory_gb=row.memory_gb,
+        time_limit_s=row.time_limit_s, environment=dict(row.environment or {}),
+        working_dir=row.working_dir, earliest_start=row.earliest_start, deadline=row.deadline,
+        preemptible=row.preemptible, shiftable=row.shiftable,
+    )  # fmt: skip
+
+
+def _job_fields(row: JobRow, project: str, user: str, site: str | None) -> dict[str, Any]:
+    return {
+        "id": row.id, "project": project, "user": user, "name": row.name,
+        "state": JobState(row.state), "reason": row.reason, "site": site, "gpus": row.gpus,
+        "gpu_type": row.gpu_type, "nodes": row.nodes, "cpus": row.cpus,
+        "memory_gb": row.memory_gb, "time_limit_s": row.time_limit_s, "command": row.command,
+        "has_script": row.script is not None, "container_image": row.container_image,
+        "working_dir": row.working_dir, "earliest_start": row.earliest_start,
+        "deadline": row.deadline, "preemptible": row.preemptible, "shiftable": row.shiftable,
+        "exit_code": row.exit_code, "gpu_hours": round(row.gpu_seconds / 3600.0, 6),
+        "submitted_at": row.submitted_at, "started_at": row.started_at, "ended_at": row.ended_at,
+    }  # fmt: skip
+
+
+def _visible(who: Principal) -> ColumnElement[bool]:
+    """Jobs of the projects a caller may see (as for projects themselves)."""
+    if who.is_admin:
+        return true()
+    mine = JobRow.project_id.in_(
+        select(MembershipRow.project_id).where(MembershipRow.user_id == who.user_id)
+    )
+    hubs = who.scopes(Role.HUB_STAFF)
+    if not hubs:
+        return mine
+    return mine | JobRow.project_id.in_(
+        select(ProjectRow.id).join(OrganisationRow, OrganisationRow.id == ProjectRow.organisation_id)
+        .where(OrganisationRow.hub.in_(hubs))
+    )  # fmt: skip
+
+
+def _query() -> Select[JobRow, str, str, str]:
+    return (
+        select(JobRow, ProjectRow.name, UserRow.username, SiteRow.name)
+        .join(ProjectRow, ProjectRow.id == JobRow.project_id)
+        .join(UserRow, UserRow.id == JobRow.user_id)
+        .outerjoin(SiteRow, SiteRow.id == JobRow.site_id)
+    )
+
+
+def list_jobs(
+    session: Session,
+    who: Principal,
+    page: PageRequest,
+    states: list[JobState] | None = None,
+    project: str | None = None,
+    site: str | None = None,
+    user: str | None = None,
+) -> Page[Job]:
+    """Newest first, like `squeue` shows the queue to its users."""
+    query = _query().where(_visible(who)).order_by(JobRow.id.desc())
+    if states:
+        query = query.where(JobRow.state.in_([s.value for s in states]))
+    if project:
+        query = query.where(ProjectRow.name == project)
+    if site:
+        query = query.where(SiteRow.name == site)
+    if user:
+        query = query.where(UserRow.username == user)
+    total = session.scalar(select(func.count()).select_from(query.order_by(None).subquery())) or 0
+    rows = session.execute(query.limit(page.limit).offset(page.offset)).all()
+    return Page([Job(**_job_fields(*r)) for r in rows], total, page.limit, page.offset)
+
+
+def _visible_row(
+    session: Session, who: Principal, job_id: int
+) -> tuple[JobRow, str, str, str | None]:
+    found = session.execute(_query().where(JobRow.id == job_id, _visible(who))).first()
+    if found is None:
+        raise NotFound("job", job_id)
+    row, project, user, site = found
+    return row, project, user, site
+
+
+def get_job(session: Session, who: Principal, job_id: int) -> Job:
+    return Job(**_job_fields(*_visible_row(session, who, job_id)))
+
+
+def job_events(session: Session, who: Principal, job_id: int) -> list[JobEvent]:
+    _visible_row(session, who, job_id)
+    rows = session.scalars(
+        select(JobEventRow).where(JobEventRow.job_id == job_id).order_by(JobEventRow.id)
+    )
+    return [
+        JobEvent(at=e.at, from_state=JobState(e.from_state) if e.from_state else None,
+                 to_state=JobState(e.to_state), reason=e.reason)
+        for e in rows
+    ]  # fmt: skip
+
+
+def request_cancel(
+    session: Session, who: Principal, job_id: int, now: datetime
+) -> tuple[Job, bool]:
+    """Cancel a job: a waiting one at once; a started one is marked, and the dispatcher
+    stops it on its cluster. Returns the job and whether the engine must be told.
+
+    Members may cancel their own jobs; the project's PI, its hub and admins any of its jobs.
+    """
+    row, project, user, site = _visible_row(session, who, job_id)
+    if row.user_id != who.user_id and not (
+        who.leads_project(row.project_id) or who.is_admin or who.has_role(Role.HUB_STAFF)
+    ):
+        raise Forbidden("only the job's owner, the project's PI, its hub or an admin may cancel it")
+    state = JobState(row.state)
+    if state in TERMINAL_STATES:
+        return Job(**_job_fields(row, project, user, site)), False
+    if state in {JobState.PENDING, JobState.PREEMPTED}:
+        row.ended_at = now
+        transition(session, row, JobState.CANCELLED, f"cancelled by {who.username}", now)
+        session.commit()
+        return Job(**_job_fields(row, project, user, site)), False
+    row.cancel_requested = True
+    session.add(JobEventRow(job_id=row.id, at=now, from_state=row.state, to_state=row.state,
+                            reason=f"cancel requested by {who.username}"))  # fmt: skip
+    session.commit()
+    return Job(**_job_fields(row, project, user, site)), state in ACTIVE_STATES
