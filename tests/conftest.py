@@ -35,7 +35,11 @@ def database_url(
 
 @pytest.fixture(scope="session")
 def server(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    settings = Settings(database_url=database_url, state_dir=tmp_path_factory.mktemp("state"))
+    settings = Settings(
+        database_url=database_url,
+        state_dir=tmp_path_factory.mktemp("state"),
+        dispatch_interval_s=0.2,
+    )
     with live_server(settings) as live:
         yield live
 

@@ -45,7 +45,9 @@ _started_munged: list[int] = []  # pids of munged processes this module started
 
 
 def _missing_commands() -> list[str]:
-    return [c for c in SLURM_COMMANDS if shutil.which(c) is None and not Path(f"/usr/sbin/{c}").exists()]
+    return [
+        c for c in SLURM_COMMANDS if shutil.which(c) is None and not Path(f"/usr/sbin/{c}").exists()
+    ]
 
 
 def _apt_install() -> str | None:
@@ -79,7 +81,9 @@ def _ensure_munge_key(munge_uid: int, munge_gid: int) -> None:
         MUNGE_KEY.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         os.chown(MUNGE_KEY.parent, munge_uid, munge_gid)
         if shutil.which("mungekey") or Path("/usr/sbin/mungekey").exists():
-            subprocess.run(["mungekey", "--create", f"--keyfile={MUNGE_KEY}"], check=True, timeout=30)
+            subprocess.run(
+                ["mungekey", "--create", f"--keyfile={MUNGE_KEY}"], check=True, timeout=30
+            )
         else:
             MUNGE_KEY.write_bytes(os.urandom(1024))
     os.chown(MUNGE_KEY, munge_uid, munge_gid)
@@ -286,7 +290,9 @@ class SlurmCluster:
         try:
             self._write_config()
             marker = {**os.environ, "FABRIEK_SLURM_HARNESS": str(self.root), **self.env}
-            self._ctld = self._daemon("slurmctld", ["slurmctld", "-D", "-f", str(self.conf)], marker)
+            self._ctld = self._daemon(
+                "slurmctld", ["slurmctld", "-D", "-f", str(self.conf)], marker
+            )
             for node in self.node_names:
                 cmd = ["slurmd", "-D", "-f", str(self.conf), "-N", node]
                 self._slurmds.append(self._daemon(f"slurmd-{node}", cmd, marker))
@@ -372,7 +378,9 @@ class SlurmCluster:
         self._slurmds = []
         self._ctld = None
         # slurmstepd and the jobs under it are not our children: find them by environment.
-        for pid in _pids_with_env({f"SLURM_CONF={self.conf}", f"FABRIEK_SLURM_HARNESS={self.root}"}):
+        for pid in _pids_with_env(
+            {f"SLURM_CONF={self.conf}", f"FABRIEK_SLURM_HARNESS={self.root}"}
+        ):
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.kill(pid, signal.SIGKILL)
 

@@ -47,7 +47,9 @@ def test_fresh_tokens_are_unique() -> None:
 
 
 NOW = datetime(2026, 3, 1, tzinfo=UTC)
-OFFSETS = st.one_of(st.none(), st.integers(-10_000, 10_000).map(lambda s: NOW + timedelta(seconds=s)))
+OFFSETS = st.one_of(
+    st.none(), st.integers(-10_000, 10_000).map(lambda s: NOW + timedelta(seconds=s))
+)
 
 
 @given(OFFSETS, OFFSETS)
@@ -55,7 +57,7 @@ def test_usable_exactly_before_expiry_and_revocation(
     expires: datetime | None, revoked: datetime | None
 ) -> None:
     usable = tokens.is_usable(expires, revoked, NOW)
-    expected = (expires is None or NOW < expires) and (revoked is None or revoked > NOW)
+    expected = (expires is None or expires > NOW) and (revoked is None or revoked > NOW)
     assert usable == expected
 
 
@@ -96,4 +98,6 @@ def test_units_do_not_mix() -> None:
 
 @given(st.integers(0, 4096), st.floats(0, 1e7, allow_nan=False))
 def test_gpu_hours_of_gpus_and_seconds(gpus: int, seconds: float) -> None:
-    assert abs(gpu_hours(gpus, seconds).value - gpus * seconds / 3600) <= 1e-9 * max(1, gpus * seconds)
+    assert abs(gpu_hours(gpus, seconds).value - gpus * seconds / 3600) <= 1e-9 * max(
+        1, gpus * seconds
+    )

@@ -22,7 +22,7 @@ from fabriek.engines.base import (
     LogStream,
     Observation,
 )
-from fabriek.engines.gpus import discover_gpus, gpu_type_from_name
+from fabriek.engines.gpus import discover_gpus, gpu_type_from_name, nvml_gpu_names
 from fabriek.engines.local import LocalEngine
 
 
@@ -152,6 +152,15 @@ def test_cancel_stops_a_running_job(engine: LocalEngine) -> None:
     engine.cancel("12345")  # nor is cancelling one never heard of
 
 
+def test_cancel_right_after_submit_is_a_cancel_whatever_the_runner_was_doing(
+    engine: LocalEngine,
+) -> None:
+    handles = [engine.submit(job(i, "sleep", "30")) for i in range(1, 6)]
+    for handle in handles:
+        engine.cancel(handle)
+    assert {wait_for(engine, h).state for h in handles} == {JobState.CANCELLED}
+
+
 def test_concurrent_jobs_see_distinct_gpus(engine: LocalEngine) -> None:
     show = ("bash", "-c", "echo $CUDA_VISIBLE_DEVICES; sleep 30")
     handles = [engine.submit(job(i, *show, gpus=2)) for i in (1, 2)]
@@ -266,12 +275,44 @@ def test_a_recycled_pid_is_not_taken_for_the_runner(engine: LocalEngine) -> None
     os.kill(runner["pid"], signal.SIGTERM)  # the real runner: stop it and its job
 
 
+def test_a_relative_state_dir_works_from_anywhere(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    relative = make_engine(Path("jobs"))
+    handle = relative.submit(EngineJob(1, JobSpec(name="s", script="echo hi\n")))
+    monkeypatch.chdir("/")
+    assert wait_for(relative, handle).state == JobState.COMPLETED
+    assert relative.read_log(handle, LogStream.STDOUT) == b"hi\n"
+
+
+def test_a_missing_working_directory_fails_the_job_with_a_reason(engine: LocalEngine) -> None:
+    spec = JobSpec(name="w", command=("true",), working_dir="/no/such/dir")
+    seen = wait_for(engine, engine.submit(EngineJob(1, spec)))
+    assert seen.state == JobState.FAILED
+    assert seen.reason and "working directory '/no/such/dir'" in seen.reason
+
+
+def test_what_a_crash_during_submit_left_is_cleared(tmp_path: Path) -> None:
+    (tmp_path / "jobs" / ".new-3-abc").mkdir(parents=True)
+    assert make_engine(tmp_path / "jobs").known_jobs() == {}
+    assert not (tmp_path / "jobs" / ".new-3-abc").exists()
+
+
 def test_unknown_handles(engine: LocalEngine) -> None:
     seen = engine.poll({5: "5", 6: "../etc"})
     assert seen[5].state == JobState.LOST and seen[6].state == JobState.LOST
-    with pytest.raises(NotFound):
-        engine.read_log("../etc", LogStream.STDOUT)
-    assert engine.read_log("5", LogStream.STDOUT) == b""
+    for handle in ("../etc", "5"):
+        with pytest.raises(NotFound):
+            engine.read_log(handle, LogStream.STDOUT)
+
+
+def test_nvml_lookup_answers_on_any_machine() -> None:
+    names = nvml_gpu_names()  # None without an NVIDIA driver, the devices' names with one
+    assert names is None or all(isinstance(name, str) and name for name in names)
+    inventory = discover_gpus(2, None)
+    assert inventory.source == ("nvml" if names else "virtual")
+    assert inventory.count == (len(names) if names else 2)
 
 
 def test_gpu_discovery_without_nvml_gives_virtual_gpus() -> None:

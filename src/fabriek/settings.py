@@ -29,4 +29,16 @@ class Settings(BaseSettings):
     token_days: int = Field(
         default=90, ge=1, le=3650, description="Default lifetime of a new API token, in days."
     )
+    sites_file: Path | None = Field(
+        default=None,
+        description="TOML file binding sites to engines (local, slurm); default: all local.",
+    )
+    dispatch_interval_s: float = Field(
+        default=1.0, gt=0, le=60, description="Seconds between dispatcher cycles at most."
+    )
+    local_gpus: int | None = Field(
+        default=None,
+        ge=0,
+        description="Virtual GPUs of a local-engine site without GPUs; default: the site's own.",
+    )
     log_level: str = Field(default="info", description="Server log level (debug, info, warning).")

@@ -2,36 +2,72 @@
 
 from __future__ import annotations
 
+import threading
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
 from fastapi import APIRouter, FastAPI
 
 from fabriek import __version__
 from fabriek.api import problems
-from fabriek.api.context import AppContext
+from fabriek.api.context import AppContext, utc_now
 from fabriek.api.metrics import MetricsMiddleware, RequestMetrics
 from fabriek.api.routers import (
     health,
     identity,
+    jobs,
     organisations,
     projects,
     reference,
     sites,
     users,
 )
+from fabriek.services.dispatch import Dispatcher
+from fabriek.services.engine_registry import EngineRegistry, load_sites_file
 from fabriek.settings import Settings
 from fabriek.store.db import make_engine, make_sessions
 from fabriek.store.migrate import require_current
 
-VERSIONED = (identity, reference, sites, organisations, users, projects)
+VERSIONED = (identity, reference, sites, organisations, users, projects, jobs)
 
 
-def create_app(settings: Settings, extra_routers: list[APIRouter] | None = None) -> FastAPI:
-    """The API (and any extra routers, such as the portal's) on the configured database.
+def create_app(
+    settings: Settings,
+    extra_routers: list[APIRouter] | None = None,
+    run_dispatcher: bool = True,
+) -> FastAPI:
+    """The API (and any extra routers, such as the portal's) on the configured database,
+    with the dispatcher running in a thread while the app serves.
 
     Refuses to build on a database whose schema is not this code's (StoreError).
     """
     engine = make_engine(settings.database_url)
     require_current(engine)
+    sessions = make_sessions(engine)
+    configs = load_sites_file(settings.sites_file) if settings.sites_file else {}
+    registry = EngineRegistry(settings.state_dir, configs, settings.local_gpus)
+    dispatcher = Dispatcher(sessions, registry, utc_now)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        stop = threading.Event()
+        thread = threading.Thread(
+            target=dispatcher.run,
+            args=(stop, settings.dispatch_interval_s),
+            name="dispatcher",
+            daemon=True,
+        )
+        if run_dispatcher:
+            thread.start()
+        yield
+        stop.set()
+        dispatcher.wake.set()
+        if run_dispatcher:
+            thread.join(timeout=30)
+        dispatcher.close()
+
     app = FastAPI(
+        lifespan=lifespan,
         title="Fabriek",
         version=__version__,
         description="The control plane of a sovereign AI factory.",
@@ -39,7 +75,9 @@ def create_app(settings: Settings, extra_routers: list[APIRouter] | None = None)
         docs_url="/docs",
         redoc_url=None,
     )
-    app.state.context = AppContext(settings=settings, engine=engine, sessions=make_sessions(engine))
+    app.state.context = AppContext(
+        settings=settings, engine=engine, sessions=sessions, dispatcher=dispatcher
+    )
     app.state.metrics = RequestMetrics()
     problems.install(app)
     app.include_router(health.router)

@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from fabriek.domain.errors import Unauthenticated
 from fabriek.domain.roles import Principal
 from fabriek.services import identity
+from fabriek.services.dispatch import Dispatcher
 from fabriek.settings import Settings
 
 
@@ -50,6 +51,7 @@ class AppContext:
     engine: Engine
     sessions: sessionmaker[Session]
     clock: Callable[[], datetime] = utc_now
+    dispatcher: Dispatcher | None = None
     authenticators: list[Authenticator] = field(default_factory=lambda: [bearer_token])
 
 

@@ -71,8 +71,9 @@ def first_fit(
     sites: Sequence[SiteShape],
     busy: Mapping[str, Mapping[str | None, int]],
     unavailable: frozenset[str] = frozenset(),
-) -> str | None:
-    """The first site (in the order given) that fits the job and has its GPUs free now.
+) -> tuple[str, str | None] | None:
+    """The first site (in the order given) that fits the job and has its GPUs free now,
+    with the GPU type it gets there.
 
     `busy` is GPUs in use per site and type. Free GPUs are counted per type across the site;
     the engine places them on nodes.
@@ -80,10 +81,13 @@ def first_fit(
     for site in sites:
         if site.name in unavailable or spec.time_limit_s > site.max_time_s:
             continue
+        capacity: dict[str | None, int] = {}
+        for g in site.groups:
+            capacity[g.gpu_type] = capacity.get(g.gpu_type, 0) + g.count * g.gpus_per_node
         for g in site.groups:
             if not group_fits(spec, g):
                 continue
             used = busy.get(site.name, {}).get(g.gpu_type, 0)
-            if spec.gpus == 0 or g.count * g.gpus_per_node - used >= spec.gpus:
-                return site.name
+            if spec.gpus == 0 or capacity[g.gpu_type] - used >= spec.gpus:
+                return site.name, g.gpu_type if spec.gpus else None
     return None

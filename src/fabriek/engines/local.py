@@ -67,20 +67,30 @@ class LocalEngine:
         `kill_grace_s` is the wait between SIGTERM and SIGKILL; a job directory whose
         runner never recorded itself within `start_timeout_s` is taken as lost."""
         self.name = name
-        self.state_dir = Path(state_dir)
+        # Absolute, because runners work from their job directories and outlive our cwd.
+        self.state_dir = Path(state_dir).resolve()
         self.state_dir.mkdir(parents=True, exist_ok=True)
         self.inventory: GpuInventory = discover_gpus(virtual_gpus, gpu_type, detect_gpus)
         self.kill_grace_s = kill_grace_s
         self.start_timeout_s = start_timeout_s
         self._lock = threading.Lock()
         self._held: dict[int, tuple[int, ...]] = {}  # job id -> GPUs, until it is seen ended
-        self._meta: dict[int, dict[str, Any]] = {}  # job.json, which never changes
+        self._gpus: dict[int, tuple[int, ...]] = {}  # from job.json, which never changes
         self._children: dict[int, subprocess.Popen[bytes]] = {}  # runners to reap
+        self._adopt()
+
+    def _adopt(self) -> None:
+        """Take back the GPUs of jobs that still run (after a restart of the control plane)
+        and clear what a crash in the middle of a submit left behind."""
+        for entry in os.scandir(self.state_dir):
+            if entry.name.startswith(".new-"):
+                shutil.rmtree(entry.path, ignore_errors=True)  # never had a runner
         for job_id, handle in self.known_jobs().items():
-            seen = self._observe(job_id, handle)
-            gpus = self._job_meta(job_id).get("gpus", [])
-            if seen.state not in TERMINAL_STATES and gpus:
-                self._held[job_id] = tuple(gpus)
+            if (self.state_dir / handle / files.STATUS_FILE).exists():
+                continue  # ended: one stat, so that thousands of old jobs cost little
+            gpus = self._job_gpus(job_id)
+            if gpus and self._observe(job_id, handle).state not in TERMINAL_STATES:
+                self._held[job_id] = gpus
 
     # -- inventory -------------------------------------------------------------------------
 
@@ -112,7 +122,7 @@ class LocalEngine:
         with self._lock:
             if job_dir.exists():
                 return handle
-            self._check(job.spec)
+            self._check(job.job_id, job.spec)
             self._release_ended()
             free = self._free()
             if job.spec.gpus > len(free):
@@ -121,8 +131,11 @@ class LocalEngine:
                     f"{len(free)} of {self.inventory.count} are free"
                 )
             gpus = free[: job.spec.gpus]
-            if not self._create_job_dir(job, job_dir, gpus):
-                return handle  # another process created it first
+            try:
+                if not self._create_job_dir(job, job_dir, gpus):
+                    return handle  # another process created it first
+            except OSError as error:
+                raise EngineUnavailable(f"could not write the job's directory: {error}") from error
             try:
                 self._start_runner(job.job_id, job_dir)
             except OSError as error:
@@ -165,7 +178,7 @@ class LocalEngine:
         """Up to `limit` bytes of the job's stdout or stderr from `offset`; b"" before the
         job has written anything."""
         job_dir = self._job_dir(handle)
-        if job_dir is None:
+        if job_dir is None or not job_dir.is_dir():
             raise NotFound("local job", handle)
         try:
             with (job_dir / stream.value).open("rb") as output:
@@ -184,8 +197,10 @@ class LocalEngine:
 
     # -- submitting ------------------------------------------------------------------------
 
-    def _check(self, spec: JobSpec) -> None:
+    def _check(self, job_id: int, spec: JobSpec) -> None:
         """Refuse, for good, what this machine can never run."""
+        if job_id < 0:
+            raise EngineRejected(f"job ids are not negative: {job_id}")
         if (spec.command is None) == (spec.script is None):
             raise EngineRejected("a job needs exactly one of a command and a script")
         if spec.command is not None and not spec.command:
@@ -292,19 +307,20 @@ class LocalEngine:
     def _job_dir(self, handle: str) -> Path | None:
         return self.state_dir / handle if _HANDLE.fullmatch(handle) else None
 
-    def _job_meta(self, job_id: int) -> dict[str, Any]:
-        meta = self._meta.get(job_id)
-        if meta is None:
-            meta = files.read_json(self.state_dir / str(job_id) / files.JOB_FILE) or {}
-            if meta:
-                self._meta[job_id] = meta
-        return meta
+    def _job_gpus(self, job_id: int) -> tuple[int, ...]:
+        gpus = self._gpus.get(job_id)
+        if gpus is None:
+            meta = files.read_json(self.state_dir / str(job_id) / files.JOB_FILE)
+            if meta is None:
+                return ()
+            gpus = self._gpus[job_id] = tuple(meta.get("gpus", ()))
+        return gpus
 
     def _observe(self, job_id: int, handle: str) -> Observation:
         job_dir = self._job_dir(handle)
         if job_dir is None or not (job_dir / files.JOB_FILE).exists():
             return Observation(job_id, handle, JobState.LOST, f"no local job {handle!r} here")
-        gpus = self._job_meta(job_id).get("gpus", [])
+        gpus = self._job_gpus(int(handle))
         status = files.read_json(job_dir / files.STATUS_FILE)
         if status is None:
             runner = files.read_json(job_dir / files.RUNNER_FILE)
@@ -346,7 +362,9 @@ def _last_words(job_dir: Path) -> str:
     return f" (its last words: {lines[-1][:200]})" if lines else ""
 
 
-def _usage(gpus: list[int], began: datetime | None, ended: datetime | None) -> dict[str, float]:
+def _usage(
+    gpus: tuple[int, ...], began: datetime | None, ended: datetime | None
+) -> dict[str, float]:
     """GPU-seconds per GPU: each assigned GPU is held for the whole run."""
     if began is None:
         return {}
@@ -354,7 +372,7 @@ def _usage(gpus: list[int], began: datetime | None, ended: datetime | None) -> d
     return {str(gpu): elapsed for gpu in gpus}
 
 
-def _ended(job_id: int, handle: str, status: dict[str, Any], gpus: list[int]) -> Observation:
+def _ended(job_id: int, handle: str, status: dict[str, Any], gpus: tuple[int, ...]) -> Observation:
     """The observation of a job whose runner recorded how it ended."""
     if status.get("cancelled"):
         state = JobState.CANCELLED

@@ -120,12 +120,14 @@ class _Signals:
                 pass
 
 
-def _die_with_runner() -> None:
+def _die_with(runner: int) -> None:
     # In the child, before exec: if this runner is killed outright the job gets SIGKILL
     # rather than running on unsupervised while its GPUs are handed to another job.
     if _LIBC is not None:
         with contextlib.suppress(AttributeError):
             _LIBC.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != runner:
+        os._exit(137)  # the runner died before the line above took effect
 
 
 def _kill_group(pgid: int, number: int) -> None:
@@ -213,11 +215,14 @@ def run(job_dir: Path) -> int:
                 stdout=out,
                 stderr=err,
                 start_new_session=True,  # its own process group, so it is stopped whole
-                preexec_fn=_die_with_runner,
+                preexec_fn=lambda: _die_with(me),
             )
         except OSError as error:
             status = _final(127, None, "exited", started)
-            status["reason"] = f"could not start {job['argv'][0]!r}: {error.strerror}"
+            reason = f"could not start {job['argv'][0]!r}: {error.strerror}"
+            if error.filename == job["cwd"]:
+                reason += f" (working directory {job['cwd']!r})"
+            status["reason"] = reason
             write_json(job_dir / STATUS_FILE, status)
             return 0
     write_json(

@@ -53,6 +53,8 @@ def _level_rank(
 
     `children` maps a name to (shares, usage). A child without usage ranks first; a
     child without shares last."""
+    if len(children) == 1:
+        return [list(children)]
     total_shares = sum(s for s, _ in children.values()) or 1.0
     total_usage = sum(u for _, u in children.values())
     scored: dict[float, list[str]] = {}

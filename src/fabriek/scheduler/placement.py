@@ -61,14 +61,13 @@ class Pool:
         self.cap: dict[int, int] | None = None
         self.eff_buckets: list[dict[int, None]] | None = None
 
-    def add_node(self, name: str, free: int) -> int:
-        """Add a node with `free` GPUs free; returns its index."""
-        idx = len(self.names)
-        self.names.append(name)
-        free = max(0, min(free, self.size))
-        self.free.append(free)
-        self.buckets[free][idx] = None
-        return idx
+    def index_nodes(self) -> None:
+        """Index the nodes added to `names` and `free` by free GPUs (clamped to the node)."""
+        size, free, buckets = self.size, self.free, self.buckets
+        for idx, f in enumerate(free):
+            if f > size or f < 0:
+                f = free[idx] = max(0, min(f, size))
+            buckets[f][idx] = None
 
     def eff(self, idx: int) -> int:
         """GPUs a job that outlasts the reservation may take on node `idx`."""
@@ -133,34 +132,53 @@ class Capacity:
         now: float,
     ) -> None:
         self.pools: list[Pool] = []
-        self.where: dict[tuple[str, str], tuple[Pool, int]] = {}
         self.cost: dict[str, float] = {}
         self.power_left: dict[str, float] = {}
-        by_key: dict[tuple[str, str, int], Pool] = {}
+        self._where: dict[tuple[str, str], tuple[Pool, int]] | None = None
         for site in sites:
             signal = signals.at(site.name, now)
             self.cost[site.name] = signal.cost() if signal else 0.0
             budget = signal.power_budget_kw if signal else None
             self.power_left[site.name] = math.inf if budget is None else budget * 1000.0
+            by_key: dict[tuple[str, int], Pool] = {}
             for node in site.nodes:
-                key = (site.name, node.gpu_type, node.gpus)
-                pool = by_key.get(key)
+                pool = by_key.get((node.gpu_type, node.gpus))
                 if pool is None:
-                    pool = by_key[key] = Pool(len(self.pools), site.name, node.gpu_type, node.gpus)
+                    pool = Pool(len(self.pools), site.name, node.gpu_type, node.gpus)
+                    by_key[(node.gpu_type, node.gpus)] = pool
                     self.pools.append(pool)
-                self.where[(site.name, node.name)] = (pool, pool.add_node(node.name, node.free))
-        for job in running:
-            if self.power_left.get(job.site, math.inf) < math.inf:
+                pool.names.append(node.name)
+                pool.free.append(node.free)
+        for pool in self.pools:
+            pool.index_nodes()
+        if any(p < math.inf for p in self.power_left.values()):
+            for job in running:
                 for share in job.nodes:
-                    pool_idx = self.where.get((job.site, share.node))
-                    if pool_idx:
-                        self.power_left[job.site] -= share.gpus * pool_idx[0].watts
+                    found = self.where.get((job.site, share.node))
+                    if found is not None:
+                        self.power_left[job.site] -= share.gpus * found[0].watts
         self.total_free = sum(sum(p.free) for p in self.pools)
         self._matching: dict[str | None, tuple[list[Pool], int]] = {}
         # Smallest GPU count that failed, per (type, outlasts, single-node): capacity only
         # shrinks during a cycle, so any bigger request of the same kind fails too.
         self._failed: dict[tuple[str | None, bool, bool], tuple[int, bool]] = {}
         self.power_blocked = False
+
+    @property
+    def where(self) -> dict[tuple[str, str], tuple[Pool, int]]:
+        """(site, node name) -> (pool, node index); built on first use."""
+        if self._where is None:
+            self._where = {
+                (p.site, name): (p, idx) for p in self.pools for idx, name in enumerate(p.names)
+            }
+        return self._where
+
+    def never_fits(self, gpus: int, gpu_type: str | None) -> bool:
+        """`reasons.never_fits` on this cycle's nodes, from the pools' sizes."""
+        pools, largest = self.matching(gpu_type)
+        if gpus <= 0 or gpus <= largest:
+            return False
+        return not any(len(p.names) * p.size >= gpus for p in pools if p.size > 0)
 
     def matching(self, gpu_type: str | None) -> tuple[list[Pool], int]:
         """Pools of this type (all for None) and their largest node size."""

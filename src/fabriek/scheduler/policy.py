@@ -21,7 +21,7 @@ from fabriek.scheduler.fairshare import fair_tree_factors
 from fabriek.scheduler.placement import Capacity
 from fabriek.scheduler.preemption import choose_victims, preemptible_tier
 from fabriek.scheduler.priority import PriorityWeights, priority_order, submit_order
-from fabriek.scheduler.reasons import WaitReason, never_fits
+from fabriek.scheduler.reasons import WaitReason
 from fabriek.scheduler.snapshot import PendingJob, RunningJob, Snapshot
 
 # Budget comparisons allow this much rounding (GPU-hours).
@@ -68,6 +68,7 @@ class _Cycle:
         self.victims: list[tuple[int, RunningJob]] | None = None
         self.stopped: set[int] = set()
         self._never: dict[tuple[int, str | None], bool] = {}
+        self._lowest_tier = min((a.tier for a in snapshot.allocations.values()), default=0)
 
     def _budgets(self) -> dict[str, float]:
         """GPU-hours each project may still commit: budget left minus what its running
@@ -109,7 +110,7 @@ class _Cycle:
         key = (job.gpus, job.gpu_type)
         never = self._never.get(key)
         if never is None:
-            never = self._never[key] = never_fits(job, self.snap.sites)
+            never = self._never[key] = self.capacity.never_fits(job.gpus, job.gpu_type)
         if never:
             return WaitReason.NEVER_FITS
         if job.project not in self.budget_left:
@@ -184,7 +185,7 @@ class _Cycle:
         if self.config.policy is not Policy.FABRIEK or not self.config.preemption:
             return False
         alloc = self.snap.allocations.get(job.project)
-        if alloc is None:
+        if alloc is None or alloc.tier <= self._lowest_tier:
             return False
         if self.victims is None:
             self.victims = []

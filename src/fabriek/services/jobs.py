@@ -306,3 +306,9 @@ def request_cancel(
                             reason=f"cancel requested by {who.username}"))  # fmt: skip
     session.commit()
     return Job(**_job_fields(row, project, user, site)), state in ACTIVE_STATES
+
+
+def job_handle(session: Session, who: Principal, job_id: int) -> tuple[Job, str | None]:
+    """A visible job and its engine handle (None until an engine has it)."""
+    row, project, user, site = _visible_row(session, who, job_id)
+    return Job(**_job_fields(row, project, user, site)), row.handle

@@ -196,6 +196,8 @@ class JobRow(Base):
     state: Mapped[str] = mapped_column(String(20))
     reason: Mapped[str | None] = mapped_column(String(500))
     site_id: Mapped[int | None] = mapped_column(ForeignKey("sites.id"))
+    # The GPU type the job got (it may have asked for any).
+    placed_gpu_type: Mapped[str | None] = mapped_column(String(20))
     handle: Mapped[str | None] = mapped_column(String(100))
     exit_code: Mapped[int | None]
     gpu_seconds: Mapped[float] = mapped_column(default=0.0)

@@ -40,6 +40,7 @@ def upgrade() -> None:
         sa.Column("state", sa.String(length=20), nullable=False),
         sa.Column("reason", sa.String(length=500), nullable=True),
         sa.Column("site_id", sa.Integer(), nullable=True),
+        sa.Column("placed_gpu_type", sa.String(length=20), nullable=True),
         sa.Column("handle", sa.String(length=100), nullable=True),
         sa.Column("exit_code", sa.Integer(), nullable=True),
         sa.Column("gpu_seconds", sa.Double(), nullable=False),

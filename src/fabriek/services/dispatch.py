@@ -1,0 +1,382 @@
+"""The dispatcher: keeps the store and the engines in agreement, one cycle at a time.
+
+A cycle is load -> act -> apply, and never holds a transaction across a call to a cluster:
+1. place: waiting jobs get a site (first fit for now) and become STARTING, committed
+   *before* any engine hears of them, so a crash never loses a started job;
+2. launch: every STARTING job without an engine handle is submitted. Engines' submissions
+   are idempotent per Fabriek job id, so after a crash a resubmission adopts the job the
+   cluster already has instead of starting it twice;
+3. observe: one batched poll per site; the changes are applied by the state rules;
+4. cancel: jobs whose cancel was requested are stopped on their cluster.
+A site whose cluster does not answer is backed off (exponentially, up to a minute) and its
+jobs wait with the reason shown, so an outage costs one log line, not a storm.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from fabriek.domain.capacity import SiteShape, first_fit
+from fabriek.domain.jobs import ACTIVE_STATES, JobSpec, JobState, can_transition
+from fabriek.engines.base import (
+    Engine,
+    EngineJob,
+    EngineRejected,
+    EngineUnavailable,
+    Observation,
+    Placement,
+    poll_all,
+)
+from fabriek.services.engine_registry import EngineRegistry
+from fabriek.services.jobs import site_shapes, spec_from_row, transition
+from fabriek.store.tables import JobRow, SiteRow
+
+log = logging.getLogger("fabriek.dispatch")
+
+PLACE_BATCH = 2000
+CANCEL_RETRY_S = 30.0
+
+
+@dataclass
+class SiteHealth:
+    """Whether a site's cluster answers; when not, until when to leave it alone."""
+
+    down_since: float | None = None
+    retry_at: float = 0.0
+    delay: float = 1.0
+    reason: str = ""
+
+
+@dataclass
+class CycleReport:
+    placed: int = 0
+    launched: int = 0
+    observed: int = 0
+    changed: int = 0
+    cancelled: int = 0
+    sites_down: list[str] = field(default_factory=list)
+
+
+class Dispatcher:
+    """Runs cycles against the store and the engines; one per control plane."""
+
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        registry: EngineRegistry,
+        clock: Callable[[], datetime],
+        submit_workers: int = 8,
+    ) -> None:
+        self.sessions = sessions
+        self.registry = registry
+        self.clock = clock
+        self.wake = threading.Event()
+        self.health: dict[str, SiteHealth] = defaultdict(SiteHealth)
+        self._cancel_sent: dict[int, float] = {}
+        self._pool = ThreadPoolExecutor(max_workers=submit_workers, thread_name_prefix="submit")
+        self._gpus: dict[str, int] = {}
+
+    # -- the loop ----------------------------------------------------------------------------
+
+    def run(self, stop: threading.Event, interval_s: float) -> None:
+        """Cycle until `stop` is set; a submission or cancel wakes it early."""
+        while not stop.is_set():
+            try:
+                self.cycle()
+            except Exception:  # a bad cycle must not kill the loop; the next one retries
+                log.exception("dispatcher cycle failed")
+            self.wake.wait(interval_s)
+            self.wake.clear()
+
+    def cycle(self) -> CycleReport:
+        report = CycleReport()
+        shapes = self._shapes()
+        report.placed = self._place(shapes)
+        report.launched = self._launch()
+        report.observed, report.changed = self._observe()
+        report.cancelled = self._cancel()
+        report.sites_down = sorted(s for s, h in self.health.items() if h.down_since is not None)
+        return report
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True)
+
+    # -- sites ---------------------------------------------------------------------------------
+
+    def _shapes(self) -> list[SiteShape]:
+        with self.sessions() as session:
+            shapes = site_shapes(session)
+        self._gpus = {s.name: sum(g.count * g.gpus_per_node for g in s.groups) for s in shapes}
+        return shapes
+
+    def engine(self, site: str) -> Engine:
+        return self.registry.engine(site, self._gpus.get(site, 0))
+
+    def _available(self, site: str) -> bool:
+        return time.monotonic() >= self.health[site].retry_at
+
+    def _site_failed(self, site: str, reason: str) -> None:
+        h = self.health[site]
+        if h.down_since is None:
+            log.warning(
+                "site %s: cluster unavailable (%s); jobs wait until it returns", site, reason
+            )
+            h.down_since, h.delay = time.monotonic(), 1.0
+        else:
+            h.delay = min(h.delay * 2, 60.0)
+        h.reason = reason
+        h.retry_at = time.monotonic() + h.delay
+
+    def _site_ok(self, site: str) -> None:
+        h = self.health[site]
+        if h.down_since is not None:
+            log.warning(
+                "site %s: cluster is back after %.0f s", site, time.monotonic() - h.down_since
+            )
+            self.health[site] = SiteHealth()
+
+    # -- 1. place --------------------------------------------------------------------------------
+
+    def _place(self, shapes: list[SiteShape]) -> int:
+        now = self.clock()
+        placed = 0
+        with self.sessions() as session:
+            site_ids = {n: i for n, i in session.execute(select(SiteRow.name, SiteRow.id))}
+            names = {v: k for k, v in site_ids.items()}
+            busy: dict[str, dict[str | None, int]] = defaultdict(lambda: defaultdict(int))
+            for site_id, gpu_type, gpus in session.execute(
+                select(JobRow.site_id, JobRow.placed_gpu_type, func.sum(JobRow.gpus))
+                .where(JobRow.state.in_([s.value for s in ACTIVE_STATES]))
+                .group_by(JobRow.site_id, JobRow.placed_gpu_type)
+            ):
+                if site_id is not None:
+                    busy[names[site_id]][gpu_type] += int(gpus or 0)
+            down = frozenset(s.name for s in shapes if not self._available(s.name))
+            waiting = session.scalars(
+                select(JobRow)
+                .where(JobRow.state == JobState.PENDING.value)
+                .order_by(JobRow.id)
+                .limit(PLACE_BATCH)
+            ).all()
+            for job in waiting:
+                if job.earliest_start is not None and job.earliest_start > now:
+                    self._wait(
+                        job,
+                        f"NotBeforeStartTime: starts no earlier than {job.earliest_start:%Y-%m-%d %H:%M} UTC",
+                    )
+                    continue
+                spec = spec_from_row(job)
+                choice = first_fit(spec, shapes, busy, down)
+                if choice is None:
+                    if down and first_fit(spec, shapes, busy) is not None:
+                        why = "; ".join(f"{s}: {self.health[s].reason}" for s in sorted(down))
+                        self._wait(job, f"SiteUnavailable: {why}")
+                    else:
+                        self._wait(
+                            job,
+                            f"Resources: waiting for {spec.gpus} free {spec.gpu_type or ''} GPU(s)".replace(
+                                "  ", " "
+                            ),
+                        )
+                    continue
+                site, gpu_type = choice
+                busy[site][gpu_type] += spec.gpus
+                job.site_id = site_ids[site]
+                job.placed_gpu_type = gpu_type
+                transition(session, job, JobState.STARTING, f"starting on {site}", now)
+                placed += 1
+            session.commit()
+        return placed
+
+    @staticmethod
+    def _wait(job: JobRow, reason: str) -> None:
+        if job.reason != reason:  # write only what changed
+            job.reason = reason
+
+    # -- 2. launch ---------------------------------------------------------------------------------
+
+    def _launch(self) -> int:
+        with self.sessions() as session:
+            todo = session.execute(
+                select(JobRow, SiteRow.name)
+                .join(SiteRow, SiteRow.id == JobRow.site_id)
+                .where(JobRow.state == JobState.STARTING.value, JobRow.handle.is_(None))
+                .order_by(JobRow.id)
+            ).all()
+            work = [
+                (job.id, site, EngineJob(job.id, self._engine_spec(job, site), Placement()))
+                for job, site in todo
+            ]
+        if not work:
+            return 0
+
+        def submit(item: tuple[int, str, EngineJob]) -> tuple[int, str, str | Exception]:
+            job_id, site, engine_job = item
+            if not self._available(site):
+                return (
+                    job_id,
+                    site,
+                    EngineUnavailable(self.health[site].reason or "site unavailable"),
+                )
+            try:
+                return job_id, site, self.engine(site).submit(engine_job)
+            except (EngineUnavailable, EngineRejected) as exc:
+                return job_id, site, exc
+            except Exception as exc:  # an engine bug must not lose the job: it waits
+                log.exception("submitting job %s to %s failed", job_id, site)
+                return job_id, site, EngineUnavailable(f"internal error: {exc}")
+
+        results = list(self._pool.map(submit, work))
+        now = self.clock()
+        launched = 0
+        with self.sessions() as session:
+            rows = {
+                j.id: j
+                for j in session.scalars(
+                    select(JobRow).where(JobRow.id.in_([r[0] for r in results]))
+                )
+            }
+            for job_id, site, outcome in results:
+                job = rows.get(job_id)
+                if job is None or job.state != JobState.STARTING.value:
+                    continue
+                if isinstance(outcome, str):
+                    job.handle = outcome
+                    launched += 1
+                    self._site_ok(site)
+                elif isinstance(outcome, EngineRejected):
+                    job.ended_at = now
+                    transition(
+                        session, job, JobState.FAILED, f"{site} refused the job: {outcome}", now
+                    )
+                else:
+                    if "free GPUs" not in str(outcome):  # busy is not broken
+                        self._site_failed(site, str(outcome))
+                    job.site_id = None
+                    job.placed_gpu_type = None
+                    transition(
+                        session, job, JobState.PENDING, f"SiteUnavailable: {site}: {outcome}", now
+                    )
+            session.commit()
+        return launched
+
+    def _engine_spec(self, job: JobRow, site: str) -> JobSpec:
+        spec = spec_from_row(job)
+        if job.placed_gpu_type and not spec.gpu_type:
+            spec = replace(spec, gpu_type=job.placed_gpu_type)
+        if self.registry.kind(site) == "local" and spec.nodes != 1:
+            # The local engine is one machine: a multi-node job runs as one process there.
+            spec = replace(spec, nodes=1)
+        return spec
+
+    # -- 3. observe --------------------------------------------------------------------------------
+
+    def _observe(self) -> tuple[int, int]:
+        with self.sessions() as session:
+            active = session.execute(
+                select(JobRow.id, JobRow.handle, SiteRow.name)
+                .join(SiteRow, SiteRow.id == JobRow.site_id)
+                .where(
+                    JobRow.state.in_([s.value for s in ACTIVE_STATES]), JobRow.handle.is_not(None)
+                )
+            ).all()
+        by_site: dict[str, dict[int, str]] = defaultdict(dict)
+        for job_id, handle, site in active:
+            if handle is not None:
+                by_site[site][job_id] = handle
+        seen: dict[int, Observation] = {}
+        for site, handles in by_site.items():
+            if not self._available(site):
+                continue
+            try:
+                seen.update(poll_all(self.engine(site), handles))
+                self._site_ok(site)
+            except EngineUnavailable as exc:
+                self._site_failed(site, str(exc))
+        if not seen:
+            return 0, 0
+        return len(seen), self._apply(seen)
+
+    def _apply(self, seen: dict[int, Observation]) -> int:
+        now = self.clock()
+        changed = 0
+        with self.sessions() as session:
+            rows = session.scalars(select(JobRow).where(JobRow.id.in_(list(seen)))).all()
+            for job in rows:
+                obs = seen[job.id]
+                if obs.gpu_seconds:
+                    job.gpu_seconds = float(sum(obs.gpu_seconds.values()))
+                if obs.started_at and job.started_at is None:
+                    job.started_at = obs.started_at
+                new = obs.state
+                if new.value == job.state:
+                    continue
+                if new == JobState.PENDING:  # queued on the cluster: still starting for us
+                    self._wait(
+                        job,
+                        f"queued on the cluster: {obs.reason}"
+                        if obs.reason
+                        else "queued on the cluster",
+                    )
+                    continue
+                if not can_transition(JobState(job.state), new):
+                    if JobState(job.state) == JobState.STARTING and can_transition(
+                        JobState.RUNNING, new
+                    ):
+                        transition(session, job, JobState.RUNNING, "started", obs.started_at or now)
+                    else:
+                        log.warning(
+                            "job %s: engine says %s, store says %s; kept", job.id, new, job.state
+                        )
+                        continue
+                if new not in ACTIVE_STATES:
+                    job.exit_code = obs.exit_code
+                    job.ended_at = obs.ended_at or now
+                    self._cancel_sent.pop(job.id, None)
+                reason = obs.reason or ("started" if new == JobState.RUNNING else None)
+                if new == JobState.CANCELLED and job.cancel_requested and not obs.reason:
+                    reason = "cancelled on request"
+                transition(session, job, new, reason, now)
+                changed += 1
+            session.commit()
+        return changed
+
+    # -- 4. cancel ---------------------------------------------------------------------------------
+
+    def _cancel(self) -> int:
+        with self.sessions() as session:
+            asked = session.execute(
+                select(JobRow.id, JobRow.handle, SiteRow.name)
+                .join(SiteRow, SiteRow.id == JobRow.site_id)
+                .where(
+                    JobRow.cancel_requested.is_(True),
+                    JobRow.state.in_([s.value for s in ACTIVE_STATES]),
+                    JobRow.handle.is_not(None),
+                )
+            ).all()
+        sent = 0
+        for job_id, handle, site in asked:
+            last = self._cancel_sent.get(job_id)
+            if (
+                (last is not None and time.monotonic() - last < CANCEL_RETRY_S)
+                or not self._available(site)
+                or handle is None
+            ):
+                continue
+            try:
+                self.engine(site).cancel(handle)
+                self._cancel_sent[job_id] = time.monotonic()
+                sent += 1
+            except EngineUnavailable as exc:
+                self._site_failed(site, str(exc))
+        return sent

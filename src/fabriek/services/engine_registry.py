@@ -1,0 +1,97 @@
+"""Which engine runs each site's jobs: bound by a TOML file, the embedded default is `local`.
+
+```toml
+[sites.amsterdam]
+engine = "slurm"
+slurm_conf = "/etc/slurm-amsterdam/slurm.conf"
+
+[sites.groningen]
+engine = "local"
+virtual_gpus = 8
+```
+A site the file does not name runs on a `local` engine: processes on this machine with as
+many virtual GPUs as the site declares, so the whole factory can be tried on one machine.
+"""
+
+from __future__ import annotations
+
+import threading
+import tomllib
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from fabriek.domain.errors import InvalidInput
+from fabriek.engines.base import Engine
+from fabriek.engines.local import LocalEngine
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    """How one site's engine is built."""
+
+    engine: str = "local"
+    slurm_conf: str | None = None
+    virtual_gpus: int | None = None
+
+
+def load_sites_file(path: Path) -> dict[str, EngineConfig]:
+    """Read the site-to-engine bindings; a bad file is a clear one-line error."""
+    try:
+        data = tomllib.loads(path.read_text())
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise InvalidInput.on("sites_file", f"cannot read {path}: {exc}") from None
+    configs: dict[str, EngineConfig] = {}
+    for name, raw in (data.get("sites") or {}).items():
+        if not isinstance(raw, dict):
+            raise InvalidInput.on("sites_file", f"[sites.{name}] must be a table")
+        unknown = set(raw) - {"engine", "slurm_conf", "virtual_gpus"}
+        if unknown:
+            raise InvalidInput.on(
+                "sites_file", f"[sites.{name}] has unknown keys {sorted(unknown)}"
+            )
+        config = EngineConfig(**raw)
+        if config.engine not in {"local", "slurm"}:
+            raise InvalidInput.on("sites_file", f"[sites.{name}] engine must be local or slurm")
+        if config.engine == "slurm" and not config.slurm_conf:
+            raise InvalidInput.on("sites_file", f"[sites.{name}] needs slurm_conf")
+        configs[name] = config
+    return configs
+
+
+class EngineRegistry:
+    """One engine per site, built on first use and kept."""
+
+    def __init__(
+        self,
+        state_dir: Path,
+        configs: dict[str, EngineConfig] | None = None,
+        default_gpus: int | None = None,
+    ) -> None:
+        self.state_dir = Path(state_dir)
+        self.configs = configs or {}
+        self.default_gpus = default_gpus
+        self._engines: dict[str, Engine] = {}
+        self._lock = threading.Lock()
+
+    def kind(self, site: str) -> str:
+        return self.configs.get(site, EngineConfig()).engine
+
+    def engine(self, site: str, site_gpus: int) -> Engine:
+        """The site's engine; `site_gpus` sizes a local engine's virtual GPUs."""
+        with self._lock:
+            if site not in self._engines:
+                self._engines[site] = self._build(site, site_gpus)
+            return self._engines[site]
+
+    def _build(self, site: str, site_gpus: int) -> Engine:
+        config = self.configs.get(site, EngineConfig())
+        builders: dict[str, Callable[[], Engine]] = {
+            "local": lambda: LocalEngine(
+                site,
+                self.state_dir / "engines" / site,
+                virtual_gpus=config.virtual_gpus or self.default_gpus or site_gpus,
+                gpu_type=None,
+            ),
+        }
+        return builders[config.engine]()
