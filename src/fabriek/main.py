@@ -8,6 +8,7 @@ import traceback
 import typer
 
 from fabriek import server_commands
+from fabriek.cli import jobs as _job_commands  # noqa: F401  (registers the job commands)
 from fabriek.cli.app import app
 from fabriek.cli.config import NotSignedIn
 from fabriek.domain.errors import FabriekError, InvalidInput

@@ -208,19 +208,28 @@ class Capacity:
         return found
 
     def _single(self, pools: list[Pool], gpus: int, outlasts: bool) -> Placement | None:
-        best: tuple[int, float, int] | None = None
+        best: tuple[int, int, float, int] | None = None
         choice: tuple[Pool, int] | None = None
         for pool in pools:
             if pool.size < gpus:
                 continue
+            if gpus * pool.watts > self.power_left[pool.site]:
+                self.power_blocked = True
+                continue
+            if not outlasts and pool.cap:
+                # A job that ends before the reservation goes on a reserved node first:
+                # those GPUs would otherwise idle, as longer jobs may not use them.
+                for idx in pool.cap:
+                    f = pool.free[idx]
+                    if f >= gpus:
+                        rank = (0, f - gpus, self.cost[pool.site], pool.index)
+                        if best is None or rank < best:
+                            best, choice = rank, (pool, idx)
             buckets = pool.view(outlasts)
             for f in range(gpus, pool.size + 1):
                 bucket = buckets[f]
                 if bucket:
-                    if gpus * pool.watts > self.power_left[pool.site]:
-                        self.power_blocked = True
-                        break
-                    rank = (f - gpus, self.cost[pool.site], pool.index)
+                    rank = (1, f - gpus, self.cost[pool.site], pool.index)
                     if best is None or rank < best:
                         best, choice = rank, (pool, next(iter(bucket)))
                     break

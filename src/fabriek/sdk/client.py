@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 import httpx
 from pydantic import BaseModel
 
+from fabriek.domain.jobs import Job, JobEvent
 from fabriek.domain.people import (
     Membership,
     NewTokenInfo,
@@ -153,3 +154,46 @@ class FabriekClient:
 
     def remove_member(self, project: str, username: str) -> None:
         self.request("DELETE", f"/api/v1/projects/{project}/members/{username}")
+
+    # --- jobs -----------------------------------------------------------------------------
+
+    def submit_job(self, body: Mapping[str, Any]) -> Job:
+        """Queue a job (see `JobDraft` for the fields)."""
+        return Job.model_validate(self._post("/jobs", body))
+
+    def jobs(
+        self,
+        limit: int = 100,
+        offset: int = 0,
+        states: Sequence[str] | None = None,
+        **filters: Any,
+    ) -> Listing[Job]:
+        params = {"limit": limit, "offset": offset, "state": list(states or []) or None, **filters}
+        return self._listing(Job, "/jobs", params)
+
+    def job(self, job_id: int) -> Job:
+        return Job.model_validate(self._get(f"/jobs/{job_id}"))
+
+    def job_events(self, job_id: int) -> list[JobEvent]:
+        return [JobEvent.model_validate(e) for e in self._get(f"/jobs/{job_id}/events")]
+
+    def cancel_job(self, job_id: int) -> Job:
+        return Job.model_validate(self._post(f"/jobs/{job_id}/cancel", {}))
+
+    def logs(self, job_id: int, stream: str = "stdout", offset: int = 0) -> bytes:
+        params = {"stream": stream, "offset": offset}
+        return self.request("GET", f"/api/v1/jobs/{job_id}/logs", params=params).content
+
+    def follow_logs(self, job_id: int, stream: str = "stdout") -> Iterator[bytes]:
+        """The job's output as it comes, until the job ends."""
+        params = {"stream": stream, "follow": "true"}
+        try:
+            with self._http.stream(
+                "GET", f"/api/v1/jobs/{job_id}/logs", params=params, timeout=None
+            ) as response:
+                if response.status_code >= 400:
+                    response.read()
+                    raise ApiError(response.status_code, str(response.json().get("detail")))
+                yield from response.iter_bytes()
+        except httpx.TransportError as exc:
+            raise ApiUnreachable(f"lost the connection to {self.url}: {exc}") from None

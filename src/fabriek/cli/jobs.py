@@ -1,0 +1,185 @@
+"""Job commands that feel like Slurm's: run, submit, jobs (squeue), job, logs, cancel."""
+
+from __future__ import annotations
+
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from fabriek.cli.app import JsonFlag, Limit, app, client
+from fabriek.cli.output import console, print_json, print_table
+from fabriek.domain.jobs import Job
+
+Project = Annotated[str | None, typer.Option("--project", "-A", help="default: your first project")]
+Gpus = Annotated[int | None, typer.Option("--gpus", "-G", min=0, help="GPUs for the job")]
+GpuType = Annotated[str | None, typer.Option("--gpu-type", help="e.g. h100; default: any")]
+Time = Annotated[str | None, typer.Option("--time", "-t", help="time limit: 30m, 2h, 1-00:00:00")]
+Name = Annotated[str | None, typer.Option("--name", "-J", help="job name")]
+Env = Annotated[list[str] | None, typer.Option("--env", "-e", help="NAME=VALUE, repeatable")]
+
+
+def _env(pairs: list[str] | None) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for pair in pairs or []:
+        name, sep, value = pair.partition("=")
+        if not sep:
+            raise typer.BadParameter(f"--env {pair!r}: use NAME=VALUE")
+        out[name] = value
+    return out
+
+
+def _body(**fields: Any) -> dict[str, Any]:
+    return {k: v for k, v in fields.items() if v is not None and v != {}}
+
+
+def _submitted(job: Job, as_json: bool) -> None:
+    if as_json:
+        print_json(job)
+    else:
+        print(f"Submitted job {job.id}")
+
+
+@app.command(context_settings={"allow_interspersed_args": False})
+def run(
+    command: Annotated[list[str], typer.Argument(help="the program and its arguments, after --")],
+    project: Project = None,
+    gpus: Gpus = None,
+    gpu_type: GpuType = None,
+    time_limit: Time = None,
+    name: Name = None,
+    cpus: Annotated[int | None, typer.Option("--cpus", "-c", min=1)] = None,
+    mem: Annotated[int | None, typer.Option("--mem", min=1, help="memory in GB")] = None,
+    nodes: Annotated[int | None, typer.Option("--nodes", "-N", min=1)] = None,
+    image: Annotated[
+        str | None, typer.Option("--image", help="container image (Apptainer)")
+    ] = None,
+    env: Env = None,
+    workdir: Annotated[str | None, typer.Option("--workdir", "-D")] = None,
+    begin: Annotated[datetime | None, typer.Option("--begin", help="earliest start (UTC)")] = None,
+    preemptible: Annotated[bool, typer.Option("--preemptible", help="may be preempted")] = False,
+    shiftable: Annotated[bool, typer.Option("--shiftable", help="may move in time")] = False,
+    as_json: JsonFlag = False,
+) -> None:
+    """Run a command as a job: `fabriek run --gpus 2 --gpu-type h100 --time 1h -- python train.py`."""
+    body = _body(
+        project=project, command=command, gpus=gpus, gpu_type=gpu_type, time_limit=time_limit,
+        name=name, cpus=cpus, memory_gb=mem, nodes=nodes, container_image=image,
+        environment=_env(env), working_dir=workdir,
+        earliest_start=begin.replace(tzinfo=begin.tzinfo or UTC).isoformat() if begin else None,
+        preemptible=preemptible or None, shiftable=shiftable or None,
+    )  # fmt: skip
+    with client() as c:
+        _submitted(c.submit_job(body), as_json)
+
+
+@app.command()
+def submit(
+    script: Annotated[Path, typer.Argument(help="a batch script with #SBATCH lines")],
+    project: Project = None,
+    gpus: Gpus = None,
+    gpu_type: GpuType = None,
+    time_limit: Time = None,
+    name: Name = None,
+    env: Env = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Submit a batch script, as `sbatch` does; its #SBATCH lines are honoured, options win."""
+    try:
+        text = script.read_text()
+    except OSError as exc:
+        raise typer.BadParameter(f"cannot read {script}: {exc.strerror}") from None
+    body = _body(
+        project=project, script=text, gpus=gpus, gpu_type=gpu_type, time_limit=time_limit,
+        name=name, environment=_env(env),
+    )  # fmt: skip
+    with client() as c:
+        _submitted(c.submit_job(body), as_json)
+
+
+def _elapsed(job: Job) -> str:
+    if job.started_at is None:
+        return "0:00"
+    end = job.ended_at or datetime.now(UTC)
+    seconds = int((end - job.started_at).total_seconds())
+    h, rem = divmod(seconds, 3600)
+    m, s = divmod(rem, 60)
+    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
+
+
+@app.command()
+def jobs(
+    as_json: JsonFlag = False,
+    state: Annotated[list[str] | None, typer.Option("--state", "-t", help="repeatable")] = None,
+    project: Annotated[str | None, typer.Option("--project", "-A")] = None,
+    site: Annotated[str | None, typer.Option("--site")] = None,
+    user: Annotated[str | None, typer.Option("--user", "-u")] = None,
+    limit: Limit = 100,
+) -> None:
+    """The jobs you can see, newest first, like `squeue`."""
+    with client() as c:
+        found = c.jobs(limit=limit, states=state, project=project, site=site, user=user)
+    if as_json:
+        print_json(found.items)
+        return
+    rows = [
+        (j.id, j.project, j.name[:24], j.user, j.state.value, _elapsed(j),
+         f"{j.gpus}×{j.gpu_type}" if j.gpu_type else j.gpus, j.site or "", j.reason or "")
+        for j in found.items
+    ]  # fmt: skip
+    print_table(None, ["JOBID", "PROJECT", "NAME", "USER", "STATE", "TIME", "GPUS", "SITE", "REASON"],
+                rows, f"{found.total} job(s)")  # fmt: skip
+
+
+@app.command("job")
+def show_job(
+    job_id: Annotated[int, typer.Argument(help="job id")], as_json: JsonFlag = False
+) -> None:
+    """One job in full, with its history."""
+    with client() as c:
+        job = c.job(job_id)
+        events = c.job_events(job_id)
+    if as_json:
+        print_json(
+            {**job.model_dump(mode="json"), "events": [e.model_dump(mode="json") for e in events]}
+        )
+        return
+    for key, value in job.model_dump().items():
+        if value not in (None, [], {}):
+            console.print(f"[bold]{key:>15}[/] {value}", soft_wrap=True)
+    rows = [
+        (e.at.strftime("%Y-%m-%d %H:%M:%S"), e.from_state or "", e.to_state, e.reason or "")
+        for e in events
+    ]
+    print_table("History", ["At (UTC)", "From", "To", "Reason"], rows)
+
+
+@app.command()
+def logs(
+    job_id: Annotated[int, typer.Argument(help="job id")],
+    follow: Annotated[bool, typer.Option("--follow", "-f", help="until the job ends")] = False,
+    stderr: Annotated[bool, typer.Option("--stderr", help="standard error, not output")] = False,
+) -> None:
+    """A job's output; `-f` follows it until the job ends."""
+    stream = "stderr" if stderr else "stdout"
+    out = sys.stdout.buffer
+    with client() as c:
+        if follow:
+            for chunk in c.follow_logs(job_id, stream):
+                out.write(chunk)
+                out.flush()
+        else:
+            out.write(c.logs(job_id, stream))
+    out.flush()
+
+
+@app.command()
+def cancel(job_ids: Annotated[list[int], typer.Argument(help="one or more job ids")]) -> None:
+    """Cancel jobs, as `scancel` does."""
+    with client() as c:
+        for job_id in job_ids:
+            job = c.cancel_job(job_id)
+            state = "cancelled" if job.state.value == "cancelled" else "cancelling"
+            print(f"Job {job_id}: {state}")
