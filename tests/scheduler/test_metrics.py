@@ -33,8 +33,8 @@ def test_makespan_bound_uses_late_work() -> None:
 
 def test_summary_of_a_tiny_replay() -> None:
     outcomes = [
-        JobOutcome("a", 1, 0.0, 0.0, 100.0, 100.0, 100.0),
-        JobOutcome("b", 1, 0.0, 100.0, 101.0, 1.0, 1.0),
+        JobOutcome("j1", "a", 1, 0.0, 0.0, 100.0, 100.0, 100.0),
+        JobOutcome("j2", "b", 1, 0.0, 100.0, 101.0, 1.0, 1.0),
     ]
     s = summarise(outcomes, gpus=1)
     assert s.makespan_s == 101.0

@@ -47,6 +47,4 @@ def test_fair_share_puts_the_light_user_first() -> None:
     )
     assert [s.job_id for s in schedule(snap).starts] == [2]
     # Submission order ignores it.
-    assert [s.job_id for s in schedule(snap, SchedulerConfig(policy=Policy.BACKFILL)).starts] == [
-        1
-    ]
+    assert [s.job_id for s in schedule(snap, SchedulerConfig(policy=Policy.BACKFILL)).starts] == [1]

@@ -19,6 +19,7 @@ class JobOutcome:
     `run_s` is the time of its last, completed run; `busy_gpu_s` also counts GPU time of
     runs lost to preemption."""
 
+    job_id: str
     tenant: str
     gpus: int
     submit_s: float

@@ -115,7 +115,9 @@ class _Cycle:
             return WaitReason.NEVER_FITS
         if job.project not in self.budget_left:
             return WaitReason.NO_ALLOCATION
-        if job.earliest_start_s is not None and job.earliest_start_s > self.now:
+        if job.submit_time_s > self.now or (
+            job.earliest_start_s is not None and job.earliest_start_s > self.now
+        ):
             return WaitReason.NOT_BEFORE_START_TIME
         if job.gpus * job.time_limit_s / 3600.0 > self.budget_left[job.project] + _BUDGET_SLACK:
             return WaitReason.ALLOCATION_EXHAUSTED

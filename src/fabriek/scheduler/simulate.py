@@ -55,9 +55,11 @@ class SimulationResult:
     cycles: int
     summary: Summary
     skipped_jobs: tuple[SkippedJob, ...] = field(default=())
+    outcomes: tuple[JobOutcome, ...] = field(default=(), repr=False)
 
     def to_dict(self) -> dict[str, object]:
-        """Every metric as a plain JSON-able value; skipped jobs as a list of dicts."""
+        """Every metric as a plain JSON-able value; skipped jobs as a list of dicts.
+        Per-job `outcomes` are left out (there may be many); read them from the field."""
         flat: dict[str, object] = {
             "policy": self.policy,
             "overestimate": self.overestimate,
@@ -114,7 +116,8 @@ def run_simulation(
             skipped.append(SkippedJob(row.job_id, row.num_gpus, _why_never(row, cluster)))
             continue
         tenants.add(tenant)
-        jobs.append(_SimJob(pending, tenant, min(row.duration_s, limit), row.duration_s > limit))
+        run_s = min(row.duration_s, limit)
+        jobs.append(_SimJob(pending, row.job_id, tenant, run_s, row.duration_s > limit))
     allocations = {t: Allocation(project=t, organisation=t) for t in sorted(tenants)}
     replay = _Replay(jobs, cluster, allocations, config, half_life_s)
     replay.run()
@@ -133,6 +136,7 @@ def run_simulation(
         cycles=replay.cycles,
         summary=summarise(outcomes, cluster.total_gpus),
         skipped_jobs=tuple(skipped),
+        outcomes=tuple(outcomes),
     )
 
 
@@ -147,10 +151,22 @@ def _why_never(row: TraceRow, cluster: SimCluster) -> str:
 class _SimJob:
     """A trace job's state during the replay."""
 
-    __slots__ = ("busy_gpu_s", "end_s", "pending", "run_s", "start_s", "tenant", "times_out")
+    __slots__ = (
+        "busy_gpu_s",
+        "end_s",
+        "name",
+        "pending",
+        "run_s",
+        "start_s",
+        "tenant",
+        "times_out",
+    )
 
-    def __init__(self, pending: PendingJob, tenant: str, run_s: float, times_out: bool) -> None:
+    def __init__(
+        self, pending: PendingJob, name: str, tenant: str, run_s: float, times_out: bool
+    ) -> None:
         self.pending = pending
+        self.name = name
         self.tenant = tenant
         self.run_s = run_s
         self.times_out = times_out
@@ -161,7 +177,7 @@ class _SimJob:
     def outcome(self) -> JobOutcome:
         p = self.pending
         return JobOutcome(
-            self.tenant, p.gpus, p.submit_time_s, self.start_s, self.end_s, self.run_s,
+            self.name, self.tenant, p.gpus, p.submit_time_s, self.start_s, self.end_s, self.run_s,
             self.busy_gpu_s,
         )  # fmt: skip
 
