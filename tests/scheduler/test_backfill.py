@@ -31,6 +31,7 @@ def test_short_job_backfills_anywhere_long_job_only_off_the_reserved_nodes() -> 
         ],
         sites=[site(nodes=2, free=[4, 4])],
         running_jobs=[running(8, {"n0": 4}, end=200.0), running(9, {"n1": 4}, end=100.0)],
+        now=10.0,
     )
     result = schedule(snap, BACKFILL)
     starts = {s.job_id: s.nodes for s in result.starts}
@@ -44,6 +45,7 @@ def test_multi_node_reservation() -> None:
         [pending(1, gpus=16), pending(2, gpus=1, limit=10_000.0, submit=1.0)],
         sites=[site(nodes=3, free=[8, 0, 7])],
         running_jobs=[running(8, {"n1": 8}, end=300.0), running(9, {"n2": 1}, end=100.0)],
+        now=10.0,
     )
     result = schedule(snap, BACKFILL)
     assert result.reservation is not None
@@ -58,6 +60,7 @@ def test_fifo_does_not_backfill() -> None:
         [pending(1, gpus=16), pending(2, gpus=1, limit=10.0, submit=1.0)],
         sites=[site(nodes=2, free=[8, 7])],
         running_jobs=[running(9, {"n1": 1}, end=100.0)],
+        now=10.0,
     )
     assert schedule(snap, SchedulerConfig(policy=Policy.FIFO)).starts == []
     assert [s.job_id for s in schedule(snap, BACKFILL).starts] == [2]

@@ -74,6 +74,7 @@ def test_resources_priority_and_reserved_for_larger_job() -> None:
         ],
         sites=[site(nodes=2, gpus=8, free=[4, 0])],
         running_jobs=[running(8, {"n0": 4}, end=3600.0), running(9, {"n1": 8}, end=9000.0)],
+        now=10.0,
     )
     result = run_cycle(snap, SchedulerConfig(policy=Policy.BACKFILL))
     assert reasons(result.waits) == {
@@ -91,6 +92,7 @@ def test_fifo_blocks_behind_the_first() -> None:
         [pending(1, gpus=16, submit=0.0), pending(2, gpus=1, submit=1.0)],
         sites=[site(nodes=2, gpus=8, free=[8, 4])],
         running_jobs=[running(9, {"n1": 4}, end=3600.0)],
+        now=10.0,
     )
     result = run_cycle(snap, SchedulerConfig(policy=Policy.FIFO))
     assert reasons(result.waits) == {1: WaitReason.RESOURCES, 2: WaitReason.PRIORITY}
