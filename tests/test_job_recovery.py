@@ -88,7 +88,7 @@ def test_a_job_that_died_unseen_is_lost_with_a_reason(factory: tuple[str, Path])
     with live_server(settings_for(url, state)) as a, client_for(a.url) as c:
         job = submit(c, command=py("import time; time.sleep(120)"))
         wait_for(c, job["id"], {"running"})
-    runner = state / "engines" / "amsterdam" / str(job["id"]) / "runner.json"
+    (runner,) = state.glob(f"engines/*/amsterdam/{job['id']}/runner.json")
     runner_pid = int(json.loads(runner.read_text())["pid"])
     os.kill(runner_pid, signal.SIGKILL)
     time.sleep(0.5)

@@ -23,7 +23,8 @@ from fabriek.api.routers import (
     users,
 )
 from fabriek.services.dispatch import Dispatcher
-from fabriek.services.engine_registry import EngineRegistry, load_sites_file
+from fabriek.services.engine_registry import EngineRegistry, load_sites_file, tag_prefix
+from fabriek.services.identity import installation_id
 from fabriek.settings import Settings
 from fabriek.store.db import make_engine, make_sessions
 from fabriek.store.migrate import require_current
@@ -45,7 +46,9 @@ def create_app(
     require_current(engine)
     sessions = make_sessions(engine)
     configs = load_sites_file(settings.sites_file) if settings.sites_file else {}
-    registry = EngineRegistry(settings.state_dir, configs, settings.local_gpus)
+    with sessions() as session:
+        prefix = tag_prefix(installation_id(session))
+    registry = EngineRegistry(settings.state_dir, configs, settings.local_gpus, prefix)
     dispatcher = Dispatcher(sessions, registry, utc_now)
 
     @asynccontextmanager

@@ -24,6 +24,7 @@ from pathlib import Path
 from fabriek.domain.errors import InvalidInput
 from fabriek.engines.base import Engine
 from fabriek.engines.local import LocalEngine
+from fabriek.engines.slurm import SlurmEngine
 
 
 @dataclass(frozen=True)
@@ -67,8 +68,10 @@ class EngineRegistry:
         state_dir: Path,
         configs: dict[str, EngineConfig] | None = None,
         default_gpus: int | None = None,
+        tag_prefix: str = "fabriek",
     ) -> None:
         self.state_dir = Path(state_dir)
+        self.tag_prefix = tag_prefix
         self.configs = configs or {}
         self.default_gpus = default_gpus
         self._engines: dict[str, Engine] = {}
@@ -89,9 +92,21 @@ class EngineRegistry:
         builders: dict[str, Callable[[], Engine]] = {
             "local": lambda: LocalEngine(
                 site,
-                self.state_dir / "engines" / site,
+                # Per installation: a recreated store never adopts an old store's job dirs.
+                self.state_dir / "engines" / self.tag_prefix / site,
                 virtual_gpus=config.virtual_gpus or self.default_gpus or site_gpus,
                 gpu_type=None,
             ),
+            "slurm": lambda: SlurmEngine(
+                site,
+                env={"SLURM_CONF": config.slurm_conf or ""},
+                log_dir=self.state_dir / "slurm-output" / site,
+                tag_prefix=self.tag_prefix,
+            ),
         }
         return builders[config.engine]()
+
+
+def tag_prefix(installation_id: str) -> str:
+    """The tag engines put on this installation's jobs: `fbk-` and 8 hex digits of its id."""
+    return f"fbk-{installation_id[:8]}"

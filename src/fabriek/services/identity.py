@@ -15,7 +15,13 @@ from fabriek.domain import tokens
 from fabriek.domain.errors import NotFound, Unauthenticated
 from fabriek.domain.people import NewTokenInfo, TokenDraft, TokenInfo
 from fabriek.domain.roles import Principal, Role
-from fabriek.store.tables import ApiTokenRow, MembershipRow, StaffRoleRow, UserRow
+from fabriek.store.tables import (
+    ApiTokenRow,
+    InstallationRow,
+    MembershipRow,
+    StaffRoleRow,
+    UserRow,
+)
 
 
 def principal_for_user(session: Session, user: UserRow) -> Principal:
@@ -104,3 +110,11 @@ def revoke_token(
         row.revoked_at = now or datetime.now(UTC)
         session.commit()
     return _info(row)
+
+
+def installation_id(session: Session) -> str:
+    """This factory's identity, made by the first migration of its store."""
+    found = session.scalars(select(InstallationRow.id)).first()
+    if found is None:  # pragma: no cover - the migration always writes it
+        raise NotFound("installation", "row")
+    return found

@@ -218,3 +218,16 @@ class JobEventRow(Base):
     from_state: Mapped[str | None] = mapped_column(String(20))
     to_state: Mapped[str] = mapped_column(String(20))
     reason: Mapped[str | None] = mapped_column(String(500))
+
+
+class InstallationRow(Base):
+    """This factory's identity: one row, made when the store is created.
+
+    Engines tag the jobs they start with it, so two stores that share a cluster (or a store
+    recreated from scratch) never mistake each other's jobs for their own.
+    """
+
+    __tablename__ = "installation"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(Timestamp(), default=utcnow)

@@ -1,9 +1,12 @@
-"""jobs and their events
+"""jobs and their events; the installation's identity
 
 Revision ID: 0002
 Revises: 0001
 Create Date: 2026-11-29 02:58:48.596015
 """
+
+import uuid
+from datetime import UTC, datetime
 
 import sqlalchemy as sa
 from alembic import op
@@ -15,6 +18,13 @@ depends_on = None
 
 
 def upgrade() -> None:
+    installation = op.create_table(
+        "installation",
+        sa.Column("id", sa.String(length=32), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_installation")),
+    )
+    op.bulk_insert(installation, [{"id": uuid.uuid4().hex, "created_at": datetime.now(UTC)}])
 
     op.create_table(
         "jobs",
@@ -78,6 +88,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.drop_table("installation")
 
     with op.batch_alter_table("job_events", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_job_events_job_id"))
