@@ -12,22 +12,21 @@ one machine. The daemons run in the foreground (`-D`) as children of this proces
 them never depends on pid files, and `stop()` also kills every job process left behind (found
 by the SLURM_CONF path in its environment), so no test leaves anything running.
 
+Installing Slurm and starting munged is `tests.slurm_install`'s part (re-exported here).
+
 Facts that shaped it (Slurm 22.05 on Debian 12, as root, no systemd):
-- munged needs /run/munge (owned by munge) before it starts; the package makes the key.
 - GPUs without hardware: gres.conf `File=` must name character devices, or slurmd logs "not a
   valid character or block device" and the job gets no CUDA_VISIBLE_DEVICES. We make them with
   mknod as copies of /dev/null (harmless: proctrack/linuxproc and task/none confine nothing).
 - `-f` must be given an absolute path: the daemons chdir before reading it.
-- While slurmctld is down every client command retries for about MessageTimeout seconds; a
-  small MessageTimeout keeps the "controller down" tests fast.
 - Jobs run as root and write their output files where `--output`/`--error` say, on this host.
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
-import pwd
 import shutil
 import signal
 import socket
@@ -38,125 +37,17 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from types import TracebackType
 
-SLURM_COMMANDS = ("slurmctld", "slurmd", "sbatch", "squeue", "scontrol", "scancel", "munged")
-MUNGE_KEY = Path("/etc/munge/munge.key")
-MUNGE_RUN_DIR = Path("/run/munge")
-_started_munged: list[int] = []  # pids of munged processes this module started
+from tests.slurm_install import ensure_slurm_installed, stop_munged
 
+__all__ = [
+    "SlurmCluster",
+    "SlurmClusterError",
+    "ensure_slurm_installed",
+    "reap_orphans",
+    "stop_munged",
+]
 
-def _missing_commands() -> list[str]:
-    return [
-        c for c in SLURM_COMMANDS if shutil.which(c) is None and not Path(f"/usr/sbin/{c}").exists()
-    ]
-
-
-def _apt_install() -> str | None:
-    """Install slurm-wlm and munge with apt; None on success, else apt's last words."""
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    cmd = ["apt-get", "install", "-y", "-q", "slurm-wlm", "munge"]
-    last = ""
-    for attempt in range(2):
-        if attempt:  # the package lists may be missing or stale: refresh them once
-            subprocess.run(["apt-get", "update", "-q"], env=env, capture_output=True, timeout=600)
-        done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900)
-        if done.returncode == 0:
-            return None
-        last = (done.stderr or done.stdout)[-800:]
-    return last
-
-
-def _munge_works() -> bool:
-    try:
-        made = subprocess.run(["munge", "-n"], capture_output=True, timeout=10)
-        if made.returncode != 0:
-            return False
-        back = subprocess.run(["unmunge"], input=made.stdout, capture_output=True, timeout=10)
-    except (OSError, subprocess.TimeoutExpired):
-        return False
-    return back.returncode == 0
-
-
-def _ensure_munge_key(munge_uid: int, munge_gid: int) -> None:
-    if not MUNGE_KEY.exists():
-        MUNGE_KEY.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        os.chown(MUNGE_KEY.parent, munge_uid, munge_gid)
-        if shutil.which("mungekey") or Path("/usr/sbin/mungekey").exists():
-            subprocess.run(
-                ["mungekey", "--create", f"--keyfile={MUNGE_KEY}"], check=True, timeout=30
-            )
-        else:
-            MUNGE_KEY.write_bytes(os.urandom(1024))
-    os.chown(MUNGE_KEY, munge_uid, munge_gid)
-    os.chmod(MUNGE_KEY, 0o400)
-
-
-def _start_munged() -> str | None:
-    """Start munged as user munge unless it already answers; None when it works."""
-    if _munge_works():
-        return None
-    try:
-        munge = pwd.getpwnam("munge")
-    except KeyError:
-        return "user 'munge' does not exist although the munge package is installed"
-    _ensure_munge_key(munge.pw_uid, munge.pw_gid)
-    # Without systemd nobody makes the socket directory; munged refuses to start without it.
-    for directory, mode in ((MUNGE_RUN_DIR, 0o755), (Path("/var/log/munge"), 0o700)):
-        directory.mkdir(mode=mode, parents=True, exist_ok=True)
-        os.chown(directory, munge.pw_uid, munge.pw_gid)
-    # Foreground (-F) as our child so that stop_munged() can end exactly what we started.
-    proc = subprocess.Popen(
-        ["runuser", "-u", "munge", "--", "/usr/sbin/munged", "-F", "--force"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        start_new_session=True,
-    )
-    deadline = time.monotonic() + 15
-    while time.monotonic() < deadline:
-        if _munge_works():
-            _started_munged.append(proc.pid)
-            return None
-        if proc.poll() is not None:
-            err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
-            return f"munged exited with {proc.returncode}: {err.strip()[-500:]}"
-        time.sleep(0.1)
-    proc.kill()
-    return "munged started but did not answer `munge -n` within 15 s"
-
-
-def stop_munged() -> None:
-    """Stop the munged this module started, if any (a munged found running is left alone)."""
-    while _started_munged:
-        pid = _started_munged.pop()
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(pid, signal.SIGTERM)
-
-
-def ensure_slurm_installed() -> str | None:
-    """Make Slurm's daemons and clients and a working munged available.
-
-    Returns None when ready, or a loud, human-readable reason why not, for `pytest.skip`.
-    """
-    missing = _missing_commands()
-    if missing:
-        if os.geteuid() != 0:
-            return f"SLURM NOT AVAILABLE: {missing} missing and not root, cannot apt-get install"
-        if shutil.which("apt-get") is None:
-            return f"SLURM NOT AVAILABLE: {missing} missing and no apt-get on this machine"
-        try:
-            failure = _apt_install()
-        except (OSError, subprocess.TimeoutExpired) as exc:
-            failure = repr(exc)
-        if failure is not None:
-            return f"SLURM NOT AVAILABLE: apt-get install slurm-wlm munge failed: {failure}"
-        missing = _missing_commands()
-        if missing:
-            return f"SLURM NOT AVAILABLE: still missing after install: {missing}"
-    if os.geteuid() != 0:
-        return "SLURM NOT AVAILABLE: the test clusters run their daemons as root; run as root"
-    failure = _start_munged()
-    if failure is not None:
-        return f"SLURM NOT AVAILABLE: munge does not work: {failure}"
-    return None
+_PR_SET_PDEATHSIG = 1
 
 
 def free_port() -> int:
@@ -164,6 +55,53 @@ def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+# The parts of slurm.conf that are the same for every test cluster; nodes and the partition
+# are added after it. Comments say why a value is not Slurm's default.
+_SLURM_CONF = """\
+ClusterName={name}
+SlurmctldHost={host}(127.0.0.1)
+SlurmctldPort={port}
+SlurmUser=root
+SlurmdUser=root
+AuthType=auth/munge
+StateSaveLocation={root}/state
+SlurmdSpoolDir={root}/spool/%n
+SlurmctldPidFile={root}/slurmctld.pid
+SlurmdPidFile={root}/slurmd-%n.pid
+SlurmctldLogFile={root}/log/slurmctld.log
+SlurmdLogFile={root}/log/slurmd-%n.log
+# No cgroups in a container: track processes by parent, confine nothing.
+ProctrackType=proctrack/linuxproc
+TaskPlugin=task/none
+SelectType=select/cons_tres
+SelectTypeParameters=CR_Core_Memory
+SchedulerType=sched/backfill
+# Start jobs soon after they arrive, and backfill every second instead of every 30 s.
+SchedulerParameters=sched_min_interval=100000,bf_interval=1
+AccountingStorageType=accounting_storage/none
+JobAcctGatherType=jobacct_gather/none
+JobCompType=jobcomp/none
+MpiDefault=none
+ReturnToService=2
+# Nodes may claim more CPUs and memory than this machine has: a 2-core machine runs
+# several test jobs at once.
+SlurmdParameters=config_overrides
+# Without a default, a job that does not say --mem takes the whole node.
+DefMemPerCPU=256
+# Without accounting a finished job is visible only while slurmctld keeps it: MinJobAge
+# seconds after it ends. The engine relies on that window.
+MinJobAge=900
+# Exact time limits (no grace minutes) and a short SIGTERM -> SIGKILL wait.
+OverTimeLimit=0
+KillWait=2
+InactiveLimit=0
+# While slurmctld is down clients retry for about this long: keep "down" tests fast.
+MessageTimeout={message_timeout}
+SlurmdTimeout=300
+GresTypes=gpu
+"""
 
 
 class SlurmClusterError(RuntimeError):
@@ -179,8 +117,8 @@ class SlurmCluster:
         *,
         gpu_type: str = "h100",
         gpus: int = 4,
-        cpus: int = 2,
-        memory_mb: int = 4000,
+        cpus: int = 8,
+        memory_mb: int = 16000,
         max_time_min: int = 60,
         nodes: int = 1,
         message_timeout_s: int = 3,
@@ -236,50 +174,19 @@ class SlurmCluster:
                 f"NodeName={node} NodeHostname={host} NodeAddr=127.0.0.1 Port={port} "
                 f"CPUs={self.cpus} RealMemory={self.memory_mb}{gres} State=UNKNOWN"
             )
-        r = self.root
+        partition = (
+            f"PartitionName=main Nodes={','.join(self.node_names)} Default=YES "
+            f"MaxTime={self.max_time_min} State=UP"
+        )
         self.conf.write_text(
-            "\n".join(
-                [
-                    f"ClusterName={self.name}",
-                    f"SlurmctldHost={host}(127.0.0.1)",
-                    f"SlurmctldPort={self.ctld_port}",
-                    "SlurmUser=root",
-                    "SlurmdUser=root",
-                    "AuthType=auth/munge",
-                    f"StateSaveLocation={r}/state",
-                    f"SlurmdSpoolDir={r}/spool/%n",
-                    f"SlurmctldPidFile={r}/slurmctld.pid",
-                    f"SlurmdPidFile={r}/slurmd-%n.pid",
-                    f"SlurmctldLogFile={r}/log/slurmctld.log",
-                    f"SlurmdLogFile={r}/log/slurmd-%n.log",
-                    "ProctrackType=proctrack/linuxproc",
-                    "TaskPlugin=task/none",
-                    "SelectType=select/cons_tres",
-                    "SelectTypeParameters=CR_Core_Memory",
-                    "SchedulerType=sched/backfill",
-                    # Start jobs as soon as they arrive, not on the next 60 s pass.
-                    "SchedulerParameters=sched_min_interval=100000",
-                    "AccountingStorageType=accounting_storage/none",
-                    "JobAcctGatherType=jobacct_gather/none",
-                    "JobCompType=jobcomp/none",
-                    "MpiDefault=none",
-                    "ReturnToService=2",
-                    # Without accounting, a finished job is visible only while slurmctld keeps
-                    # it: MinJobAge seconds after it ends. The engine relies on that window.
-                    "MinJobAge=900",
-                    # Fast, exact time limits: no grace minutes, short SIGTERM->SIGKILL wait.
-                    "OverTimeLimit=0",
-                    "KillWait=2",
-                    "InactiveLimit=0",
-                    f"MessageTimeout={self.message_timeout_s}",
-                    "SlurmdTimeout=300",
-                    "GresTypes=gpu",
-                    *node_lines,
-                    f"PartitionName=main Nodes={','.join(self.node_names)} Default=YES "
-                    f"MaxTime={self.max_time_min} State=UP",
-                    "",
-                ]
+            _SLURM_CONF.format(
+                name=self.name,
+                host=host,
+                port=self.ctld_port,
+                root=self.root,
+                message_timeout=self.message_timeout_s,
             )
+            + "\n".join([*node_lines, partition, ""])
         )
         (self.root / "gres.conf").write_text("\n".join([*gres_lines, ""]))
 
@@ -287,6 +194,7 @@ class SlurmCluster:
 
     def start(self, timeout_s: float = 30.0) -> SlurmCluster:
         """Write the configuration, start slurmctld and the slurmds, wait until all idle."""
+        reap_orphans()  # what a killed earlier run left behind
         try:
             self._write_config()
             marker = {**os.environ, "FABRIEK_SLURM_HARNESS": str(self.root), **self.env}
@@ -308,7 +216,12 @@ class SlurmCluster:
         out = open(self.log_dir / f"{label}.stderr", "wb")  # noqa: SIM115
         with out:
             return subprocess.Popen(
-                argv, env=dict(env), stdout=out, stderr=out, start_new_session=True
+                argv,
+                env=dict(env),
+                stdout=out,
+                stderr=out,
+                start_new_session=True,
+                preexec_fn=_die_with_parent,
             )
 
     def _wait_idle(self, timeout_s: float) -> None:
@@ -357,17 +270,21 @@ class SlurmCluster:
         """Start slurmctld again; it recovers its jobs from StateSaveLocation."""
         marker = {**os.environ, "FABRIEK_SLURM_HARNESS": str(self.root), **self.env}
         self._ctld = self._daemon("slurmctld", ["slurmctld", "-D", "-f", str(self.conf)], marker)
-        self._wait_idle_or_busy(timeout_s)
+        self._wait_controller(timeout_s)
 
-    def _wait_idle_or_busy(self, timeout_s: float) -> None:
+    def _wait_controller(self, timeout_s: float) -> None:
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
+            if self._ctld is not None and self._ctld.poll() is not None:
+                raise SlurmClusterError(
+                    f"slurmctld exited with {self._ctld.returncode}\n{self.logs()}"
+                )
             done = subprocess.run(
                 ["scontrol", "ping"], env=self.client_env(), capture_output=True, text=True
             )
             if "UP" in done.stdout:
                 return
-            time.sleep(0.1)
+            time.sleep(0.05)
         raise SlurmClusterError(f"slurmctld of {self.name} did not come back\n{self.logs()}")
 
     def stop(self) -> None:
@@ -390,7 +307,11 @@ class SlurmCluster:
             shutil.rmtree(self.root, ignore_errors=True)
 
     def __enter__(self) -> SlurmCluster:
-        return self.start()
+        try:
+            return self.start()
+        except BaseException:
+            self.remove()  # start() already stopped what it had started
+            raise
 
     def __exit__(
         self,
@@ -400,6 +321,13 @@ class SlurmCluster:
     ) -> None:
         self.stop()
         self.remove()
+
+
+def _die_with_parent() -> None:
+    """In the child before exec: get SIGKILL when the test process dies, however it dies,
+    so that a killed test run leaves no daemon behind."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 def _make_fake_device(path: Path) -> None:
@@ -422,6 +350,39 @@ def _end(proc: subprocess.Popen[bytes], grace_s: float = 5.0) -> None:
             return
         except subprocess.TimeoutExpired:
             continue
+
+
+def _environ(pid: str) -> list[str]:
+    try:
+        return Path(f"/proc/{pid}/environ").read_bytes().decode(errors="replace").split("\0")
+    except OSError:
+        return []
+
+
+def reap_orphans() -> list[int]:
+    """Kill the jobs of harness clusters whose daemons are all gone; return their pids.
+
+    The daemons die with the test process however it dies (they get SIGKILL from the
+    kernel), but slurmstepd and the jobs under it are not its children and would live on
+    after a `kill -9` of pytest. A cluster of another, still running, test run has live
+    daemons, so its jobs are left alone.
+    """
+    prefix = str(Path(tempfile.gettempdir()) / "slurm-")
+    live = set()
+    pids = [p.name for p in Path("/proc").iterdir() if p.name.isdigit()]
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            argv = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace").split("\0")
+            if argv[0] in ("slurmctld", "slurmd") and "-f" in argv[:-1]:
+                live.add(argv[argv.index("-f") + 1])
+    killed = []
+    for pid in pids:
+        conf = [e[len("SLURM_CONF=") :] for e in _environ(pid) if e.startswith("SLURM_CONF=")]
+        if conf and conf[0].startswith(prefix) and conf[0] not in live and int(pid) != os.getpid():
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(int(pid), signal.SIGKILL)
+                killed.append(int(pid))
+    return killed
 
 
 def _pids_with_env(needles: set[str]) -> Iterator[int]:
