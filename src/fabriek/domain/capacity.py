@@ -22,6 +22,15 @@ class SiteShape:
     max_time_s: int
 
 
+@dataclass(frozen=True)
+class Fit:
+    """Where a job goes: the site, the GPU type it gets there, and on how many nodes."""
+
+    site: str
+    gpu_type: str | None
+    nodes: int
+
+
 def group_fits(spec: JobSpec, group: NodeGroup) -> bool:
     """Whether one node group could ever hold the job: one node if the job fits on one,
     else whole nodes (a gang of GPUs never spans node groups)."""
@@ -31,9 +40,15 @@ def group_fits(spec: JobSpec, group: NodeGroup) -> bool:
         return False
     if spec.gpu_type and spec.gpu_type != group.gpu_type:
         return False
-    per_node = -(-spec.gpus // spec.nodes)  # GPUs on each of the nodes asked for
-    nodes = max(spec.nodes, -(-spec.gpus // group.gpus_per_node))
-    return per_node <= group.gpus_per_node and nodes <= group.count
+    return nodes_needed(spec, group) <= group.count
+
+
+def nodes_needed(spec: JobSpec, group: NodeGroup) -> int:
+    """Nodes of this group the job takes: its `nodes` at least, and as many whole nodes as
+    its GPUs need (the job's GPUs spread evenly over them)."""
+    if spec.gpus == 0 or group.gpus_per_node == 0:
+        return spec.nodes
+    return max(spec.nodes, -(-spec.gpus // group.gpus_per_node))
 
 
 def fitting_sites(spec: JobSpec, sites: Sequence[SiteShape]) -> list[SiteShape]:
@@ -71,13 +86,16 @@ def first_fit(
     sites: Sequence[SiteShape],
     busy: Mapping[str, Mapping[str | None, int]],
     unavailable: frozenset[str] = frozenset(),
-) -> tuple[str, str | None] | None:
+    queue_depth: Mapping[str, int] | None = None,
+) -> Fit | None:
     """The first site (in the order given) that fits the job and has its GPUs free now,
     with the GPU type it gets there.
 
     `busy` is GPUs in use per site and type. Free GPUs are counted per type across the site;
-    the engine places them on nodes.
+    the engine places them on nodes. `queue_depth` lets a site with a scheduler of its own
+    (Slurm) take that many GPUs' worth of jobs more than it has, to queue them itself.
     """
+    depth = queue_depth or {}
     for site in sites:
         if site.name in unavailable or spec.time_limit_s > site.max_time_s:
             continue
@@ -88,6 +106,6 @@ def first_fit(
             if not group_fits(spec, g):
                 continue
             used = busy.get(site.name, {}).get(g.gpu_type, 0)
-            if spec.gpus == 0 or capacity[g.gpu_type] - used >= spec.gpus:
-                return site.name, g.gpu_type if spec.gpus else None
+            if spec.gpus == 0 or capacity[g.gpu_type] + depth.get(site.name, 0) - used >= spec.gpus:
+                return Fit(site.name, g.gpu_type if spec.gpus else None, nodes_needed(spec, g))
     return None

@@ -72,36 +72,48 @@ def fair_tree_factors(
     users: Iterable[UserKey],
 ) -> dict[UserKey, float]:
     """The fair-share factor (0..1] of each user in `users` (and of every user with
-    usage). Users of projects without an allocation get the lowest factor, 0."""
-    tree: dict[str, dict[str, dict[str, float]]] = {}
-    known = set(users) | set(usage)
-    for project, user in known:
-        alloc = allocations.get(project)
-        if alloc is None:
-            continue
-        used = usage.get((project, user))
-        tree.setdefault(alloc.organisation, {}).setdefault(project, {})[user] = (
-            used.value if used else 0.0
-        )
-    order: list[list[UserKey]] = []
+    usage). Users of projects without an allocation get the lowest factor, 0.
+
+    Simplified from Slurm: siblings tied on level fair share are ranked by name, and
+    the children of tied accounts are not merged."""
+    factors: dict[UserKey, float] = {}
+    leaves: dict[str, dict[str, float]] = {}  # project -> user -> usage
+    for (project, user), used in usage.items():
+        if project in allocations:
+            leaves.setdefault(project, {})[user] = used.value
+        else:
+            factors[(project, user)] = 0.0
+    for project, user in users:
+        if project in allocations:
+            leaves.setdefault(project, {}).setdefault(user, 0.0)
+        else:
+            factors[(project, user)] = 0.0
+    projects_of: dict[str, list[str]] = {}
+    for project in leaves:
+        projects_of.setdefault(allocations[project].organisation, []).append(project)
+    project_usage = {p: sum(us.values()) for p, us in leaves.items()}
     orgs = {
         org: (
             sum(allocations[p].shares for p in projects),
-            sum(sum(us.values()) for us in projects.values()),
+            sum(project_usage[p] for p in projects),
         )
-        for org, projects in tree.items()
+        for org, projects in projects_of.items()
     }
+    order: list[list[UserKey]] = []
     for org_group in _level_rank(orgs):
         for org in org_group:
-            projects = tree[org]
-            level = {p: (allocations[p].shares, sum(us.values())) for p, us in projects.items()}
-            for project_group in _level_rank(level):
-                for project in project_group:
-                    users_here = {u: (1.0, used) for u, used in projects[project].items()}
-                    for user_group in _level_rank(users_here):
-                        order.append([(project, u) for u in user_group])
+            projects = projects_of[org]
+            if len(projects) > 1:
+                level = {p: (allocations[p].shares, project_usage[p]) for p in projects}
+                projects = [p for group in _level_rank(level) for p in group]
+            for project in projects:
+                users_here = leaves[project]
+                if len(users_here) == 1:
+                    order.append([(project, u) for u in users_here])
+                    continue
+                ranked = _level_rank({u: (1.0, used) for u, used in users_here.items()})
+                order.extend([(project, u) for u in group] for group in ranked)
     n = sum(len(group) for group in order)
-    factors = {key: 0.0 for key in known}
     rank = n
     for group in order:
         for key in group:

@@ -64,9 +64,9 @@ class Pool:
     def index_nodes(self) -> None:
         """Index the nodes added to `names` and `free` by free GPUs (clamped to the node)."""
         size, free, buckets = self.size, self.free, self.buckets
+        if min(free, default=0) < 0 or max(free, default=0) > size:
+            self.free = free = [max(0, min(f, size)) for f in free]
         for idx, f in enumerate(free):
-            if f > size or f < 0:
-                f = free[idx] = max(0, min(f, size))
             buckets[f][idx] = None
 
     def eff(self, idx: int) -> int:
@@ -140,8 +140,20 @@ class Capacity:
             self.cost[site.name] = signal.cost() if signal else 0.0
             budget = signal.power_budget_kw if signal else None
             self.power_left[site.name] = math.inf if budget is None else budget * 1000.0
+            nodes = site.nodes
+            if not nodes:
+                continue
+            first = nodes[0]
+            if all(n.gpus == first.gpus and n.gpu_type == first.gpu_type for n in nodes):
+                # The usual site: one kind of node. Built with comprehensions, as this
+                # runs every cycle over every node.
+                only = Pool(len(self.pools), site.name, first.gpu_type, first.gpus)
+                only.names = [n.name for n in nodes]
+                only.free = [n.free for n in nodes]
+                self.pools.append(only)
+                continue
             by_key: dict[tuple[str, int], Pool] = {}
-            for node in site.nodes:
+            for node in nodes:
                 pool = by_key.get((node.gpu_type, node.gpus))
                 if pool is None:
                     pool = Pool(len(self.pools), site.name, node.gpu_type, node.gpus)

@@ -77,9 +77,10 @@ class _Cycle:
             p: (a.budget_left.value if a.budget_left is not None else math.inf)
             for p, a in self.snap.allocations.items()
         }
-        for job in self.snap.running:
-            if job.project in left and left[job.project] < math.inf:
-                left[job.project] -= job.gpus * max(0.0, job.expected_end_s - self.now) / 3600.0
+        if any(v < math.inf for v in left.values()):
+            for job in self.snap.running:
+                if left.get(job.project, math.inf) < math.inf:
+                    left[job.project] -= job.gpus * max(0.0, job.expected_end_s - self.now) / 3600
         return left
 
     def _order(self) -> list[PendingJob]:
@@ -92,36 +93,39 @@ class _Cycle:
         )
 
     def run(self) -> CycleResult:
+        # The hot loop: with 100,000 pending jobs it runs 100,000 times per cycle, so the
+        # checks are inlined and ordered cheapest first.
         fifo = self.config.policy is Policy.FIFO
         blocked = False
+        now, left, never_cache = self.now, self.budget_left, self._never
+        capacity, append = self.capacity, self.decisions.append
         for job in self._order():
-            reason = self._ineligible(job)
+            gpus = job.gpus
+            key = (gpus, job.gpu_type)
+            never = never_cache.get(key)
+            if never is None:
+                never = never_cache[key] = capacity.never_fits(gpus, job.gpu_type)
+            project_left = left.get(job.project)
+            reason: WaitReason | None = None
+            if never:
+                reason = WaitReason.NEVER_FITS
+            elif project_left is None:
+                reason = WaitReason.NO_ALLOCATION
+            elif job.submit_time_s > now or (
+                job.earliest_start_s is not None and job.earliest_start_s > now
+            ):
+                reason = WaitReason.NOT_BEFORE_START_TIME
+            elif gpus * job.time_limit_s > (project_left + _BUDGET_SLACK) * 3600.0:
+                reason = WaitReason.ALLOCATION_EXHAUSTED
             if reason is not None:
-                self.decisions.append(Wait(job.job_id, reason, self._detail(job, reason)))
-            elif blocked:
-                self.decisions.append(Wait(job.job_id, WaitReason.PRIORITY))
+                append(Wait(job.job_id, reason, self._detail(job, reason)))
+            elif blocked or (self.reservation is not None and capacity.total_free < gpus):
+                append(Wait(job.job_id, WaitReason.PRIORITY))
             elif self.reservation is None:
                 blocked = not self._start_or_reserve(job) and fifo
             else:
                 self._backfill(job)
         return CycleResult(self.decisions, self.reservation)
-
-    def _ineligible(self, job: PendingJob) -> WaitReason | None:
-        key = (job.gpus, job.gpu_type)
-        never = self._never.get(key)
-        if never is None:
-            never = self._never[key] = self.capacity.never_fits(job.gpus, job.gpu_type)
-        if never:
-            return WaitReason.NEVER_FITS
-        if job.project not in self.budget_left:
-            return WaitReason.NO_ALLOCATION
-        if job.submit_time_s > self.now or (
-            job.earliest_start_s is not None and job.earliest_start_s > self.now
-        ):
-            return WaitReason.NOT_BEFORE_START_TIME
-        if job.gpus * job.time_limit_s / 3600.0 > self.budget_left[job.project] + _BUDGET_SLACK:
-            return WaitReason.ALLOCATION_EXHAUSTED
-        return None
 
     def _detail(self, job: PendingJob, reason: WaitReason) -> str:
         if reason is WaitReason.ALLOCATION_EXHAUSTED:
@@ -164,9 +168,7 @@ class _Cycle:
         """After the reservation: start the job only where it cannot delay it."""
         assert self.reservation is not None
         outlasts = self.now + job.time_limit_s > self.reservation.start_s
-        if self.capacity.total_free < job.gpus:
-            self.decisions.append(Wait(job.job_id, WaitReason.PRIORITY))
-        elif self._start(job, outlasts):
+        if self._start(job, outlasts):
             return
         elif self.capacity.power_blocked:
             self.decisions.append(Wait(job.job_id, WaitReason.POWER_CAPPED))

@@ -8,7 +8,12 @@ multifactor priority in the spirit of Slurm's, made for GPUs:
   slowdown the job would have if it started now. It favours short jobs, as the
   bounded-slowdown and completion-time metrics reward, and it ages every job without
   bound, faster the shorter it is, so no job starves;
-- size: requested GPU-seconds, on a log scale, favours small jobs among equals;
+- size: a job's size enters as its requested time, the dimension where ordering pays
+  (heavy-tailed run times). Its GPU count gets no weight: favouring few GPUs would
+  starve gang jobs, favouring many would slow the single-GPU majority; gang jobs are
+  served by best-fit placement and the reservation instead. Requested times count at
+  most `max_requested_s` (a day): beyond that a job ages by at least one unit per day
+  waited, so multi-day jobs are not starved by a stream of short ones;
 - fair share: the fair-tree factor of the job's user scales its urgency, so users who
   used less than their share recently go first (a decayed least-attained-service rule
   at the level of users, projects and organisations, as Tiresias applies it to jobs).
@@ -16,7 +21,6 @@ multifactor priority in the spirit of Slurm's, made for GPUs:
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -27,14 +31,17 @@ from fabriek.scheduler.snapshot import Allocation, PendingJob, UserKey
 class PriorityWeights:
     """Weights of the `fabriek` priority.
 
-    `slowdown_bound_s` floors the requested time in the expansion factor, so that
-    sub-minute jobs do not outrank everything after a few seconds of waiting.
+    `tier` per tier step (large: tiers are strict). `fairshare` scales urgency by
+    1 + fairshare x factor, so the user with the best fair-share rank counts up to
+    twice the worst. `slowdown_bound_s` floors the requested time in the expansion
+    factor, as bounded slowdown does, so that jobs of seconds do not outrank all others
+    after a few seconds of waiting. `max_requested_s` caps it (see the module).
     """
 
     tier: float = 1e9
     fairshare: float = 1.0
-    size: float = 0.0
     slowdown_bound_s: float = 60.0
+    max_requested_s: float = 86_400.0
 
 
 def submit_order(pending: Sequence[PendingJob]) -> list[PendingJob]:
@@ -50,18 +57,19 @@ def priority_order(
     weights: PriorityWeights,
 ) -> list[PendingJob]:
     """Jobs by `fabriek` priority, highest first (ties by submission, then job id)."""
-    bound = weights.slowdown_bound_s
-    w_tier, w_fs, w_size = weights.tier, weights.fairshare, weights.size
+    bound, cap = weights.slowdown_bound_s, weights.max_requested_s
+    w_tier, w_fs = weights.tier, weights.fairshare
     tiers = {p: a.tier for p, a in allocations.items()}
-    keyed: list[tuple[float, float, int, PendingJob]] = []
-    for job in pending:
+    keyed: list[tuple[float, float, int, int]] = []
+    for i, job in enumerate(pending):
         est = job.time_limit_s if job.time_limit_s > bound else bound
+        if est > cap:
+            est = cap
         wait = now - job.submit_time_s
         xfactor = (wait + est) / est if wait > 0 else 1.0
         score = xfactor * (1.0 + w_fs * fairshare.get((job.project, job.user), 0.0))
-        if w_size:
-            score -= w_size * math.log1p(job.gpus * est)
-        score += w_tier * tiers.get(job.project, 0)
-        keyed.append((-score, job.submit_time_s, job.job_id, job))
-    keyed.sort(key=lambda k: (k[0], k[1], k[2]))
-    return [k[3] for k in keyed]
+        if w_tier:
+            score += w_tier * tiers.get(job.project, 0)
+        keyed.append((-score, job.submit_time_s, job.job_id, i))
+    keyed.sort()
+    return [pending[k[3]] for k in keyed]

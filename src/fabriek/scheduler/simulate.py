@@ -100,6 +100,7 @@ def run_simulation(
     jobs: list[_SimJob] = []
     skipped: list[SkippedJob] = []
     tenants: set[str] = set()
+    impossible: dict[tuple[int, str | None], bool] = {}
     for row in sorted(trace_rows, key=lambda r: r.submit_time_s):
         tenant = row.tenant or DEFAULT_TENANT
         limit = row.time_limit_s if row.time_limit_s is not None else row.duration_s * overestimate
@@ -112,7 +113,10 @@ def run_simulation(
             submit_time_s=row.submit_time_s,
             gpu_type=row.gpu_type,
         )
-        if never_fits(pending, cluster.sites()):
+        never = impossible.get((row.num_gpus, row.gpu_type))
+        if never is None:
+            never = impossible[(row.num_gpus, row.gpu_type)] = never_fits(pending, cluster.sites())
+        if never:
             skipped.append(SkippedJob(row.job_id, row.num_gpus, _why_never(row, cluster)))
             continue
         tenants.add(tenant)
@@ -177,9 +181,15 @@ class _SimJob:
     def outcome(self) -> JobOutcome:
         p = self.pending
         return JobOutcome(
-            self.name, self.tenant, p.gpus, p.submit_time_s, self.start_s, self.end_s, self.run_s,
+            self.name,
+            self.tenant,
+            p.gpus,
+            p.submit_time_s,
+            self.start_s,
+            self.end_s,
+            self.run_s,
             self.busy_gpu_s,
-        )  # fmt: skip
+        )
 
 
 class _Replay:

@@ -162,6 +162,7 @@ class Dispatcher:
                 if site_id is not None:
                     busy[names[site_id]][gpu_type] += int(gpus or 0)
             down = frozenset(s.name for s in shapes if not self._available(s.name))
+            depth = {s.name: self.registry.queue_depth(s.name, self._gpus[s.name]) for s in shapes}
             waiting = session.scalars(
                 select(JobRow)
                 .where(JobRow.state == JobState.PENDING.value)
@@ -176,9 +177,9 @@ class Dispatcher:
                     )
                     continue
                 spec = spec_from_row(job)
-                choice = first_fit(spec, shapes, busy, down)
+                choice = first_fit(spec, shapes, busy, down, depth)
                 if choice is None:
-                    if down and first_fit(spec, shapes, busy) is not None:
+                    if down and first_fit(spec, shapes, busy, queue_depth=depth) is not None:
                         why = "; ".join(f"{s}: {self.health[s].reason}" for s in sorted(down))
                         self._wait(job, f"SiteUnavailable: {why}")
                     else:
@@ -189,11 +190,11 @@ class Dispatcher:
                             ),
                         )
                     continue
-                site, gpu_type = choice
-                busy[site][gpu_type] += spec.gpus
-                job.site_id = site_ids[site]
-                job.placed_gpu_type = gpu_type
-                transition(session, job, JobState.STARTING, f"starting on {site}", now)
+                busy[choice.site][choice.gpu_type] += spec.gpus
+                job.site_id = site_ids[choice.site]
+                job.placed_gpu_type = choice.gpu_type
+                job.nodes = choice.nodes
+                transition(session, job, JobState.STARTING, f"starting on {choice.site}", now)
                 placed += 1
             session.commit()
         return placed

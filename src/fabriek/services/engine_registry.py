@@ -34,6 +34,9 @@ class EngineConfig:
     engine: str = "local"
     slurm_conf: str | None = None
     virtual_gpus: int | None = None
+    # GPUs' worth of jobs beyond the site's own that may wait in its cluster's queue, so
+    # that Slurm starts the next job the moment one ends. None: as many as the site has.
+    queue_depth: int | None = None
 
 
 def load_sites_file(path: Path) -> dict[str, EngineConfig]:
@@ -46,7 +49,7 @@ def load_sites_file(path: Path) -> dict[str, EngineConfig]:
     for name, raw in (data.get("sites") or {}).items():
         if not isinstance(raw, dict):
             raise InvalidInput.on("sites_file", f"[sites.{name}] must be a table")
-        unknown = set(raw) - {"engine", "slurm_conf", "virtual_gpus"}
+        unknown = set(raw) - {"engine", "slurm_conf", "virtual_gpus", "queue_depth"}
         if unknown:
             raise InvalidInput.on(
                 "sites_file", f"[sites.{name}] has unknown keys {sorted(unknown)}"
@@ -79,6 +82,13 @@ class EngineRegistry:
 
     def kind(self, site: str) -> str:
         return self.configs.get(site, EngineConfig()).engine
+
+    def queue_depth(self, site: str, site_gpus: int) -> int:
+        """Extra GPUs' worth of jobs the site's own queue may hold (none for `local`)."""
+        config = self.configs.get(site, EngineConfig())
+        if config.engine == "local":
+            return 0
+        return site_gpus if config.queue_depth is None else config.queue_depth
 
     def engine(self, site: str, site_gpus: int) -> Engine:
         """The site's engine; `site_gpus` sizes a local engine's virtual GPUs."""
