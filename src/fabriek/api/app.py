@@ -49,7 +49,9 @@ def create_app(
     with sessions() as session:
         prefix = tag_prefix(installation_id(session))
     registry = EngineRegistry(settings.state_dir, configs, settings.local_gpus, prefix)
-    dispatcher = Dispatcher(sessions, registry, utc_now)
+    dispatcher = Dispatcher(
+        sessions, registry, utc_now, observe_every_s=settings.dispatch_interval_s
+    )
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:

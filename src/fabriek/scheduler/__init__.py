@@ -16,6 +16,7 @@ from fabriek.scheduler.snapshot import (
     SiteState,
     Snapshot,
     UserKey,
+    site_from_groups,
 )
 from fabriek.scheduler.trace import TraceError, TraceRow, load_trace, parse_trace
 
@@ -49,4 +50,5 @@ __all__ = [
     "parse_trace",
     "run_simulation",
     "schedule",
+    "site_from_groups",
 ]

@@ -65,6 +65,7 @@ class _Cycle:
         self.started: list[End] = []
         self.budget_left = self._budgets()
         self.reservation: Reservation | None = None
+        self.planned = False
         self.victims: list[tuple[int, RunningJob]] | None = None
         self.stopped: set[int] = set()
         self._never: dict[tuple[int, str | None], bool] = {}
@@ -157,6 +158,12 @@ class _Cycle:
         if self.capacity.power_blocked:
             self.decisions.append(Wait(job.job_id, WaitReason.POWER_CAPPED))
             return False
+        if self.planned:
+            # The first blocked job could not get a reservation (nodes down); this one
+            # waits behind it.
+            self.decisions.append(Wait(job.job_id, WaitReason.PRIORITY))
+            return False
+        self.planned = True
         if self.config.policy is not Policy.FIFO:
             self.reservation = plan_reservation(
                 job.job_id, job.gpus, job.gpu_type, self.capacity, self._ends(), self.now

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
+from fabriek.domain.sites import NodeGroup
 from fabriek.domain.units import GpuHours
 from fabriek.scheduler.signals import Signals
 
@@ -124,3 +125,15 @@ class Snapshot:
     allocations: Mapping[str, Allocation]
     usage: Mapping[UserKey, GpuHours] = field(default_factory=dict)
     signals: Signals = field(default_factory=Signals)
+
+
+def site_from_groups(name: str, groups: Sequence[NodeGroup]) -> SiteState:
+    """A site as its node groups describe it, every GPU free: what `never_fits` needs at
+    submission. Nodes are named `<group>-<i>`; nodes without GPUs are left out."""
+    nodes = tuple(
+        Node(f"{g.name}-{i}", g.gpu_type, g.gpus_per_node, g.gpus_per_node)
+        for g in groups
+        if g.gpu_type and g.gpus_per_node > 0
+        for i in range(g.count)
+    )
+    return SiteState(name, nodes)

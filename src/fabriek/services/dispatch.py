@@ -76,6 +76,7 @@ class Dispatcher:
         registry: EngineRegistry,
         clock: Callable[[], datetime],
         submit_workers: int = 8,
+        observe_every_s: float = 1.0,
     ) -> None:
         self.sessions = sessions
         self.registry = registry
@@ -85,6 +86,10 @@ class Dispatcher:
         self._cancel_sent: dict[int, float] = {}
         self._pool = ThreadPoolExecutor(max_workers=submit_workers, thread_name_prefix="submit")
         self._gpus: dict[str, int] = {}
+        # Wake-ups (submissions, cancels) start jobs at once; watching the clusters is paced,
+        # so a burst of submissions does not become a burst of full-queue polls.
+        self.observe_every_s = observe_every_s
+        self._observed_at = float("-inf")
 
     # -- the loop ----------------------------------------------------------------------------
 
@@ -103,7 +108,9 @@ class Dispatcher:
         shapes = self._shapes()
         report.placed = self._place(shapes)
         report.launched = self._launch()
-        report.observed, report.changed = self._observe()
+        if time.monotonic() - self._observed_at >= self.observe_every_s:
+            self._observed_at = time.monotonic()
+            report.observed, report.changed = self._observe()
         report.cancelled = self._cancel()
         report.sites_down = sorted(s for s, h in self.health.items() if h.down_since is not None)
         return report
