@@ -93,15 +93,20 @@ class Dispatcher:
 
     # -- the loop ----------------------------------------------------------------------------
 
-    def run(self, stop: threading.Event, interval_s: float) -> None:
-        """Cycle until `stop` is set; a submission or cancel wakes it early."""
+    def run(self, stop: threading.Event, interval_s: float, min_gap_s: float = 0.05) -> None:
+        """Cycle until `stop` is set; a submission or cancel wakes it early, but cycles are
+        at least `min_gap_s` apart, so a burst of submissions shares one cycle."""
         while not stop.is_set():
+            began = time.monotonic()
             try:
                 self.cycle()
             except Exception:  # a bad cycle must not kill the loop; the next one retries
                 log.exception("dispatcher cycle failed")
             self.wake.wait(interval_s)
             self.wake.clear()
+            rest = min_gap_s - (time.monotonic() - began)
+            if rest > 0 and not stop.is_set():
+                time.sleep(rest)
 
     def cycle(self) -> CycleReport:
         report = CycleReport()
@@ -170,19 +175,17 @@ class Dispatcher:
                     busy[names[site_id]][gpu_type] += int(gpus or 0)
             down = frozenset(s.name for s in shapes if not self._available(s.name))
             depth = {s.name: self.registry.queue_depth(s.name, self._gpus[s.name]) for s in shapes}
+            # Jobs not yet allowed to start are left alone: their reason was set on submission.
             waiting = session.scalars(
                 select(JobRow)
-                .where(JobRow.state == JobState.PENDING.value)
+                .where(
+                    JobRow.state == JobState.PENDING.value,
+                    JobRow.earliest_start.is_(None) | (JobRow.earliest_start <= now),
+                )
                 .order_by(JobRow.id)
                 .limit(PLACE_BATCH)
             ).all()
             for job in waiting:
-                if job.earliest_start is not None and job.earliest_start > now:
-                    self._wait(
-                        job,
-                        f"NotBeforeStartTime: starts no earlier than {job.earliest_start:%Y-%m-%d %H:%M} UTC",
-                    )
-                    continue
                 spec = spec_from_row(job)
                 choice = first_fit(spec, shapes, busy, down, depth)
                 if choice is None:

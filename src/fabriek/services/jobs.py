@@ -168,7 +168,7 @@ def submit_job(session: Session, who: Principal, draft: JobDraft, now: datetime)
         time_limit_s=spec.time_limit_s, environment=dict(spec.environment),
         working_dir=spec.working_dir, earliest_start=spec.earliest_start,
         deadline=spec.deadline, preemptible=spec.preemptible, shiftable=spec.shiftable,
-        state=JobState.PENDING.value, reason="queued", submitted_at=now,
+        state=JobState.PENDING.value, reason=waiting_reason(spec, now), submitted_at=now,
     )  # fmt: skip
     session.add(row)
     session.flush()
@@ -177,6 +177,15 @@ def submit_job(session: Session, who: Principal, draft: JobDraft, now: datetime)
     )
     session.commit()
     return Job(**_job_fields(row, project.name, who.username, None))
+
+
+def waiting_reason(spec: JobSpec, now: datetime) -> str:
+    """Why a just-submitted job waits."""
+    if spec.earliest_start is not None and spec.earliest_start > now:
+        return (
+            f"NotBeforeStartTime: starts no earlier than {spec.earliest_start:%Y-%m-%d %H:%M} UTC"
+        )
+    return "queued"
 
 
 def spec_from_row(row: JobRow) -> JobSpec:
