@@ -19,6 +19,7 @@ from fabriek.domain.errors import Unauthenticated
 from fabriek.domain.roles import Principal
 from fabriek.services import identity
 from fabriek.services.dispatch import Dispatcher
+from fabriek.services.jobs import SiteShapeCache
 from fabriek.settings import Settings
 
 
@@ -52,6 +53,7 @@ class AppContext:
     sessions: sessionmaker[Session]
     clock: Callable[[], datetime] = utc_now
     dispatcher: Dispatcher | None = None
+    site_shapes: SiteShapeCache = field(default_factory=SiteShapeCache)
     authenticators: list[Authenticator] = field(default_factory=lambda: [bearer_token])
 
 

@@ -7,8 +7,9 @@ sign-in (SURFconext, eduGAIN) maps its subject to a user and calls `principal_fo
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Integer, Result, String, literal, select, union_all
 from sqlalchemy.orm import Session
 
 from fabriek.domain import tokens
@@ -24,19 +25,22 @@ from fabriek.store.tables import (
 )
 
 
-def principal_for_user(session: Session, user: UserRow) -> Principal:
-    """The caller's roles, read once per request."""
-    staff = session.execute(
-        select(StaffRoleRow.role, StaffRoleRow.scope).where(StaffRoleRow.user_id == user.id)
-    ).all()
-    projects = session.execute(
-        select(MembershipRow.project_id, MembershipRow.role).where(MembershipRow.user_id == user.id)
-    ).all()
+def principal_for_user(session: Session, user_id: int, username: str) -> Principal:
+    """The caller's roles, read once per request in one round trip: staff roles (with their
+    scope) and project memberships (with the project id) as one union."""
+    staff = select(
+        StaffRoleRow.role, StaffRoleRow.scope, literal(None, Integer).label("project_id")
+    ).where(StaffRoleRow.user_id == user_id)
+    member = select(
+        MembershipRow.role, literal(None, String).label("scope"), MembershipRow.project_id
+    ).where(MembershipRow.user_id == user_id)
+    result: Result[Any] = session.execute(union_all(staff, member))
+    rows: list[tuple[str, str | None, int | None]] = [(r[0], r[1], r[2]) for r in result]
     return Principal(
-        user_id=user.id,
-        username=user.username,
-        staff_roles=frozenset((Role(r), s) for r, s in staff),
-        project_roles={p: Role(r) for p, r in projects},
+        user_id=user_id,
+        username=username,
+        staff_roles=frozenset((Role(r), s) for r, s, p in rows if p is None),
+        project_roles={p: Role(r) for r, _s, p in rows if p is not None},
     )
 
 
@@ -45,15 +49,18 @@ def authenticate(session: Session, presented: str, now: datetime) -> Principal:
     key = tokens.token_key(presented)
     if key is None:
         raise Unauthenticated("the token is malformed: it should look like fbk_<key>_<secret>")
-    row = session.get(ApiTokenRow, key)
-    if row is None or not tokens.token_matches(presented, row.token_hash):
+    found = session.execute(
+        select(ApiTokenRow.token_hash, ApiTokenRow.expires_at, ApiTokenRow.revoked_at,
+               UserRow.id, UserRow.username)
+        .join(UserRow, UserRow.id == ApiTokenRow.user_id)
+        .where(ApiTokenRow.key == key)
+    ).first()  # fmt: skip
+    if found is None or not tokens.token_matches(presented, found[0]):
         raise Unauthenticated("the token is not valid: create a new one with `fabriek login`")
-    if not tokens.is_usable(row.expires_at, row.revoked_at, now):
+    _hash, expires_at, revoked_at, user_id, username = found
+    if not tokens.is_usable(expires_at, revoked_at, now):
         raise Unauthenticated("the token has expired or was revoked: create a new one")
-    user = session.get(UserRow, row.user_id)
-    if user is None:  # pragma: no cover - the foreign key cascades
-        raise Unauthenticated("the token's user no longer exists")
-    return principal_for_user(session, user)
+    return principal_for_user(session, user_id, username)
 
 
 def _info(row: ApiTokenRow) -> TokenInfo:

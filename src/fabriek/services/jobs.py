@@ -8,11 +8,14 @@ in the same transaction.
 
 from __future__ import annotations
 
+import threading
+import time
+from collections.abc import Sequence
 from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, func, select, true
+from sqlalchemy import ColumnElement, Select, func, insert, select, true
 from sqlalchemy.orm import Session, selectinload
 
 from fabriek.domain import sbatch
@@ -52,6 +55,29 @@ def site_shapes(session: Session) -> list[SiteShape]:
         SiteShape(s.name, tuple(g.to_group() for g in s.node_groups), s.max_time_s)
         for s in map(site_from_row, rows)
     ]
+
+
+class SiteShapeCache:
+    """Every site's hardware, read at most every `ttl_s`: submissions check against it
+    hundreds of times a second, while sites change a few times a year. A change made in this
+    process is seen at once (`invalidate`); one made by another process within `ttl_s`."""
+
+    def __init__(self, ttl_s: float = 5.0) -> None:
+        self.ttl_s = ttl_s
+        self._shapes: list[SiteShape] = []
+        self._read_at = float("-inf")
+        self._lock = threading.Lock()
+
+    def get(self, session: Session) -> list[SiteShape]:
+        with self._lock:
+            if time.monotonic() - self._read_at > self.ttl_s:
+                self._shapes = site_shapes(session)
+                self._read_at = time.monotonic()
+            return self._shapes
+
+    def invalidate(self) -> None:
+        with self._lock:
+            self._read_at = float("-inf")
 
 
 def transition(
@@ -154,13 +180,20 @@ def _submit_project(session: Session, who: Principal, ref: str | None) -> Projec
     return row
 
 
-def submit_job(session: Session, who: Principal, draft: JobDraft, now: datetime) -> Job:
-    """Check the job against every site, then queue it (PENDING) with its first event."""
+def submit_job(
+    session: Session,
+    who: Principal,
+    draft: JobDraft,
+    now: datetime,
+    shapes: Sequence[SiteShape] | None = None,
+) -> Job:
+    """Check the job against every site (`shapes`, read from the store when not given), then
+    queue it (PENDING) with its first event."""
     project = _submit_project(session, who, draft.project)
     spec = spec_of(draft)
-    if problem := why_never_fits(spec, site_shapes(session)):
+    if problem := why_never_fits(spec, site_shapes(session) if shapes is None else shapes):
         raise InvalidInput.on(*problem)
-    row = JobRow(
+    values: dict[str, Any] = dict(
         project_id=project.id, user_id=who.user_id, name=spec.name,
         command=list(spec.command) if spec.command is not None else None, script=spec.script,
         container_image=spec.container_image, gpus=spec.gpus, gpu_type=spec.gpu_type,
@@ -169,14 +202,17 @@ def submit_job(session: Session, who: Principal, draft: JobDraft, now: datetime)
         working_dir=spec.working_dir, earliest_start=spec.earliest_start,
         deadline=spec.deadline, preemptible=spec.preemptible, shiftable=spec.shiftable,
         state=JobState.PENDING.value, reason=waiting_reason(spec, now), submitted_at=now,
+        gpu_seconds=0.0, cancel_requested=False,
     )  # fmt: skip
-    session.add(row)
-    session.flush()
-    session.add(
-        JobEventRow(job_id=row.id, at=now, from_state=None, to_state=row.state, reason="submitted")
+    # Plain inserts, not the ORM's unit of work: this is the hottest write of the factory.
+    job_id = session.execute(insert(JobRow).values(values).returning(JobRow.id)).scalar_one()
+    session.execute(
+        insert(JobEventRow).values(
+            job_id=job_id, at=now, from_state=None, to_state=values["state"], reason="submitted"
+        )
     )
     session.commit()
-    return Job(**_job_fields(row, project.name, who.username, None))
+    return Job(**_job_fields(JobRow(id=job_id, **values), project.name, who.username, None))
 
 
 def waiting_reason(spec: JobSpec, now: datetime) -> str:

@@ -27,7 +27,7 @@ CHUNK = 256 * 1024
 @router.post("", response_model=Job, status_code=status.HTTP_201_CREATED)
 def submit_job(body: JobDraft, db: Db, who: Caller, ctx: Ctx) -> Job:
     """Queue a job after checking that some site can run it; the dispatcher starts it."""
-    job = jobs.submit_job(db, who, body, ctx.clock())
+    job = jobs.submit_job(db, who, body, ctx.clock(), ctx.site_shapes.get(db))
     if ctx.dispatcher is not None:
         ctx.dispatcher.wake.set()
     return job

@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, status
 
-from fabriek.api.context import Caller, Db
+from fabriek.api.context import Caller, Ctx, Db
 from fabriek.api.routers import API_PREFIX
 from fabriek.api.schemas import PageOut, paging
 from fabriek.domain.geography import Province
@@ -29,9 +29,11 @@ def list_sites(
 
 
 @router.post("", response_model=Site, status_code=status.HTTP_201_CREATED)
-def register_site(body: SiteDraft, db: Db, who: Caller) -> Site:
+def register_site(body: SiteDraft, db: Db, who: Caller, ctx: Ctx) -> Site:
     """Register a site (admins)."""
-    return sites.register_site(db, who, body)
+    site = sites.register_site(db, who, body)
+    ctx.site_shapes.invalidate()
+    return site
 
 
 @router.get("/{ref}", response_model=Site)
@@ -41,6 +43,8 @@ def get_site(ref: str, db: Db, _who: Caller) -> Site:
 
 
 @router.patch("/{ref}", response_model=Site)
-def change_site(ref: str, body: SitePatch, db: Db, who: Caller) -> Site:
+def change_site(ref: str, body: SitePatch, db: Db, who: Caller, ctx: Ctx) -> Site:
     """Change a site's declared figures (admins, the site's operators)."""
-    return sites.change_site(db, who, ref, body)
+    site = sites.change_site(db, who, ref, body)
+    ctx.site_shapes.invalidate()
+    return site
