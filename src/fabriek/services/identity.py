@@ -7,7 +7,6 @@ sign-in (SURFconext, eduGAIN) maps its subject to a user and calls `principal_fo
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 from sqlalchemy import Integer, Result, String, literal, select, union_all
 from sqlalchemy.orm import Session
@@ -34,7 +33,7 @@ def principal_for_user(session: Session, user_id: int, username: str) -> Princip
     member = select(
         MembershipRow.role, literal(None, String).label("scope"), MembershipRow.project_id
     ).where(MembershipRow.user_id == user_id)
-    result: Result[Any] = session.execute(union_all(staff, member))
+    result: Result[str, str | None, int | None] = session.execute(union_all(staff, member))
     rows: list[tuple[str, str | None, int | None]] = [(r[0], r[1], r[2]) for r in result]
     return Principal(
         user_id=user_id,
