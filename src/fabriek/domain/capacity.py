@@ -1,12 +1,12 @@
-"""Whether a job can ever run at a site, and a first-fit choice among sites with room now.
+"""Whether a job can ever run at a site: what a submission must know before it is queued.
 
-Pure: sites come in as values. The scheduler (`fabriek.scheduler`) makes the real choice;
-this module answers the questions a submission must answer before anything is queued.
+Pure: sites come in as values. Where and when a job runs is the scheduler's choice
+(`fabriek.scheduler`); a test keeps the two in agreement.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from fabriek.domain.jobs import JobSpec
@@ -22,38 +22,25 @@ class SiteShape:
     max_time_s: int
 
 
-@dataclass(frozen=True)
-class Fit:
-    """Where a job goes: the site, the GPU type it gets there, and on how many nodes."""
-
-    site: str
-    gpu_type: str | None
-    nodes: int
-
-
-def group_fits(spec: JobSpec, group: NodeGroup) -> bool:
-    """Whether one node group could ever hold the job: one node if the job fits on one,
-    else whole nodes (a gang of GPUs never spans node groups)."""
+def site_fits(spec: JobSpec, site: SiteShape) -> bool:
+    """Whether a site could ever hold the job, as the scheduler places gangs: on one node
+    if one is big enough, else on whole nodes of one GPU type and one size."""
     if spec.gpus == 0:
-        return group.cpus_per_node >= spec.cpus and group.memory_gb_per_node >= spec.memory_gb
-    if not group.gpu_type or group.gpus_per_node == 0:
-        return False
-    if spec.gpu_type and spec.gpu_type != group.gpu_type:
-        return False
-    return nodes_needed(spec, group) <= group.count
-
-
-def nodes_needed(spec: JobSpec, group: NodeGroup) -> int:
-    """Nodes of this group the job takes: its `nodes` at least, and as many whole nodes as
-    its GPUs need (the job's GPUs spread evenly over them)."""
-    if spec.gpus == 0 or group.gpus_per_node == 0:
-        return spec.nodes
-    return max(spec.nodes, -(-spec.gpus // group.gpus_per_node))
+        return any(
+            g.cpus_per_node >= spec.cpus and g.memory_gb_per_node >= spec.memory_gb
+            for g in site.groups
+        )
+    nodes: dict[tuple[str, int], int] = {}  # (type, GPUs per node) -> nodes
+    for g in site.groups:
+        if g.gpu_type and g.gpus_per_node and spec.gpu_type in (None, g.gpu_type):
+            key = (g.gpu_type, g.gpus_per_node)
+            nodes[key] = nodes.get(key, 0) + g.count
+    return any(size >= spec.gpus or n * size >= spec.gpus for (_, size), n in nodes.items())
 
 
 def fitting_sites(spec: JobSpec, sites: Sequence[SiteShape]) -> list[SiteShape]:
     """The sites whose hardware can ever hold the job (time limit not considered)."""
-    return [s for s in sites if any(group_fits(spec, g) for g in s.groups)]
+    return [s for s in sites if site_fits(spec, s)]
 
 
 def why_never_fits(spec: JobSpec, sites: Sequence[SiteShape]) -> tuple[str, str] | None:
@@ -61,16 +48,18 @@ def why_never_fits(spec: JobSpec, sites: Sequence[SiteShape]) -> tuple[str, str]
     fit = fitting_sites(spec, sites)
     if not fit:
         kind = f"{spec.gpu_type} " if spec.gpu_type else ""
-        most = max(
-            (g.count * g.gpus_per_node for s in sites for g in s.groups
-             if g.gpu_type and (not spec.gpu_type or g.gpu_type == spec.gpu_type)),
-            default=0,
-        )  # fmt: skip
+        totals = [
+            sum(g.count * g.gpus_per_node for g in s.groups if (g.gpu_type, g.gpus_per_node) == k)
+            for s in sites
+            for k in {(g.gpu_type, g.gpus_per_node) for g in s.groups if g.gpu_type}
+            if spec.gpu_type in (None, k[0])
+        ]
+        most = max(totals, default=0)
         if spec.gpus and most == 0:
             return "gpu_type", f"no site has {kind}GPUs"
         return "gpus", (
-            f"no site can ever run {spec.gpus} {kind}GPU(s) on {spec.nodes} node(s): "
-            f"the largest group of such nodes has {most} GPUs"
+            f"no site can ever run {spec.gpus} {kind}GPU(s): the most any site has of them "
+            f"is {most} (on whole nodes of one type and size)"
         )
     longest = max(s.max_time_s for s in fit)
     if spec.time_limit_s > longest:
@@ -78,34 +67,4 @@ def why_never_fits(spec: JobSpec, sites: Sequence[SiteShape]) -> tuple[str, str]
             f"{spec.time_limit_s} s is over the longest time limit of any site that fits "
             f"({longest} s); split the work or checkpoint and resubmit"
         )
-    return None
-
-
-def first_fit(
-    spec: JobSpec,
-    sites: Sequence[SiteShape],
-    busy: Mapping[str, Mapping[str | None, int]],
-    unavailable: frozenset[str] = frozenset(),
-    queue_depth: Mapping[str, int] | None = None,
-) -> Fit | None:
-    """The first site (in the order given) that fits the job and has its GPUs free now,
-    with the GPU type it gets there.
-
-    `busy` is GPUs in use per site and type. Free GPUs are counted per type across the site;
-    the engine places them on nodes. `queue_depth` lets a site with a scheduler of its own
-    (Slurm) take that many GPUs' worth of jobs more than it has, to queue them itself.
-    """
-    depth = queue_depth or {}
-    for site in sites:
-        if site.name in unavailable or spec.time_limit_s > site.max_time_s:
-            continue
-        capacity: dict[str | None, int] = {}
-        for g in site.groups:
-            capacity[g.gpu_type] = capacity.get(g.gpu_type, 0) + g.count * g.gpus_per_node
-        for g in site.groups:
-            if not group_fits(spec, g):
-                continue
-            used = busy.get(site.name, {}).get(g.gpu_type, 0)
-            if spec.gpus == 0 or capacity[g.gpu_type] + depth.get(site.name, 0) - used >= spec.gpus:
-                return Fit(site.name, g.gpu_type if spec.gpus else None, nodes_needed(spec, g))
     return None

@@ -23,10 +23,10 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from fabriek.domain.capacity import SiteShape, first_fit
+from fabriek.domain.capacity import SiteShape
 from fabriek.domain.jobs import ACTIVE_STATES, JobSpec, JobState, can_transition
 from fabriek.engines.base import (
     Engine,
@@ -39,11 +39,11 @@ from fabriek.engines.base import (
 )
 from fabriek.services.engine_registry import EngineRegistry
 from fabriek.services.jobs import site_shapes, spec_from_row, transition
+from fabriek.services.scheduling import run_cycle
 from fabriek.store.tables import JobRow, SiteRow
 
 log = logging.getLogger("fabriek.dispatch")
 
-PLACE_BATCH = 2000
 CANCEL_RETRY_S = 30.0
 
 
@@ -160,54 +160,15 @@ class Dispatcher:
     # -- 1. place --------------------------------------------------------------------------------
 
     def _place(self, shapes: list[SiteShape]) -> int:
-        now = self.clock()
-        placed = 0
+        """One scheduling cycle over every site: `fabriek.scheduler.schedule`, the same
+        function the simulator replays traces with."""
+        down = frozenset(s.name for s in shapes if not self._available(s.name))
+        depth = {s.name: self.registry.queue_depth(s.name, self._gpus[s.name]) for s in shapes}
+        reasons = {s: self.health[s].reason for s in down}
         with self.sessions() as session:
-            site_ids = {n: i for n, i in session.execute(select(SiteRow.name, SiteRow.id))}
-            names = {v: k for k, v in site_ids.items()}
-            busy: dict[str, dict[str | None, int]] = defaultdict(lambda: defaultdict(int))
-            for site_id, gpu_type, gpus in session.execute(
-                select(JobRow.site_id, JobRow.placed_gpu_type, func.sum(JobRow.gpus))
-                .where(JobRow.state.in_([s.value for s in ACTIVE_STATES]))
-                .group_by(JobRow.site_id, JobRow.placed_gpu_type)
-            ):
-                if site_id is not None:
-                    busy[names[site_id]][gpu_type] += int(gpus or 0)
-            down = frozenset(s.name for s in shapes if not self._available(s.name))
-            depth = {s.name: self.registry.queue_depth(s.name, self._gpus[s.name]) for s in shapes}
-            # Jobs not yet allowed to start are left alone: their reason was set on submission.
-            waiting = session.scalars(
-                select(JobRow)
-                .where(
-                    JobRow.state == JobState.PENDING.value,
-                    JobRow.earliest_start.is_(None) | (JobRow.earliest_start <= now),
-                )
-                .order_by(JobRow.id)
-                .limit(PLACE_BATCH)
-            ).all()
-            for job in waiting:
-                spec = spec_from_row(job)
-                choice = first_fit(spec, shapes, busy, down, depth)
-                if choice is None:
-                    if down and first_fit(spec, shapes, busy, queue_depth=depth) is not None:
-                        why = "; ".join(f"{s}: {self.health[s].reason}" for s in sorted(down))
-                        self._wait(job, f"SiteUnavailable: {why}")
-                    else:
-                        self._wait(
-                            job,
-                            f"Resources: waiting for {spec.gpus} free {spec.gpu_type or ''} GPU(s)".replace(
-                                "  ", " "
-                            ),
-                        )
-                    continue
-                busy[choice.site][choice.gpu_type] += spec.gpus
-                job.site_id = site_ids[choice.site]
-                job.placed_gpu_type = choice.gpu_type
-                job.nodes = choice.nodes
-                transition(session, job, JobState.STARTING, f"starting on {choice.site}", now)
-                placed += 1
+            placed = run_cycle(session, shapes, self.clock(), depth, down, reasons)
             session.commit()
-        return placed
+        return placed.started
 
     @staticmethod
     def _wait(job: JobRow, reason: str) -> None:
@@ -273,8 +234,7 @@ class Dispatcher:
                 else:
                     if "free GPUs" not in str(outcome):  # busy is not broken
                         self._site_failed(site, str(outcome))
-                    job.site_id = None
-                    job.placed_gpu_type = None
+                    _unplace(job)
                     transition(
                         session, job, JobState.PENDING, f"SiteUnavailable: {site}: {outcome}", now
                     )
@@ -355,12 +315,30 @@ class Dispatcher:
                     job.ended_at = obs.ended_at or now
                     self._cancel_sent.pop(job.id, None)
                 reason = obs.reason or ("started" if new == JobState.RUNNING else None)
+                if new == JobState.CANCELLED and job.preempted_for is not None:
+                    self._requeue(session, job, now)
+                    changed += 1
+                    continue
                 if new == JobState.CANCELLED and job.cancel_requested and not obs.reason:
                     reason = "cancelled on request"
                 transition(session, job, new, reason, now)
                 changed += 1
             session.commit()
         return changed
+
+    @staticmethod
+    def _requeue(session: Session, job: JobRow, now: datetime) -> None:
+        """A preempted job stopped: it waits again, keeping its place by submission time."""
+        if JobState(job.state) == JobState.STARTING:
+            transition(session, job, JobState.RUNNING, "started", now)
+        transition(session, job, JobState.PREEMPTED, f"preempted for job {job.preempted_for}", now)
+        _unplace(job)
+        job.handle = None
+        job.started_at = None
+        job.exit_code = None
+        job.cancel_requested = False
+        job.preempted_for = None
+        transition(session, job, JobState.PENDING, "requeued after preemption", now)
 
     # -- 4. cancel ---------------------------------------------------------------------------------
 
@@ -391,3 +369,10 @@ class Dispatcher:
             except EngineUnavailable as exc:
                 self._site_failed(site, str(exc))
         return sent
+
+
+def _unplace(job: JobRow) -> None:
+    """Forget where a job was to run: it waits to be placed again."""
+    job.site_id = None
+    job.placed_gpu_type = None
+    job.placement = None

@@ -7,6 +7,7 @@ bodies with named functions. Every change of the schema comes with an Alembic mi
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy import (
     JSON,
@@ -196,8 +197,12 @@ class JobRow(Base):
     state: Mapped[str] = mapped_column(String(20))
     reason: Mapped[str | None] = mapped_column(String(500))
     site_id: Mapped[int | None] = mapped_column(ForeignKey("sites.id"))
-    # The GPU type the job got (it may have asked for any).
+    # The GPU type the job got (it may have asked for any), and the GPUs per node the
+    # scheduler gave it: [[node, gpus], ...].
     placed_gpu_type: Mapped[str | None] = mapped_column(String(20))
+    placement: Mapped[list[list[Any]] | None] = mapped_column(JSON)
+    # Set when the scheduler preempts the job for another: the job it makes room for.
+    preempted_for: Mapped[int | None]
     handle: Mapped[str | None] = mapped_column(String(100))
     exit_code: Mapped[int | None]
     gpu_seconds: Mapped[float] = mapped_column(default=0.0)

@@ -51,6 +51,8 @@ def upgrade() -> None:
         sa.Column("reason", sa.String(length=500), nullable=True),
         sa.Column("site_id", sa.Integer(), nullable=True),
         sa.Column("placed_gpu_type", sa.String(length=20), nullable=True),
+        sa.Column("placement", sa.JSON(), nullable=True),
+        sa.Column("preempted_for", sa.Integer(), nullable=True),
         sa.Column("handle", sa.String(length=100), nullable=True),
         sa.Column("exit_code", sa.Integer(), nullable=True),
         sa.Column("gpu_seconds", sa.Double(), nullable=False),
