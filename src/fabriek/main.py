@@ -7,7 +7,7 @@ import traceback
 
 import typer
 
-from fabriek import server_commands
+from fabriek import server_commands, sim_command
 from fabriek.cli import jobs as _job_commands  # noqa: F401  (registers the job commands)
 from fabriek.cli.app import app
 from fabriek.cli.config import NotSignedIn
@@ -15,6 +15,7 @@ from fabriek.domain.errors import FabriekError, InvalidInput
 from fabriek.sdk import ApiError, ApiUnreachable
 
 server_commands.register(app)
+app.command()(sim_command.sim)
 
 # Exit codes: 2 for input the user must change (like a usage error), 1 for everything else.
 BAD_INPUT = 2
@@ -36,7 +37,10 @@ def main(argv: list[str] | None = None) -> None:
     if debug:
         args.remove("--debug")
     try:
-        app(args=args, standalone_mode=False)
+        code = app(args=args, standalone_mode=False)
+        # Without standalone mode, a command that raises Exit(n) returns n instead.
+        if isinstance(code, int) and code:
+            sys.exit(code)
     except typer.Abort:
         print("fabriek: aborted", file=sys.stderr)
         sys.exit(FAILURE)
