@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fabriek.scheduler import NodeShare, schedule
+from fabriek.scheduler import HourSignal, NodeShare, Signals, schedule
 
 from .factories import pending, site, snapshot
 
@@ -49,3 +49,30 @@ def test_best_fit_across_sites() -> None:
 def test_zero_gpu_job_starts_without_placement() -> None:
     (start,) = schedule(snapshot([pending(1, gpus=0)])).starts
     assert start.nodes == ()
+
+
+def test_lower_cost_site_wins_a_tie() -> None:
+    sites = [site("a", nodes=1, prefix="a"), site("b", nodes=1, prefix="b")]
+    signals = Signals(
+        start_s=0.0,
+        by_site={
+            "a": [HourSignal(carbon_g_per_kwh=400.0)],
+            "b": [HourSignal(carbon_g_per_kwh=100.0)],
+        },
+    )
+    (start,) = schedule(snapshot([pending(1, gpus=8)], sites=sites, signals=signals)).starts
+    assert start.site == "b"
+    # Outside the signals' hours nothing is known: the first site wins the tie.
+    later = snapshot([pending(1, gpus=8, submit=7200.0)], sites=sites, signals=signals, now=7200.0)
+    assert schedule(later).starts[0].site == "a"
+
+
+def test_signal_lookup_by_hour() -> None:
+    signals = Signals(start_s=100.0, by_site={"a": [HourSignal(1.0), HourSignal(2.0)]})
+    assert signals.at("a", 50.0) is None
+    assert signals.at("a", 100.0) == HourSignal(1.0)
+    assert signals.at("a", 3700.0) == HourSignal(2.0)
+    assert signals.at("a", 7300.0) is None
+    assert signals.at("b", 100.0) is None
+    assert HourSignal().cost() == 0.0
+    assert HourSignal(carbon_g_per_kwh=300.0, heat_demand=1.0).cost() == 150.0

@@ -10,7 +10,6 @@ from hypothesis import strategies as st
 from fabriek.domain.units import GpuHours
 from fabriek.scheduler import (
     Allocation,
-    CycleResult,
     Node,
     NodeShare,
     PendingJob,
@@ -63,13 +62,13 @@ def snapshots(draw: st.DrawFn) -> Snapshot:
     pending = [
         PendingJob(
             job_id=i,
-            project=draw(st.sampled_from(PROJECTS)),
+            project=draw(st.sampled_from(PROJECTS[:2] * 4 + PROJECTS[2:])),
             user=draw(st.sampled_from(["u1", "u2"])),
-            gpus=draw(st.sampled_from([1, 1, 2, 3, 4, 8, 12, 16, 40])),
+            gpus=draw(st.sampled_from([1, 1, 1, 2, 2, 3, 4, 8, 16, 40])),
             time_limit_s=float(draw(st.integers(1, 5000))),
-            submit_time_s=float(draw(st.integers(0, 1100))),
-            gpu_type=draw(st.sampled_from([None, None, "h100", "a100"])),
-            earliest_start_s=draw(st.one_of(st.none(), st.floats(0, 2000))),
+            submit_time_s=float(draw(st.integers(0, int(now) + 50))),
+            gpu_type=draw(st.sampled_from([None, None, None, "h100", "a100"])),
+            earliest_start_s=draw(st.one_of(st.none(), st.none(), st.none(), st.floats(0, 2000))),
         )
         for i in range(draw(st.integers(0, 12)))
     ]
@@ -152,7 +151,9 @@ def test_reservation_is_never_delayed_by_backfilled_jobs(snap: Snapshot, policy:
     # GPUs held at the reservation's start: running jobs and this cycle's starts that
     # have not reached their time limit by then.
     holders = [(r.site, r.nodes, r.expected_end_s) for r in snap.running if r.job_id not in stopped]
-    holders += [(s.site, s.nodes, snap.now_s + pending[s.job_id].time_limit_s) for s in result.starts]
+    holders += [
+        (s.site, s.nodes, snap.now_s + pending[s.job_id].time_limit_s) for s in result.starts
+    ]
     for r in snap.running:
         if r.job_id in stopped:
             for share in r.nodes:

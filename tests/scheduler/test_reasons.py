@@ -3,7 +3,16 @@
 from __future__ import annotations
 
 from fabriek.domain.jobs import JobSpec
-from fabriek.scheduler import Policy, SchedulerConfig, Signals, Wait, WaitReason, never_fits
+from fabriek.domain.sites import NodeGroup
+from fabriek.scheduler import (
+    Policy,
+    SchedulerConfig,
+    Signals,
+    Wait,
+    WaitReason,
+    never_fits,
+    site_from_groups,
+)
 from fabriek.scheduler import schedule as run_cycle
 from fabriek.scheduler.signals import HourSignal
 
@@ -27,6 +36,19 @@ def test_never_fits_at_submission_and_in_a_cycle() -> None:
     assert never_fits(JobSpec(name="wrong type", gpus=1, gpu_type="a100"), sites)
     result = run_cycle(snapshot([pending(1, gpus=24)], sites))
     assert reasons(result.waits) == {1: WaitReason.NEVER_FITS}
+
+
+def test_never_fits_from_node_groups() -> None:
+    groups = [
+        NodeGroup("gpu", count=4, gpu_type="h100", gpus_per_node=8, cpus_per_node=96,
+                  memory_gb_per_node=2048),
+        NodeGroup("cpu", count=10, gpu_type=None, gpus_per_node=0, cpus_per_node=128,
+                  memory_gb_per_node=512),
+    ]  # fmt: skip
+    site_state = site_from_groups("ams", groups)
+    assert len(site_state.nodes) == 4
+    assert not never_fits(JobSpec(name="j", gpus=32, gpu_type="h100"), [site_state])
+    assert never_fits(JobSpec(name="j", gpus=40), [site_state])
 
 
 def test_whole_nodes_of_one_pool_only() -> None:
