@@ -28,6 +28,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from fabriek.domain.capacity import SiteShape
 from fabriek.domain.jobs import ACTIVE_STATES, JobSpec, JobState, can_transition
+from fabriek.domain.units import GpuHours
 from fabriek.engines.base import (
     Engine,
     EngineJob,
@@ -39,12 +40,13 @@ from fabriek.engines.base import (
 )
 from fabriek.services.engine_registry import EngineRegistry
 from fabriek.services.jobs import site_shapes, spec_from_row, transition
-from fabriek.services.scheduling import run_cycle
+from fabriek.services.scheduling import recent_usage, run_cycle
 from fabriek.store.tables import JobRow, SiteRow
 
 log = logging.getLogger("fabriek.dispatch")
 
 CANCEL_RETRY_S = 30.0
+USAGE_EVERY_S = 60.0
 
 
 @dataclass
@@ -90,10 +92,12 @@ class Dispatcher:
         # so a burst of submissions does not become a burst of full-queue polls.
         self.observe_every_s = observe_every_s
         self._observed_at = float("-inf")
+        self._usage: dict[tuple[str, str], GpuHours] = {}
+        self._usage_read_at = float("-inf")
 
     # -- the loop ----------------------------------------------------------------------------
 
-    def run(self, stop: threading.Event, interval_s: float, min_gap_s: float = 0.05) -> None:
+    def run(self, stop: threading.Event, interval_s: float, min_gap_s: float = 0.1) -> None:
         """Cycle until `stop` is set; a submission or cancel wakes it early, but cycles are
         at least `min_gap_s` apart, so a burst of submissions shares one cycle."""
         while not stop.is_set():
@@ -165,8 +169,13 @@ class Dispatcher:
         down = frozenset(s.name for s in shapes if not self._available(s.name))
         depth = {s.name: self.registry.queue_depth(s.name, self._gpus[s.name]) for s in shapes}
         reasons = {s: self.health[s].reason for s in down}
+        now = self.clock()
         with self.sessions() as session:
-            placed = run_cycle(session, shapes, self.clock(), depth, down, reasons)
+            # Fair-share usage moves by the hour: reading it once a minute is plenty.
+            if time.monotonic() - self._usage_read_at > USAGE_EVERY_S:
+                self._usage = recent_usage(session, now.timestamp())
+                self._usage_read_at = time.monotonic()
+            placed = run_cycle(session, shapes, now, depth, down, reasons, self._usage)
             session.commit()
         return placed.started
 

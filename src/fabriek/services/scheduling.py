@@ -88,8 +88,10 @@ def run_cycle(
     depth: Mapping[str, int],
     down: frozenset[str],
     down_reasons: Mapping[str, str],
+    usage: Mapping[tuple[str, str], GpuHours] | None = None,
 ) -> Placed:
-    """Read the factory, schedule, and write the decisions (not committed)."""
+    """Read the factory, schedule, and write the decisions (not committed). `usage` is the
+    users' decayed recent usage (read from the store when not given)."""
     now_s = now.timestamp()
     names = (
         select(JobRow, ProjectRow.name, UserRow.username, OrganisationRow.name, SiteRow.name)
@@ -98,7 +100,6 @@ def run_cycle(
         .join(OrganisationRow, OrganisationRow.id == ProjectRow.organisation_id)
         .outerjoin(SiteRow, SiteRow.id == JobRow.site_id)
     )
-    active = session.execute(names.where(JobRow.state.in_([s.value for s in ACTIVE_STATES]))).all()
     waiting = session.execute(
         names.where(
             JobRow.state == JobState.PENDING.value,
@@ -109,19 +110,42 @@ def run_cycle(
     ).all()
     if not waiting:
         return Placed()
+    # Running jobs as plain columns: a cycle reads all of them, and needs no objects.
+    active = session.execute(
+        select(
+            JobRow.id, JobRow.placement, JobRow.started_at, JobRow.submitted_at,
+            JobRow.time_limit_s, JobRow.preemptible, ProjectRow.name, UserRow.username,
+            OrganisationRow.name, SiteRow.name,
+        )
+        .join(ProjectRow, ProjectRow.id == JobRow.project_id)
+        .join(UserRow, UserRow.id == JobRow.user_id)
+        .join(OrganisationRow, OrganisationRow.id == ProjectRow.organisation_id)
+        .join(SiteRow, SiteRow.id == JobRow.site_id)
+        .where(JobRow.state.in_([s.value for s in ACTIVE_STATES]))
+    ).all()  # fmt: skip
     organisations: dict[str, str] = {}
     held: dict[tuple[str, str], int] = defaultdict(int)
     running = []
-    for job, project, user, org, site in active:
+    for (
+        job_id,
+        placement,
+        started,
+        submitted,
+        limit,
+        preemptible,
+        project,
+        user,
+        org,
+        site,
+    ) in active:
         organisations[project] = org
-        shares = tuple(NodeShare(str(n), int(g)) for n, g in job.placement or [])
+        shares = tuple(NodeShare(str(n), int(g)) for n, g in placement or [])
         for share in shares:
             held[(site, share.node)] += share.gpus
-        began = (job.started_at or job.submitted_at).timestamp()
+        began = (started or submitted).timestamp()
         running.append(
-            RunningJob(job.id, project, user, site, shares, began, began + job.time_limit_s,
-                       job.preemptible)
-        )  # fmt: skip
+            RunningJob(job_id, project, user, site, shares, began, began + limit, preemptible)
+        )
     pending = []
     rows: dict[int, JobRow] = {}
     for job, project, user, org, _site in waiting:
@@ -139,7 +163,7 @@ def run_cycle(
         running=running,
         sites=_sites(shapes, depth, down, held),
         allocations=allocations,
-        usage=_usage(session, now_s),
+        usage=recent_usage(session, now_s) if usage is None else usage,
     )
     result = schedule(snapshot)
     site_ids = {n: i for n, i in session.execute(select(SiteRow.name, SiteRow.id))}
@@ -174,7 +198,7 @@ def run_cycle(
     return placed
 
 
-def _usage(session: Session, now_s: float) -> dict[tuple[str, str], GpuHours]:
+def recent_usage(session: Session, now_s: float) -> dict[tuple[str, str], GpuHours]:
     """Each user's recent GPU-hours, decayed with the fair-share half-life."""
     since = now_s - USAGE_HALF_LIVES * DEFAULT_HALF_LIFE_S
     rows = session.execute(
