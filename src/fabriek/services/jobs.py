@@ -15,7 +15,7 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, func, insert, select, true
+from sqlalchemy import ColumnElement, Select, func, insert, select
 from sqlalchemy.orm import Session, selectinload
 
 from fabriek.domain import sbatch
@@ -34,12 +34,12 @@ from fabriek.domain.jobs import (
 )
 from fabriek.domain.roles import Principal, Role
 from fabriek.services.paging import Page, PageRequest
+from fabriek.services.projects import visible_projects
 from fabriek.services.sites import site_from_row
 from fabriek.store.tables import (
     JobEventRow,
     JobRow,
     MembershipRow,
-    OrganisationRow,
     ProjectRow,
     SiteRow,
     UserRow,
@@ -251,19 +251,8 @@ def _job_fields(row: JobRow, project: str, user: str, site: str | None) -> dict[
 
 
 def _visible(who: Principal) -> ColumnElement[bool]:
-    """Jobs of the projects a caller may see (as for projects themselves)."""
-    if who.is_admin:
-        return true()
-    mine = JobRow.project_id.in_(
-        select(MembershipRow.project_id).where(MembershipRow.user_id == who.user_id)
-    )
-    hubs = who.scopes(Role.HUB_STAFF)
-    if not hubs:
-        return mine
-    return mine | JobRow.project_id.in_(
-        select(ProjectRow.id).join(OrganisationRow, OrganisationRow.id == ProjectRow.organisation_id)
-        .where(OrganisationRow.hub.in_(hubs))
-    )  # fmt: skip
+    """Jobs of the projects a caller may see (the projects' own rule)."""
+    return visible_projects(who, JobRow.project_id)
 
 
 def _query() -> Select[JobRow, str, str, str]:

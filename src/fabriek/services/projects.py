@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import ColumnElement, Select, func, select, true
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from fabriek.domain.errors import Conflict, Forbidden, InvalidInput, NotFound
 from fabriek.domain.people import Membership, MembershipDraft, Project, ProjectDraft
@@ -16,19 +16,26 @@ from fabriek.services.transactions import clash_is_conflict, commit
 from fabriek.store.tables import MembershipRow, OrganisationRow, ProjectRow, UserRow
 
 
-def _visible(who: Principal) -> ColumnElement[bool]:
-    """The projects a caller may see: their own, their hub's, or all for admins."""
+def visible_projects(who: Principal, project_id: InstrumentedAttribute[int]) -> ColumnElement[bool]:
+    """Whether `project_id` (a column: of projects, of jobs, ...) is a project the caller
+    may see: their own, their hub's, or any for admins. The one rule of tenant isolation."""
     if who.is_admin:
         return true()
-    mine = ProjectRow.id.in_(
+    mine = project_id.in_(
         select(MembershipRow.project_id).where(MembershipRow.user_id == who.user_id)
     )
     hubs = who.scopes(Role.HUB_STAFF)
     if not hubs:
         return mine
-    return mine | ProjectRow.organisation_id.in_(
-        select(OrganisationRow.id).where(OrganisationRow.hub.in_(hubs))
+    return mine | project_id.in_(
+        select(ProjectRow.id)
+        .join(OrganisationRow, OrganisationRow.id == ProjectRow.organisation_id)
+        .where(OrganisationRow.hub.in_(hubs))
     )
+
+
+def _visible(who: Principal) -> ColumnElement[bool]:
+    return visible_projects(who, ProjectRow.id)
 
 
 def _project_query() -> Select[Any]:
