@@ -7,8 +7,8 @@ Reuse it for any endpoint::
                       lambda i: {"name": f"bench-{i}", ...}, concurrency=32, duration_s=10)
     print(result.rps, result.p50_ms, result.p99_ms, result.errors)
 
-`concurrency` clients (asyncio tasks sharing one `httpx.AsyncClient` with a connection per
-client) send requests back to back, with no think time: a closed loop. Each request gets the
+`concurrency` clients (asyncio tasks, each with its own `httpx.AsyncClient` and connection)
+send requests back to back, with no think time: a closed loop. Each request gets the
 body `json_factory(i)`, `i` counting from 0 across all clients (and worker processes).
 Requests that start in the warm-up are not counted; the measured window is `duration_s`.
 `processes > 1` splits the clients over that many forked client processes, for when one
@@ -343,7 +343,8 @@ def run_load(
 ) -> LoadResult:
     """Send `method path` from `concurrency` closed-loop clients for warm-up + duration.
 
-    `json_factory(i)` is the JSON body of request `i` (None: no body). With `processes > 1`
+    `json_factory(i)` is the JSON body of request `i` (None: no body); `i` starts at 0 in every
+    call, so put a per-run prefix into names that must be unique. With `processes > 1`
     the clients are split over that many forked processes (the factory needs no pickling).
     `server_pid` adds the server's CPU use to the result, `database` that of the PostgreSQL
     backends serving that database (local server only).

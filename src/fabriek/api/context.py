@@ -57,7 +57,7 @@ class AppContext:
     authenticators: list[Authenticator] = field(default_factory=lambda: [bearer_token])
 
 
-def app_context(request: Request) -> AppContext:
+async def app_context(request: Request) -> AppContext:
     ctx: AppContext = request.app.state.context
     return ctx
 

@@ -25,7 +25,7 @@ class PageOut(BaseModel, Generic[T]):
         return cls(items=page.items, total=page.total, limit=page.limit, offset=page.offset)
 
 
-def paging(
+async def paging(
     limit: int = Query(100, ge=1, le=1000, description="items per page"),
     offset: int = Query(0, ge=0, description="items to skip"),
 ) -> PageRequest:
