@@ -33,27 +33,22 @@ import os
 import platform
 import shlex
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from contextlib import AsyncExitStack, contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from multiprocessing.queues import Queue
 from pathlib import Path
 from typing import Any
 
 import httpx
-import psycopg
 from sqlalchemy.engine import make_url
+from tests.servers import free_port, prepare, throwaway_database
 
 from fabriek.services import demo
-from fabriek.store.db import make_engine, make_sessions
-from fabriek.store.migrate import upgrade
 
 PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
 BACKENDS = ("sqlite", "postgresql")
@@ -441,40 +436,7 @@ def run_load(
     )
 
 
-# --- Databases and servers (shared with bench.serve_startup) --------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@contextmanager
-def throwaway_database(kind: str, tmp: Path) -> Iterator[str]:
-    """A fresh, empty database URL of this kind ("sqlite" or "postgresql"), dropped after."""
-    if kind == "sqlite":
-        yield f"sqlite:///{tmp / f'bench-{uuid.uuid4().hex[:8]}.db'}"
-        return
-    if kind != "postgresql":
-        raise ValueError(f"unknown backend {kind!r}: use sqlite or postgresql")
-    name = f"fabriek_bench_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
-    finally:
-        with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
-def prepare(url: str) -> None:
-    """Migrate the database and load the demo factory (in this process)."""
-    engine = make_engine(url)
-    upgrade(engine)
-    with make_sessions(engine)() as session:
-        demo.load_demo(session, datetime.now(UTC))
-    engine.dispose()
+# --- Servers (shared with bench.serve_startup); databases come from tests.servers --------
 
 
 def server_env(database_url: str, port: int, state_dir: Path) -> dict[str, str]:

@@ -27,16 +27,16 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from tests.servers import free_port, throwaway_database
+
 from bench.api_load import (
     BACKENDS,
     SERVE,
     command_line,
-    free_port,
     machine_cpu_ticks,
     machine_description,
     server_env,
     stop_server,
-    throwaway_database,
     wait_for_quiet,
     wait_ready,
 )

@@ -15,14 +15,9 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from bench.api_load import (
-    command_line,
-    machine_description,
-    prepare,
-    run_load,
-    served,
-    throwaway_database,
-)
+from tests.servers import prepare, throwaway_database
+
+from bench.api_load import command_line, machine_description, run_load, served
 from fabriek.services.demo import demo_token
 
 
