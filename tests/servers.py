@@ -15,12 +15,11 @@ from pathlib import Path
 import psycopg
 import uvicorn
 
-from fabriek.api.app import create_app
+from fabriek.server_app import build_app
 from fabriek.services import demo
 from fabriek.settings import Settings
 from fabriek.store.db import make_engine, make_sessions
 from fabriek.store.migrate import upgrade
-from fabriek.web.pages import portal_router, static_files
 
 PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
 
@@ -76,8 +75,7 @@ class LiveServer:
 def live_server(settings: Settings) -> Iterator[LiveServer]:
     """The full app (API and portal) served by uvicorn in a thread, on a free port."""
     settings.port = free_port()
-    app = create_app(settings, extra_routers=[portal_router()])
-    app.mount("/static", static_files(), name="static")
+    app = build_app(settings)
     config = uvicorn.Config(app, host="127.0.0.1", port=settings.port, log_level="warning")
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)

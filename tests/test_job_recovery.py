@@ -18,6 +18,7 @@ import pytest
 from sqlalchemy import select
 
 from fabriek.services.demo import demo_token
+from fabriek.services.dispatch import claim_dispatch
 from fabriek.settings import Settings
 from fabriek.store.db import make_engine, make_sessions
 from fabriek.store.tables import JobEventRow
@@ -164,3 +165,45 @@ def test_kill_minus_nine_while_200_jobs_stream_through(tmp_path: Path) -> None:
         runs = Counter(int(line) for line in ran.read_text().split())
         assert all(runs[i] == 1 for i in ids), [i for i in ids if runs[i] != 1]
         assert all(terminal_events(url, i) == ["completed"] for i in ids)
+
+
+def test_only_one_dispatcher_per_state_dir(tmp_path: Path) -> None:
+    first = claim_dispatch(tmp_path)
+    assert first is not None
+    assert claim_dispatch(tmp_path) is None
+    first.close()
+    again = claim_dispatch(tmp_path)
+    assert again is not None
+    again.close()
+
+
+def test_several_api_processes_share_one_dispatcher(tmp_path: Path) -> None:
+    with throwaway_database("sqlite", tmp_path) as url:
+        prepare(url)
+        port = free_port()
+        env = {**os.environ, "FABRIEK_DATABASE_URL": url, "FABRIEK_STATE_DIR": str(tmp_path / "s"),
+               "FABRIEK_DISPATCH_INTERVAL_S": "0.2"}  # fmt: skip
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "fabriek.main", "serve", "--workers", "2", "--port", str(port)],
+            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        base = f"http://127.0.0.1:{port}"
+        try:
+            deadline = time.monotonic() + 60
+            while True:
+                try:
+                    if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                assert time.monotonic() < deadline and proc.poll() is None
+                time.sleep(0.1)
+            with client_for(base) as c:
+                jobs = [submit(c, command=["echo", str(i)]) for i in range(6)]
+                for i, job in enumerate(jobs):
+                    assert wait_for(c, job["id"])["state"] == "completed"
+                    assert c.get(f"/api/v1/jobs/{job['id']}/logs").text == f"{i}\n"
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(30)
+        assert all(terminal_events(url, j["id"]) == ["completed"] for j in jobs)

@@ -7,6 +7,7 @@ talk to one; `fabriek.main` puts them beside the client commands.
 from __future__ import annotations
 
 import logging
+import os
 import time
 from datetime import UTC, datetime
 from typing import Annotated
@@ -14,13 +15,12 @@ from typing import Annotated
 import typer
 import uvicorn
 
-from fabriek.api.app import create_app
 from fabriek.cli.output import console, print_json
+from fabriek.server_app import build_app
 from fabriek.services import demo
 from fabriek.settings import Settings
 from fabriek.store.db import make_engine, make_sessions, redact
 from fabriek.store.migrate import require_current, upgrade
-from fabriek.web.pages import portal_router, static_files
 
 db_app = typer.Typer(help="The store's schema.", no_args_is_help=True)
 demo_app = typer.Typer(help="The demo factory.", no_args_is_help=True)
@@ -29,16 +29,22 @@ demo_app = typer.Typer(help="The demo factory.", no_args_is_help=True)
 def serve(
     port: Annotated[int | None, typer.Option(help="port (default FABRIEK_PORT or 8000)")] = None,
     host: Annotated[str | None, typer.Option(help="address (default 127.0.0.1)")] = None,
+    workers: Annotated[
+        int | None, typer.Option(min=1, max=64, help="API processes (default FABRIEK_WORKERS or 1)")
+    ] = None,
 ) -> None:
     """Serve the API and the portal."""
     started = time.perf_counter()
+    # Options become the environment too: worker processes read their settings from it.
+    for name, value in (
+        ("FABRIEK_PORT", port),
+        ("FABRIEK_HOST", host),
+        ("FABRIEK_WORKERS", workers),
+    ):
+        if value:
+            os.environ[name] = str(value)
     settings = Settings()
-    if port:
-        settings.port = port
-    if host:
-        settings.host = host
-    app = create_app(settings, extra_routers=[portal_router()])
-    app.mount("/static", static_files(), name="static")
+    app = build_app(settings)
     url = f"http://{settings.host}:{settings.port}"
     console.print(f"Fabriek serves {url} on {redact(settings.database_url)}")
     with make_sessions(app.state.context.engine)() as session:
@@ -48,12 +54,19 @@ def serve(
             console.print(f"  fabriek login --url {url} --token {admin}", soft_wrap=True)
             console.print("Other demo users and their tokens: `fabriek demo load --json`")
     logging.basicConfig(level=settings.log_level.upper())
+    console.print(f"Ready to start after {time.perf_counter() - started:.2f} s", style="dim")
+    if settings.workers > 1:
+        app.state.context.engine.dispose()  # this process only checked; the workers serve
+        uvicorn.run(
+            "fabriek.server_app:build_app", factory=True, workers=settings.workers,
+            host=settings.host, port=settings.port, log_level=settings.log_level,
+            access_log=False,
+        )  # fmt: skip
+        return
     config = uvicorn.Config(
         app, host=settings.host, port=settings.port, log_level=settings.log_level, access_log=False
     )
-    server = uvicorn.Server(config)
-    console.print(f"Ready to start after {time.perf_counter() - started:.2f} s", style="dim")
-    server.run()
+    uvicorn.Server(config).run()
 
 
 @db_app.command("upgrade")

@@ -41,4 +41,10 @@ class Settings(BaseSettings):
         ge=0,
         description="Virtual GPUs of a local-engine site without GPUs; default: the site's own.",
     )
+    workers: int = Field(
+        default=1,
+        ge=1,
+        le=64,
+        description="API processes; one of them (holding a lock in the state dir) dispatches.",
+    )
     log_level: str = Field(default="info", description="Server log level (debug, info, warning).")

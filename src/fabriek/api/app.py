@@ -22,7 +22,7 @@ from fabriek.api.routers import (
     sites,
     users,
 )
-from fabriek.services.dispatch import Dispatcher
+from fabriek.services.dispatch import Dispatcher, claim_dispatch
 from fabriek.services.engine_registry import EngineRegistry, load_sites_file, tag_prefix
 from fabriek.services.identity import installation_id
 from fabriek.settings import Settings
@@ -62,13 +62,17 @@ def create_app(
             name="dispatcher",
             daemon=True,
         )
-        if run_dispatcher:
+        # With several API processes, the one that holds the lock dispatches; the others
+        # serve requests, and their submissions are picked up at the next cycle.
+        lock = claim_dispatch(settings.state_dir) if run_dispatcher else None
+        if lock is not None:
             thread.start()
         yield
         stop.set()
         dispatcher.wake.set()
-        if run_dispatcher:
+        if lock is not None:
             thread.join(timeout=30)
+            lock.close()
         dispatcher.close()
 
     app = FastAPI(

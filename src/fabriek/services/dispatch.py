@@ -14,6 +14,7 @@ jobs wait with the reason shown, so an outage costs one log line, not a storm.
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import threading
 import time
@@ -22,6 +23,8 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from pathlib import Path
+from typing import IO
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
@@ -385,3 +388,16 @@ def _unplace(job: JobRow) -> None:
     job.site_id = None
     job.placed_gpu_type = None
     job.placement = None
+
+
+def claim_dispatch(state_dir: Path) -> IO[bytes] | None:
+    """Try to become this state dir's one dispatcher: an exclusive lock on a file, held until
+    the returned file is closed (or the process dies). None: another process dispatches."""
+    state_dir.mkdir(parents=True, exist_ok=True)
+    handle = (state_dir / "dispatcher.lock").open("wb")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        handle.close()
+        return None
+    return handle
