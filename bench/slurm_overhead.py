@@ -24,7 +24,7 @@ from pathlib import Path
 
 import httpx
 from sqlalchemy import delete
-from tests.servers import free_port, prepare, throwaway_database
+from tests.servers import free_port, prepare, spawn_serve, throwaway_database
 from tests.slurm_harness import SlurmCluster, ensure_slurm_installed
 
 from fabriek.services.demo import demo_token
@@ -70,20 +70,8 @@ def plain_sbatch(cluster: SlurmCluster, jobs: int, work: Path) -> float:
 
 def start_server(url: str, state: Path, sites_file: Path, port: int) -> subprocess.Popen[bytes]:
     env = {**os.environ, "FABRIEK_DATABASE_URL": url, "FABRIEK_STATE_DIR": str(state),
-           "FABRIEK_SITES_FILE": str(sites_file), "FABRIEK_PORT": str(port),
-           "FABRIEK_LOG_LEVEL": "warning"}  # fmt: skip
-    proc = subprocess.Popen([sys.executable, "-m", "fabriek.main", "serve"], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:
-                return proc
-        except httpx.TransportError:
-            pass
-        if time.monotonic() > deadline or proc.poll() is not None:
-            raise RuntimeError("the control plane did not start")
-        time.sleep(0.05)
+           "FABRIEK_SITES_FILE": str(sites_file), "FABRIEK_LOG_LEVEL": "warning"}  # fmt: skip
+    return spawn_serve(env, port)
 
 
 def count_state(c: httpx.Client, state: str) -> int:

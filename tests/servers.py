@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import socket
+import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -12,6 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+import httpx
 import psycopg
 import uvicorn
 
@@ -91,3 +94,22 @@ def live_server(settings: Settings) -> Iterator[LiveServer]:
         server.should_exit = True
         thread.join(timeout=10)
         app.state.context.engine.dispose()
+
+
+def spawn_serve(env: dict[str, str], port: int, *args: str) -> subprocess.Popen[bytes]:
+    """`fabriek serve` as its own process (so it can be killed), once `/readyz` answers."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "fabriek.main", "serve", "--port", str(port), *args],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:
+                return proc
+        except httpx.TransportError:
+            pass
+        if time.monotonic() > deadline or proc.poll() is not None:
+            proc.kill()
+            raise RuntimeError(f"fabriek serve did not become ready (exit {proc.poll()})")
+        time.sleep(0.05)

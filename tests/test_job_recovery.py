@@ -6,7 +6,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import threading
 import time
 from collections import Counter
@@ -28,6 +27,7 @@ from tests.servers import (
     live_server,
     postgres_unavailable,
     prepare,
+    spawn_serve,
     throwaway_database,
 )
 
@@ -112,17 +112,7 @@ def test_kill_minus_nine_while_200_jobs_stream_through(tmp_path: Path) -> None:
         base = f"http://127.0.0.1:{port}"
 
         def start() -> subprocess.Popen[bytes]:
-            proc = subprocess.Popen([sys.executable, "-m", "fabriek.main", "serve"], env=env,
-                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
-            deadline = time.monotonic() + 30
-            while True:
-                try:
-                    if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
-                        return proc
-                except httpx.TransportError:
-                    pass
-                assert time.monotonic() < deadline and proc.poll() is None
-                time.sleep(0.05)
+            return spawn_serve(env, port)
 
         record = ["sh", "-c", f"echo $FABRIEK_JOB_ID >> {ran}"]
         acked: list[int] = []
@@ -183,21 +173,9 @@ def test_several_api_processes_share_one_dispatcher(tmp_path: Path) -> None:
         port = free_port()
         env = {**os.environ, "FABRIEK_DATABASE_URL": url, "FABRIEK_STATE_DIR": str(tmp_path / "s"),
                "FABRIEK_DISPATCH_INTERVAL_S": "0.2"}  # fmt: skip
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "fabriek.main", "serve", "--workers", "2", "--port", str(port)],
-            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )  # fmt: skip
+        proc = spawn_serve(env, port, "--workers", "2")
         base = f"http://127.0.0.1:{port}"
         try:
-            deadline = time.monotonic() + 60
-            while True:
-                try:
-                    if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                assert time.monotonic() < deadline and proc.poll() is None
-                time.sleep(0.1)
             with client_for(base) as c:
                 jobs = [submit(c, command=["echo", str(i)]) for i in range(6)]
                 for i, job in enumerate(jobs):
