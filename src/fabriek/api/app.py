@@ -25,6 +25,7 @@ from fabriek.api.routers import (
 from fabriek.services.dispatch import Dispatcher, claim_dispatch
 from fabriek.services.engine_registry import EngineRegistry, load_sites_file, tag_prefix
 from fabriek.services.identity import installation_id
+from fabriek.services.jobs import SiteShapeCache
 from fabriek.settings import Settings
 from fabriek.store.db import make_engine, make_sessions
 from fabriek.store.migrate import require_current
@@ -49,8 +50,9 @@ def create_app(
     with sessions() as session:
         prefix = tag_prefix(installation_id(session))
     registry = EngineRegistry(settings.state_dir, configs, settings.local_gpus, prefix)
+    shapes = SiteShapeCache()
     dispatcher = Dispatcher(
-        sessions, registry, utc_now, observe_every_s=settings.dispatch_interval_s
+        sessions, registry, utc_now, observe_every_s=settings.dispatch_interval_s, shapes=shapes
     )
 
     @asynccontextmanager
@@ -85,7 +87,11 @@ def create_app(
         redoc_url=None,
     )
     app.state.context = AppContext(
-        settings=settings, engine=engine, sessions=sessions, dispatcher=dispatcher
+        settings=settings,
+        engine=engine,
+        sessions=sessions,
+        dispatcher=dispatcher,
+        site_shapes=shapes,
     )
     app.state.metrics = RequestMetrics()
     problems.install(app)

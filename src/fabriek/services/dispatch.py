@@ -42,7 +42,7 @@ from fabriek.engines.base import (
     poll_all,
 )
 from fabriek.services.engine_registry import EngineRegistry
-from fabriek.services.jobs import site_shapes, spec_from_row, transition
+from fabriek.services.jobs import SiteShapeCache, spec_from_row, transition
 from fabriek.services.scheduling import recent_usage, run_cycle
 from fabriek.store.tables import JobRow, SiteRow
 
@@ -82,8 +82,11 @@ class Dispatcher:
         clock: Callable[[], datetime],
         submit_workers: int = 8,
         observe_every_s: float = 1.0,
+        shapes: SiteShapeCache | None = None,
     ) -> None:
+        """`shapes` is shared with the API, so a site registered there is seen at once."""
         self.sessions = sessions
+        self.shapes = shapes or SiteShapeCache()
         self.registry = registry
         self.clock = clock
         self.wake = threading.Event()
@@ -133,8 +136,9 @@ class Dispatcher:
     # -- sites ---------------------------------------------------------------------------------
 
     def _shapes(self) -> list[SiteShape]:
+        # Sites change a few times a year: the cycle reads them through the cache.
         with self.sessions() as session:
-            shapes = site_shapes(session)
+            shapes = self.shapes.get(session)
         self._gpus = {s.name: sum(g.count * g.gpus_per_node for g in s.groups) for s in shapes}
         return shapes
 

@@ -47,7 +47,7 @@ from fabriek.store.tables import (
 
 
 def site_shapes(session: Session) -> list[SiteShape]:
-    """Every site's hardware, in registration order (the order first fit tries them)."""
+    """Every site's hardware, in registration order."""
     rows = session.scalars(
         select(SiteRow).options(selectinload(SiteRow.node_groups)).order_by(SiteRow.id)
     )
