@@ -15,7 +15,7 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, func, insert, select
+from sqlalchemy import ColumnElement, Select, insert, select
 from sqlalchemy.orm import Session, selectinload
 
 from fabriek.domain import sbatch
@@ -33,7 +33,7 @@ from fabriek.domain.jobs import (
     check_transition,
 )
 from fabriek.domain.roles import Principal, Role
-from fabriek.services.paging import Page, PageRequest
+from fabriek.services.paging import Page, PageRequest, count_all
 from fabriek.services.projects import visible_projects
 from fabriek.services.sites import site_from_row
 from fabriek.store.tables import (
@@ -283,7 +283,7 @@ def list_jobs(
         query = query.where(SiteRow.name == site)
     if user:
         query = query.where(UserRow.username == user)
-    total = session.scalar(select(func.count()).select_from(query.order_by(None).subquery())) or 0
+    total = count_all(session, query)
     rows = session.execute(query.limit(page.limit).offset(page.offset)).all()
     return Page([Job(**_job_fields(*r)) for r in rows], total, page.limit, page.offset)
 

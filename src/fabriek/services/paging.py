@@ -26,8 +26,13 @@ class Page(Generic[T]):
     offset: int
 
 
+def count_all(session: Session, query: Select[*tuple[Any, ...]]) -> int:
+    """How many rows the whole query has, whatever page is shown."""
+    return session.scalar(select(func.count()).select_from(query.order_by(None).subquery())) or 0
+
+
 def fetch_page(session: Session, query: Select[Any], page: PageRequest) -> tuple[list[Any], int]:
     """One page of a query's rows (first column) and the total count of the whole query."""
-    total = session.scalar(select(func.count()).select_from(query.order_by(None).subquery())) or 0
+    total = count_all(session, query)
     rows = list(session.scalars(query.limit(min(page.limit, MAX_LIMIT)).offset(page.offset)))
     return rows, total

@@ -10,7 +10,7 @@ from sqlalchemy.orm import InstrumentedAttribute, Session
 from fabriek.domain.errors import Conflict, Forbidden, InvalidInput, NotFound
 from fabriek.domain.people import Membership, MembershipDraft, Project, ProjectDraft
 from fabriek.domain.roles import PROJECT_ROLES, Principal, Role
-from fabriek.services.paging import Page, PageRequest
+from fabriek.services.paging import Page, PageRequest, count_all
 from fabriek.services.permissions import may_manage_hub
 from fabriek.services.transactions import clash_is_conflict, commit
 from fabriek.store.tables import MembershipRow, OrganisationRow, ProjectRow, UserRow
@@ -94,7 +94,7 @@ def list_projects(
         query = query.where(ProjectRow.organisation_id == organisation_id)
     if name:
         query = query.where(ProjectRow.name.ilike(f"%{name}%"))
-    total = session.scalar(select(func.count()).select_from(query.order_by(None).subquery())) or 0
+    total = count_all(session, query)
     rows = session.execute(query.limit(page.limit).offset(page.offset)).all()
     return Page([_project(*r) for r in rows], total, page.limit, page.offset)
 
