@@ -12,13 +12,17 @@ class Role(StrEnum):
     MEMBER = "member"
     PRINCIPAL_INVESTIGATOR = "principal-investigator"
     REVIEWER = "reviewer"
+    # Runs the calls: administrative checks, reviewer assignment, decisions.
+    ACCESS_TEAM = "access-team"
     HUB_STAFF = "hub-staff"
     SITE_OPERATOR = "site-operator"
     ADMIN = "admin"
 
 
 PROJECT_ROLES = frozenset({Role.MEMBER, Role.PRINCIPAL_INVESTIGATOR})
-STAFF_ROLES = frozenset({Role.REVIEWER, Role.HUB_STAFF, Role.SITE_OPERATOR, Role.ADMIN})
+STAFF_ROLES = frozenset(
+    {Role.REVIEWER, Role.ACCESS_TEAM, Role.HUB_STAFF, Role.SITE_OPERATOR, Role.ADMIN}
+)
 # A staff role's scope: the hub a hub-staff member serves, the site an operator runs.
 SCOPED_ROLES = frozenset({Role.HUB_STAFF, Role.SITE_OPERATOR})
 
