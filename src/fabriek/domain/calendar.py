@@ -8,7 +8,7 @@ zone the caller's datetimes carry.
 from __future__ import annotations
 
 from datetime import date, datetime, time, timedelta
-from functools import lru_cache
+from functools import cache
 from types import MappingProxyType
 from typing import Final
 from zoneinfo import ZoneInfo
@@ -47,7 +47,7 @@ def _kings_or_queens_day(year: int) -> tuple[date, str]:
     return day, name
 
 
-@lru_cache(maxsize=None)
+@cache
 def _holidays(year: int) -> MappingProxyType[date, str]:
     easter = easter_sunday(year)
     listed = [
