@@ -13,12 +13,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
 
-from fabriek.domain.units import GpuHours
+from fabriek.domain.units import GpuHours, gpu_hours
 
 
 def charge(gpus: int, seconds: float, factor: float) -> GpuHours:
     """Normalised GPU-hours of `gpus` GPUs held for `seconds` at charge `factor`."""
-    return GpuHours(gpus * max(0.0, seconds) / 3600.0 * factor)
+    return gpu_hours(gpus, max(0.0, seconds)) * factor
 
 
 @dataclass(frozen=True)

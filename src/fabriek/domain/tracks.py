@@ -127,17 +127,16 @@ class AccessConfig:
         """The charge factor of a GPU type (1 for unknown or none)."""
         return self.gpu_hour_factors.get(gpu_type or "", 1.0)
 
+    def normalised(self, requested: Mapping[str, float]) -> GpuHours:
+        """Raw GPU-hours per GPU type, as normalised GPU-hours."""
+        return GpuHours(sum(hours * self.factor(t) for t, hours in requested.items()))
+
     def track(self, code: str) -> Track:
         """The track with this code, or an error listing the known ones."""
         found = self.tracks.get(code)
         if found is None:
             raise InvalidInput.on("track", f"no track {code!r}; known: {', '.join(self.tracks)}")
         return found
-
-
-def normalised(requested: Mapping[str, float], factors: Mapping[str, float]) -> GpuHours:
-    """Raw GPU-hours per GPU type, as normalised GPU-hours."""
-    return GpuHours(sum(hours * factors.get(t, 1.0) for t, hours in requested.items()))
 
 
 def _field(table: Mapping[str, Any], key: str, where: str) -> Any:
