@@ -48,3 +48,21 @@ class Settings(BaseSettings):
         description="API processes; one of them (holding a lock in the state dir) dispatches.",
     )
     log_level: str = Field(default="info", description="Server log level (debug, info, warning).")
+    access_file: Path | None = Field(
+        default=None,
+        description="TOML file of access tracks and GPU-hour factors; default: the shipped one.",
+    )
+    smtp_host: str | None = Field(
+        default=None, description="SMTP server for notification e-mail; none: e-mail is off."
+    )
+    smtp_port: int = Field(default=25, ge=1, le=65535, description="Port of the SMTP server.")
+    smtp_from: str = Field(
+        default="fabriek@localhost", description="Sender address of notification e-mail."
+    )
+    smtp_starttls: bool = Field(default=False, description="Use STARTTLS with the SMTP server.")
+    smtp_user: str | None = Field(default=None, description="SMTP login, if the server needs one.")
+    smtp_password: str | None = Field(default=None, description="SMTP password for smtp_user.")
+    public_url: str = Field(
+        default="http://127.0.0.1:8000",
+        description="The portal's address as users reach it, for links in e-mail.",
+    )

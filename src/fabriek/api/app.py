@@ -22,6 +22,7 @@ from fabriek.api.routers import (
     sites,
     users,
 )
+from fabriek.services.access_config import load_access_config
 from fabriek.services.dispatch import Dispatcher, claim_dispatch
 from fabriek.services.engine_registry import EngineRegistry, load_sites_file, tag_prefix
 from fabriek.services.identity import installation_id
@@ -47,6 +48,7 @@ def create_app(
     require_current(engine)
     sessions = make_sessions(engine)
     configs = load_sites_file(settings.sites_file) if settings.sites_file else {}
+    access = load_access_config(settings.access_file)
     with sessions() as session:
         prefix = tag_prefix(installation_id(session))
     registry = EngineRegistry(settings.state_dir, configs, settings.local_gpus, prefix)
@@ -92,6 +94,7 @@ def create_app(
         sessions=sessions,
         dispatcher=dispatcher,
         site_shapes=shapes,
+        access=access,
     )
     app.state.metrics = RequestMetrics()
     problems.install(app)

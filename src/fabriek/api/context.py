@@ -17,7 +17,9 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from fabriek.domain.errors import Unauthenticated
 from fabriek.domain.roles import Principal
+from fabriek.domain.tracks import AccessConfig
 from fabriek.services import identity
+from fabriek.services.access_config import load_access_config
 from fabriek.services.dispatch import Dispatcher
 from fabriek.services.jobs import SiteShapeCache
 from fabriek.settings import Settings
@@ -55,6 +57,7 @@ class AppContext:
     dispatcher: Dispatcher | None = None
     site_shapes: SiteShapeCache = field(default_factory=SiteShapeCache)
     authenticators: list[Authenticator] = field(default_factory=lambda: [bearer_token])
+    access: AccessConfig = field(default_factory=load_access_config)
 
 
 async def app_context(request: Request) -> AppContext:

@@ -1,0 +1,1 @@
+"""Configuration the package ships: the access tracks."""
