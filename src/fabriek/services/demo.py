@@ -113,6 +113,7 @@ USERS: list[tuple[str, str, str, list[tuple[Role, str | None]]]] = [
     ("henk", "Henk Bos", "Rijksuniversiteit Groningen",
      [(Role.HUB_STAFF, Hub.NOORD_NEDERLAND.value)]),
     ("otto", "Otto Meijer", "Gemeente Amsterdam", [(Role.SITE_OPERATOR, "amsterdam")]),
+    ("eva", "Eva de Jong", "TNO", [(Role.ACCESS_TEAM, None)]),
 ]  # fmt: skip
 
 # (name, title, organisation, [(username, role)])
