@@ -54,6 +54,7 @@ def snapshots(draw: st.DrawFn) -> Snapshot:
                         start_time_s=now - draw(st.integers(0, 500)),
                         expected_end_s=now + draw(st.integers(0, 3000)),
                         preemptible=draw(st.booleans()),
+                        factor=draw(st.sampled_from([1.0, 0.667, 1.4])),
                     )
                 )
             gpu_type = draw(st.sampled_from(["h100", "a100"]))
@@ -79,11 +80,13 @@ def snapshots(draw: st.DrawFn) -> Snapshot:
             budget_left=draw(st.one_of(st.none(), st.floats(0, 50).map(GpuHours))),
             tier=draw(st.integers(0, 2)),
             preemptible=draw(st.booleans()),
+            sites=draw(st.one_of(st.none(), st.frozensets(st.sampled_from(["s0", "s1", "s2"])))),
         )
         for p in PROJECTS[:2]
     }
     usage = {(p, u): GpuHours(draw(st.floats(0, 100))) for p in PROJECTS[:2] for u in ["u1", "u2"]}
-    return Snapshot(now, pending, running, sites, allocations, usage)
+    factors = draw(st.sampled_from([{}, {"h100": 1.0, "a100": 0.667}, {"h100": 1.5, "a100": 0.5}]))
+    return Snapshot(now, pending, running, sites, allocations, usage, gpu_hour_factors=factors)
 
 
 policies = st.sampled_from(list(Policy))
@@ -177,18 +180,30 @@ def test_budgets_never_overdrawn_by_starts(snap: Snapshot, policy: Policy) -> No
     pending = {j.job_id: j for j in snap.pending}
     stopped = {p.job_id for p in result.preemptions}
     committed: dict[str, float] = defaultdict(float)
+    types = {(s.name, n.name): n.gpu_type for s in snap.sites for n in s.nodes}
     for r in snap.running:
         if r.job_id not in stopped:
-            committed[r.project] += r.gpus * max(0.0, r.expected_end_s - snap.now_s) / 3600
+            rest = max(0.0, r.expected_end_s - snap.now_s) / 3600
+            committed[r.project] += r.gpus * rest * r.factor
     started_projects = set()
     for s in result.starts:
         job = pending[s.job_id]
-        committed[job.project] += job.gpus * job.time_limit_s / 3600
+        rate = snap.gpu_hour_factors.get(types[(s.site, s.nodes[0].node)], 1.0) if s.nodes else 1
+        committed[job.project] += job.gpus * job.time_limit_s / 3600 * rate
         started_projects.add(job.project)
     for project in started_projects:
         alloc = snap.allocations[project]
         if alloc.budget_left is not None:
             assert committed[project] <= alloc.budget_left.value + 1e-6
+
+
+@settings(max_examples=150, deadline=None)
+@given(snapshots(), policies)
+def test_jobs_start_only_on_their_allocations_sites(snap: Snapshot, policy: Policy) -> None:
+    pending = {j.job_id: j for j in snap.pending}
+    for start in schedule(snap, SchedulerConfig(policy=policy)).starts:
+        allowed = snap.allocations[pending[start.job_id].project].sites
+        assert allowed is None or start.site in allowed or not start.nodes
 
 
 @settings(max_examples=60, deadline=None)

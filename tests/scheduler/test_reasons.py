@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from fabriek.domain.jobs import JobSpec
 from fabriek.domain.sites import NodeGroup
 from fabriek.scheduler import (
@@ -79,7 +81,40 @@ def test_allocation_exhausted_counts_running_commitments() -> None:
     )
     waits = run_cycle(snap).waits
     assert reasons(waits) == {1: WaitReason.ALLOCATION_EXHAUSTED}
-    assert "GPU-h" in waits[0].words
+    # It needs 8 GPU-h, 10 - 4 = 6 are left: it says it is 2 GPU-h short.
+    assert "needs 8.00 GPU-h" in waits[0].words and "2.00 GPU-h short" in waits[0].words
+
+
+def test_budget_is_charged_at_the_gpu_types_factor() -> None:
+    # 4 H100 GPU-h at factor 1.5 cost 6 normalised GPU-h: over a budget of 5, under one of 6.
+    def cycle(budget: float, gpu_type: str | None) -> set[int]:
+        snap = replace(
+            snapshot(
+                [pending(1, gpus=4, limit=3600.0, gpu_type=gpu_type)],
+                sites=[site(gpu_type="h100"), site("s2", gpu_type="a100", prefix="a")],
+                allocations=[allocation(budget=budget)],
+            ),
+            gpu_hour_factors={"h100": 1.5, "a100": 0.5},
+        )
+        return {s.job_id for s in run_cycle(snap).starts}
+
+    assert cycle(5.0, "h100") == set()
+    assert cycle(6.0, "h100") == {1}
+    assert cycle(2.0, "a100") == {1}
+    # A job that takes any type is checked at the dearest type it could land on.
+    assert cycle(5.0, None) == set()
+
+
+def test_allocation_restricted_to_its_sites() -> None:
+    snap = snapshot(
+        [pending(1, gpus=8)],
+        sites=[site("s1", free=[0, 0]), site("s2", prefix="m")],
+        allocations=[replace(allocation(), sites=frozenset({"s1"}))],
+    )
+    starts = run_cycle(snap).starts
+    assert starts == []
+    anywhere = replace(snap, allocations={"p1": allocation()})
+    assert [s.site for s in run_cycle(anywhere).starts] == ["s2"]
 
 
 def test_resources_priority_and_reserved_for_larger_job() -> None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from fabriek.scheduler.decisions import Reservation
-from fabriek.scheduler.placement import Capacity, Pool
+from fabriek.scheduler.placement import Capacity, Pool, Sites
 from fabriek.scheduler.snapshot import NodeShare
 
 # (expected end, site, GPUs per node) of every job holding GPUs.
@@ -26,11 +26,12 @@ def plan_reservation(
     capacity: Capacity,
     ends: Sequence[End],
     now: float,
+    sites: Sites = None,
 ) -> Reservation | None:
     """Reserve GPUs for the job at the earliest time they will be free, and cap the
     reserved nodes for jobs that would outlast that time. None if giving back every
     running job's GPUs would still not fit it (nodes down)."""
-    pools, largest = capacity.matching(gpu_type)
+    pools, largest = capacity.matching(gpu_type, sites)
     single = gpus <= largest
     wanted = {p.index for p in pools if (p.size >= gpus if single else p.size > 0)}
     if not wanted:

@@ -17,6 +17,9 @@ from fabriek.domain.gpus import gpu_type as lookup_gpu_type
 from fabriek.scheduler.signals import Signals
 from fabriek.scheduler.snapshot import NodeShare, RunningJob, SiteState
 
+# The sites an allocation may be spent on; None: any site.
+Sites = frozenset[str] | None
+
 # Board power assumed for a GPU type the reference data does not know: an H100-class
 # figure, so an unknown type is never under-counted against a power budget.
 DEFAULT_GPU_WATTS = 700.0
@@ -170,10 +173,10 @@ class Capacity:
                     if found is not None:
                         self.power_left[job.site] -= share.gpus * found[0].watts
         self.total_free = sum(sum(p.free) for p in self.pools)
-        self._matching: dict[str | None, tuple[list[Pool], int]] = {}
-        # Smallest GPU count that failed, per (type, outlasts, single-node): capacity only
-        # shrinks during a cycle, so any bigger request of the same kind fails too.
-        self._failed: dict[tuple[str | None, bool, bool], tuple[int, bool]] = {}
+        self._matching: dict[tuple[str | None, Sites], tuple[list[Pool], int]] = {}
+        # Smallest GPU count that failed, per (type, sites, outlasts, single-node): capacity
+        # only shrinks during a cycle, so any bigger request of the same kind fails too.
+        self._failed: dict[tuple[str | None, Sites, bool, bool], tuple[int, bool]] = {}
         self.power_blocked = False
 
     @property
@@ -185,28 +188,37 @@ class Capacity:
             }
         return self._where
 
-    def never_fits(self, gpus: int, gpu_type: str | None) -> bool:
+    def never_fits(self, gpus: int, gpu_type: str | None, sites: Sites = None) -> bool:
         """`reasons.never_fits` on this cycle's nodes, from the pools' sizes."""
-        pools, largest = self.matching(gpu_type)
+        pools, largest = self.matching(gpu_type, sites)
         if gpus <= 0 or gpus <= largest:
             return False
         return not any(len(p.names) * p.size >= gpus for p in pools if p.size > 0)
 
-    def matching(self, gpu_type: str | None) -> tuple[list[Pool], int]:
-        """Pools of this type (all for None) and their largest node size."""
-        found = self._matching.get(gpu_type)
+    def matching(self, gpu_type: str | None, sites: Sites = None) -> tuple[list[Pool], int]:
+        """Pools of this type (all for None) at these sites (all for None) and their
+        largest node size."""
+        found = self._matching.get((gpu_type, sites))
         if found is None:
-            pools = [p for p in self.pools if gpu_type is None or p.gpu_type == gpu_type]
-            found = self._matching[gpu_type] = (pools, max((p.size for p in pools), default=0))
+            pools = [
+                p
+                for p in self.pools
+                if (gpu_type is None or p.gpu_type == gpu_type)
+                and (sites is None or p.site in sites)
+            ]
+            found = (pools, max((p.size for p in pools), default=0))
+            self._matching[(gpu_type, sites)] = found
         return found
 
-    def find(self, gpus: int, gpu_type: str | None, outlasts: bool) -> Placement | None:
-        """The best placement for `gpus` GPUs now, or None; `power_blocked` tells whether
-        a power budget alone stood in the way. A job that `outlasts` the reservation sees
-        the reserved nodes capped."""
-        pools, largest = self.matching(gpu_type)
+    def find(
+        self, gpus: int, gpu_type: str | None, outlasts: bool, sites: Sites = None
+    ) -> Placement | None:
+        """The best placement for `gpus` GPUs now (at one of `sites`, when given), or
+        None; `power_blocked` tells whether a power budget alone stood in the way. A job
+        that `outlasts` the reservation sees the reserved nodes capped."""
+        pools, largest = self.matching(gpu_type, sites)
         single = gpus <= largest
-        key = (gpu_type, outlasts, single)
+        key = (gpu_type, sites, outlasts, single)
         failed = self._failed.get(key)
         if failed is not None and gpus >= failed[0]:
             self.power_blocked = failed[1]

@@ -18,7 +18,7 @@ from enum import StrEnum
 from fabriek.scheduler.backfill import End, plan_reservation
 from fabriek.scheduler.decisions import CycleResult, Decision, Preempt, Reservation, Start, Wait
 from fabriek.scheduler.fairshare import fair_tree_factors
-from fabriek.scheduler.placement import Capacity
+from fabriek.scheduler.placement import Capacity, Sites
 from fabriek.scheduler.preemption import choose_victims, preemptible_tier
 from fabriek.scheduler.priority import PriorityWeights, priority_order, submit_order
 from fabriek.scheduler.reasons import WaitReason
@@ -68,7 +68,10 @@ class _Cycle:
         self.planned = False
         self.victims: list[tuple[int, RunningJob]] | None = None
         self.stopped: set[int] = set()
-        self._never: dict[tuple[int, str | None], bool] = {}
+        self._never: dict[tuple[int, str | None, Sites], bool] = {}
+        self._sites: dict[str, Sites] = {p: a.sites for p, a in snapshot.allocations.items()}
+        self._factors = snapshot.gpu_hour_factors
+        self._dearest: dict[tuple[str | None, Sites], float] = {}
         self._lowest_tier = min((a.tier for a in snapshot.allocations.values()), default=0)
 
     def _budgets(self) -> dict[str, float]:
@@ -81,8 +84,22 @@ class _Cycle:
         if any(v < math.inf for v in left.values()):
             for job in self.snap.running:
                 if left.get(job.project, math.inf) < math.inf:
-                    left[job.project] -= job.gpus * max(0.0, job.expected_end_s - self.now) / 3600
+                    rest = max(0.0, job.expected_end_s - self.now) / 3600
+                    left[job.project] -= job.gpus * rest * job.factor
         return left
+
+    def factor(self, gpu_type: str | None, sites: Sites) -> float:
+        """What an hour of one GPU costs the job's budget: its type's factor, or for a job
+        that takes any type the dearest type it could be placed on (so a budget check
+        never passes a job that could then overspend)."""
+        if gpu_type is not None:
+            return self._factors.get(gpu_type, 1.0)
+        found = self._dearest.get((None, sites))
+        if found is None:
+            pools, _ = self.capacity.matching(None, sites)
+            found = max((self._factors.get(p.gpu_type, 1.0) for p in pools), default=1.0)
+            self._dearest[(None, sites)] = found
+        return found
 
     def _order(self) -> list[PendingJob]:
         if self.config.policy is not Policy.FABRIEK:
@@ -102,10 +119,11 @@ class _Cycle:
         capacity, append = self.capacity, self.decisions.append
         for job in self._order():
             gpus = job.gpus
-            key = (gpus, job.gpu_type)
+            sites = self._sites.get(job.project)
+            key = (gpus, job.gpu_type, sites)
             never = never_cache.get(key)
             if never is None:
-                never = never_cache[key] = capacity.never_fits(gpus, job.gpu_type)
+                never = never_cache[key] = capacity.never_fits(gpus, job.gpu_type, sites)
             project_left = left.get(job.project)
             reason: WaitReason | None = None
             if never:
@@ -116,7 +134,10 @@ class _Cycle:
                 job.earliest_start_s is not None and job.earliest_start_s > now
             ):
                 reason = WaitReason.NOT_BEFORE_START_TIME
-            elif gpus * job.time_limit_s > (project_left + _BUDGET_SLACK) * 3600.0:
+            elif project_left < math.inf and (
+                gpus * job.time_limit_s * self.factor(job.gpu_type, sites)
+                > (project_left + _BUDGET_SLACK) * 3600.0
+            ):
                 reason = WaitReason.ALLOCATION_EXHAUSTED
             if reason is not None:
                 append(Wait(job.job_id, reason, self._detail(job, reason)))
@@ -130,8 +151,13 @@ class _Cycle:
 
     def _detail(self, job: PendingJob, reason: WaitReason) -> str:
         if reason is WaitReason.ALLOCATION_EXHAUSTED:
-            need = job.gpus * job.time_limit_s / 3600.0
-            return f"needs {need:,.2f} GPU-h, {self.budget_left[job.project]:,.2f} GPU-h free"
+            rate = self.factor(job.gpu_type, self._sites.get(job.project))
+            need = job.gpus * job.time_limit_s / 3600.0 * rate
+            free = max(0.0, self.budget_left[job.project])
+            return (
+                f"its time limit needs {need:,.2f} GPU-h, the allocation has {free:,.2f} GPU-h "
+                f"left: {need - free:,.2f} GPU-h short"
+            )
         return ""
 
     def _start(self, job: PendingJob, outlasts: bool) -> bool:
@@ -140,14 +166,17 @@ class _Cycle:
             site = self.snap.sites[0].name if self.snap.sites else ""
             self.decisions.append(Start(job.job_id, site, ()))
             return True
-        placement = self.capacity.find(job.gpus, job.gpu_type, outlasts)
+        placement = self.capacity.find(
+            job.gpus, job.gpu_type, outlasts, self._sites.get(job.project)
+        )
         if placement is None:
             return False
         self.capacity.commit(placement, outlasts)
         shares = placement.node_shares()
         self.decisions.append(Start(job.job_id, placement.pool.site, shares))
         self.started.append((self.now + job.time_limit_s, placement.pool.site, shares))
-        self.budget_left[job.project] -= job.gpus * job.time_limit_s / 3600.0
+        rate = self._factors.get(placement.pool.gpu_type, 1.0)
+        self.budget_left[job.project] -= job.gpus * job.time_limit_s / 3600.0 * rate
         return True
 
     def _start_or_reserve(self, job: PendingJob) -> bool:
@@ -166,8 +195,9 @@ class _Cycle:
         self.planned = True
         if self.config.policy is not Policy.FIFO:
             self.reservation = plan_reservation(
-                job.job_id, job.gpus, job.gpu_type, self.capacity, self._ends(), self.now
-            )
+                job.job_id, job.gpus, job.gpu_type, self.capacity, self._ends(), self.now,
+                self._sites.get(job.project),
+            )  # fmt: skip
         self.decisions.append(Wait(job.job_id, WaitReason.RESOURCES))
         return False
 
@@ -179,7 +209,11 @@ class _Cycle:
             return
         elif self.capacity.power_blocked:
             self.decisions.append(Wait(job.job_id, WaitReason.POWER_CAPPED))
-        elif outlasts and self.capacity.find(job.gpus, job.gpu_type, False) is not None:
+        elif (
+            outlasts
+            and self.capacity.find(job.gpus, job.gpu_type, False, self._sites.get(job.project))
+            is not None
+        ):
             self.decisions.append(Wait(job.job_id, WaitReason.RESERVED_FOR_LARGER_JOB))
         else:
             self.decisions.append(Wait(job.job_id, WaitReason.PRIORITY))
@@ -204,12 +238,14 @@ class _Cycle:
                 tier = preemptible_tier(running, self.snap.allocations)
                 if tier is not None:
                     self.victims.append((tier, running))
-        victims = choose_victims(job.gpus, job.gpu_type, alloc.tier, self.capacity, self.victims)
+        victims = choose_victims(
+            job.gpus, job.gpu_type, alloc.tier, self.capacity, self.victims, alloc.sites
+        )
         if victims is None:
             return False
         for victim in victims:
             self.capacity.release(victim.site, victim.nodes)
-        if self.capacity.find(job.gpus, job.gpu_type, False) is None:
+        if self.capacity.find(job.gpus, job.gpu_type, False, alloc.sites) is None:
             # A power budget still stands in the way: stopping them would gain nothing.
             for victim in victims:
                 self.capacity.retake(victim.site, victim.nodes)
@@ -217,7 +253,8 @@ class _Cycle:
         words = f"preempted and requeued for job {job.job_id} of tier {alloc.tier}"
         for victim in victims:
             self.stopped.add(victim.job_id)
-            left = victim.gpus * max(0.0, victim.expected_end_s - self.now) / 3600.0
+            rest = max(0.0, victim.expected_end_s - self.now) / 3600.0
+            left = victim.gpus * rest * victim.factor
             if victim.project in self.budget_left:
                 self.budget_left[victim.project] += left
             self.decisions.append(Preempt(victim.job_id, job.job_id, words))

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from fabriek.scheduler.placement import Capacity, Pool
+from fabriek.scheduler.placement import Capacity, Pool, Sites
 from fabriek.scheduler.snapshot import Allocation, RunningJob
 
 
@@ -27,6 +27,7 @@ def choose_victims(
     tier: int,
     capacity: Capacity,
     candidates: Sequence[tuple[int, RunningJob]],
+    sites: Sites = None,
 ) -> list[RunningJob] | None:
     """The running jobs to stop so that a job of `tier` needing `gpus` fits, or None.
 
@@ -41,7 +42,7 @@ def choose_victims(
             found = capacity.where.get((job.site, share.node))
             if found is not None:
                 on_node.setdefault((found[0].index, found[1]), []).append(job)
-    pools, largest = capacity.matching(gpu_type)
+    pools, largest = capacity.matching(gpu_type, sites)
     best: tuple[int, int] | None = None
     chosen: list[RunningJob] | None = None
     for pool in pools:

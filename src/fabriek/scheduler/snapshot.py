@@ -60,6 +60,8 @@ class RunningJob:
     start_time_s: float
     expected_end_s: float
     preemptible: bool = False
+    # Normalised GPU-hours per GPU-hour of the type it runs on (see `Snapshot`).
+    factor: float = 1.0
 
     @property
     def gpus(self) -> int:
@@ -97,7 +99,8 @@ class Allocation:
     other projects of its organisation (and the organisation, by the sum of its
     projects' shares, against other organisations); the GPU-hours awarded are a natural
     choice. A higher `tier` ranks first; jobs of a `preemptible` allocation (a
-    playground track) yield to jobs of a higher tier.
+    playground track) yield to jobs of a higher tier. `sites`, when given, are the only
+    sites its jobs may run on.
     """
 
     project: str
@@ -107,6 +110,7 @@ class Allocation:
     tier: int = 0
     preemptible: bool = False
     track: str = ""
+    sites: frozenset[str] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,7 +119,9 @@ class Snapshot:
 
     `usage` is each user's recent usage, already decayed to `now_s` with the fair-share
     half-life (see `fairshare.decayed_usage`). A pending job whose project has no entry
-    in `allocations` waits with reason `NoAllocation`.
+    in `allocations` waits with reason `NoAllocation`. Budgets are in normalised
+    GPU-hours: an hour of one GPU of type `t` costs `gpu_hour_factors[t]` (1 if absent);
+    a job that takes any type is checked at the dearest type it could get.
     """
 
     now_s: float
@@ -125,6 +131,7 @@ class Snapshot:
     allocations: Mapping[str, Allocation]
     usage: Mapping[UserKey, GpuHours] = field(default_factory=dict)
     signals: Signals = field(default_factory=Signals)
+    gpu_hour_factors: Mapping[str, float] = field(default_factory=dict)
 
 
 def site_from_groups(name: str, groups: Sequence[NodeGroup]) -> SiteState:
