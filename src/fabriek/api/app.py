@@ -13,11 +13,15 @@ from fabriek.api import problems
 from fabriek.api.context import AppContext, utc_now
 from fabriek.api.metrics import MetricsMiddleware, RequestMetrics
 from fabriek.api.routers import (
+    allocations,
+    calls,
     health,
     identity,
     jobs,
+    notifications,
     organisations,
     projects,
+    proposals,
     reference,
     sites,
     users,
@@ -31,7 +35,10 @@ from fabriek.settings import Settings
 from fabriek.store.db import make_engine, make_sessions
 from fabriek.store.migrate import require_current
 
-VERSIONED = (identity, reference, sites, organisations, users, projects, jobs)
+VERSIONED = (
+    identity, reference, sites, organisations, users, projects, jobs, notifications,
+    allocations, calls, proposals,
+)  # fmt: skip
 
 
 def create_app(
@@ -54,7 +61,12 @@ def create_app(
     registry = EngineRegistry(settings.state_dir, configs, settings.local_gpus, prefix)
     shapes = SiteShapeCache()
     dispatcher = Dispatcher(
-        sessions, registry, utc_now, observe_every_s=settings.dispatch_interval_s, shapes=shapes
+        sessions,
+        registry,
+        utc_now,
+        observe_every_s=settings.dispatch_interval_s,
+        shapes=shapes,
+        access=access,
     )
 
     @asynccontextmanager

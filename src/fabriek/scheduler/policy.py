@@ -158,6 +158,8 @@ class _Cycle:
                 f"its time limit needs {need:,.2f} GPU-h, the allocation has {free:,.2f} GPU-h "
                 f"left: {need - free:,.2f} GPU-h short"
             )
+        if reason is WaitReason.NO_ALLOCATION:
+            return f"project {job.project} has no active allocation; apply through a call"
         return ""
 
     def _start(self, job: PendingJob, outlasts: bool) -> bool:

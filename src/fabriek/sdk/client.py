@@ -10,6 +10,7 @@ import httpx
 from pydantic import BaseModel
 
 from fabriek.domain.jobs import Job, JobEvent
+from fabriek.domain.notifications import Notification, NotificationSettings
 from fabriek.domain.people import (
     Membership,
     NewTokenInfo,
@@ -197,3 +198,36 @@ class FabriekClient:
                 yield from response.iter_bytes()
         except httpx.TransportError as exc:
             raise ApiUnreachable(f"lost the connection to {self.url}: {exc}") from None
+
+    # --- notifications --------------------------------------------------------------------
+
+    def notifications(
+        self, limit: int = 100, offset: int = 0, unread: bool | None = None
+    ) -> Listing[Notification]:
+        """One's own notifications, newest first; `unread=True` for only the unread ones."""
+        params = {"limit": limit, "offset": offset, "unread": unread}
+        return self._listing(Notification, "/notifications", params)
+
+    def read_notification(self, notification_id: int) -> Notification:
+        """Mark one notification read."""
+        return Notification.model_validate(self._post(f"/notifications/{notification_id}/read", {}))
+
+    def read_all_notifications(self) -> int:
+        """Mark every unread notification read; how many were."""
+        return int(self._post("/notifications/read-all", {})["marked"])
+
+    def notification_settings(self) -> NotificationSettings:
+        """How one's notifications are e-mailed."""
+        return NotificationSettings.model_validate(self._get("/notifications/settings"))
+
+    def update_notification_settings(
+        self, delivery: str | None = None, muted: Sequence[str] | None = None
+    ) -> NotificationSettings:
+        """Change delivery (digest, immediate, none) and/or replace the muted kinds."""
+        body: dict[str, Any] = {}
+        if delivery is not None:
+            body["delivery"] = delivery
+        if muted is not None:
+            body["muted"] = list(muted)
+        response = self.request("PUT", "/api/v1/notifications/settings", json=body)
+        return NotificationSettings.model_validate(response.json())

@@ -9,7 +9,7 @@ from __future__ import annotations
 import base64
 import hashlib
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -18,10 +18,14 @@ from fabriek.domain import tokens
 from fabriek.domain.errors import Conflict
 from fabriek.domain.geography import Hub, Province, hub_for_province
 from fabriek.domain.organisations import OrganisationKind as K
+from fabriek.domain.proposals import add_months
 from fabriek.domain.roles import Role
 from fabriek.domain.sites import NodeGroupDraft, SiteDraft
+from fabriek.services.access_config import load_access_config
 from fabriek.store.tables import (
+    AllocationRow,
     ApiTokenRow,
+    CallRow,
     MembershipRow,
     NodeGroupRow,
     OrganisationRow,
@@ -131,6 +135,25 @@ PROJECTS: list[tuple[str, str, str, list[tuple[str, Role]]]] = [
 ]  # fmt: skip
 
 
+# (project, track, raw GPU-hours per type, sites): every demo project can run jobs at once.
+ALLOCATIONS: list[tuple[str, str, dict[str, float], list[str]]] = [
+    ("dutch-llm", "ai-for-science", {"h200": 50_000.0, "h100": 20_000.0}, []),
+    ("photonic-inspect", "start-up", {"h100": 5_000.0}, []),
+    ("legal-nl", "fast-lane", {"h100": 30_000.0}, []),
+    ("machine-twin", "large-scale", {"h100": 80_000.0}, []),
+    ("wadden-drones", "playground", {"a100": 2_000.0}, ["amsterdam"]),
+    ("port-forecast", "fast-lane", {"l40s": 10_000.0}, ["eindhoven"]),
+]
+# Calls open now: the continuously open tracks have no cut-off; the others close in 14 days.
+CALLS: list[tuple[str, str, str]] = [
+    ("playground-open", "Playground: try AI at scale", "playground"),
+    ("fast-lane-open", "Fast Lane access", "fast-lane"),
+    ("large-scale-next", "Large Scale: next cut-off", "large-scale"),
+    ("ai-for-science-next", "AI for Science and public sector: next cut-off", "ai-for-science"),
+    ("start-up-regional", "Regional start-up access through your AI hub", "start-up"),
+]
+
+
 def demo_token(username: str) -> tokens.NewToken:
     """A user's demo token, derived from the username so it is the same on every machine."""
     digest = hashlib.sha256(f"fabriek-demo:{username}".encode()).digest()
@@ -207,6 +230,7 @@ def load_demo(session: Session, now: datetime, token_days: int = 3650) -> None:
             ApiTokenRow(key=t.key, user_id=user.id, name="demo", token_hash=t.hash,
                         created_at=now, expires_at=now.replace(year=now.year + token_days // 365))
         )  # fmt: skip
+    projects: dict[str, ProjectRow] = {}
     for name, title, org, members in PROJECTS:
         project = ProjectRow(name=name, title=title, organisation_id=orgs[org].id)
         session.add(project)
@@ -215,4 +239,25 @@ def load_demo(session: Session, now: datetime, token_days: int = 3650) -> None:
             MembershipRow(project_id=project.id, user_id=users[u].id, role=r.value)
             for u, r in members
         )
+        projects[name] = project
+    access = load_access_config()
+    for name, track_code, hours, sites in ALLOCATIONS:
+        track = access.track(track_code)
+        session.add(
+            AllocationRow(
+                project_id=projects[name].id, track=track_code,
+                gpu_hours=access.normalised(hours).value, awarded=hours, sites=sites,
+                preemptible=track.preemptible, tier=track.tier,
+                starts_at=now - timedelta(days=1),
+                ends_at=add_months(now, max(track.durations_months)), created_at=now,
+            )
+        )  # fmt: skip
+    for code, title, track_code in CALLS:
+        cutoff = access.track(track_code).clock_from_cutoff
+        session.add(
+            CallRow(
+                code=code, title=title, track=track_code, opens_at=now - timedelta(days=30),
+                closes_at=now + timedelta(days=14) if cutoff else None, created_at=now,
+            )
+        )  # fmt: skip
     session.commit()

@@ -31,6 +31,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from fabriek.domain.capacity import SiteShape
 from fabriek.domain.jobs import ACTIVE_STATES, JobSpec, JobState, can_transition
+from fabriek.domain.tracks import AccessConfig
 from fabriek.domain.units import GpuHours
 from fabriek.engines.base import (
     Engine,
@@ -41,12 +42,15 @@ from fabriek.engines.base import (
     Placement,
     poll_all,
 )
+from fabriek.services.access_config import load_access_config
 from fabriek.services.engine_registry import EngineRegistry
 from fabriek.services.jobs import SiteShapeCache, spec_from_row, transition
 from fabriek.services.scheduling import recent_usage, run_cycle
 from fabriek.store.tables import JobRow, SiteRow
 
 log = logging.getLogger("fabriek.dispatch")
+# Notices and e-mail are about days and thresholds: once a minute is prompt enough.
+HOUSEKEEPING_EVERY_S = 60.0
 
 CANCEL_RETRY_S = 30.0
 USAGE_EVERY_S = 60.0
@@ -83,9 +87,15 @@ class Dispatcher:
         submit_workers: int = 8,
         observe_every_s: float = 1.0,
         shapes: SiteShapeCache | None = None,
+        access: AccessConfig | None = None,
+        housekeeping: Callable[[datetime], object] | None = None,
     ) -> None:
-        """`shapes` is shared with the API, so a site registered there is seen at once."""
+        """`shapes` is shared with the API, so a site registered there is seen at once.
+        `housekeeping(now)` runs about once a minute (notices, e-mail)."""
         self.sessions = sessions
+        self.access = access or load_access_config()
+        self.housekeeping = housekeeping
+        self._housekept_at = float("-inf")
         self.shapes = shapes or SiteShapeCache()
         self.registry = registry
         self.clock = clock
@@ -128,6 +138,14 @@ class Dispatcher:
             report.observed, report.changed = self._observe()
         report.cancelled = self._cancel()
         report.sites_down = sorted(s for s, h in self.health.items() if h.down_since is not None)
+        if self.housekeeping is not None and (
+            time.monotonic() - self._housekept_at >= HOUSEKEEPING_EVERY_S
+        ):
+            self._housekept_at = time.monotonic()
+            try:
+                self.housekeeping(self.clock())
+            except Exception:  # notices are retried next time; jobs must keep flowing
+                log.exception("housekeeping failed")
         return report
 
     def close(self) -> None:
@@ -182,7 +200,7 @@ class Dispatcher:
             if time.monotonic() - self._usage_read_at > USAGE_EVERY_S:
                 self._usage = recent_usage(session, now.timestamp())
                 self._usage_read_at = time.monotonic()
-            placed = run_cycle(session, shapes, now, depth, down, reasons, self._usage)
+            placed = run_cycle(session, shapes, now, depth, down, reasons, self.access, self._usage)
             session.commit()
         return placed.started
 

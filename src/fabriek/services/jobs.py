@@ -33,6 +33,7 @@ from fabriek.domain.jobs import (
     check_transition,
 )
 from fabriek.domain.roles import Principal, Role
+from fabriek.services.allocations import record_charge
 from fabriek.services.paging import Page, PageRequest, count_all
 from fabriek.services.projects import visible_projects
 from fabriek.services.sites import site_from_row
@@ -86,6 +87,9 @@ def transition(
     """Change a job's state by the rules, and record the event in the same transaction."""
     old = JobState(job.state)
     check_transition(old, new)
+    if new in TERMINAL_STATES or new == JobState.PREEMPTED:
+        # The run stopped: charge its GPU time to the allocation, in this same transaction.
+        record_charge(session, job, now)
     job.state = new.value
     job.reason = reason
     session.add(

@@ -17,9 +17,9 @@ from sqlalchemy.orm import Session
 
 from fabriek.domain.capacity import SiteShape
 from fabriek.domain.jobs import ACTIVE_STATES, JobState
+from fabriek.domain.tracks import AccessConfig
 from fabriek.domain.units import GpuHours
 from fabriek.scheduler import (
-    Allocation,
     Node,
     NodeShare,
     PendingJob,
@@ -33,6 +33,7 @@ from fabriek.scheduler import (
     site_from_groups,
 )
 from fabriek.scheduler.fairshare import DEFAULT_HALF_LIFE_S, UsageRecord, decayed_usage
+from fabriek.services import allocations
 from fabriek.services.jobs import transition
 from fabriek.store.tables import JobRow, OrganisationRow, ProjectRow, SiteRow, UserRow
 
@@ -88,11 +89,14 @@ def run_cycle(
     depth: Mapping[str, int],
     down: frozenset[str],
     down_reasons: Mapping[str, str],
+    access: AccessConfig,
     usage: Mapping[tuple[str, str], GpuHours] | None = None,
 ) -> Placed:
     """Read the factory, schedule, and write the decisions (not committed). `usage` is the
-    users' decayed recent usage (read from the store when not given)."""
+    users' decayed recent usage (read from the store when not given). A started job is
+    charged to its project's current allocation at its GPU type's factor."""
     now_s = now.timestamp()
+    allocations.lock_active(session, now)
     names = (
         select(JobRow, ProjectRow.name, UserRow.username, OrganisationRow.name, SiteRow.name)
         .join(ProjectRow, ProjectRow.id == JobRow.project_id)
@@ -114,8 +118,8 @@ def run_cycle(
     active = session.execute(
         select(
             JobRow.id, JobRow.placement, JobRow.started_at, JobRow.submitted_at,
-            JobRow.time_limit_s, JobRow.preemptible, ProjectRow.name, UserRow.username,
-            OrganisationRow.name, SiteRow.name,
+            JobRow.time_limit_s, JobRow.preemptible, JobRow.charge_factor, ProjectRow.name,
+            UserRow.username, OrganisationRow.name, SiteRow.name,
         )
         .join(ProjectRow, ProjectRow.id == JobRow.project_id)
         .join(UserRow, UserRow.id == JobRow.user_id)
@@ -126,13 +130,15 @@ def run_cycle(
     organisations: dict[str, str] = {}
     held: dict[tuple[str, str], int] = defaultdict(int)
     running = []
+    commitment: dict[str, float] = defaultdict(float)
     for (
         job_id,
         placement,
         started,
-        submitted,
+        _submitted,
         limit,
         preemptible,
+        factor,
         project,
         user,
         org,
@@ -142,28 +148,35 @@ def run_cycle(
         shares = tuple(NodeShare(str(n), int(g)) for n, g in placement or [])
         for share in shares:
             held[(site, share.node)] += share.gpus
-        began = (started or submitted).timestamp()
-        running.append(
-            RunningJob(job_id, project, user, site, shares, began, began + limit, preemptible)
-        )
+        # A job still starting has used none of its time: all of its limit is ahead.
+        began = started.timestamp() if started else now_s
+        job_run = RunningJob(
+            job_id, project, user, site, shares, began, began + limit, preemptible,
+            factor if factor is not None else 1.0,
+        )  # fmt: skip
+        running.append(job_run)
+        rest = max(0.0, job_run.expected_end_s - now_s) / 3600
+        commitment[project] += job_run.gpus * rest * job_run.factor
     pending = []
     rows: dict[int, JobRow] = {}
+    rows_project: dict[int, str] = {}
     for job, project, user, org, _site in waiting:
         organisations[project] = org
         rows[job.id] = job
+        rows_project[job.id] = project
         pending.append(
             PendingJob(job.id, project, user, job.gpus, float(job.time_limit_s),
                        job.submitted_at.timestamp(), job.gpu_type, None, job.preemptible)
         )  # fmt: skip
-    # Until allocations exist (the access issue), every project may use the factory freely.
-    allocations = {p: Allocation(p, org) for p, org in organisations.items()}
+    current = allocations.for_cycle(session, now, access, organisations, organisations, commitment)
     snapshot = Snapshot(
         now_s=now_s,
         pending=pending,
         running=running,
         sites=_sites(shapes, depth, down, held),
-        allocations=allocations,
+        allocations=current.allocations,
         usage=recent_usage(session, now_s) if usage is None else usage,
+        gpu_hour_factors=access.gpu_hour_factors,
     )
     result = schedule(snapshot)
     site_ids = {n: i for n, i in session.execute(select(SiteRow.name, SiteRow.id))}
@@ -178,6 +191,8 @@ def run_cycle(
             job.placed_gpu_type = (
                 node_types[(decision.site, decision.nodes[0].node)] if job.gpus else None
             )
+            job.allocation_id = current.charged_to[rows_project[job.id]]
+            job.charge_factor = access.factor(job.placed_gpu_type)
             transition(session, job, JobState.STARTING, f"starting on {decision.site}", now)
             placed.started += 1
         elif isinstance(decision, Preempt):
