@@ -54,6 +54,15 @@ class Inbox:
     """What the SMTP server accepted."""
 
     messages: list[EmailMessage] = field(default_factory=list)
+    refuse: set[str] = field(default_factory=set)
+
+    async def handle_RCPT(
+        self, server: Any, session: Any, envelope: Any, address: str, options: list[str]
+    ) -> str:
+        if address in self.refuse:
+            return "550 5.1.1 no such mailbox"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         parsed = email.message_from_bytes(envelope.content, policy=email.policy.default)
@@ -138,8 +147,8 @@ def test_immediate_delivery_sends_each_once(
         notifications.update_settings(
             s, who(user), NotificationSettingsUpdate(delivery="immediate")
         )
-        notifications.notify(s, [user.id], "proposal-decided", "Proposal 7 was awarded", "Well done.", T0,
-                             link="/proposals/7")  # fmt: skip
+        notifications.notify(s, [user.id], "proposal-decided", "Proposal 7 was awarded",
+                             "Well done.", T0, link="/proposals/7")  # fmt: skip
         notifications.notify(
             s, [user.id], "review-assigned", "A review for you", "Please review 9.", T0
         )
@@ -176,8 +185,8 @@ def test_daily_digest_gathers_and_sends_at_most_once_a_day(
         assert notifications.get_settings(s, who(user)).last_digest_at == T0
 
         for i in (3, 4):
-            notifications.notify(s, [user.id], "proposal-submitted", f"Job {i} ended", f"Job {i} body",
-                                 T0 + timedelta(hours=i))  # fmt: skip
+            notifications.notify(s, [user.id], "proposal-submitted", f"Job {i} ended",
+                                 f"Job {i} body", T0 + timedelta(hours=i))  # fmt: skip
         s.commit()
         for later in (timedelta(hours=5), timedelta(hours=23, minutes=59)):
             send_due_email(s, T0 + later, mail_settings)
@@ -243,6 +252,22 @@ def test_smtp_down_marks_nothing_then_delivers_once_up(
             "[Fabriek] Job 2 ended",
         ]
         assert unsent(s, user) == []
+
+
+def test_a_refused_address_waits_and_the_others_still_go(
+    sessions: sessionmaker[Session], inbox: Inbox, mail_settings: Settings, unique: str
+) -> None:
+    with sessions() as s:
+        gone, fine = new_user(s, f"{unique}-gone"), new_user(s, f"{unique}-fine")
+        inbox.refuse.add(gone.email)
+        notifications.notify(s, [gone.id, fine.id], "review-assigned", "Review 3", "body", T0)
+        s.commit()
+        send_due_email(s, T0, mail_settings)
+        assert len(inbox.to(fine.email)) == 1 and unsent(s, fine) == []
+        assert len(unsent(s, gone)) == 1  # kept for the next round
+        inbox.refuse.clear()
+        send_due_email(s, T0 + timedelta(minutes=1), mail_settings)
+        assert len(inbox.to(gone.email)) == 1 and unsent(s, gone) == []
 
 
 def test_email_off_leaves_notifications_for_later(
@@ -462,11 +487,10 @@ def test_cli_lists_reads_and_changes_settings(
     one_line_error(fabriek("notifications", "read", env=env, check=False), 2)
 
     out = json.loads(fabriek("notifications", "settings", "--delivery", "immediate",
-                             "--mute", "proposal-submitted", "--mute", "review-assigned", "--json", env=env).stdout)  # fmt: skip
-    assert out["delivery"] == "immediate" and out["muted"] == [
-        "proposal-submitted",
-        "review-assigned",
-    ]
+                             "--mute", "proposal-submitted", "--mute", "review-assigned",
+                             "--json", env=env).stdout)  # fmt: skip
+    assert out["delivery"] == "immediate"
+    assert out["muted"] == ["proposal-submitted", "review-assigned"]
     out = json.loads(
         fabriek(
             "notifications", "settings", "--unmute", "proposal-submitted", "--json", env=env

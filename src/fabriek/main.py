@@ -10,6 +10,7 @@ import typer
 from fabriek import server_commands, sim_command
 from fabriek.cli import jobs as _job_commands  # noqa: F401  (registers the job commands)
 from fabriek.cli import notifications as _notification_commands  # noqa: F401
+from fabriek.cli import proposals as _access_commands  # noqa: F401
 from fabriek.cli.app import app
 from fabriek.cli.config import NotSignedIn
 from fabriek.domain.errors import FabriekError, InvalidInput

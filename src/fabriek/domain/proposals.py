@@ -506,8 +506,8 @@ class AllocationSummary(BaseModel):
     project: str
     proposal_id: int | None
     track: str
-    gpu_hours: float = Field(description="normalised GPU-h")
-    awarded: dict[str, float] = Field(description="raw GPU-h per GPU type")
+    awarded_gpu_hours: float = Field(description="normalised GPU-h awarded")
+    awarded_raw: dict[str, float] = Field(description="raw GPU-h per GPU type as awarded")
     sites: list[str]
     preemptible: bool
     tier: int

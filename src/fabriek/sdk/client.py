@@ -19,6 +19,7 @@ from fabriek.domain.people import (
     TokenInfo,
     User,
 )
+from fabriek.domain.proposals import AllocationSummary, Call, Proposal, Review
 from fabriek.domain.sites import Site
 
 M = TypeVar("M", bound=BaseModel)
@@ -231,3 +232,69 @@ class FabriekClient:
             body["muted"] = list(muted)
         response = self.request("PUT", "/api/v1/notifications/settings", json=body)
         return NotificationSettings.model_validate(response.json())
+
+    # --- access: tracks, calls, proposals, reviews ---------------------------------------
+
+    def tracks(self) -> dict[str, Any]:
+        """The configured access tracks and GPU-hour factors."""
+        result: dict[str, Any] = self._get("/tracks")
+        return result
+
+    def calls(self, limit: int = 100, offset: int = 0, **filters: Any) -> Listing[Call]:
+        """Calls for proposals; `open=True` keeps those open now, `track=` one track's."""
+        return self._listing(Call, "/calls", {"limit": limit, "offset": offset, **filters})
+
+    def call(self, ref: str) -> Call:
+        return Call.model_validate(self._get(f"/calls/{ref}"))
+
+    def create_call(self, body: Mapping[str, Any]) -> Call:
+        return Call.model_validate(self._post("/calls", body))
+
+    def create_proposal(self, body: Mapping[str, Any]) -> Proposal:
+        """Write a draft proposal (see `ProposalDraft` for the fields)."""
+        return Proposal.model_validate(self._post("/proposals", body))
+
+    def proposals(
+        self,
+        limit: int = 100,
+        offset: int = 0,
+        states: Sequence[str] | None = None,
+        **filters: Any,
+    ) -> Listing[Proposal]:
+        params = {"limit": limit, "offset": offset, "state": list(states or []) or None, **filters}
+        return self._listing(Proposal, "/proposals", params)
+
+    def proposal(self, proposal_id: int) -> Proposal:
+        return Proposal.model_validate(self._get(f"/proposals/{proposal_id}"))
+
+    def submit_proposal(self, proposal_id: int) -> Proposal:
+        return Proposal.model_validate(self._post(f"/proposals/{proposal_id}/submit", {}))
+
+    def withdraw_proposal(self, proposal_id: int) -> Proposal:
+        return Proposal.model_validate(self._post(f"/proposals/{proposal_id}/withdraw", {}))
+
+    def admin_check(self, proposal_id: int, passed: bool, note: str = "") -> Proposal:
+        body = {"passed": passed, "note": note}
+        return Proposal.model_validate(self._post(f"/proposals/{proposal_id}/admin-check", body))
+
+    def assign_reviewer(self, proposal_id: int, reviewer: str, kind: str) -> Review:
+        body = {"reviewer": reviewer, "kind": kind}
+        return Review.model_validate(self._post(f"/proposals/{proposal_id}/reviewers", body))
+
+    def submit_review(self, proposal_id: int, body: Mapping[str, Any]) -> Review:
+        """Submit one's own review (see `ReviewSubmission` for the fields)."""
+        return Review.model_validate(self._post(f"/proposals/{proposal_id}/reviews", body))
+
+    def decide(self, proposal_id: int, body: Mapping[str, Any]) -> Proposal:
+        """Decide a proposal (see `DecisionDraft` for the fields)."""
+        return Proposal.model_validate(self._post(f"/proposals/{proposal_id}/decision", body))
+
+    def reviews(self, limit: int = 100, offset: int = 0, pending: bool = False) -> Listing[Review]:
+        """The reviews assigned to the signed-in user."""
+        params = {"limit": limit, "offset": offset, "pending": pending or None}
+        return self._listing(Review, "/reviews", params)
+
+    def file_final_report(self, allocation_id: int, report: str) -> AllocationSummary:
+        body = {"report": report}
+        path = f"/allocations/{allocation_id}/final-report"
+        return AllocationSummary.model_validate(self._post(path, body))

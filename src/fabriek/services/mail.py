@@ -84,7 +84,12 @@ class _Smtp:
             self._conn = self._connect()
         try:
             self._conn.send_message(message)
-        except (smtplib.SMTPRecipientsRefused, smtplib.SMTPDataError) as exc:
+        except (
+            smtplib.SMTPRecipientsRefused,
+            smtplib.SMTPDataError,
+            # An address this server cannot take (non-ASCII without SMTPUTF8): this one only.
+            smtplib.SMTPNotSupportedError,
+        ) as exc:
             raise _Refused(str(exc)) from exc
 
 

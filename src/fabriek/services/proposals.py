@@ -224,8 +224,8 @@ def _allocation(row: AllocationRow, project: str) -> AllocationSummary:
         project=project,
         proposal_id=row.proposal_id,
         track=row.track,
-        gpu_hours=row.gpu_hours,
-        awarded=dict(row.awarded),
+        awarded_gpu_hours=row.gpu_hours,
+        awarded_raw=dict(row.awarded),
         sites=list(row.sites),
         preemptible=row.preemptible,
         tier=row.tier,
@@ -303,18 +303,19 @@ def _assemble(
             select(OrganisationRow).where(OrganisationRow.id.in_({r.organisation_id for r in rows}))
         )
     }
-    authors = dict(
-        session.execute(
+    authors: dict[int, str] = {
+        uid: name
+        for uid, name in session.execute(
             select(UserRow.id, UserRow.username).where(UserRow.id.in_({r.author_id for r in rows}))
-        ).tuples()
-    )
+        )
+    }
     reviews: dict[int, list[tuple[ReviewRow, str]]] = {}
     for review, username in session.execute(
         select(ReviewRow, UserRow.username)
         .join(UserRow, UserRow.id == ReviewRow.reviewer_id)
         .where(ReviewRow.proposal_id.in_(ids))
         .order_by(ReviewRow.id)
-    ).tuples():
+    ):
         reviews.setdefault(review.proposal_id, []).append((review, username))
     allocations = {
         a.proposal_id: a
@@ -706,7 +707,7 @@ def list_my_reviews(
     if pending_only:
         query = query.where(ReviewRow.submitted_at.is_(None))
     total = count_all(session, query)
-    found = session.execute(query.limit(page.limit).offset(page.offset)).tuples()
+    found = session.execute(query.limit(page.limit).offset(page.offset))
     items = [_review(r, title, who.username) for r, title in found]
     return Page(items, total, page.limit, page.offset)
 
@@ -821,7 +822,7 @@ def file_final_report(
     ).first()
     if found is None:
         raise NotFound("allocation", allocation_id)
-    allocation, project = found.tuple()
+    allocation, project = found
     if not who.leads_project(allocation.project_id):
         raise Forbidden(f"only the principal investigator of {project} may file its final report")
     if allocation.final_report_at is not None:
@@ -876,9 +877,9 @@ def flag_turnaround_breaches(session: Session, now: datetime, access: AccessConf
             ProposalRow.breach_flagged_at.is_(None),
         )
         .order_by(ProposalRow.id)
-    ).tuples()
+    ).all()
     flagged = 0
-    for row, call in list(found):
+    for row, call in found:
         track = access.tracks.get(call.track)
         if track is not None and _flag_if_breached(session, row, call, track, now):
             flagged += 1

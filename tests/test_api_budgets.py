@@ -1,0 +1,258 @@
+"""GPU-hour budgets end to end: jobs are charged to their project's allocation at their GPU
+type's factor, a job whose time limit does not fit is refused with the shortfall, the ledger
+matches the jobs' own times, and concurrent starts never overspend an allocation."""
+
+from __future__ import annotations
+
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import pytest
+
+from fabriek.services.access_config import load_access_config
+from fabriek.services.jobs import SiteShapeCache
+from fabriek.services.scheduling import run_cycle
+from fabriek.store.db import make_engine, make_sessions
+from tests.conftest import Client, problem_of
+from tests.jobs_helpers import py, submit, wait_for
+from tests.servers import LiveServer
+from tests.test_api_users import org_id
+
+
+def new_project(client: Client, name: str, pi: str = "maria") -> str:
+    org = org_id(client, "Technische Universiteit Delft")
+    made = client("admin").post(
+        "/api/v1/projects",
+        json={"name": name, "title": "Budget test", "organisation_id": org,
+              "principal_investigator": pi},
+    )  # fmt: skip
+    assert made.status_code == 201, made.text
+    return name
+
+
+def grant(client: Client, project: str, hours: dict[str, float], **extra: Any) -> dict[str, Any]:
+    made = client("eva").post(
+        "/api/v1/allocations",
+        json={"project": project, "track": "ai-for-science", "gpu_hours": hours, **extra},
+    )
+    assert made.status_code == 201, made.text
+    body: dict[str, Any] = made.json()
+    return body
+
+
+def wait_reason(c: httpx.Client, job_id: int, word: str, timeout: float = 20) -> str:
+    deadline = time.monotonic() + timeout
+    while True:
+        reason = str(c.get(f"/api/v1/jobs/{job_id}").json()["reason"])
+        if word in reason:
+            return reason
+        assert time.monotonic() < deadline, reason
+        time.sleep(0.1)
+
+
+def seconds(job: dict[str, Any]) -> float:
+    started = datetime.fromisoformat(job["started_at"])
+    ended = datetime.fromisoformat(job["ended_at"])
+    return (ended - started).total_seconds()
+
+
+def test_a_finished_job_is_charged_exactly_its_gpu_hours(client: Client, unique: str) -> None:
+    project = new_project(client, unique)
+    allocation = grant(client, project, {"h200": 100.0})
+    factor = load_access_config().factor("h200")
+    assert allocation["awarded_gpu_hours"] == pytest.approx(100.0 * factor)
+    maria = client("maria")
+    job = submit(
+        maria, project=project, command=py("import time; time.sleep(1)"), gpus=2,
+        gpu_type="h200", time_limit="10m",
+    )  # fmt: skip
+    done = wait_for(maria, job["id"])
+    assert done["state"] == "completed"
+    raw = 2 * seconds(done) / 3600
+    ledger = maria.get(f"/api/v1/allocations/{allocation['id']}/charges").json()
+    assert [c["job_id"] for c in ledger] == [job["id"]]
+    assert ledger[0]["raw_gpu_hours"] == pytest.approx(raw, abs=1e-9)
+    assert ledger[0]["gpu_hours"] == pytest.approx(raw * factor, abs=1e-9)
+    now = maria.get(f"/api/v1/allocations/{allocation['id']}").json()
+    assert now["consumed_gpu_hours"] == pytest.approx(raw * factor, abs=1e-6)
+    assert now["consumed_raw_gpu_hours"] == pytest.approx(raw, abs=1e-6)
+    assert now["committed_gpu_hours"] == 0
+    assert now["remaining_gpu_hours"] == pytest.approx(100.0 * factor - raw * factor, abs=1e-6)
+
+
+def test_a_running_job_commits_its_whole_limit(client: Client, unique: str) -> None:
+    project = new_project(client, unique)
+    allocation = grant(client, project, {"h100": 10.0})
+    maria = client("maria")
+    job = submit(
+        maria, project=project, command=["sleep", "30"], gpus=1, gpu_type="h100", time_limit="1h"
+    )
+    wait_for(maria, job["id"], {"running"})
+    now = maria.get(f"/api/v1/allocations/{allocation['id']}").json()
+    # One H100 for an hour, of which a few seconds are used: the rest is committed.
+    assert now["consumed_gpu_hours"] + now["committed_gpu_hours"] == pytest.approx(1.0, abs=1e-6)
+    assert now["remaining_gpu_hours"] == pytest.approx(9.0, abs=1e-6)
+    maria.post(f"/api/v1/jobs/{job['id']}/cancel")
+    wait_for(maria, job["id"])
+    after = maria.get(f"/api/v1/allocations/{allocation['id']}").json()
+    assert after["committed_gpu_hours"] == 0 and 0 < after["consumed_gpu_hours"] < 0.1
+
+
+def test_a_job_over_budget_waits_and_says_by_how_much(client: Client, unique: str) -> None:
+    project = new_project(client, unique)
+    grant(client, project, {"h100": 1.5})
+    maria = client("maria")
+    job = submit(maria, project=project, command=["true"], gpus=2, gpu_type="h100", time_limit="1h")
+    reason = wait_reason(maria, job["id"], "AllocationExhausted")
+    assert "needs 2.00 GPU-h" in reason and "1.50 GPU-h left" in reason
+    assert "0.50 GPU-h short" in reason
+    assert maria.get(f"/api/v1/jobs/{job['id']}").json()["state"] == "pending"
+    # A job that fits the same budget runs beside it.
+    small = submit(
+        maria, project=project, command=["true"], gpus=1, gpu_type="h100", time_limit="1h"
+    )
+    assert wait_for(maria, small["id"])["state"] == "completed"
+    maria.post(f"/api/v1/jobs/{job['id']}/cancel")
+
+
+def test_a_project_without_allocation_waits_with_the_reason(client: Client, unique: str) -> None:
+    project = new_project(client, unique)
+    maria = client("maria")
+    job = submit(maria, project=project, command=["true"], gpus=1)
+    reason = wait_reason(maria, job["id"], "NoAllocation")
+    assert "apply through a call" in reason
+    maria.post(f"/api/v1/jobs/{job['id']}/cancel")
+
+
+def test_an_allocation_is_spent_only_on_its_sites(client: Client, unique: str) -> None:
+    project = new_project(client, unique)
+    grant(client, project, {"any": 100.0}, sites=["eindhoven"])
+    maria = client("maria")
+    job = submit(maria, project=project, command=["true"], gpus=1, time_limit="10m")
+    assert wait_for(maria, job["id"])["site"] == "eindhoven"
+    typed = submit(
+        maria, project=project, command=["true"], gpus=1, gpu_type="h100", time_limit="10m"
+    )
+    wait_reason(maria, typed["id"], "NeverFits")
+    maria.post(f"/api/v1/jobs/{typed['id']}/cancel")
+
+
+def test_allocations_are_visible_to_members_and_granted_by_the_access_team(
+    client: Client, unique: str
+) -> None:
+    project = new_project(client, unique)
+    body = {"project": project, "track": "fast-lane", "gpu_hours": {"h100": 5.0}}
+    problem_of(client("maria").post("/api/v1/allocations", json=body), 403)
+    problem_of(client("eva").post("/api/v1/allocations", json={**body, "track": "no-such"}), 422)
+    bad_type = client("eva").post("/api/v1/allocations", json={**body, "gpu_hours": {"tpu": 5.0}})
+    assert "tpu" in str(problem_of(bad_type, 422)["detail"]) or bad_type.status_code == 422
+    problem_of(client("eva").post("/api/v1/allocations", json={**body, "sites": ["mars"]}), 422)
+    made = grant(client, project, {"h100": 5.0})
+    assert made["active"] and made["track"] == "ai-for-science"
+    mine = client("maria").get("/api/v1/allocations", params={"project": project}).json()
+    assert [a["id"] for a in mine["items"]] == [made["id"]]
+    problem_of(client("mo").get(f"/api/v1/allocations/{made['id']}"), 404)
+    assert client("mo").get("/api/v1/allocations", params={"project": project}).json()["total"] == 0
+
+
+def test_fifty_concurrent_starts_never_overspend(
+    client: Client, server: LiveServer, unique: str
+) -> None:
+    """50 jobs submitted by 50 concurrent requests against a budget for exactly 10; the
+    server's dispatcher and three more scheduling loops race to start them (on PostgreSQL
+    the cycles serialise on the allocation rows)."""
+    if not server.settings.database_url.startswith("postgresql"):
+        pytest.skip("the race is the point on PostgreSQL; SQLite runs one writer at a time")
+    project = new_project(client, unique)
+    limit_s = 120
+    per_job = limit_s / 3600  # one H100 for its time limit
+    allocation = grant(client, project, {"h100": 10 * per_job})
+    maria = client("maria")
+    begin = datetime.now(UTC) + timedelta(seconds=4)
+
+    def one(_: int) -> int:
+        with httpx.Client(base_url=server.url, headers=maria.headers, timeout=60) as c:
+            job = submit(
+                c, project=project, command=["sleep", "60"], gpus=1, gpu_type="h100",
+                time_limit=limit_s, earliest_start=begin.isoformat(),
+            )  # fmt: skip
+            return int(job["id"])
+
+    with ThreadPoolExecutor(max_workers=50) as pool:
+        ids = list(pool.map(one, range(50)))
+    engine = make_engine(server.settings.database_url)
+    sessions = make_sessions(engine)
+    access, shapes = load_access_config(), SiteShapeCache()
+    stop = threading.Event()
+
+    def racer() -> None:
+        while not stop.is_set():
+            with sessions() as session:
+                run_cycle(
+                    session, shapes.get(session), datetime.now(UTC), {}, frozenset(), {}, access
+                )
+                session.commit()
+
+    racers = [threading.Thread(target=racer) for _ in range(3)]
+    for t in racers:
+        t.start()
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            jobs = [maria.get(f"/api/v1/jobs/{i}").json() for i in ids]
+            waiting = [j for j in jobs if j["state"] == "pending"]
+            if datetime.now(UTC) > begin + timedelta(seconds=3) and all(
+                "AllocationExhausted" in str(j["reason"]) for j in waiting
+            ):
+                break
+            assert time.monotonic() < deadline, [j["reason"] for j in waiting][:3]
+            time.sleep(0.3)
+    finally:
+        stop.set()
+        for t in racers:
+            t.join()
+        engine.dispose()
+    started = [j for j in jobs if j["state"] != "pending"]
+    assert len(started) == 10
+    budget = maria.get(f"/api/v1/allocations/{allocation['id']}").json()
+    assert budget["remaining_gpu_hours"] >= -1e-9
+    for i in ids:
+        maria.post(f"/api/v1/jobs/{i}/cancel")
+    for i in ids:
+        wait_for(maria, i)
+    spent = maria.get(f"/api/v1/allocations/{allocation['id']}").json()
+    assert spent["consumed_gpu_hours"] <= spent["awarded_gpu_hours"] + 1e-9
+
+
+def test_a_cycle_waits_for_another_cycles_allocation_lock(
+    client: Client, server: LiveServer, unique: str
+) -> None:
+    """The lock that serialises cycles: while one transaction holds the active allocations,
+    another cannot take them (PostgreSQL reports it at once under a lock timeout)."""
+    if not server.settings.database_url.startswith("postgresql"):
+        pytest.skip("row locks are PostgreSQL's; SQLite has one writer at a time")
+    from sqlalchemy import text
+    from sqlalchemy.exc import OperationalError
+
+    from fabriek.services.allocations import lock_active
+
+    grant(client, new_project(client, unique), {"h100": 1.0})
+    engine = make_engine(server.settings.database_url)
+    sessions = make_sessions(engine)
+    now = datetime.now(UTC)
+    try:
+        with sessions() as holder, sessions() as other:
+            lock_active(holder, now)
+            other.execute(text("SET LOCAL lock_timeout = '200ms'"))
+            with pytest.raises(OperationalError, match="lock"):
+                lock_active(other, now)
+            other.rollback()
+            holder.commit()
+            lock_active(other, now)  # free again once the holder committed
+            other.commit()
+    finally:
+        engine.dispose()
