@@ -8,18 +8,21 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
 from fabriek.services.access_config import load_access_config
+from fabriek.services.demo import demo_token
 from fabriek.services.jobs import SiteShapeCache
 from fabriek.services.scheduling import run_cycle
+from fabriek.settings import Settings
 from fabriek.store.db import make_engine, make_sessions
 from tests.conftest import Client, problem_of
 from tests.jobs_helpers import py, submit, wait_for
-from tests.servers import LiveServer
+from tests.servers import LiveServer, free_port, live_server, prepare, throwaway_database
 from tests.test_api_users import org_id
 
 
@@ -256,3 +259,48 @@ def test_a_cycle_waits_for_another_cycles_allocation_lock(
             other.commit()
     finally:
         engine.dispose()
+
+
+def test_members_are_mailed_when_half_the_budget_is_used(tmp_path: Path) -> None:
+    """The whole path on its own server: a job uses over half of a small budget, the
+    dispatcher's housekeeping gives the 50 % notice, and the member who asked for immediate
+    delivery gets it by e-mail from a real SMTP server."""
+    from tests.test_notifications import smtp_server
+
+    port = free_port()
+    with (
+        smtp_server(port) as inbox,
+        throwaway_database("sqlite", tmp_path) as url,
+    ):
+        prepare(url)
+        settings = Settings(
+            database_url=url, state_dir=tmp_path / "state", dispatch_interval_s=0.2,
+            housekeeping_interval_s=0.3, smtp_host="127.0.0.1", smtp_port=port,
+        )  # fmt: skip
+        with live_server(settings) as live:
+
+            def client(username: str | None = None) -> httpx.Client:
+                token = demo_token(username).token if username else ""
+                headers = {"Authorization": f"Bearer {token}"}
+                return httpx.Client(base_url=live.url, headers=headers, timeout=30)
+
+            with client("maria") as maria:
+                project = new_project(client, "mailed")
+                put = maria.put("/api/v1/notifications/settings", json={"delivery": "immediate"})
+                assert put.status_code == 200, put.text
+                # 10.8 GPU-seconds; a 2-GPU job of 5 s may start, and runs about 3 (55 %;
+                # 80 % would take over 4.3 s).
+                grant(client, project, {"h100": 0.003})
+                job = submit(
+                    maria, project=project, command=["sleep", "3"], gpus=2, gpu_type="h100",
+                    time_limit=5,
+                )  # fmt: skip
+                assert wait_for(maria, job["id"])["state"] == "completed"
+                deadline = time.monotonic() + 20
+                while not inbox.to("maria@demo.fabriek.example"):
+                    assert time.monotonic() < deadline, "no e-mail"
+                    time.sleep(0.1)
+                mail = inbox.to("maria@demo.fabriek.example")[0]
+                assert "mailed: 50 % of the GPU-hour budget used" in str(mail["Subject"])
+                kinds = [n["kind"] for n in maria.get("/api/v1/notifications").json()["items"]]
+                assert "budget-used" in kinds

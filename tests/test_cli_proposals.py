@@ -55,7 +55,7 @@ def test_a_proposal_from_the_command_line(
     draft = json.loads(
         fabriek(
             *new, "--gpu-hours", "h100=1000", "--gpu-hours", "a100=300", "--json", env=sanne
-        ).stdout  # fmt: skip
+        ).stdout
     )
     pid = draft["id"]
     assert draft["state"] == "draft" and draft["requested"] == {"h100": 1000, "a100": 300}

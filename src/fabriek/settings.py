@@ -48,6 +48,9 @@ class Settings(BaseSettings):
         description="API processes; one of them (holding a lock in the state dir) dispatches.",
     )
     log_level: str = Field(default="info", description="Server log level (debug, info, warning).")
+    housekeeping_interval_s: float = Field(
+        default=60.0, gt=0, le=3600, description="Seconds between rounds of notices and e-mail."
+    )
     access_file: Path | None = Field(
         default=None,
         description="TOML file of access tracks and GPU-hour factors; default: the shipped one.",

@@ -29,6 +29,7 @@ from fabriek.api.routers import (
 from fabriek.services.access_config import load_access_config
 from fabriek.services.dispatch import Dispatcher, claim_dispatch
 from fabriek.services.engine_registry import EngineRegistry, load_sites_file, tag_prefix
+from fabriek.services.housekeeping import housekeeping
 from fabriek.services.identity import installation_id
 from fabriek.services.jobs import SiteShapeCache
 from fabriek.settings import Settings
@@ -67,6 +68,8 @@ def create_app(
         observe_every_s=settings.dispatch_interval_s,
         shapes=shapes,
         access=access,
+        housekeeping=housekeeping(sessions, settings, access),
+        housekeeping_every_s=settings.housekeeping_interval_s,
     )
 
     @asynccontextmanager

@@ -89,12 +89,14 @@ class Dispatcher:
         shapes: SiteShapeCache | None = None,
         access: AccessConfig | None = None,
         housekeeping: Callable[[datetime], object] | None = None,
+        housekeeping_every_s: float = HOUSEKEEPING_EVERY_S,
     ) -> None:
         """`shapes` is shared with the API, so a site registered there is seen at once.
         `housekeeping(now)` runs about once a minute (notices, e-mail)."""
         self.sessions = sessions
         self.access = access or load_access_config()
         self.housekeeping = housekeeping
+        self.housekeeping_every_s = housekeeping_every_s
         self._housekept_at = float("-inf")
         self.shapes = shapes or SiteShapeCache()
         self.registry = registry
@@ -139,7 +141,7 @@ class Dispatcher:
         report.cancelled = self._cancel()
         report.sites_down = sorted(s for s, h in self.health.items() if h.down_since is not None)
         if self.housekeeping is not None and (
-            time.monotonic() - self._housekept_at >= HOUSEKEEPING_EVERY_S
+            time.monotonic() - self._housekept_at >= self.housekeeping_every_s
         ):
             self._housekept_at = time.monotonic()
             try:

@@ -1,0 +1,44 @@
+"""The control plane's periodic chores beside scheduling: notices that are due (budgets,
+end dates, turnaround breaches) and the e-mail that carries them. The dispatcher runs them
+about once a minute; each is idempotent, so a crash or a second process repeats nothing."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import datetime
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from fabriek.domain.tracks import AccessConfig
+from fabriek.services.mail import send_due_email
+from fabriek.services.notifications import give_budget_notices
+from fabriek.services.proposals import flag_turnaround_breaches
+from fabriek.settings import Settings
+
+log = logging.getLogger("fabriek.housekeeping")
+
+
+def housekeeping(
+    sessions: sessionmaker[Session], settings: Settings, access: AccessConfig
+) -> Callable[[datetime], None]:
+    """The chores as one call of `now`, for the dispatcher. One failing chore does not keep
+    the others from running."""
+
+    def run(now: datetime) -> None:
+        chores: list[tuple[str, Callable[[Session], int]]] = [
+            ("budget notices", lambda s: give_budget_notices(s, now, access)),
+            ("turnaround breaches", lambda s: flag_turnaround_breaches(s, now, access)),
+            ("e-mail", lambda s: send_due_email(s, now, settings)),
+        ]
+        for name, chore in chores:
+            try:
+                with sessions() as session:
+                    done = chore(session)
+                    session.commit()
+                if done:
+                    log.info("%s: %d", name, done)
+            except Exception:  # the next round retries; the others still run
+                log.exception("%s failed", name)
+
+    return run
