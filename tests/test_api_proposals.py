@@ -6,6 +6,7 @@ the service functions get explicit moments, on the live server's own database.""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -437,3 +438,27 @@ def test_a_breached_turnaround_is_flagged_to_the_access_team_once(
     assert breach_notices() == 1
     proposal_service.flag_turnaround_breaches(session, saturday + timedelta(days=3), access)
     assert breach_notices() == 1  # once
+
+
+def test_racing_deciders_award_once(client: Client, unique: str) -> None:
+    project = startup_project(client, unique)
+    open_call(client, unique, "start-up")
+    sanne, eva = client("sanne"), client("eva")
+    pid = ok(sanne.post("/api/v1/proposals", json=draft_body(unique, project)), 201)["id"]
+    ok(sanne.post(f"/api/v1/proposals/{pid}/submit"))
+    ok(eva.post(f"/api/v1/proposals/{pid}/admin-check", json={"passed": True}))
+    ok(eva.post(f"/api/v1/proposals/{pid}/reviewers",
+                json={"reviewer": "otto", "kind": "technical"}), 201)  # fmt: skip
+    ok(client("otto").post(f"/api/v1/proposals/{pid}/reviews",
+                           json={"kind": "technical", "feasible": True}))  # fmt: skip
+    deciders = [client(u) for u in ["eva", "hanna", "admin", "eva", "hanna", "admin"]]
+    with ThreadPoolExecutor(len(deciders)) as pool:
+        answers = list(pool.map(
+            lambda c: c.post(f"/api/v1/proposals/{pid}/decision", json={"decision": "award"}),
+            deciders,
+        ))  # fmt: skip
+    assert sorted(a.status_code for a in answers) == [200] + [409] * (len(deciders) - 1), [
+        a.text for a in answers
+    ]
+    allocations = ok(sanne.get("/api/v1/allocations", params={"project": project}))
+    assert [a["proposal_id"] for a in allocations["items"]] == [pid]

@@ -8,6 +8,7 @@ import traceback
 import typer
 
 from fabriek import server_commands, sim_command
+from fabriek.cli import allocations as _allocation_commands  # noqa: F401
 from fabriek.cli import jobs as _job_commands  # noqa: F401  (registers the job commands)
 from fabriek.cli import notifications as _notification_commands  # noqa: F401
 from fabriek.cli import proposals as _access_commands  # noqa: F401

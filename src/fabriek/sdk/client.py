@@ -9,6 +9,7 @@ from typing import Any, Generic, TypeVar
 import httpx
 from pydantic import BaseModel
 
+from fabriek.domain.allocations import Allocation, Charge
 from fabriek.domain.jobs import Job, JobEvent
 from fabriek.domain.notifications import Notification, NotificationSettings
 from fabriek.domain.people import (
@@ -298,3 +299,29 @@ class FabriekClient:
         body = {"report": report}
         path = f"/allocations/{allocation_id}/final-report"
         return AllocationSummary.model_validate(self._post(path, body))
+
+    # --- allocations and budgets ----------------------------------------------------------
+
+    def allocations(
+        self,
+        limit: int = 100,
+        offset: int = 0,
+        project: str | None = None,
+        active: bool | None = None,
+    ) -> Listing[Allocation]:
+        """Allocations of the caller's projects, each with its budget now."""
+        params = {"limit": limit, "offset": offset, "project": project, "active": active}
+        return self._listing(Allocation, "/allocations", params)
+
+    def allocation(self, allocation_id: int) -> Allocation:
+        return Allocation.model_validate(self._get(f"/allocations/{allocation_id}"))
+
+    def charges(self, allocation_id: int) -> list[Charge]:
+        """The allocation's ledger: one line per job run charged to it."""
+        return [
+            Charge.model_validate(c) for c in self._get(f"/allocations/{allocation_id}/charges")
+        ]
+
+    def create_allocation(self, body: Mapping[str, Any]) -> Allocation:
+        """Grant an allocation directly (see `AllocationDraft` for the fields)."""
+        return Allocation.model_validate(self._post("/allocations", body))

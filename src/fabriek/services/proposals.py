@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, Select, select, true
+from sqlalchemy import ColumnElement, Select, select, true, update
 from sqlalchemy.orm import Session
 
 from fabriek.domain.errors import Conflict, Forbidden, InvalidInput, NotFound
@@ -411,6 +411,23 @@ def list_proposals(
     return Page(_assemble(session, who, rows, access, now), total, page.limit, page.offset)
 
 
+def _move(session: Session, row: ProposalRow, target: ProposalState) -> None:
+    """Move the proposal to `target` only if nobody moved it meanwhile: a compare-and-set
+    on its state, so two deciders racing cannot both award (and allocate) it."""
+    current = ProposalState(row.state)
+    check_transition(row.id, current, target)
+    result = session.execute(
+        update(ProposalRow)
+        .where(ProposalRow.id == row.id, ProposalRow.state == current.value)
+        .values(state=target.value)
+        .execution_options(synchronize_session=False)
+    )
+    if int(getattr(result, "rowcount", 0) or 0) != 1:
+        session.rollback()
+        raise Conflict(f"proposal {row.id} changed meanwhile; look at it again")
+    row.state = target.value
+
+
 # --- the applicant's steps ------------------------------------------------------------------
 
 
@@ -468,7 +485,7 @@ def submit_proposal(
     _require_eligible(track, org)
     row.requested_gpu_hours = _require_size(track, dict(row.requested), access)
     _require_no_overdue_report(session, org, now)
-    row.state = ProposalState.SUBMITTED.value
+    _move(session, row, ProposalState.SUBMITTED)
     row.submitted_at = now
     notify(
         session,
@@ -493,7 +510,7 @@ def withdraw_proposal(
     if not (who.leads_project(row.project_id) or row.author_id == who.user_id):
         raise Forbidden("only the proposal's author or its project's PI may withdraw it")
     check_transition(row.id, ProposalState(row.state), ProposalState.WITHDRAWN)
-    row.state = ProposalState.WITHDRAWN.value
+    _move(session, row, ProposalState.WITHDRAWN)
     row.decided_at = now
     commit(session, f"proposal {row.id} changed meanwhile")
     return _one(session, who, row, access, now)
@@ -553,13 +570,13 @@ def admin_check(
     note = check.note.strip()
     if check.passed:
         check_transition(row.id, ProposalState(row.state), ProposalState.UNDER_REVIEW)
-        row.state = ProposalState.UNDER_REVIEW.value
+        _move(session, row, ProposalState.UNDER_REVIEW)
         row.admin_check = note or "passed"
     else:
         if not note:
             raise InvalidInput.on("note", "say why the administrative check failed")
         check_transition(row.id, ProposalState(row.state), ProposalState.REJECTED)
-        row.state = ProposalState.REJECTED.value
+        _move(session, row, ProposalState.REJECTED)
         row.admin_check = note
         row.decision = DecisionKind.REJECT.value
         row.decision_reason = f"administrative check failed: {note}"
@@ -785,7 +802,7 @@ def decide(
                 created_at=now,
             )
         )
-    row.state = DECIDED_STATE[kind].value
+    _move(session, row, DECIDED_STATE[kind])
     row.decision = kind.value
     row.decision_reason = (draft.reason or "").strip() or None
     row.awarded = awarded
