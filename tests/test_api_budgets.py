@@ -304,3 +304,31 @@ def test_members_are_mailed_when_half_the_budget_is_used(tmp_path: Path) -> None
                 assert "mailed: 50 % of the GPU-hour budget used" in str(mail["Subject"])
                 kinds = [n["kind"] for n in maria.get("/api/v1/notifications").json()["items"]]
                 assert "budget-used" in kinds
+
+
+def test_a_playground_job_yields_to_a_higher_tier_and_is_requeued(
+    client: Client, unique: str
+) -> None:
+    """Live preemption: a preemptible (playground) job holds every L40S; a fast-lane job
+    that needs one preempts it; the victim is requeued with its reason and its first run is
+    charged to its allocation."""
+    low = new_project(client, f"{unique}-low")
+    high = new_project(client, f"{unique}-high")
+    played = grant(client, low, {"l40s": 1000.0}, track="playground", sites=["eindhoven"])
+    assert played["preemptible"] and played["tier"] == 0
+    grant(client, high, {"l40s": 100.0}, track="fast-lane")
+    maria = client("maria")
+    victim = submit(
+        maria, project=low, command=["sleep", "300"], gpus=48, gpu_type="l40s", time_limit="10m"
+    )
+    wait_for(maria, victim["id"], {"running"})
+    urgent = submit(maria, project=high, command=["true"], gpus=4, gpu_type="l40s", time_limit="5m")
+    assert wait_for(maria, urgent["id"])["state"] == "completed"
+    events = maria.get(f"/api/v1/jobs/{victim['id']}/events").json()
+    states = [e["to_state"] for e in events]
+    assert "preempted" in states and states[states.index("preempted") + 1] == "pending"
+    assert any(f"preempted for job {urgent['id']}" in str(e["reason"]) for e in events)
+    ledger = maria.get(f"/api/v1/allocations/{played['id']}/charges").json()
+    assert [c["job_id"] for c in ledger] == [victim["id"]] and ledger[0]["gpus"] == 48
+    maria.post(f"/api/v1/jobs/{victim['id']}/cancel")
+    wait_for(maria, victim["id"])
