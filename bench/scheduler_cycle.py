@@ -32,6 +32,7 @@ from fabriek.scheduler import (
     Snapshot,
     schedule,
 )
+from fabriek.services.access_config import load_access_config
 
 NODES, GPUS_PER_NODE, SITES = 1250, 8, 3
 SIZES = [1] * 930 + [2] * 22 + [4] * 22 + [8] * 20 + [16] * 3 + [32] * 1 + [64, 128]
@@ -100,7 +101,9 @@ def snapshot(n: int, seed: int = 1) -> Snapshot:
                 submit_time_s=now - rng.uniform(0, 3 * 86_400),
             )
         )
-    return Snapshot(now, pending, running, sites, allocations, usage)
+    # Budgets in normalised GPU-hours, with the shipped per-type factors, as in production.
+    factors = load_access_config().gpu_hour_factors
+    return Snapshot(now, pending, running, sites, allocations, usage, gpu_hour_factors=factors)
 
 
 def main() -> None:

@@ -26,7 +26,7 @@ from tests.servers import LiveServer, free_port, live_server, prepare, throwaway
 from tests.test_api_users import org_id
 
 
-def new_project(client: Client, name: str, pi: str = "maria") -> str:
+def new_project(client: Client, name: str, pi: str = "pieter") -> str:
     org = org_id(client, "Technische Universiteit Delft")
     made = client("admin").post(
         "/api/v1/projects",
@@ -68,19 +68,19 @@ def test_a_finished_job_is_charged_exactly_its_gpu_hours(client: Client, unique:
     allocation = grant(client, project, {"h200": 100.0})
     factor = load_access_config().factor("h200")
     assert allocation["awarded_gpu_hours"] == pytest.approx(100.0 * factor)
-    maria = client("maria")
+    pieter = client("pieter")
     job = submit(
-        maria, project=project, command=py("import time; time.sleep(1)"), gpus=2,
+        pieter, project=project, command=py("import time; time.sleep(1)"), gpus=2,
         gpu_type="h200", time_limit="10m",
     )  # fmt: skip
-    done = wait_for(maria, job["id"])
+    done = wait_for(pieter, job["id"])
     assert done["state"] == "completed"
     raw = 2 * seconds(done) / 3600
-    ledger = maria.get(f"/api/v1/allocations/{allocation['id']}/charges").json()
+    ledger = pieter.get(f"/api/v1/allocations/{allocation['id']}/charges").json()
     assert [c["job_id"] for c in ledger] == [job["id"]]
     assert ledger[0]["raw_gpu_hours"] == pytest.approx(raw, abs=1e-9)
     assert ledger[0]["gpu_hours"] == pytest.approx(raw * factor, abs=1e-9)
-    now = maria.get(f"/api/v1/allocations/{allocation['id']}").json()
+    now = pieter.get(f"/api/v1/allocations/{allocation['id']}").json()
     assert now["consumed_gpu_hours"] == pytest.approx(raw * factor, abs=1e-6)
     assert now["consumed_raw_gpu_hours"] == pytest.approx(raw, abs=1e-6)
     assert now["committed_gpu_hours"] == 0
@@ -90,58 +90,60 @@ def test_a_finished_job_is_charged_exactly_its_gpu_hours(client: Client, unique:
 def test_a_running_job_commits_its_whole_limit(client: Client, unique: str) -> None:
     project = new_project(client, unique)
     allocation = grant(client, project, {"h100": 10.0})
-    maria = client("maria")
+    pieter = client("pieter")
     job = submit(
-        maria, project=project, command=["sleep", "30"], gpus=1, gpu_type="h100", time_limit="1h"
+        pieter, project=project, command=["sleep", "30"], gpus=1, gpu_type="h100", time_limit="1h"
     )
-    wait_for(maria, job["id"], {"running"})
-    now = maria.get(f"/api/v1/allocations/{allocation['id']}").json()
+    wait_for(pieter, job["id"], {"running"})
+    now = pieter.get(f"/api/v1/allocations/{allocation['id']}").json()
     # One H100 for an hour, of which a few seconds are used: the rest is committed.
     assert now["consumed_gpu_hours"] + now["committed_gpu_hours"] == pytest.approx(1.0, abs=1e-6)
     assert now["remaining_gpu_hours"] == pytest.approx(9.0, abs=1e-6)
-    maria.post(f"/api/v1/jobs/{job['id']}/cancel")
-    wait_for(maria, job["id"])
-    after = maria.get(f"/api/v1/allocations/{allocation['id']}").json()
+    pieter.post(f"/api/v1/jobs/{job['id']}/cancel")
+    wait_for(pieter, job["id"])
+    after = pieter.get(f"/api/v1/allocations/{allocation['id']}").json()
     assert after["committed_gpu_hours"] == 0 and 0 < after["consumed_gpu_hours"] < 0.1
 
 
 def test_a_job_over_budget_waits_and_says_by_how_much(client: Client, unique: str) -> None:
     project = new_project(client, unique)
     grant(client, project, {"h100": 1.5})
-    maria = client("maria")
-    job = submit(maria, project=project, command=["true"], gpus=2, gpu_type="h100", time_limit="1h")
-    reason = wait_reason(maria, job["id"], "AllocationExhausted")
+    pieter = client("pieter")
+    job = submit(
+        pieter, project=project, command=["true"], gpus=2, gpu_type="h100", time_limit="1h"
+    )
+    reason = wait_reason(pieter, job["id"], "AllocationExhausted")
     assert "needs 2.00 GPU-h" in reason and "1.50 GPU-h left" in reason
     assert "0.50 GPU-h short" in reason
-    assert maria.get(f"/api/v1/jobs/{job['id']}").json()["state"] == "pending"
+    assert pieter.get(f"/api/v1/jobs/{job['id']}").json()["state"] == "pending"
     # A job that fits the same budget runs beside it.
     small = submit(
-        maria, project=project, command=["true"], gpus=1, gpu_type="h100", time_limit="1h"
+        pieter, project=project, command=["true"], gpus=1, gpu_type="h100", time_limit="1h"
     )
-    assert wait_for(maria, small["id"])["state"] == "completed"
-    maria.post(f"/api/v1/jobs/{job['id']}/cancel")
+    assert wait_for(pieter, small["id"])["state"] == "completed"
+    pieter.post(f"/api/v1/jobs/{job['id']}/cancel")
 
 
 def test_a_project_without_allocation_waits_with_the_reason(client: Client, unique: str) -> None:
     project = new_project(client, unique)
-    maria = client("maria")
-    job = submit(maria, project=project, command=["true"], gpus=1)
-    reason = wait_reason(maria, job["id"], "NoAllocation")
+    pieter = client("pieter")
+    job = submit(pieter, project=project, command=["true"], gpus=1)
+    reason = wait_reason(pieter, job["id"], "NoAllocation")
     assert "apply through a call" in reason
-    maria.post(f"/api/v1/jobs/{job['id']}/cancel")
+    pieter.post(f"/api/v1/jobs/{job['id']}/cancel")
 
 
 def test_an_allocation_is_spent_only_on_its_sites(client: Client, unique: str) -> None:
     project = new_project(client, unique)
     grant(client, project, {"any": 100.0}, sites=["eindhoven"])
-    maria = client("maria")
-    job = submit(maria, project=project, command=["true"], gpus=1, time_limit="10m")
-    assert wait_for(maria, job["id"])["site"] == "eindhoven"
+    pieter = client("pieter")
+    job = submit(pieter, project=project, command=["true"], gpus=1, time_limit="10m")
+    assert wait_for(pieter, job["id"])["site"] == "eindhoven"
     typed = submit(
-        maria, project=project, command=["true"], gpus=1, gpu_type="h100", time_limit="10m"
+        pieter, project=project, command=["true"], gpus=1, gpu_type="h100", time_limit="10m"
     )
-    wait_reason(maria, typed["id"], "NeverFits")
-    maria.post(f"/api/v1/jobs/{typed['id']}/cancel")
+    wait_reason(pieter, typed["id"], "NeverFits")
+    pieter.post(f"/api/v1/jobs/{typed['id']}/cancel")
 
 
 def test_allocations_are_visible_to_members_and_granted_by_the_access_team(
@@ -149,14 +151,14 @@ def test_allocations_are_visible_to_members_and_granted_by_the_access_team(
 ) -> None:
     project = new_project(client, unique)
     body = {"project": project, "track": "fast-lane", "gpu_hours": {"h100": 5.0}}
-    problem_of(client("maria").post("/api/v1/allocations", json=body), 403)
+    problem_of(client("pieter").post("/api/v1/allocations", json=body), 403)
     problem_of(client("eva").post("/api/v1/allocations", json={**body, "track": "no-such"}), 422)
     bad_type = client("eva").post("/api/v1/allocations", json={**body, "gpu_hours": {"tpu": 5.0}})
     assert "tpu" in str(problem_of(bad_type, 422)["detail"]) or bad_type.status_code == 422
     problem_of(client("eva").post("/api/v1/allocations", json={**body, "sites": ["mars"]}), 422)
     made = grant(client, project, {"h100": 5.0})
     assert made["active"] and made["track"] == "ai-for-science"
-    mine = client("maria").get("/api/v1/allocations", params={"project": project}).json()
+    mine = client("pieter").get("/api/v1/allocations", params={"project": project}).json()
     assert [a["id"] for a in mine["items"]] == [made["id"]]
     problem_of(client("mo").get(f"/api/v1/allocations/{made['id']}"), 404)
     assert client("mo").get("/api/v1/allocations", params={"project": project}).json()["total"] == 0
@@ -174,11 +176,11 @@ def test_fifty_concurrent_starts_never_overspend(
     limit_s = 120
     per_job = limit_s / 3600  # one H100 for its time limit
     allocation = grant(client, project, {"h100": 10 * per_job})
-    maria = client("maria")
+    pieter = client("pieter")
     begin = datetime.now(UTC) + timedelta(seconds=4)
 
     def one(_: int) -> int:
-        with httpx.Client(base_url=server.url, headers=maria.headers, timeout=60) as c:
+        with httpx.Client(base_url=server.url, headers=pieter.headers, timeout=60) as c:
             job = submit(
                 c, project=project, command=["sleep", "60"], gpus=1, gpu_type="h100",
                 time_limit=limit_s, earliest_start=begin.isoformat(),
@@ -206,7 +208,7 @@ def test_fifty_concurrent_starts_never_overspend(
     try:
         deadline = time.monotonic() + 60
         while True:
-            jobs = [maria.get(f"/api/v1/jobs/{i}").json() for i in ids]
+            jobs = [pieter.get(f"/api/v1/jobs/{i}").json() for i in ids]
             waiting = [j for j in jobs if j["state"] == "pending"]
             if datetime.now(UTC) > begin + timedelta(seconds=3) and all(
                 "AllocationExhausted" in str(j["reason"]) for j in waiting
@@ -221,13 +223,13 @@ def test_fifty_concurrent_starts_never_overspend(
         engine.dispose()
     started = [j for j in jobs if j["state"] != "pending"]
     assert len(started) == 10
-    budget = maria.get(f"/api/v1/allocations/{allocation['id']}").json()
+    budget = pieter.get(f"/api/v1/allocations/{allocation['id']}").json()
     assert budget["remaining_gpu_hours"] >= -1e-9
     for i in ids:
-        maria.post(f"/api/v1/jobs/{i}/cancel")
+        pieter.post(f"/api/v1/jobs/{i}/cancel")
     for i in ids:
-        wait_for(maria, i)
-    spent = maria.get(f"/api/v1/allocations/{allocation['id']}").json()
+        wait_for(pieter, i)
+    spent = pieter.get(f"/api/v1/allocations/{allocation['id']}").json()
     assert spent["consumed_gpu_hours"] <= spent["awarded_gpu_hours"] + 1e-9
 
 
@@ -284,25 +286,25 @@ def test_members_are_mailed_when_half_the_budget_is_used(tmp_path: Path) -> None
                 headers = {"Authorization": f"Bearer {token}"}
                 return httpx.Client(base_url=live.url, headers=headers, timeout=30)
 
-            with client("maria") as maria:
+            with client("pieter") as pieter:
                 project = new_project(client, "mailed")
-                put = maria.put("/api/v1/notifications/settings", json={"delivery": "immediate"})
+                put = pieter.put("/api/v1/notifications/settings", json={"delivery": "immediate"})
                 assert put.status_code == 200, put.text
                 # 10.8 GPU-seconds; a 2-GPU job of 5 s may start, and runs about 3 (55 %;
                 # 80 % would take over 4.3 s).
                 grant(client, project, {"h100": 0.003})
                 job = submit(
-                    maria, project=project, command=["sleep", "3"], gpus=2, gpu_type="h100",
+                    pieter, project=project, command=["sleep", "3"], gpus=2, gpu_type="h100",
                     time_limit=5,
                 )  # fmt: skip
-                assert wait_for(maria, job["id"])["state"] == "completed"
+                assert wait_for(pieter, job["id"])["state"] == "completed"
                 deadline = time.monotonic() + 20
-                while not inbox.to("maria@demo.fabriek.example"):
+                while not inbox.to("pieter@demo.fabriek.example"):
                     assert time.monotonic() < deadline, "no e-mail"
                     time.sleep(0.1)
-                mail = inbox.to("maria@demo.fabriek.example")[0]
+                mail = inbox.to("pieter@demo.fabriek.example")[0]
                 assert "mailed: 50 % of the GPU-hour budget used" in str(mail["Subject"])
-                kinds = [n["kind"] for n in maria.get("/api/v1/notifications").json()["items"]]
+                kinds = [n["kind"] for n in pieter.get("/api/v1/notifications").json()["items"]]
                 assert "budget-used" in kinds
 
 
@@ -317,18 +319,20 @@ def test_a_playground_job_yields_to_a_higher_tier_and_is_requeued(
     played = grant(client, low, {"l40s": 1000.0}, track="playground", sites=["eindhoven"])
     assert played["preemptible"] and played["tier"] == 0
     grant(client, high, {"l40s": 100.0}, track="fast-lane")
-    maria = client("maria")
+    pieter = client("pieter")
     victim = submit(
-        maria, project=low, command=["sleep", "300"], gpus=48, gpu_type="l40s", time_limit="10m"
+        pieter, project=low, command=["sleep", "300"], gpus=48, gpu_type="l40s", time_limit="10m"
     )
-    wait_for(maria, victim["id"], {"running"})
-    urgent = submit(maria, project=high, command=["true"], gpus=4, gpu_type="l40s", time_limit="5m")
-    assert wait_for(maria, urgent["id"])["state"] == "completed"
-    events = maria.get(f"/api/v1/jobs/{victim['id']}/events").json()
+    wait_for(pieter, victim["id"], {"running"})
+    urgent = submit(
+        pieter, project=high, command=["true"], gpus=4, gpu_type="l40s", time_limit="5m"
+    )
+    assert wait_for(pieter, urgent["id"])["state"] == "completed"
+    events = pieter.get(f"/api/v1/jobs/{victim['id']}/events").json()
     states = [e["to_state"] for e in events]
     assert "preempted" in states and states[states.index("preempted") + 1] == "pending"
     assert any(f"preempted for job {urgent['id']}" in str(e["reason"]) for e in events)
-    ledger = maria.get(f"/api/v1/allocations/{played['id']}/charges").json()
+    ledger = pieter.get(f"/api/v1/allocations/{played['id']}/charges").json()
     assert [c["job_id"] for c in ledger] == [victim["id"]] and ledger[0]["gpus"] == 48
-    maria.post(f"/api/v1/jobs/{victim['id']}/cancel")
-    wait_for(maria, victim["id"])
+    pieter.post(f"/api/v1/jobs/{victim['id']}/cancel")
+    wait_for(pieter, victim["id"])

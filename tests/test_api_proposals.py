@@ -40,6 +40,7 @@ from fabriek.store.tables import (
     UserRow,
 )
 from tests.conftest import Client, problem_of
+from tests.jobs_helpers import py, submit, wait_for
 from tests.servers import LiveServer
 from tests.test_api_users import org_id, user_body
 
@@ -83,6 +84,11 @@ def draft_body(call: str, project: str, **extra: Any) -> dict[str, Any]:
 def ok(response: httpx.Response, status: int = 200) -> dict[str, Any]:
     assert response.status_code == status, response.text
     return dict(response.json())
+
+
+def ok_list(response: httpx.Response) -> list[dict[str, Any]]:
+    assert response.status_code == 200, response.text
+    return list(response.json())
 
 
 def test_tracks_and_calls_are_listed(client: Client, unique: str) -> None:
@@ -185,6 +191,18 @@ def test_a_start_up_walks_from_proposal_to_award(client: Client, unique: str) ->
     # The allocation is a real budget of the project.
     found = ok(sanne.get(f"/api/v1/allocations/{allocation['id']}"))
     assert found["awarded_gpu_hours"] == found["remaining_gpu_hours"] == 2000
+    # The start-up runs a job on it, which consumes exactly its GPU-hours.
+    job = submit(sanne, project=project, command=py("import time; time.sleep(1)"), gpus=2,
+                 gpu_type="h100", time_limit="10m")  # fmt: skip
+    done = wait_for(sanne, job["id"])
+    assert done["state"] == "completed"
+    ran_s = datetime.fromisoformat(done["ended_at"]) - datetime.fromisoformat(done["started_at"])
+    used = 2 * ran_s.total_seconds() / 3600  # H100: factor 1
+    spent = ok(sanne.get(f"/api/v1/allocations/{allocation['id']}"))
+    assert spent["consumed_gpu_hours"] == pytest.approx(used, abs=1e-6) and used > 0
+    assert spent["remaining_gpu_hours"] == pytest.approx(2000 - used, abs=1e-6)
+    ledger = ok_list(sanne.get(f"/api/v1/allocations/{allocation['id']}/charges"))
+    assert [(c["job_id"], c["gpus"], c["gpu_type"]) for c in ledger] == [(job["id"], 2, "h100")]
     # After the decision the applicant reads the review, without the reviewer's name.
     seen = ok(sanne.get(f"/api/v1/proposals/{pid}"))["reviews"]
     assert [(r["reviewer"], r["comment"]) for r in seen] == [(None, "fits on the H100 nodes")]
