@@ -7,17 +7,19 @@ import traceback
 
 import typer
 
-from fabriek import server_commands, sim_command
+from fabriek import grid_commands, server_commands, sim_command
 from fabriek.cli import allocations as _allocation_commands  # noqa: F401
 from fabriek.cli import jobs as _job_commands  # noqa: F401  (registers the job commands)
 from fabriek.cli import notifications as _notification_commands  # noqa: F401
 from fabriek.cli import proposals as _access_commands  # noqa: F401
+from fabriek.cli import usage as _usage_commands  # noqa: F401
 from fabriek.cli.app import app
 from fabriek.cli.config import NotSignedIn
 from fabriek.domain.errors import FabriekError, InvalidInput
 from fabriek.sdk import ApiError, ApiUnreachable
 
 server_commands.register(app)
+grid_commands.register(app)
 app.command()(sim_command.sim)
 
 # Exit codes: 2 for input the user must change (like a usage error), 1 for everything else.

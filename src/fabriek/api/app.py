@@ -24,6 +24,7 @@ from fabriek.api.routers import (
     proposals,
     reference,
     sites,
+    usage,
     users,
 )
 from fabriek.services.access_config import load_access_config
@@ -38,7 +39,7 @@ from fabriek.store.migrate import require_current
 
 VERSIONED = (
     identity, reference, sites, organisations, users, projects, jobs, notifications,
-    allocations, calls, proposals,
+    allocations, calls, proposals, usage,
 )  # fmt: skip
 
 

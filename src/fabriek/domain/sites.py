@@ -119,6 +119,9 @@ class SiteDraft(BaseModel):
     pue: float | None = Field(default=None, ge=1.0, le=3.0, description="declared PUE")
     wue_l_per_kwh: float | None = Field(default=None, ge=0.0, le=10.0, description="L per kWh")
     grid_limit_kw: float | None = Field(default=None, gt=0, description="grid connection, kW")
+    heat_reuse_share: float | None = Field(
+        default=None, ge=0.0, le=1.0, description="share of facility energy reused as heat"
+    )
     engine: str = Field(default="local", pattern=r"^(local|slurm)$")
     max_time_s: int = Field(default=7 * 24 * 3600, ge=60, le=365 * 24 * 3600)
     node_groups: list[NodeGroupDraft] = Field(default_factory=list, max_length=1000)
@@ -140,6 +143,7 @@ class SitePatch(BaseModel):
     pue: float | None = Field(default=None, ge=1.0, le=3.0)
     wue_l_per_kwh: float | None = Field(default=None, ge=0.0, le=10.0)
     grid_limit_kw: float | None = Field(default=None, gt=0)
+    heat_reuse_share: float | None = Field(default=None, ge=0.0, le=1.0)
     max_time_s: int | None = Field(default=None, ge=60, le=365 * 24 * 3600)
 
 
@@ -156,6 +160,7 @@ class Site(BaseModel):
     pue: float | None
     wue_l_per_kwh: float | None
     grid_limit_kw: float | None
+    heat_reuse_share: float | None = None
     engine: str
     max_time_s: int
     node_groups: list[NodeGroupDraft]

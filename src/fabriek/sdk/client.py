@@ -22,6 +22,7 @@ from fabriek.domain.people import (
 )
 from fabriek.domain.proposals import AllocationSummary, Call, Proposal, Review
 from fabriek.domain.sites import Site
+from fabriek.domain.usage import UsageLine
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -325,3 +326,16 @@ class FabriekClient:
     def create_allocation(self, body: Mapping[str, Any]) -> Allocation:
         """Grant an allocation directly (see `AllocationDraft` for the fields)."""
         return Allocation.model_validate(self._post("/allocations", body))
+
+    # --- usage --------------------------------------------------------------------------
+
+    def usage(
+        self,
+        by: str = "project",
+        step: str = "total",
+        month: str | None = None,
+        year: str | None = None,
+    ) -> list[UsageLine]:
+        """GPU-hours, energy, carbon, water and reused heat, summed `by` a level per `step`."""
+        params = {"by": by, "step": step, "month": month, "year": year}
+        return [UsageLine.model_validate(u) for u in self._get("/usage", params)]

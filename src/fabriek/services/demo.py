@@ -59,6 +59,7 @@ SITES = [
         pue=1.15,
         wue_l_per_kwh=0.2,
         grid_limit_kw=4000,
+        heat_reuse_share=0.4,
         node_groups=[
             NodeGroupDraft(name="hgx-h200", count=16, gpu_type="h200", gpus_per_node=8,
                            cpus_per_node=112, memory_gb_per_node=2048),

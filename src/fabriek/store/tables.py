@@ -70,6 +70,9 @@ class SiteRow(Base):
     pue: Mapped[float | None]
     wue_l_per_kwh: Mapped[float | None]
     grid_limit_kw: Mapped[float | None]
+    # Share of the facility's energy delivered as reused heat (declared; a heat meter's
+    # figures go in the annual report).
+    heat_reuse_share: Mapped[float | None]
     engine: Mapped[str] = mapped_column(String(20), default="local")
     max_time_s: Mapped[int] = mapped_column(Integer, default=7 * 24 * 3600)
     created_at: Mapped[datetime] = mapped_column(Timestamp(), default=utcnow)
@@ -389,3 +392,32 @@ class NotificationSettingsRow(Base):
     delivery: Mapped[str] = mapped_column(String(20), default="digest")
     muted: Mapped[list[str]] = mapped_column(JSON, default=list)
     last_digest_at: Mapped[datetime | None] = mapped_column(Timestamp())
+
+
+class JobEnergyRow(Base):
+    """IT energy of one job run in one clock hour (UTC), written in the transaction that
+    records the run's stop; `source` says whether it was measured or modelled, and how."""
+
+    __tablename__ = "job_energy"
+    __table_args__ = (Index("ix_job_energy_hour_site", "hour", "site_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), index=True)
+    site_id: Mapped[int] = mapped_column(ForeignKey("sites.id"))
+    hour: Mapped[datetime] = mapped_column(Timestamp())
+    gpu_seconds: Mapped[float]
+    gpu_kwh: Mapped[float]
+    cpu_kwh: Mapped[float]
+    source: Mapped[str] = mapped_column(String(60))
+
+
+class GridIntensityRow(Base):
+    """Hourly carbon intensity of a grid zone's electricity (g CO2e per kWh), loaded from a
+    series such as Electricity Maps'; `source` names the series and its version."""
+
+    __tablename__ = "grid_intensity"
+
+    zone: Mapped[str] = mapped_column(String(8), primary_key=True)
+    hour: Mapped[datetime] = mapped_column(Timestamp(), primary_key=True)
+    g_per_kwh: Mapped[float]
+    source: Mapped[str] = mapped_column(String(200), default="")

@@ -1,0 +1,141 @@
+"""Usage rollups: GPU-hours, energy, carbon, water and heat, summed by any level a user, a
+hub or a province asks about, per hour, month or year. Pure: the service reads the hourly
+energy records and hands them here."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+
+from pydantic import BaseModel, Field
+
+
+class GroupBy(StrEnum):
+    """The levels usage is summed over."""
+
+    JOB = "job"
+    USER = "user"
+    PROJECT = "project"
+    ORGANISATION = "organisation"
+    SECTOR = "sector"
+    HUB = "hub"
+    PROVINCE = "province"
+    SITE = "site"
+    FACTORY = "factory"
+
+
+class Step(StrEnum):
+    """How finely time is cut: each hour, month or year, or the whole period at once."""
+
+    HOUR = "hour"
+    MONTH = "month"
+    YEAR = "year"
+    TOTAL = "total"
+
+
+@dataclass(frozen=True, slots=True)
+class EnergyHour:
+    """One job's IT energy in one clock hour, with everything a rollup may group by and the
+    site's factors for that hour. `g_per_kwh` None: no grid intensity is known for it."""
+
+    hour: datetime
+    job_id: int
+    user: str
+    project: str
+    organisation: str
+    sector: str
+    hub: str
+    province: str
+    site: str
+    gpu_seconds: float
+    it_kwh: float
+    pue: float
+    wue_l_per_kwh: float
+    heat_reuse_share: float
+    g_per_kwh: float | None
+    source: str
+
+
+class UsageLine(BaseModel):
+    """One group in one period."""
+
+    group: str = Field(description="the group's name (a project, a province, ...)")
+    period: str = Field(description="2025-03-01T13, 2025-03, 2025 or 'total'")
+    gpu_hours: float
+    kwh_it: float = Field(description="IT energy (GPUs and CPUs), kWh")
+    kwh_facility: float = Field(description="IT energy × PUE, kWh")
+    kg_co2e: float = Field(description="location-based: facility kWh × hourly grid intensity")
+    litres_water: float = Field(description="IT energy × WUE, L")
+    kwh_heat_reused: float = Field(description="facility energy × declared heat-reuse share")
+    kwh_without_intensity: float = Field(
+        description="facility kWh in hours with no grid intensity known (not in kg_co2e)"
+    )
+    sources: list[str] = Field(description="how the energy figures were obtained")
+
+
+def period_of(moment: datetime, step: Step) -> str:
+    """The label of the period `moment` falls in."""
+    if step is Step.HOUR:
+        return moment.strftime("%Y-%m-%dT%H")
+    if step is Step.MONTH:
+        return moment.strftime("%Y-%m")
+    if step is Step.YEAR:
+        return moment.strftime("%Y")
+    return "total"
+
+
+def group_of(record: EnergyHour, by: GroupBy) -> str:
+    """The name of the group a record belongs to."""
+    if by is GroupBy.FACTORY:
+        return "factory"
+    if by is GroupBy.JOB:
+        return str(record.job_id)
+    value: str = getattr(record, by.value)
+    return value
+
+
+@dataclass
+class _Sum:
+    gpu_seconds: float = 0.0
+    it: float = 0.0
+    facility: float = 0.0
+    co2_g: float = 0.0
+    water: float = 0.0
+    heat: float = 0.0
+    unknown: float = 0.0
+
+
+def roll_up(records: Iterable[EnergyHour], by: GroupBy, step: Step) -> list[UsageLine]:
+    """Sum the records per group and period: facility energy is IT energy × PUE, carbon is
+    facility energy × the hour's grid intensity (hours without one are counted apart, never
+    as zero carbon), water is IT energy × WUE, heat reused is facility energy × the declared
+    share. Sorted by period, then group."""
+    sums: dict[tuple[str, str], _Sum] = defaultdict(_Sum)
+    sources: dict[tuple[str, str], set[str]] = defaultdict(set)
+    for r in records:
+        key = (period_of(r.hour, step), group_of(r, by))
+        s = sums[key]
+        facility = r.it_kwh * r.pue
+        s.gpu_seconds += r.gpu_seconds
+        s.it += r.it_kwh
+        s.facility += facility
+        s.water += r.it_kwh * r.wue_l_per_kwh
+        s.heat += facility * r.heat_reuse_share
+        if r.g_per_kwh is None:
+            s.unknown += facility
+        else:
+            s.co2_g += facility * r.g_per_kwh
+        sources[key].add(r.source)
+    return [
+        UsageLine(
+            group=group, period=period, gpu_hours=round(s.gpu_seconds / 3600, 6),
+            kwh_it=round(s.it, 6), kwh_facility=round(s.facility, 6),
+            kg_co2e=round(s.co2_g / 1000, 6), litres_water=round(s.water, 6),
+            kwh_heat_reused=round(s.heat, 6), kwh_without_intensity=round(s.unknown, 6),
+            sources=sorted(sources[(period, group)]),
+        )
+        for (period, group), s in sorted(sums.items())
+    ]  # fmt: skip

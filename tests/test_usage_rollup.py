@@ -1,0 +1,99 @@
+"""Usage rollups (pure): every level and step sums the same totals; carbon, water and heat
+follow from energy and the site's factors; hours without grid intensity are not zero carbon."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from fabriek.domain.usage import EnergyHour, GroupBy, Step, roll_up
+
+START = datetime(2025, 3, 1, tzinfo=UTC)
+
+
+def hour_record(
+    it_kwh: float = 1.0,
+    pue: float = 1.25,
+    wue: float = 0.4,
+    heat: float = 0.0,
+    g: float | None = 300.0,
+    at: datetime = START,
+    **who: str,
+) -> EnergyHour:
+    base = {"user": "u", "project": "p", "organisation": "o", "sector": "start-up",
+            "hub": "brainport", "province": "Noord-Brabant", "site": "eindhoven"}  # fmt: skip
+    base.update(who)
+    return EnergyHour(
+        hour=at, job_id=1, gpu_seconds=3600.0, it_kwh=it_kwh, pue=pue, wue_l_per_kwh=wue,
+        heat_reuse_share=heat, g_per_kwh=g, source="modelled", **base,
+    )  # fmt: skip
+
+
+def test_one_hour_by_hand() -> None:
+    # 2 kWh IT at PUE 1.25 is 2.5 kWh facility; at 300 g/kWh that is 0.75 kg CO2e;
+    # WUE 0.4 L/kWh of IT energy gives 0.8 L; a 40 % heat-reuse share gives 1 kWh of heat.
+    [line] = roll_up([hour_record(it_kwh=2.0, heat=0.4)], GroupBy.FACTORY, Step.TOTAL)
+    assert line.kwh_it == 2.0 and line.kwh_facility == 2.5
+    assert line.kg_co2e == pytest.approx(0.75) and line.litres_water == pytest.approx(0.8)
+    assert line.kwh_heat_reused == pytest.approx(1.0) and line.gpu_hours == 1.0
+
+
+def test_hours_without_intensity_are_counted_apart() -> None:
+    lines = roll_up([hour_record(g=None), hour_record(g=100.0)], GroupBy.SITE, Step.TOTAL)
+    assert lines[0].kg_co2e == pytest.approx(0.125)  # only the hour with an intensity
+    assert lines[0].kwh_without_intensity == pytest.approx(1.25)
+
+
+def test_periods_and_groups() -> None:
+    records = [
+        hour_record(at=START, province="Groningen"),
+        hour_record(at=START + timedelta(hours=1), province="Limburg"),
+        hour_record(at=START + timedelta(days=31), province="Limburg"),
+    ]
+    by_month = roll_up(records, GroupBy.PROVINCE, Step.MONTH)
+    assert [(u.period, u.group) for u in by_month] == [
+        ("2025-03", "Groningen"), ("2025-03", "Limburg"), ("2025-04", "Limburg")
+    ]  # fmt: skip
+    by_hour = roll_up(records, GroupBy.FACTORY, Step.HOUR)
+    assert [u.period for u in by_hour] == ["2025-03-01T00", "2025-03-01T01", "2025-04-01T00"]
+
+
+records = st.lists(
+    st.builds(
+        hour_record,
+        it_kwh=st.floats(0, 100),
+        pue=st.floats(1, 2),
+        wue=st.floats(0, 3),
+        heat=st.floats(0, 1),
+        g=st.one_of(st.none(), st.floats(0, 800)),
+        at=st.integers(0, 24 * 400).map(lambda h: START + timedelta(hours=h)),
+        project=st.sampled_from(["a", "b", "c"]),
+        province=st.sampled_from(["Groningen", "Limburg"]),
+    ),
+    max_size=40,
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(records, st.sampled_from(list(GroupBy)), st.sampled_from(list(Step)))
+def test_every_level_and_step_sums_to_the_same_totals(
+    recs: list[EnergyHour], by: GroupBy, step: Step
+) -> None:
+    [total] = roll_up(recs, GroupBy.FACTORY, Step.TOTAL) or [None]  # type: ignore[list-item]
+    lines = roll_up(recs, by, step)
+    if not recs:
+        assert lines == []
+        return
+    assert total is not None
+    for field in ("kwh_it", "kwh_facility", "kg_co2e", "litres_water", "kwh_heat_reused",
+                  "kwh_without_intensity", "gpu_hours"):  # fmt: skip
+        assert sum(getattr(u, field) for u in lines) == pytest.approx(
+            getattr(total, field), rel=1e-6, abs=1e-4
+        )
+    for u in lines:
+        assert u.kwh_facility >= u.kwh_it - 1e-6  # PUE >= 1
+        assert 0 <= u.kwh_heat_reused <= u.kwh_facility + 1e-6
+        assert u.kwh_without_intensity <= u.kwh_facility + 1e-6
