@@ -107,6 +107,14 @@ class NodeGroupDraft(BaseModel):
         )
 
 
+# A grid bidding zone as carbon-intensity series name it: NL, DE, FR, GB, DK-DK1, ...
+GridZone = Annotated[
+    str,
+    StringConstraints(pattern=r"^[A-Z]{2}(-[A-Z0-9]{1,5})?$"),
+    Field(description="electricity grid zone whose hourly carbon intensity applies, e.g. NL"),
+]
+
+
 class SiteDraft(BaseModel):
     """A new site as its operator registers it."""
 
@@ -122,6 +130,7 @@ class SiteDraft(BaseModel):
     heat_reuse_share: float | None = Field(
         default=None, ge=0.0, le=1.0, description="share of facility energy reused as heat"
     )
+    grid_zone: GridZone = "NL"
     engine: str = Field(default="local", pattern=r"^(local|slurm)$")
     max_time_s: int = Field(default=7 * 24 * 3600, ge=60, le=365 * 24 * 3600)
     node_groups: list[NodeGroupDraft] = Field(default_factory=list, max_length=1000)
@@ -144,6 +153,7 @@ class SitePatch(BaseModel):
     wue_l_per_kwh: float | None = Field(default=None, ge=0.0, le=10.0)
     grid_limit_kw: float | None = Field(default=None, gt=0)
     heat_reuse_share: float | None = Field(default=None, ge=0.0, le=1.0)
+    grid_zone: GridZone | None = None
     max_time_s: int | None = Field(default=None, ge=60, le=365 * 24 * 3600)
 
 
@@ -161,6 +171,7 @@ class Site(BaseModel):
     wue_l_per_kwh: float | None
     grid_limit_kw: float | None
     heat_reuse_share: float | None = None
+    grid_zone: str = "NL"
     engine: str
     max_time_s: int
     node_groups: list[NodeGroupDraft]

@@ -34,6 +34,7 @@ from fabriek.domain.jobs import (
 )
 from fabriek.domain.roles import Principal, Role
 from fabriek.services.allocations import record_charge
+from fabriek.services.metering import record_energy
 from fabriek.services.paging import Page, PageRequest, count_all
 from fabriek.services.projects import visible_projects
 from fabriek.services.sites import site_from_row
@@ -88,8 +89,10 @@ def transition(
     old = JobState(job.state)
     check_transition(old, new)
     if new in TERMINAL_STATES or new == JobState.PREEMPTED:
-        # The run stopped: charge its GPU time to the allocation, in this same transaction.
+        # The run stopped: charge its GPU time to the allocation and meter its energy, in
+        # this same transaction, so neither is lost nor written twice.
         record_charge(session, job, now)
+        record_energy(session, job, now)
     job.state = new.value
     job.reason = reason
     session.add(

@@ -77,7 +77,7 @@ def usage(
         .join(SiteRow, SiteRow.id == JobEnergyRow.site_id)
         .outerjoin(
             GridIntensityRow,
-            and_(GridIntensityRow.zone == SiteRow.jurisdiction,
+            and_(GridIntensityRow.zone == SiteRow.grid_zone,
                  GridIntensityRow.hour == JobEnergyRow.hour),
         )
         .where(JobEnergyRow.hour >= start, JobEnergyRow.hour < end, _visible(who))

@@ -73,6 +73,8 @@ class SiteRow(Base):
     # Share of the facility's energy delivered as reused heat (declared; a heat meter's
     # figures go in the annual report).
     heat_reuse_share: Mapped[float | None]
+    # The electricity grid's bidding zone (NL, DE, ...): whose hourly carbon intensity counts.
+    grid_zone: Mapped[str] = mapped_column(String(8), default="NL", server_default="NL")
     engine: Mapped[str] = mapped_column(String(20), default="local")
     max_time_s: Mapped[int] = mapped_column(Integer, default=7 * 24 * 3600)
     created_at: Mapped[datetime] = mapped_column(Timestamp(), default=utcnow)

@@ -47,10 +47,14 @@ def upgrade() -> None:
 
     with op.batch_alter_table("sites", schema=None) as batch_op:
         batch_op.add_column(sa.Column("heat_reuse_share", sa.Double(), nullable=True))
+        batch_op.add_column(
+            sa.Column("grid_zone", sa.String(length=8), server_default="NL", nullable=False)
+        )
 
 
 def downgrade() -> None:
     with op.batch_alter_table("sites", schema=None) as batch_op:
+        batch_op.drop_column("grid_zone")
         batch_op.drop_column("heat_reuse_share")
 
     with op.batch_alter_table("job_energy", schema=None) as batch_op:
