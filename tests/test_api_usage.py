@@ -7,15 +7,18 @@ import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import httpx
 import pytest
 
 from fabriek.domain.energy import cpu_power_model, gpu_power_model, modelled_energy
 from fabriek.services.demo import demo_token
 from fabriek.services.grid import load_intensity
+from fabriek.services.metering import measured_gpu_kwh_by_hour
+from fabriek.settings import Settings
 from fabriek.store.db import make_engine, make_sessions
 from tests.conftest import Client, problem_of
 from tests.jobs_helpers import py, submit, wait_for
-from tests.servers import LiveServer
+from tests.servers import LiveServer, live_server, prepare, throwaway_database
 from tests.test_api_budgets import grant, new_project
 from tests.test_cli import fabriek, one_line_error
 
@@ -97,3 +100,47 @@ def test_cli_usage_and_grid_load(server: LiveServer, tmp_path: Path) -> None:
     assert "line 2" in line and "not a number" in line
     now = datetime.now(UTC)
     assert fabriek("usage", "--month", f"{now:%Y-%m}", "--step", "hour", env=env).returncode == 0
+
+
+def test_counter_readings_are_shared_over_the_hours_they_span() -> None:
+    # Two GPUs; 10:30 -> 11:30 at a steady 3.6e9 mJ (1 kWh) per GPU-hour; GPU 1's counter is
+    # reset halfway, after which it counts from zero (the part before the reset is kept).
+    readings = [
+        {"at": "2025-03-01T10:30:00+00:00", "mj": {"0": 0, "1": 1_000}},
+        {"at": "2025-03-01T11:00:00+00:00", "mj": {"0": 1_800_000_000, "1": 1_800_001_000}},
+        {"at": "2025-03-01T11:30:00+00:00", "mj": {"0": 3_600_000_000, "1": 1_800_000_000}},
+    ]
+    by_hour = measured_gpu_kwh_by_hour(readings)
+    assert by_hour is not None
+    ten, eleven = (datetime(2025, 3, 1, h, tzinfo=UTC) for h in (10, 11))
+    assert by_hour[ten] == pytest.approx(1.0)  # two GPUs, half an hour each
+    assert by_hour[eleven] == pytest.approx(1.0)
+    assert measured_gpu_kwh_by_hour(readings[:1]) is None
+
+
+def test_measured_gpu_energy_replaces_the_model(tmp_path: Path) -> None:
+    """A site whose GPUs report energy (here the NVML test double, at a constant 350 W per
+    GPU): the job's GPU energy is the counters' difference, and says it was measured."""
+    sites = tmp_path / "sites.toml"
+    sites.write_text('[sites.groningen]\nengine = "local"\nenergy_test_double_watts = 350\n')
+    with throwaway_database("sqlite", tmp_path) as url:
+        prepare(url)
+        settings = Settings(database_url=url, state_dir=tmp_path / "state",
+                            dispatch_interval_s=0.2, sites_file=sites)  # fmt: skip
+        with live_server(settings) as live:
+            headers = {"Authorization": f"Bearer {demo_token('maria').token}"}
+            with httpx.Client(base_url=live.url, headers=headers, timeout=30) as maria:
+                job = submit(maria, project="dutch-llm", command=["sleep", "2"], gpus=2,
+                             gpu_type="h200", time_limit="5m")  # fmt: skip
+                done = wait_for(maria, job["id"])
+                started = datetime.fromisoformat(done["started_at"])
+                seconds = (datetime.fromisoformat(done["ended_at"]) - started).total_seconds()
+                lines = maria.get("/api/v1/usage", params={"by": "job", "step": "total",
+                                                           "year": str(started.year)}).json()  # fmt: skip
+    [line] = [u for u in lines if u["group"] == str(job["id"])]
+    assert line["sources"] == ["measured-nvml GPUs, modelled-power-model CPUs"]
+    cpu = modelled_energy(cpu_power_model(done["cpus"]), 1, seconds).value
+    gpu = line["kwh_it"] - cpu
+    # 2 GPUs × 350 W over the span the runner read (its first reading is taken right after
+    # the job's process starts, its last right after it ends).
+    assert gpu == pytest.approx(2 * 350 * seconds / 3.6e6, abs=2 * 350 * 0.5 / 3.6e6)

@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from fabriek.domain.jobs import JobSpec, JobState
 
@@ -53,6 +53,9 @@ class Observation:
     ended_at: datetime | None = None
     # GPU index (or id) -> seconds held; empty until the engine knows.
     gpu_seconds: Mapping[str, float] = field(default_factory=dict)
+    # Readings of the job's GPUs' total-energy counters, oldest first, each
+    # {"at": ISO time, "mj": {GPU: millijoules}}; empty where the engine measures none.
+    energy_readings: Sequence[Mapping[str, Any]] = ()
 
 
 class LogStream(StrEnum):

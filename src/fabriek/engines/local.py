@@ -23,6 +23,7 @@ import threading
 import time
 import uuid
 from collections.abc import Mapping
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -62,10 +63,14 @@ class LocalEngine:
         detect_gpus: bool = True,
         kill_grace_s: float = 10.0,
         start_timeout_s: float = 60.0,
+        energy_test_double_watts: float | None = None,
     ) -> None:
         """`detect_gpus=False` skips NVML and always uses `virtual_gpus` (tests do this);
         `kill_grace_s` is the wait between SIGTERM and SIGKILL; a job directory whose
-        runner never recorded itself within `start_timeout_s` is taken as lost."""
+        runner never recorded itself within `start_timeout_s` is taken as lost.
+        `energy_test_double_watts` gives virtual GPUs an energy counter that grows at that
+        constant power: a test double for NVML where there are no GPUs."""
+        self.energy_test_double_watts = energy_test_double_watts
         self.name = name
         # Absolute, because runners work from their job directories and outlive our cwd.
         self.state_dir = Path(state_dir).resolve()
@@ -248,6 +253,18 @@ class LocalEngine:
         )
         return env
 
+    def _energy_meter(self, gpus: tuple[int, ...]) -> dict[str, Any] | None:
+        """What the runner reads the GPUs' energy with: NVML's counters on real GPUs, the
+        constant-power test double where one is configured, else nothing (modelled)."""
+        if not gpus:
+            return None
+        if self.inventory.source == "nvml":
+            return {"kind": "nvml", "gpus": list(gpus)}
+        if self.energy_test_double_watts:
+            return {"kind": "test-double", "gpus": list(gpus),
+                    "watts": self.energy_test_double_watts}  # fmt: skip
+        return None
+
     def _create_job_dir(self, job: EngineJob, job_dir: Path, gpus: tuple[int, ...]) -> bool:
         """Build the job directory aside and rename it into place, so that it appears whole
         or not at all. False if it appeared meanwhile."""
@@ -268,6 +285,7 @@ class LocalEngine:
                     "time_limit_s": spec.time_limit_s,
                     "kill_grace_s": self.kill_grace_s,
                     "gpus": list(gpus),
+                    "energy_meter": self._energy_meter(gpus),
                     "submitted_at": files.now_iso(),
                 },
             )
@@ -338,7 +356,11 @@ class LocalEngine:
             status = files.read_json(job_dir / files.STATUS_FILE)
             if status is None:
                 return self._vanished(job_id, handle, job_dir, runner)
-        return _ended(job_id, handle, status, gpus)
+        ended = _ended(job_id, handle, status, gpus)
+        energy = files.read_json(job_dir / files.ENERGY_FILE)
+        if energy and energy.get("readings"):
+            ended = replace(ended, energy_readings=tuple(energy["readings"]))
+        return ended
 
     def _vanished(
         self, job_id: int, handle: str, job_dir: Path, runner: dict[str, Any] | None

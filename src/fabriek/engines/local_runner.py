@@ -13,6 +13,8 @@ reader never sees half a file):
 - `stdout`, `stderr`: the job's output.
 - `cancel` (touched by the engine before it signals): cancel even if the signal came early.
 - `status.json`: the end: exit code, signal, timed out, cancelled, start and end times.
+- `energy.json`: readings of the job's GPUs' total-energy counters (mJ) at its start, at
+  every clock hour and at its end, when `job.json` names an energy meter.
 """
 
 from __future__ import annotations
@@ -36,6 +38,8 @@ STARTED_FILE = "started.json"
 STATUS_FILE = "status.json"
 CANCEL_FILE = "cancel"
 RUNNER_LOG = "runner.log"
+ENERGY_FILE = "energy.json"
+_NVML_SUCCESS = 0
 
 _PR_SET_PDEATHSIG = 1
 # Loaded here, not in the forked child, where loading a library is not safe.
@@ -120,6 +124,58 @@ class _Signals:
                 pass
 
 
+class EnergyMeter:
+    """Reads the total-energy counters (mJ) of the job's GPUs and keeps the readings.
+
+    `kind` "nvml" reads nvmlDeviceGetTotalEnergyConsumption through the driver's library;
+    "test-double" is a stand-in for machines without GPUs: a counter that grows at a
+    constant `watts` per GPU from the Unix epoch, so tests can check the arithmetic."""
+
+    def __init__(self, job_dir: Path, spec: dict[str, Any] | None) -> None:
+        self.path = job_dir / ENERGY_FILE
+        self.kind = (spec or {}).get("kind")
+        self.gpus = [int(g) for g in (spec or {}).get("gpus", [])]
+        self.watts = float((spec or {}).get("watts", 0.0))
+        self.readings: list[dict[str, Any]] = []
+        self._nvml: Any = None
+        if self.kind == "nvml":
+            with contextlib.suppress(OSError, AttributeError):
+                lib = ctypes.CDLL("libnvidia-ml.so.1")
+                if lib.nvmlInit_v2() == _NVML_SUCCESS:
+                    self._nvml = lib
+
+    def _counters(self) -> dict[str, int] | None:
+        if self.kind == "test-double":
+            return {str(g): int(self.watts * time.time() * 1000) for g in self.gpus}
+        if self._nvml is None:
+            return None
+        out: dict[str, int] = {}
+        for index in self.gpus:
+            handle, energy = ctypes.c_void_p(), ctypes.c_ulonglong(0)
+            if (
+                self._nvml.nvmlDeviceGetHandleByIndex_v2(index, ctypes.byref(handle))
+                != _NVML_SUCCESS
+                or self._nvml.nvmlDeviceGetTotalEnergyConsumption(handle, ctypes.byref(energy))
+                != _NVML_SUCCESS
+            ):
+                return None  # a GPU without the counter (before Volta): none is measured
+            out[str(index)] = int(energy.value)
+        return out
+
+    def sample(self) -> None:
+        """Read the counters now and record the reading (no-op without a meter)."""
+        if not self.gpus or self.kind is None:
+            return
+        counters = self._counters()
+        if counters is not None:
+            self.readings.append({"at": now_iso(), "mj": counters})
+            write_json(self.path, {"readings": self.readings})
+
+
+def _next_hour(now_wall: float) -> float:
+    return (now_wall // 3600 + 1) * 3600
+
+
 def _die_with(runner: int) -> None:
     # In the child, before exec: if this runner is killed outright the job gets SIGKILL
     # rather than running on unsupervised while its GPUs are handed to another job.
@@ -136,10 +192,14 @@ def _kill_group(pgid: int, number: int) -> None:
 
 
 def _supervise(
-    child: subprocess.Popen[bytes], limit_s: float, grace_s: float, sig: _Signals
+    child: subprocess.Popen[bytes],
+    limit_s: float,
+    grace_s: float,
+    sig: _Signals,
+    meter: EnergyMeter | None = None,
 ) -> str:
-    """Wait for the job; stop it at its time limit or on cancel. Returns why it ended:
-    "exited", "timeout" or "cancelled"."""
+    """Wait for the job; stop it at its time limit or on cancel; read the energy meter at
+    every clock hour. Returns why it ended: "exited", "timeout" or "cancelled"."""
     poller = select.poll()
     poller.register(sig.read_fd, select.POLLIN)
     pidfd: int | None = None
@@ -148,8 +208,12 @@ def _supervise(
         poller.register(pidfd, select.POLLIN)
     deadline = time.monotonic() + limit_s
     cause, kill_at = "exited", None
+    hour_at = _next_hour(time.time())
     while child.poll() is None:
         now = time.monotonic()
+        if meter is not None and time.time() >= hour_at:
+            meter.sample()
+            hour_at = _next_hour(time.time())
         if kill_at is None and (sig.cancel or now >= deadline):
             cause = "cancelled" if sig.cancel else "timeout"
             _kill_group(child.pid, signal.SIGTERM)
@@ -158,6 +222,7 @@ def _supervise(
             _kill_group(child.pid, signal.SIGKILL)
             kill_at = now + 3600.0  # sent; now only wait
         wake_at = deadline if kill_at is None else kill_at
+        wake_at = min(wake_at, now + max(0.0, hour_at - time.time()))
         # Without a pidfd nothing wakes us when the child exits, so look every 0.1 s.
         wait_ms = max(1, int((wake_at - now) * 1000))
         poller.poll(wait_ms if pidfd is not None else min(wait_ms, 100))
@@ -225,12 +290,15 @@ def run(job_dir: Path) -> int:
             status["reason"] = reason
             write_json(job_dir / STATUS_FILE, status)
             return 0
+    meter = EnergyMeter(job_dir, job.get("energy_meter"))
+    meter.sample()
     write_json(
         job_dir / STARTED_FILE,
         {"started_at": started, "pid": child.pid, "start_ticks": process_start_ticks(child.pid)},
     )
     limit_s = float(job["time_limit_s"])
-    cause = _supervise(child, limit_s, float(job["kill_grace_s"]), sig)
+    cause = _supervise(child, limit_s, float(job["kill_grace_s"]), sig, meter)
+    meter.sample()
     code = child.returncode
     sig_num = -code if code < 0 else None
     # A job killed by a signal exits, in the shell's words, with 128 + the signal's number.

@@ -323,6 +323,8 @@ class Dispatcher:
                 obs = seen[job.id]
                 if obs.gpu_seconds:
                     job.gpu_seconds = float(sum(obs.gpu_seconds.values()))
+                if obs.energy_readings:
+                    job.energy_readings = [dict(r) for r in obs.energy_readings]
                 if obs.started_at and job.started_at is None:
                     job.started_at = obs.started_at
                 new = obs.state
@@ -371,6 +373,7 @@ class Dispatcher:
         _unplace(job)
         job.handle = None
         job.started_at = None
+        job.energy_readings = None
         job.exit_code = None
         job.cancel_requested = False
         job.preempted_for = None

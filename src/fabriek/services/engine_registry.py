@@ -37,6 +37,9 @@ class EngineConfig:
     # GPUs' worth of jobs beyond the site's own that may wait in its cluster's queue, so
     # that Slurm starts the next job the moment one ends. None: as many as the site has.
     queue_depth: int | None = None
+    # Give a local site's virtual GPUs an energy counter of this constant power: an NVML
+    # test double for machines without GPUs (tests, demos). Never set on real hardware.
+    energy_test_double_watts: float | None = None
 
 
 def load_sites_file(path: Path) -> dict[str, EngineConfig]:
@@ -49,7 +52,13 @@ def load_sites_file(path: Path) -> dict[str, EngineConfig]:
     for name, raw in (data.get("sites") or {}).items():
         if not isinstance(raw, dict):
             raise InvalidInput.on("sites_file", f"[sites.{name}] must be a table")
-        unknown = set(raw) - {"engine", "slurm_conf", "virtual_gpus", "queue_depth"}
+        unknown = set(raw) - {
+            "engine",
+            "slurm_conf",
+            "virtual_gpus",
+            "queue_depth",
+            "energy_test_double_watts",
+        }
         if unknown:
             raise InvalidInput.on(
                 "sites_file", f"[sites.{name}] has unknown keys {sorted(unknown)}"
@@ -106,6 +115,7 @@ class EngineRegistry:
                 self.state_dir / "engines" / self.tag_prefix / site,
                 virtual_gpus=config.virtual_gpus or self.default_gpus or site_gpus,
                 gpu_type=None,
+                energy_test_double_watts=config.energy_test_double_watts,
             ),
             "slurm": lambda: SlurmEngine(
                 site,

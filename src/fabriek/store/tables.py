@@ -213,6 +213,8 @@ class JobRow(Base):
     handle: Mapped[str | None] = mapped_column(String(100))
     exit_code: Mapped[int | None]
     gpu_seconds: Mapped[float] = mapped_column(default=0.0)
+    # The last run's GPU energy-counter readings from the engine (see `Observation`).
+    energy_readings: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
     cancel_requested: Mapped[bool] = mapped_column(default=False)
     # The allocation the job is charged to and its GPU type's charge factor, both fixed
     # when the scheduler starts it.

@@ -15,6 +15,8 @@ depends_on = None
 
 
 def upgrade() -> None:
+    with op.batch_alter_table("jobs", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("energy_readings", sa.JSON(), nullable=True))
     op.create_table(
         "grid_intensity",
         sa.Column("zone", sa.String(length=8), nullable=False),
@@ -53,6 +55,8 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("jobs", schema=None) as batch_op:
+        batch_op.drop_column("energy_readings")
     with op.batch_alter_table("sites", schema=None) as batch_op:
         batch_op.drop_column("grid_zone")
         batch_op.drop_column("heat_reuse_share")
