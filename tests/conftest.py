@@ -7,6 +7,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from hypothesis import settings
 
 from fabriek.services.demo import demo_token
 from fabriek.settings import Settings
@@ -17,6 +18,11 @@ from tests.servers import (
     prepare,
     throwaway_database,
 )
+
+# The machine is shared and noisy: a property test is about what holds, never how fast, so
+# no example may fail for taking long (hypothesis's default deadline is 200 ms).
+settings.register_profile("fabriek", deadline=None)
+settings.load_profile("fabriek")
 
 BACKENDS = ["sqlite", "postgresql"]
 

@@ -8,22 +8,27 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 import time
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Annotated
 
 import typer
 import uvicorn
 
 from fabriek.cli.output import console, print_json
+from fabriek.domain import eed
+from fabriek.domain.errors import InvalidInput
 from fabriek.server_app import build_app
-from fabriek.services import demo
+from fabriek.services import demo, eed_report
 from fabriek.settings import Settings
 from fabriek.store.db import make_engine, make_sessions, redact
 from fabriek.store.migrate import require_current, upgrade
 
 db_app = typer.Typer(help="The store's schema.", no_args_is_help=True)
 demo_app = typer.Typer(help="The demo factory.", no_args_is_help=True)
+report_app = typer.Typer(help="Reports from the store.", no_args_is_help=True)
 
 
 def serve(
@@ -111,8 +116,44 @@ def demo_load(
         console.print(f"  {u.username:<8} {', '.join(u.roles):<28} {u.token}", soft_wrap=True)
 
 
+@report_app.command("eed")
+def report_eed(
+    year: Annotated[int, typer.Option(min=2020, max=2100, help="the calendar year reported")],
+    site: Annotated[str | None, typer.Option(help="one site (default: every site)")] = None,
+    figures: Annotated[
+        Path | None,
+        typer.Option(help="the operator's figures, TOML (default: the demo factory's)"),
+    ] = None,
+    fmt: Annotated[str, typer.Option("--format", help="json or csv")] = "json",
+    out: Annotated[Path | None, typer.Option(help="write here instead of standard output")] = None,
+) -> None:
+    """The EU data-centre report (EED Art. 12, Reg. (EU) 2024/1364) per site; exits non-zero when
+    a report fails validation (2, after writing the reports)."""
+    if fmt not in ("json", "csv"):
+        raise InvalidInput(f"--format must be json or csv, not {fmt!r}")
+    settings = Settings()
+    engine = make_engine(settings.database_url)
+    require_current(engine)
+    operator = eed_report.load_operator_figures(figures)
+    with make_sessions(engine)() as session:
+        reports = eed_report.build_reports(session, year, operator, site)
+    text = eed.to_json(reports) if fmt == "json" else eed.to_csv(reports)
+    if out is None:
+        sys.stdout.write(text if text.endswith("\n") else text + "\n")
+    else:
+        out.write_text(text)
+    errors = [e for r in reports for e in r.errors]
+    if errors:
+        raise InvalidInput(f"{len(errors)} validation error(s): " + "; ".join(errors))
+    # Not errors: what each operator still owes, so the next year's file can be completed.
+    for r in reports:
+        if r.owed:
+            print(f"{r.site} {year}: valid; owed: {', '.join(r.owed)}", file=sys.stderr)
+
+
 def register(app: typer.Typer) -> None:
     """Add the server-side commands to the `fabriek` command."""
     app.command()(serve)
     app.add_typer(db_app, name="db")
     app.add_typer(demo_app, name="demo")
+    app.add_typer(report_app, name="report")

@@ -155,10 +155,11 @@ def cpu_energy_rapl(readings: Iterable[CounterReading], max_energy_range_uj: int
 
 # --- Power models: where no counter can be read ----------------------------------------------
 
-# The utilisation assumed for a job that reports none. A convention, not a fit: a busy
-# training job keeps its GPUs near, but not at, full power; 0.7 is stated so that every
-# modelled figure can be redone with a better value (docs/energy.md).
-DEFAULT_UTILISATION = 0.7
+# The utilisation assumed for a job that reports none. A convention, not a fit: a middle
+# value for shared training clusters, whose jobs spend much of their time in input
+# pipelines, communication and checkpoints; the same value as the scheduler's power model
+# (`scheduler/power.py`), so planning and accounting agree. Every modelled figure states it.
+DEFAULT_UTILISATION = 0.5
 
 # Idle power as a fraction of the data-sheet TDP. An assumption (about 10 % for current
 # data-centre GPUs), kept per type so that a measured idle power can replace it; docs/energy.md.

@@ -1,0 +1,501 @@
+"""The EU data-centre report: Directive (EU) 2023/1791 Art. 12, Delegated Regulation (EU)
+2024/1364 Annexes I-III. Pure: the indicator list comes in as data (the versioned
+`config/eed_indicators.toml`), the operator's figures and what Fabriek knows come in as
+values, and out come the report, its KPIs, its validation errors and what is still owed.
+
+Precedence for every indicator: the operator's own figure (metered, as the regulation
+asks) over Fabriek's estimate, and an estimate is marked as such and still listed as owed.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from fabriek.domain.energy import Figure, Source
+
+Value = float | str | list[str]
+
+
+class Status(StrEnum):
+    """How complete one indicator is."""
+
+    REPORTED = "reported"  # the operator's figure
+    COMPUTED = "computed"  # derived by the regulation's own rule from reported figures
+    ESTIMATED = "estimated"  # Fabriek's estimate: the operator still owes the real figure
+    MISSING = "missing"
+
+
+# --- The indicator list, as versioned data ------------------------------------------------
+
+
+@dataclass(frozen=True)
+class IndicatorSpec:
+    key: str
+    name: str
+    kind: str  # number | text | list
+    citation: str
+    required: bool
+    confirmed: bool
+    fabriek: str = ""
+    symbol: str = ""
+    unit: str = ""
+
+
+@dataclass(frozen=True)
+class KpiSpec:
+    key: str
+    name: str
+    formula: str
+    unit: str
+    citation: str
+    confirmed: bool
+
+
+@dataclass(frozen=True)
+class IndicatorSet:
+    version: str
+    regulation: str
+    directive: str
+    threshold_kw: float
+    indicators: tuple[IndicatorSpec, ...]
+    kpis: tuple[KpiSpec, ...]
+
+    def indicator(self, key: str) -> IndicatorSpec:
+        for spec in self.indicators:
+            if spec.key == key:
+                return spec
+        raise KeyError(key)
+
+
+KINDS = ("number", "text", "list")
+# The keys the formulas below rely on; the data file must define them.
+NEEDED = (
+    "pd_it_kw",
+    "e_dc_kwh",
+    "e_it_kwh",
+    "w_in_m3",
+    "w_in_pot_m3",
+    "e_reuse_kwh",
+    "e_res_goo_kwh",
+    "e_res_ppa_kwh",
+    "e_res_os_kwh",
+    "e_res_tot_kwh",
+    "e_dc_bg_kwh",
+    "co2_kg",
+    "grid_intensity_g_per_kwh",
+    "name",
+    "pd_it_metric",
+)
+# Figures that may be below zero (a temperature); every other number must be >= 0.
+SIGNED = frozenset({"t_wh_c", "t_in_setpoint_c"})
+
+
+def parse_indicator_set(data: Mapping[str, Any]) -> IndicatorSet:
+    """The indicator list from the parsed TOML; ValueError says what is wrong."""
+    try:
+        indicators = tuple(IndicatorSpec(**row) for row in data["indicator"])
+        kpis = tuple(KpiSpec(**row) for row in data["kpi"])
+        out = IndicatorSet(
+            str(data["version"]),
+            str(data["regulation"]),
+            str(data["directive"]),
+            float(data["threshold_kw"]),
+            indicators,
+            kpis,
+        )
+    except (KeyError, TypeError) as bad:
+        raise ValueError(f"malformed indicator list: {bad}") from None
+    keys = [s.key for s in indicators]
+    if len(keys) != len(set(keys)):
+        raise ValueError("indicator keys must be unique")
+    if bad_kind := [s.key for s in indicators if s.kind not in KINDS]:
+        raise ValueError(f"indicators with an unknown kind: {bad_kind}")
+    if absent := [k for k in NEEDED if k not in keys]:
+        raise ValueError(f"the indicator list lacks {absent}")
+    return out
+
+
+def check_operator_figures(
+    spec: IndicatorSet, raw: Mapping[str, Any], where: str
+) -> dict[str, Value]:
+    """The operator's figures for one site and year, checked against the indicator list:
+    known keys only, the right kind, numbers non-negative. ValueError names the field."""
+    known = {s.key: s for s in spec.indicators}
+    out: dict[str, Value] = {}
+    for key, value in raw.items():
+        s = known.get(key)
+        if s is None:
+            raise ValueError(f"{where}: unknown field {key!r}; see docs/energy.md for the list")
+        if s.kind == "number":
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise ValueError(f"{where}: {key} must be a number, not {value!r}")
+            if not math.isfinite(value) or (key not in SIGNED and value < 0):
+                raise ValueError(f"{where}: {key} must be a finite number >= 0, not {value!r}")
+            out[key] = float(value)
+        elif s.kind == "text":
+            if not isinstance(value, str) or not value.strip():
+                raise ValueError(f"{where}: {key} must be a non-empty text")
+            out[key] = value.strip()
+        else:
+            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+                raise ValueError(f"{where}: {key} must be a list of texts")
+            out[key] = [str(v) for v in value]
+    return out
+
+
+# --- KPIs and validation ------------------------------------------------------------------
+
+
+def _ratio(num: float | None, den: float | None) -> float | None:
+    if num is None or den is None or den <= 0:
+        return None
+    return num / den
+
+
+def compute_kpis(
+    e_dc_kwh: float | None,
+    e_it_kwh: float | None,
+    w_in_m3: float | None = None,
+    e_reuse_kwh: float | None = None,
+    e_res_tot_kwh: float | None = None,
+    co2_kg: float | None = None,
+) -> dict[str, float | None]:
+    """Annex III: PUE = EDC/EIT, WUE = WIN (m3) / EIT (MWh), ERF = EREUSE/EDC,
+    REF = ERES-TOT/EDC; and CUE = CO2/EIT (kg/kWh), ERE = (EDC - EREUSE)/EIT. A KPI whose
+    inputs are missing, or whose denominator is zero, is None."""
+    e_it_mwh = None if e_it_kwh is None else e_it_kwh / 1000.0
+    ere_num = None if e_dc_kwh is None or e_reuse_kwh is None else e_dc_kwh - e_reuse_kwh
+    return {
+        "pue": _ratio(e_dc_kwh, e_it_kwh),
+        "wue": _ratio(w_in_m3, e_it_mwh),
+        "erf": _ratio(e_reuse_kwh, e_dc_kwh),
+        "ref": _ratio(e_res_tot_kwh, e_dc_kwh),
+        "cue": _ratio(co2_kg, e_it_kwh),
+        "ere": _ratio(ere_num, e_it_kwh),
+    }
+
+
+def validate(numbers: Mapping[str, float | None], kpis: Mapping[str, float | None]) -> list[str]:
+    """What makes the report impossible, each in one sentence; empty when it is consistent.
+
+    `numbers` holds the figures by indicator key (None when absent). Missing figures are
+    not errors here: completeness flags list them.
+    """
+    n = numbers
+    errors: list[str] = []
+    for key, value in n.items():
+        if value is not None and key not in SIGNED and value < 0:
+            errors.append(f"{key} = {value:g} is negative")
+    e_it, e_dc = n.get("e_it_kwh"), n.get("e_dc_kwh")
+    if e_it is not None and e_it <= 0:
+        errors.append(
+            f"EIT is {e_it:g} kWh: PUE, WUE, CUE and ERE cannot be computed; give e_it_kwh "
+            "(metered at the UPS outputs, Annex II 1(e))"
+        )
+    if (pue := kpis.get("pue")) is not None and pue < 1.0:
+        errors.append(
+            f"PUE = EDC/EIT = {pue:.3f} < 1: EDC ({e_dc:g} kWh) must be >= EIT ({e_it:g} kWh)"
+        )
+    if (erf := kpis.get("erf")) is not None and not 0.0 <= erf <= 1.0:
+        errors.append(
+            f"ERF = EREUSE/EDC = {erf:.3f} is outside [0, 1]: reused heat "
+            f"({n.get('e_reuse_kwh'):g} kWh) cannot exceed EDC ({e_dc:g} kWh)"
+        )
+    if (ref := kpis.get("ref")) is not None and not 0.0 <= ref <= 1.0:
+        errors.append(
+            f"REF = ERES-TOT/EDC = {ref:.3f} is outside [0, 1]: renewable energy "
+            f"({n.get('e_res_tot_kwh'):g} kWh) cannot exceed EDC ({e_dc:g} kWh)"
+        )
+    w_in, w_pot = n.get("w_in_m3"), n.get("w_in_pot_m3")
+    if w_in is not None and w_pot is not None and w_pot > w_in:
+        errors.append(f"potable water WIN-POT ({w_pot:g} m3) exceeds total water WIN ({w_in:g} m3)")
+    bg = n.get("e_dc_bg_kwh")
+    if bg is not None and e_dc is not None and bg > e_dc:
+        errors.append(f"back-up generator energy EDC-BG ({bg:g} kWh) exceeds EDC ({e_dc:g} kWh)")
+    return errors
+
+
+# --- Assembling one report ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FabriekKnows:
+    """What the factory itself knows of a site and year (from the store and the ledger)."""
+
+    site: str
+    year: int
+    installed_it_kw: Figure | None = None  # estimate from node groups
+    e_it: Figure | None = None  # ledger, or modelled from jobs
+    declared_pue: float | None = None
+    declared_wue_l_per_kwh: float | None = None
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One indicator of one report."""
+
+    key: str
+    symbol: str
+    name: str
+    value: Value | None
+    unit: str
+    status: Status
+    source: str  # a Source value, or "" when missing
+    method: str
+    citation: str
+    confirmed: bool
+
+
+@dataclass(frozen=True)
+class KpiValue:
+    key: str
+    name: str
+    value: float | None
+    unit: str
+    formula: str
+    citation: str
+    confirmed: bool
+
+
+@dataclass
+class EedReport:
+    """One site's report for one year, with its checks."""
+
+    site: str
+    year: int
+    version: str
+    regulation: str
+    in_scope: bool | None  # installed IT power >= the threshold; None if unknown
+    entries: list[Entry]
+    kpis: list[KpiValue]
+    errors: list[str] = field(default_factory=list)
+    owed: list[str] = field(default_factory=list)  # required keys missing or only estimated
+
+    @property
+    def valid(self) -> bool:
+        return not self.errors
+
+    def value(self, key: str) -> Value | None:
+        return next((e.value for e in self.entries if e.key == key), None)
+
+    def kpi(self, key: str) -> float | None:
+        return next((k.value for k in self.kpis if k.key == key), None)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "site": self.site,
+            "year": self.year,
+            "version": self.version,
+            "regulation": self.regulation,
+            "in_scope": self.in_scope,
+            "valid": self.valid,
+            "errors": self.errors,
+            "owed": self.owed,
+            "indicators": [asdict(e) for e in self.entries],
+            "kpis": [asdict(k) for k in self.kpis],
+        }
+
+
+def _num(v: Value | None) -> float | None:
+    return v if isinstance(v, float) else None
+
+
+def assemble_report(
+    spec: IndicatorSet, knows: FabriekKnows, operator: Mapping[str, Value]
+) -> EedReport:
+    """The report of one site and year: the operator's figures first, Fabriek's estimates
+    where the operator gives none, the KPIs, the validation errors and the owed fields."""
+    chosen: dict[str, tuple[Value | None, Status, str, str]] = {}
+
+    def put(key: str, value: Value | None, status: Status, source: str, method: str) -> None:
+        chosen[key] = (value, status, source, method)
+
+    for key, given in operator.items():
+        put(key, given, Status.REPORTED, Source.DECLARED_OPERATOR, "operator's figures file")
+
+    if "name" not in chosen:
+        put("name", knows.site, Status.COMPUTED, "store", "the site's name in Fabriek")
+    if "pd_it_kw" not in chosen and knows.installed_it_kw is not None:
+        fig = knows.installed_it_kw
+        put("pd_it_kw", fig.value, Status.ESTIMATED, fig.source, fig.method)
+        if "pd_it_metric" not in chosen:
+            put("pd_it_metric", "installed", Status.ESTIMATED, fig.source, "Fabriek's estimate")
+    if "e_it_kwh" not in chosen and knows.e_it is not None:
+        fig = knows.e_it
+        put("e_it_kwh", fig.value, Status.ESTIMATED, fig.source, fig.method)
+    e_it = _num(chosen.get("e_it_kwh", (None,))[0])
+    if "e_dc_kwh" not in chosen and e_it is not None and knows.declared_pue is not None:
+        put(
+            "e_dc_kwh",
+            e_it * knows.declared_pue,
+            Status.ESTIMATED,
+            Source.DECLARED_PUE,
+            f"EIT × declared PUE {knows.declared_pue:g}",
+        )
+    if "w_in_m3" not in chosen and e_it is not None and knows.declared_wue_l_per_kwh is not None:
+        wue = knows.declared_wue_l_per_kwh
+        put(
+            "w_in_m3",
+            e_it * wue / 1000.0,
+            Status.ESTIMATED,
+            Source.DECLARED_WUE,
+            f"EIT × declared WUE {wue:g} L/kWh ÷ 1000",
+        )
+
+    errors: list[str] = []
+    parts = [
+        _num(chosen.get(k, (None,))[0]) for k in ("e_res_goo_kwh", "e_res_ppa_kwh", "e_res_os_kwh")
+    ]
+    if any(p is not None for p in parts):
+        total = math.fsum(p or 0.0 for p in parts)
+        stated = _num(chosen.get("e_res_tot_kwh", (None,))[0])
+        if stated is not None and not math.isclose(stated, total, rel_tol=1e-6, abs_tol=1e-6):
+            errors.append(
+                f"ERES-TOT ({stated:g} kWh) must equal ERES-GOO + ERES-PPA + ERES-OS ({total:g} kWh)"
+            )
+        else:
+            put("e_res_tot_kwh", total, Status.COMPUTED, "formula", "ERES-GOO + ERES-PPA + ERES-OS")
+
+    e_dc = _num(chosen.get("e_dc_kwh", (None,))[0])
+    intensity = _num(chosen.get("grid_intensity_g_per_kwh", (None,))[0])
+    if "co2_kg" not in chosen and e_dc is not None and intensity is not None:
+        put(
+            "co2_kg",
+            e_dc * intensity / 1000.0,
+            Status.COMPUTED,
+            Source.GRID_INTENSITY,
+            f"EDC × {intensity:g} g/kWh ÷ 1000 (location-based)",
+        )
+
+    entries: list[Entry] = []
+    for s in spec.indicators:
+        value, status, source, method = chosen.get(s.key, (None, Status.MISSING, "", ""))
+        entries.append(
+            Entry(
+                s.key,
+                s.symbol,
+                s.name,
+                value,
+                s.unit,
+                status,
+                str(source),
+                method,
+                s.citation,
+                s.confirmed,
+            )
+        )
+    numbers = {e.key: _num(e.value) for e in entries if isinstance(e.value, float)}
+    values = compute_kpis(
+        numbers.get("e_dc_kwh"),
+        numbers.get("e_it_kwh"),
+        numbers.get("w_in_m3"),
+        numbers.get("e_reuse_kwh"),
+        numbers.get("e_res_tot_kwh"),
+        numbers.get("co2_kg"),
+    )
+    kpis = [
+        KpiValue(k.key, k.name, values.get(k.key), k.unit, k.formula, k.citation, k.confirmed)
+        for k in spec.kpis
+    ]
+    errors += validate(numbers, values)
+    owed = [
+        e.key
+        for e, s in zip(entries, spec.indicators, strict=True)
+        if s.required and e.status in (Status.MISSING, Status.ESTIMATED)
+    ]
+    pd_it = numbers.get("pd_it_kw")
+    return EedReport(
+        site=knows.site,
+        year=knows.year,
+        version=spec.version,
+        regulation=spec.regulation,
+        in_scope=None if pd_it is None else pd_it >= spec.threshold_kw,
+        entries=entries,
+        kpis=kpis,
+        errors=[f"{knows.site} {knows.year}: {e}" for e in errors],
+        owed=owed,
+    )
+
+
+# --- Export ---------------------------------------------------------------------------------
+
+
+def to_json(reports: Sequence[EedReport]) -> str:
+    """The reports as one JSON document."""
+    return json.dumps({"reports": [r.to_dict() for r in reports]}, indent=2, ensure_ascii=False)
+
+
+CSV_COLUMNS = (
+    "site",
+    "year",
+    "kind",
+    "key",
+    "symbol",
+    "value",
+    "unit",
+    "status",
+    "source",
+    "method",
+    "citation",
+    "confirmed",
+)
+
+
+def _cell(v: Value | float | None) -> str:
+    if v is None:
+        return ""
+    if isinstance(v, list):
+        return "; ".join(v)
+    if isinstance(v, float):
+        return repr(v)  # exact: a CSV reader gets back the same float
+    return v
+
+
+def to_csv(reports: Sequence[EedReport]) -> str:
+    """The reports in long form: one row per site, year and indicator or KPI."""
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(CSV_COLUMNS)
+    for r in reports:
+        for e in r.entries:
+            w.writerow(
+                [
+                    r.site,
+                    r.year,
+                    "indicator",
+                    e.key,
+                    e.symbol,
+                    _cell(e.value),
+                    e.unit,
+                    e.status.value,
+                    e.source,
+                    e.method,
+                    e.citation,
+                    e.confirmed,
+                ]
+            )
+        for k in r.kpis:
+            w.writerow(
+                [
+                    r.site,
+                    r.year,
+                    "kpi",
+                    k.key,
+                    k.key.upper(),
+                    _cell(k.value),
+                    k.unit,
+                    Status.COMPUTED.value if k.value is not None else Status.MISSING.value,
+                    "formula",
+                    k.formula,
+                    k.citation,
+                    k.confirmed,
+                ]
+            )
+    return buf.getvalue()
