@@ -1,11 +1,16 @@
 """`fabriek sim`: replay a job trace through the production scheduler on a simulated clock.
 
-A local command like `serve`: it needs no server, only the pure scheduler.
+A local command like `serve`: it needs no server, only the pure scheduler. With
+`--carbon` (and `--start`, where the trace's time zero falls) it also meters energy and
+carbon, shifts jobs with a `slack_s` toward cleaner hours, and compares with the same
+replay without shifting and with the perfect-foresight optimum; `--grid-cap-kw` caps
+every site's grid power.
 """
 
 from __future__ import annotations
 
 import sys
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -13,6 +18,16 @@ import typer
 
 from fabriek.cli.output import print_json, print_table
 from fabriek.scheduler import Policy, TraceError, load_trace, run_simulation
+from fabriek.scheduler.carbon import (
+    DEFAULT_HEAT_WEIGHT,
+    DEFAULT_MARGIN,
+    CarbonError,
+    ShiftConfig,
+    load_carbon,
+    parse_utc,
+)
+from fabriek.scheduler.power import DEFAULT_PUE, DEFAULT_UTILISATION, GpuPower, PowerModel
+from fabriek.scheduler.simulate import EnergySetup
 
 
 def sim(
@@ -35,13 +50,45 @@ def sim(
             "--overestimate", help="time limit = duration × this, where the trace has none"
         ),
     ] = 2.0,
+    carbon: Annotated[
+        Path | None,
+        typer.Option("--carbon", help="CSV: datetime_utc,carbon_intensity_gco2eq_per_kwh"),
+    ] = None,
+    start: Annotated[
+        str | None,
+        typer.Option("--start", help="ISO date (UTC) where the trace's time 0 falls"),
+    ] = None,
+    grid_cap_kw: Annotated[
+        float | None, typer.Option("--grid-cap-kw", help="each site's grid limit, kW")
+    ] = None,
+    pue: Annotated[float, typer.Option("--pue", help="facility / IT energy")] = DEFAULT_PUE,
+    utilisation: Annotated[
+        float, typer.Option("--utilisation", help="power = idle + this x (full - idle)")
+    ] = DEFAULT_UTILISATION,
+    gpu_power: Annotated[
+        list[str] | None,
+        typer.Option("--gpu-power", help="TYPE=IDLE:FULL watts, e.g. h100=70:700 (repeat)"),
+    ] = None,
+    shift: Annotated[
+        bool, typer.Option("--shift/--no-shift", help="hold jobs with slack for cleaner hours")
+    ] = True,
+    margin: Annotated[
+        float, typer.Option("--shift-margin", help="a later hour must be this much cleaner")
+    ] = DEFAULT_MARGIN,
+    heat_weight: Annotated[
+        float, typer.Option("--heat-weight", help="cost = carbon x (1 - this x heat demand)")
+    ] = DEFAULT_HEAT_WEIGHT,
     as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
 ) -> None:
     """Replay a trace with the scheduler production runs; print the quality metrics."""
     try:
         rows = load_trace(trace)
-        result = run_simulation(rows, nodes, gpus_per_node, sites, policy, overestimate)
-    except (TraceError, ValueError) as exc:
+        energy = _energy(carbon, start, grid_cap_kw, pue, utilisation, gpu_power or [],
+                         ShiftConfig(margin, heat_weight) if shift else None)  # fmt: skip
+        result = run_simulation(
+            rows, nodes, gpus_per_node, sites, policy, overestimate, energy=energy
+        )
+    except (TraceError, CarbonError, ValueError) as exc:
         print(f"fabriek: {exc}", file=sys.stderr)
         raise typer.Exit(2) from None
     summary = result.to_dict()
@@ -57,3 +104,40 @@ def sim(
             f"{len(skipped)} job(s) skipped: they need more GPUs than the cluster has",
             file=sys.stderr,
         )
+
+
+def _energy(
+    carbon: Path | None,
+    start: str | None,
+    grid_cap_kw: float | None,
+    pue: float,
+    utilisation: float,
+    gpu_power: list[str],
+    shift: ShiftConfig | None,
+) -> EnergySetup | None:
+    """The energy setup the options ask for; None without --carbon and --grid-cap-kw."""
+    if start is not None and carbon is None:
+        raise ValueError("--start places the trace on the carbon series: give --carbon too")
+    if carbon is None and grid_cap_kw is None:
+        return None
+    gpus: dict[str, GpuPower] = {}
+    for spec in gpu_power:
+        code, _, watts = spec.partition("=")
+        idle, _, full = watts.partition(":")
+        try:
+            gpus[code.strip().lower()] = GpuPower(float(idle), float(full))
+        except ValueError:
+            raise ValueError(
+                f"--gpu-power: {spec!r} is not TYPE=IDLE:FULL watts with 0 <= IDLE <= FULL"
+            ) from None
+    power = PowerModel(gpus, utilisation, pue)
+    series = None
+    if carbon is not None:
+        if start is None:
+            raise ValueError("--carbon needs --start: the ISO date where the trace's time 0 falls")
+        try:
+            zero: datetime = parse_utc(start)
+        except ValueError:
+            raise ValueError(f"--start: {start!r} is not an ISO date (e.g. 2023-01-01)") from None
+        series = load_carbon(carbon).on_clock(zero)
+    return EnergySetup(power=power, carbon=series, grid_cap_kw=grid_cap_kw, shift=shift)

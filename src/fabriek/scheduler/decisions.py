@@ -60,10 +60,12 @@ class Reservation:
 @dataclass(frozen=True, slots=True)
 class CycleResult:
     """The decisions of one cycle, in the order to carry them out (preemptions come
-    before the start they make room for), and the reservation if one was made."""
+    before the start they make room for), and the reservation if one was made.
+    `wake_s`: the earliest time a job held back for a cleaner hour wants a new cycle."""
 
     decisions: list[Decision] = field(default_factory=list)
     reservation: Reservation | None = None
+    wake_s: float | None = None
 
     @property
     def starts(self) -> list[Start]:

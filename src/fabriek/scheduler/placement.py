@@ -125,7 +125,8 @@ class Placement:
 
 class Capacity:
     """The free GPUs of every site, copied from the snapshot and changed as the cycle
-    starts and preempts jobs. Power budgets of the hour, if any, cap each site."""
+    starts and preempts jobs. Power budgets, if any, cap each site: `window` sets them
+    for the hours a job's time limit covers."""
 
     def __init__(
         self,
@@ -137,6 +138,13 @@ class Capacity:
         self.pools: list[Pool] = []
         self.cost: dict[str, float] = {}
         self.power_left: dict[str, float] = {}
+        # Watts drawn by running jobs and this cycle's starts, per site (with budgets).
+        self.power_used: dict[str, float] = {}
+        self.signals = signals
+        self.now = now
+        self.capped = False
+        self._window_key = -(2**62)  # no window set yet
+        self._budgets: dict[tuple[str, int], float] = {}
         self._where: dict[tuple[str, str], tuple[Pool, int]] | None = None
         for site in sites:
             signal = signals.at(site.name, now)
@@ -166,18 +174,41 @@ class Capacity:
                 pool.free.append(node.free)
         for pool in self.pools:
             pool.index_nodes()
-        if any(p < math.inf for p in self.power_left.values()):
+        if signals.power is not None:
+            for pool in self.pools:
+                pool.watts = signals.power.grid_watts(pool.gpu_type)
+        if (signals.by_site or signals.outside) and signals.has_budget():
+            # A budget somewhere: a start must fit every hour its time limit covers.
+            self.capped = True
+            self.power_used = dict.fromkeys(self.power_left, 0.0)
             for job in running:
                 for share in job.nodes:
                     found = self.where.get((job.site, share.node))
-                    if found is not None:
-                        self.power_left[job.site] -= share.gpus * found[0].watts
+                    if found is not None and job.site in self.power_used:
+                        self.power_used[job.site] += share.gpus * found[0].watts
+            for name in self.power_left:
+                self.power_left[name] -= self.power_used[name]
         self.total_free = sum(sum(p.free) for p in self.pools)
         self._matching: dict[tuple[str | None, Sites], tuple[list[Pool], int]] = {}
-        # Smallest GPU count that failed, per (type, sites, outlasts, single-node): capacity
-        # only shrinks during a cycle, so any bigger request of the same kind fails too.
-        self._failed: dict[tuple[str | None, Sites, bool, bool], tuple[int, bool]] = {}
+        # Smallest GPU count that failed, per (type, sites, outlasts, single-node, window):
+        # capacity only shrinks during a cycle, so any bigger request of the same kind
+        # fails too.
+        self._failed: dict[tuple[str | None, Sites, bool, bool, int], tuple[int, bool]] = {}
         self.power_blocked = False
+
+    def window(self, end_s: float) -> None:
+        """Budgets for a job that may run until `end_s`: per site the least budget of the
+        hours from now to then, less the power of everything running. Only with budgets."""
+        last = self.signals.hour_of(max(self.now, end_s - 1e-6))
+        if last == self._window_key:
+            return
+        self._window_key = last
+        for name, used in self.power_used.items():
+            budget = self._budgets.get((name, last))
+            if budget is None:
+                budget = self.signals.budget_kw(name, self.now, end_s) * 1000.0
+                self._budgets[(name, last)] = budget
+            self.power_left[name] = budget - used
 
     @property
     def where(self) -> dict[tuple[str, str], tuple[Pool, int]]:
@@ -218,7 +249,7 @@ class Capacity:
         that `outlasts` the reservation sees the reserved nodes capped."""
         pools, largest = self.matching(gpu_type, sites)
         single = gpus <= largest
-        key = (gpu_type, sites, outlasts, single)
+        key = (gpu_type, sites, outlasts, single, self._window_key)
         failed = self._failed.get(key)
         if failed is not None and gpus >= failed[0]:
             self.power_blocked = failed[1]
@@ -294,7 +325,10 @@ class Capacity:
         for idx, n in placement.shares:
             pool.change(idx, -n, outlasts)
         self.total_free -= placement.gpus
-        self.power_left[pool.site] -= placement.gpus * pool.watts
+        if self.capped:
+            watts = placement.gpus * pool.watts
+            self.power_left[pool.site] -= watts
+            self.power_used[pool.site] += watts
 
     def release(self, site: str, shares: Sequence[NodeShare]) -> None:
         """Give back a preempted job's GPUs."""
@@ -307,7 +341,9 @@ class Capacity:
             n = min(share.gpus, pool.size - pool.free[idx])
             pool.change(idx, n, True)
             self.total_free += n
-            self.power_left[site] += n * pool.watts
+            if self.capped:
+                self.power_left[site] += n * pool.watts
+                self.power_used[site] -= n * pool.watts
         self._failed.clear()
 
     def retake(self, site: str, shares: Sequence[NodeShare]) -> None:
@@ -320,5 +356,7 @@ class Capacity:
             n = min(share.gpus, pool.free[idx])
             pool.change(idx, -n, True)
             self.total_free -= n
-            self.power_left[site] -= n * pool.watts
+            if self.capped:
+                self.power_left[site] -= n * pool.watts
+                self.power_used[site] += n * pool.watts
         self._failed.clear()

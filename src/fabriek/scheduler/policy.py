@@ -6,7 +6,9 @@ for what would keep it waiting whatever the GPUs (it can never fit, no allocatio
 start time later than now, a budget that cannot cover it), then placed. The first job
 that cannot be placed may preempt lower tiers (`fabriek` only); otherwise it gets the
 reservation and every later job is backfilled around it (`backfill`, `fabriek`) or
-waits behind it (`fifo`).
+waits behind it (`fifo`). With carbon signals, a flexible job (one with a latest start)
+is held back while the forecast has a cleaner hour before its latest start (`carbon.py`);
+with power budgets, a start must fit every hour its time limit covers (`placement.py`).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 from fabriek.scheduler.backfill import End, plan_reservation
+from fabriek.scheduler.carbon import ShiftConfig, best_start
 from fabriek.scheduler.decisions import CycleResult, Decision, Preempt, Reservation, Start, Wait
 from fabriek.scheduler.fairshare import fair_tree_factors
 from fabriek.scheduler.placement import Capacity, Sites
@@ -39,11 +42,14 @@ class Policy(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class SchedulerConfig:
-    """How a cycle decides; the defaults are production's."""
+    """How a cycle decides; the defaults are production's. `shift` None: flexible jobs
+    are never held back for cleaner hours (they still become urgent at their latest
+    start)."""
 
     policy: Policy = Policy.FABRIEK
     weights: PriorityWeights = field(default_factory=PriorityWeights)
     preemption: bool = True
+    shift: ShiftConfig | None = field(default_factory=ShiftConfig)
 
 
 def schedule(snapshot: Snapshot, config: SchedulerConfig | None = None) -> CycleResult:
@@ -73,6 +79,8 @@ class _Cycle:
         self._factors = snapshot.gpu_hour_factors
         self._dearest: dict[tuple[str | None, Sites], float] = {}
         self._lowest_tier = min((a.tier for a in snapshot.allocations.values()), default=0)
+        self.wake_s: float | None = None
+        self._holds: dict[tuple[Sites, int, int], tuple[float, str] | None] = {}
 
     def _budgets(self) -> dict[str, float]:
         """GPU-hours each project may still commit: budget left minus what its running
@@ -117,6 +125,8 @@ class _Cycle:
         blocked = False
         now, left, never_cache = self.now, self.budget_left, self._never
         capacity, append = self.capacity, self.decisions.append
+        shifting = self.config.shift is not None and bool(self.snap.signals.by_site)
+        capped = capacity.capped
         for job in self._order():
             gpus = job.gpus
             sites = self._sites.get(job.project)
@@ -141,13 +151,81 @@ class _Cycle:
                 reason = WaitReason.ALLOCATION_EXHAUSTED
             if reason is not None:
                 append(Wait(job.job_id, reason, self._detail(job, reason)))
+            elif (
+                shifting
+                and job.latest_start_s is not None
+                and job.latest_start_s > now
+                and self._hold(job)
+            ):
+                continue
             elif blocked or (self.reservation is not None and capacity.total_free < gpus):
                 append(Wait(job.job_id, WaitReason.PRIORITY))
             elif self.reservation is None:
+                if capped:
+                    capacity.window(now + job.time_limit_s)
                 blocked = not self._start_or_reserve(job) and fifo
             else:
+                if capped:
+                    capacity.window(now + job.time_limit_s)
                 self._backfill(job)
-        return CycleResult(self.decisions, self.reservation)
+        return CycleResult(self.decisions, self.reservation, self.wake_s)
+
+    def _hold(self, job: PendingJob) -> bool:
+        """Hold a flexible job back if, at every site it may use, the forecast has a whole
+        hour, at least `guard_s` before its latest start, that beats starting now by the
+        margin; the Wait says how long. Whether it was held."""
+        shift = self.config.shift
+        assert shift is not None and job.latest_start_s is not None
+        signals = self.snap.signals
+        hour_start = signals.start_s + signals.hour_of(self.now) * 3600.0
+        latest_h = (job.latest_start_s - shift.guard_s - hour_start) / 3600.0
+        if latest_h < 1.0:
+            return False
+        # The run is taken as the time limit, in whole hours (at most three days: beyond
+        # that the daily cycle averages out), so that jobs share the look-ups.
+        length = min(max(1, math.ceil(job.time_limit_s / 3600.0)), 72)
+        sites = self._sites.get(job.project)
+        key = (sites, length, math.floor(latest_h))
+        if key in self._holds:
+            held = self._holds[key]
+        else:
+            held = self._holds[key] = self._plan_hold(sites, hour_start, latest_h, length)
+        if held is None:
+            return False
+        until, detail = held
+        self.decisions.append(Wait(job.job_id, WaitReason.CLEANER_HOUR, detail))
+        if self.wake_s is None or until < self.wake_s:
+            self.wake_s = until
+        return True
+
+    def _plan_hold(
+        self, sites: Sites, hour_start: float, latest_h: float, length: int
+    ) -> tuple[float, str] | None:
+        """Until when a job of `length` hours that may start up to `latest_h` hours after
+        this hour's start is held, and the words; None: it is not held."""
+        shift = self.config.shift
+        assert shift is not None
+        signals = self.snap.signals
+        names = [s.name for s in self.snap.sites if sites is None or s.name in sites]
+        offset_h = (self.now - hour_start) / 3600.0
+        chosen: tuple[int, float, float] | None = None
+        for name in names:
+            profile = signals.forecast(name, self.now, shift.heat_weight, shift.forecast_days)
+            if profile is None:
+                return None
+            found = best_start(profile, offset_h, latest_h, float(length), shift.margin)
+            if found is None:
+                return None
+            if chosen is None or found[0] < chosen[0]:
+                chosen = found
+        if chosen is None:
+            return None
+        hours, best, now_cost = chosen
+        until = hour_start + hours * 3600.0
+        return (
+            until,
+            f"forecast {best:,.0f} against {now_cost:,.0f} now, for {until - self.now:,.0f} s",
+        )
 
     def _detail(self, job: PendingJob, reason: WaitReason) -> str:
         if reason is WaitReason.ALLOCATION_EXHAUSTED:

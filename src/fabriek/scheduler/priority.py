@@ -16,7 +16,10 @@ multifactor priority in the spirit of Slurm's, made for GPUs:
   waited, so multi-day jobs are not starved by a stream of short ones;
 - fair share: the fair-tree factor of the job's user scales its urgency, so users who
   used less than their share recently go first (a decayed least-attained-service rule
-  at the level of users, projects and organisations, as Tiresias applies it to jobs).
+  at the level of users, projects and organisations, as Tiresias applies it to jobs);
+- latest start: a flexible job within `overdue_lead_s` (an hour) of its latest start
+  (it may have been held back for cleaner hours) is urgent: it goes before every job of
+  its tier that is not.
 """
 
 from __future__ import annotations
@@ -36,9 +39,13 @@ class PriorityWeights:
     twice the worst. `slowdown_bound_s` floors the requested time in the expansion
     factor, as bounded slowdown does, so that jobs of seconds do not outrank all others
     after a few seconds of waiting. `max_requested_s` caps it (see the module).
+    `overdue` is added for a job within `overdue_lead_s` of its latest start: within a
+    tier, above any expansion factor a queue reaches.
     """
 
     tier: float = 1e9
+    overdue: float = 1e8
+    overdue_lead_s: float = 3600.0
     fairshare: float = 1.0
     slowdown_bound_s: float = 60.0
     max_requested_s: float = 86_400.0
@@ -58,7 +65,8 @@ def priority_order(
 ) -> list[PendingJob]:
     """Jobs by `fabriek` priority, highest first (ties by submission, then job id)."""
     bound, cap = weights.slowdown_bound_s, weights.max_requested_s
-    w_tier, w_fs = weights.tier, weights.fairshare
+    w_tier, w_fs, w_overdue = weights.tier, weights.fairshare, weights.overdue
+    due = now + weights.overdue_lead_s
     tiers = {p: a.tier for p, a in allocations.items()}
     keyed: list[tuple[float, float, int, int]] = []
     for i, job in enumerate(pending):
@@ -70,6 +78,9 @@ def priority_order(
         score = xfactor * (1.0 + w_fs * fairshare.get((job.project, job.user), 0.0))
         if w_tier:
             score += w_tier * tiers.get(job.project, 0)
+        latest = job.latest_start_s
+        if latest is not None and latest <= due:
+            score += w_overdue
         keyed.append((-score, job.submit_time_s, job.job_id, i))
     keyed.sort()
     return [pending[k[3]] for k in keyed]

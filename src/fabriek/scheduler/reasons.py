@@ -20,6 +20,7 @@ class WaitReason(StrEnum):
     NOT_BEFORE_START_TIME = "NotBeforeStartTime"
     NEVER_FITS = "NeverFits"
     POWER_CAPPED = "PowerCapped"
+    CLEANER_HOUR = "CleanerHour"
 
     def words(self) -> str:
         """One sentence a user can act on."""
@@ -44,7 +45,13 @@ _WORDS: dict[WaitReason, str] = {
     WaitReason.NEVER_FITS: (
         "no site has enough GPUs of the requested type for this job; it can never start"
     ),
-    WaitReason.POWER_CAPPED: "the sites that could run it are at their power budget this hour",
+    WaitReason.POWER_CAPPED: (
+        "the sites that could run it have no power budget left for the hours it may run"
+    ),
+    WaitReason.CLEANER_HOUR: (
+        "the job may wait, and a later hour before its latest start is forecast to be "
+        "cleaner; it is held until then"
+    ),
 }
 
 

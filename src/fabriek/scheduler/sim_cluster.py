@@ -64,6 +64,11 @@ class SimCluster:
             if gpu_type is None or n.gpu_type == gpu_type
         )
 
+    def gpu_type_of(self, site: str, node: str) -> str:
+        """The GPU type of a node."""
+        k, i = self._index[(site, node)]
+        return self._nodes[k][i].gpu_type
+
     def _change(self, site: str, shares: Sequence[NodeShare], sign: int) -> None:
         for share in shares:
             k, i = self._index[(site, share.node)]

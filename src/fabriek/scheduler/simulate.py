@@ -7,19 +7,30 @@ where there is none, the user's estimate `duration_s x overestimate` (2 by defau
 1 means users know their run times exactly). A job that reaches its time limit is
 ended there, as Slurm does, and counted as timed out. Jobs the cluster can never fit
 are reported as skipped. A preempted job is requeued and later reruns from the start.
+
+With an `EnergySetup` the replay also meters energy (the power model), carbon (an hourly
+series on the trace's clock), a per-site grid cap, and deadlines: a job with `slack_s`
+may start up to submission + slack and is held back for cleaner hours within that; it
+is replayed a second time without shifting, and the perfect-foresight optimum within
+each job's slack (ignoring capacity) is computed, to compare.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import heapq
+import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 
+from fabriek.scheduler.carbon import HourlySeries, ShiftConfig, oracle_mean
 from fabriek.scheduler.decisions import Preempt, Start
 from fabriek.scheduler.fairshare import DEFAULT_HALF_LIFE_S
 from fabriek.scheduler.metrics import JobOutcome, Summary, summarise
 from fabriek.scheduler.policy import Policy, SchedulerConfig, schedule
+from fabriek.scheduler.power import PowerModel
 from fabriek.scheduler.reasons import never_fits
+from fabriek.scheduler.signals import HourSignal, Signals
 from fabriek.scheduler.sim_cluster import SimCluster, build_cluster
 from fabriek.scheduler.snapshot import Allocation, PendingJob, RunningJob, Snapshot
 from fabriek.scheduler.trace import TraceRow
@@ -36,6 +47,40 @@ class SkippedJob:
     job_id: str
     num_gpus: int
     reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class EnergySetup:
+    """Energy, carbon and grid for a replay. `carbon` is on the trace's clock (see
+    `CarbonSeries.on_clock`); `grid_cap_kw` caps every site's IT power x PUE in every
+    hour; `shift` None replays without holding flexible jobs back. `compare` also
+    replays the same jobs without shifting (for `co2_kg_immediate`)."""
+
+    power: PowerModel = field(default_factory=PowerModel)
+    carbon: HourlySeries | None = None
+    grid_cap_kw: float | None = None
+    shift: ShiftConfig | None = field(default_factory=ShiftConfig)
+    compare: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class EnergyResult:
+    """What a replay with an `EnergySetup` metered. Energy is facility energy (IT x PUE)
+    of the jobs' GPUs; carbon is that energy times the hourly intensity (location-based).
+    `*_immediate` come from the second replay without shifting (None when not run);
+    the oracle starts each job, on its own, at the best time within its slack."""
+
+    energy_kwh: float
+    co2_kg: float | None
+    co2_kg_immediate: float | None
+    co2_kg_oracle: float | None
+    flexible_jobs: int
+    deadline_misses: int
+    deadline_misses_immediate: int | None
+    grid_cap_violations: int
+    grid_cap_violations_immediate: int | None
+    avg_jct_s_immediate: float | None
+    avg_wait_s_immediate: float | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +101,7 @@ class SimulationResult:
     summary: Summary
     skipped_jobs: tuple[SkippedJob, ...] = field(default=())
     outcomes: tuple[JobOutcome, ...] = field(default=(), repr=False)
+    energy: EnergyResult | None = None
 
     def to_dict(self) -> dict[str, object]:
         """Every metric as a plain JSON-able value; skipped jobs as a list of dicts.
@@ -74,6 +120,8 @@ class SimulationResult:
             "cycles": self.cycles,
         }
         flat.update(asdict(self.summary))
+        if self.energy is not None:
+            flat.update(asdict(self.energy))
         flat["skipped_jobs"] = [asdict(s) for s in self.skipped_jobs]
         return flat
 
@@ -88,6 +136,7 @@ def run_simulation(
     *,
     config: SchedulerConfig | None = None,
     half_life_s: float = DEFAULT_HALF_LIFE_S,
+    energy: EnergySetup | None = None,
 ) -> SimulationResult:
     """Replay `trace_rows` on `nodes` nodes of `gpus_per_node` GPUs split over `sites`
     sites, with `policy` (or a full `config`). Pure and deterministic: the same input
@@ -96,36 +145,30 @@ def run_simulation(
     if overestimate <= 0:
         raise ValueError(f"overestimate must be above 0, got {overestimate}")
     config = config or SchedulerConfig(policy=policy)
+    if energy is not None and energy.grid_cap_kw is not None and energy.grid_cap_kw <= 0:
+        raise ValueError(f"grid cap must be above 0 kW, got {energy.grid_cap_kw}")
     cluster = build_cluster(trace_rows, nodes, gpus_per_node, sites)
-    jobs: list[_SimJob] = []
-    skipped: list[SkippedJob] = []
-    tenants: set[str] = set()
-    impossible: dict[tuple[int, str | None], bool] = {}
-    for row in sorted(trace_rows, key=lambda r: r.submit_time_s):
-        tenant = row.tenant or DEFAULT_TENANT
-        limit = row.time_limit_s if row.time_limit_s is not None else row.duration_s * overestimate
-        pending = PendingJob(
-            job_id=len(jobs),
-            project=tenant,
-            user=tenant,
-            gpus=row.num_gpus,
-            time_limit_s=limit,
-            submit_time_s=row.submit_time_s,
-            gpu_type=row.gpu_type,
-        )
-        never = impossible.get((row.num_gpus, row.gpu_type))
-        if never is None:
-            never = impossible[(row.num_gpus, row.gpu_type)] = never_fits(pending, cluster.sites())
-        if never:
-            skipped.append(SkippedJob(row.job_id, row.num_gpus, _why_never(row, cluster)))
-            continue
-        tenants.add(tenant)
-        run_s = min(row.duration_s, limit)
-        jobs.append(_SimJob(pending, row.job_id, tenant, run_s, row.duration_s > limit))
-    allocations = {t: Allocation(project=t, organisation=t) for t in sorted(tenants)}
-    replay = _Replay(jobs, cluster, allocations, config, half_life_s)
+    rows = sorted(trace_rows, key=lambda r: r.submit_time_s)
+    if energy is not None and energy.carbon is not None:
+        _check_covered(rows, energy.carbon)
+    jobs, skipped, allocations = _prepare(rows, cluster, overestimate, energy is not None)
+    signals = _signals(cluster, energy) if energy is not None else Signals()
+    if energy is not None:
+        config = dataclasses.replace(config, shift=energy.shift)
+    replay = _Replay(jobs, cluster, allocations, config, half_life_s, signals, energy)
     replay.run()
     outcomes = [j.outcome() for j in jobs]
+    summary = summarise(outcomes, cluster.total_gpus)
+    metered: EnergyResult | None = None
+    if energy is not None:
+        immediate: _Replay | None = None
+        if energy.compare:
+            fresh = build_cluster(trace_rows, nodes, gpus_per_node, sites)
+            again, _, _ = _prepare(rows, fresh, overestimate, True)
+            plain = dataclasses.replace(config, shift=None)
+            immediate = _Replay(again, fresh, allocations, plain, half_life_s, signals, energy)
+            immediate.run()
+        metered = _metered(replay, immediate, energy)
     return SimulationResult(
         policy=str(config.policy),
         overestimate=overestimate,
@@ -138,9 +181,103 @@ def run_simulation(
         timed_out=sum(1 for j in jobs if j.times_out),
         preemptions=replay.preemptions,
         cycles=replay.cycles,
-        summary=summarise(outcomes, cluster.total_gpus),
+        summary=summary,
         skipped_jobs=tuple(skipped),
         outcomes=tuple(outcomes),
+        energy=metered,
+    )
+
+
+def _prepare(
+    rows: Sequence[TraceRow], cluster: SimCluster, overestimate: float, deadlines: bool
+) -> tuple[list[_SimJob], list[SkippedJob], dict[str, Allocation]]:
+    """The replay's jobs (in submission order), the skipped ones, the allocations."""
+    jobs: list[_SimJob] = []
+    skipped: list[SkippedJob] = []
+    tenants: set[str] = set()
+    impossible: dict[tuple[int, str | None], bool] = {}
+    for row in rows:
+        tenant = row.tenant or DEFAULT_TENANT
+        limit = row.time_limit_s if row.time_limit_s is not None else row.duration_s * overestimate
+        latest = row.submit_time_s + row.slack_s if deadlines and row.slack_s is not None else None
+        pending = PendingJob(
+            job_id=len(jobs),
+            project=tenant,
+            user=tenant,
+            gpus=row.num_gpus,
+            time_limit_s=limit,
+            submit_time_s=row.submit_time_s,
+            gpu_type=row.gpu_type,
+            latest_start_s=latest,
+        )
+        never = impossible.get((row.num_gpus, row.gpu_type))
+        if never is None:
+            never = impossible[(row.num_gpus, row.gpu_type)] = never_fits(pending, cluster.sites())
+        if never:
+            skipped.append(SkippedJob(row.job_id, row.num_gpus, _why_never(row, cluster)))
+            continue
+        tenants.add(tenant)
+        run_s = min(row.duration_s, limit)
+        jobs.append(_SimJob(pending, row.job_id, tenant, run_s, row.duration_s > limit))
+    allocations = {t: Allocation(project=t, organisation=t) for t in sorted(tenants)}
+    return jobs, skipped, allocations
+
+
+def _check_covered(rows: Sequence[TraceRow], carbon: HourlySeries) -> None:
+    """Every submission and latest start must fall inside the carbon series."""
+    for row in rows:
+        for column, t in (
+            ("submit_time_s", row.submit_time_s),
+            ("slack_s", row.submit_time_s + (row.slack_s or 0.0)),
+        ):
+            if not carbon.covers(t, t):
+                raise ValueError(
+                    f"job {row.job_id}, column {column}: trace time {t:,.0f} s is outside the "
+                    f"carbon series ({carbon.start_s:,.0f} s to {carbon.end_s:,.0f} s on the "
+                    "trace's clock); give a longer series or another --start"
+                )
+
+
+def _signals(cluster: SimCluster, energy: EnergySetup) -> Signals:
+    """The sites' hourly signals: the carbon series and the grid cap, on every site."""
+    names = [s.name for s in cluster.sites()]
+    cap = energy.grid_cap_kw
+    outside = {n: HourSignal(power_budget_kw=cap) for n in names} if cap is not None else {}
+    if energy.carbon is None:
+        return Signals(outside=outside, power=energy.power)
+    hours = [HourSignal(cap, value) for value in energy.carbon.values]
+    return Signals(
+        start_s=energy.carbon.start_s,
+        by_site=dict.fromkeys(names, hours),
+        outside=outside,
+        power=energy.power,
+    )
+
+
+def _metered(replay: _Replay, immediate: _Replay | None, energy: EnergySetup) -> EnergyResult:
+    carbon = energy.carbon
+    oracle: float | None = None
+    if carbon is not None:
+        oracle = 0.0
+        for job in replay.jobs:
+            slack = job.pending.latest_start_s
+            slack_s = 0.0 if slack is None else slack - job.pending.submit_time_s
+            mean = oracle_mean(carbon, job.pending.submit_time_s, slack_s, job.run_s)
+            oracle += job.watts / 1000.0 * job.run_s / 3600.0 * mean / 1000.0
+    flexible = sum(1 for j in replay.jobs if j.pending.latest_start_s is not None)
+    plain = summarise([j.outcome() for j in immediate.jobs], 1) if immediate else None
+    return EnergyResult(
+        energy_kwh=replay.energy_kwh,
+        co2_kg=replay.co2_kg if carbon is not None else None,
+        co2_kg_immediate=immediate.co2_kg if immediate and carbon is not None else None,
+        co2_kg_oracle=oracle,
+        flexible_jobs=flexible,
+        deadline_misses=replay.deadline_misses(),
+        deadline_misses_immediate=immediate.deadline_misses() if immediate else None,
+        grid_cap_violations=replay.violations(),
+        grid_cap_violations_immediate=immediate.violations() if immediate else None,
+        avg_jct_s_immediate=plain.avg_jct_s if plain else None,
+        avg_wait_s_immediate=plain.avg_wait_s if plain else None,
     )
 
 
@@ -158,12 +295,14 @@ class _SimJob:
     __slots__ = (
         "busy_gpu_s",
         "end_s",
+        "first_start_s",
         "name",
         "pending",
         "run_s",
         "start_s",
         "tenant",
         "times_out",
+        "watts",
     )
 
     def __init__(
@@ -177,6 +316,8 @@ class _SimJob:
         self.start_s = 0.0
         self.end_s = 0.0
         self.busy_gpu_s = 0.0
+        self.first_start_s: float | None = None
+        self.watts = 0.0  # grid power of its GPUs while it runs (with an EnergySetup)
 
     def outcome(self) -> JobOutcome:
         p = self.pending
@@ -202,6 +343,8 @@ class _Replay:
         allocations: dict[str, Allocation],
         config: SchedulerConfig,
         half_life_s: float,
+        signals: Signals | None = None,
+        energy: EnergySetup | None = None,
     ) -> None:
         self.jobs = jobs
         self.cluster = cluster
@@ -216,14 +359,28 @@ class _Replay:
         self.live_run: dict[int, int] = {}
         self.cycles = 0
         self.preemptions = 0
+        self.signals = signals or Signals()
+        self.energy = energy
+        self.wakes: list[float] = []
+        self.wake_set: set[float] = set()
+        self.energy_kwh = 0.0
+        self.co2_kg = 0.0
+        # Grid power per site now, and since when it has been over the cap (if it is).
+        self.site_watts: dict[str, float] = {}
+        self.over_since: dict[str, float] = {}
+        self.over_hours: set[tuple[str, int]] = set()
 
     def run(self) -> None:
-        jobs, ends = self.jobs, self.ends
+        jobs, ends, wakes = self.jobs, self.ends, self.wakes
         i, n = 0, len(jobs)
-        while i < n or ends:
-            t = jobs[i].pending.submit_time_s if i < n else ends[0][0]
+        while i < n or ends or (wakes and self.pending):
+            t = jobs[i].pending.submit_time_s if i < n else ends[0][0] if ends else wakes[0]
             if ends and ends[0][0] < t:
                 t = ends[0][0]
+            if wakes and wakes[0] < t:
+                t = wakes[0]
+            while wakes and wakes[0] <= t:
+                self.wake_set.discard(heapq.heappop(wakes))
             while ends and ends[0][0] <= t:
                 _, run, job_id = heapq.heappop(ends)
                 if self.live_run.get(job_id) == run:
@@ -243,12 +400,18 @@ class _Replay:
             sites=self.cluster.sites(),
             allocations=self.allocations,
             usage=self.usage.snapshot(now) if self.needs_usage else {},
+            signals=self.signals,
         )
-        for decision in schedule(snapshot, self.config).decisions:
+        result = schedule(snapshot, self.config)
+        for decision in result.decisions:
             if isinstance(decision, Start):
                 self._start(decision, now)
             elif isinstance(decision, Preempt):
                 self._preempt(decision.job_id, now)
+        wake = result.wake_s
+        if wake is not None and wake > now and wake not in self.wake_set:
+            self.wake_set.add(wake)
+            heapq.heappush(self.wakes, wake)
 
     def _start(self, decision: Start, now: float) -> None:
         job = self.jobs[decision.job_id]
@@ -264,6 +427,15 @@ class _Replay:
             expected_end_s=now + pending.time_limit_s,
         )
         job.start_s = now
+        if job.first_start_s is None:
+            job.first_start_s = now
+        if self.energy is not None:
+            power = self.energy.power
+            job.watts = sum(
+                share.gpus * power.grid_watts(self.cluster.gpu_type_of(decision.site, share.node))
+                for share in decision.nodes
+            )
+            self._power(decision.site, job.watts, now)
         self.runs += 1
         self.live_run[decision.job_id] = self.runs
         heapq.heappush(self.ends, (now + job.run_s, self.runs, decision.job_id))
@@ -276,7 +448,54 @@ class _Replay:
         self.cluster.give_back(running.site, running.nodes)
         job.busy_gpu_s += job.pending.gpus * (now - job.start_s)
         self.usage.end(job.tenant, job.pending.gpus, job.start_s, now)
+        if self.energy is not None:
+            self._power(running.site, -job.watts, now)
+            self.energy_kwh += job.watts * (now - job.start_s) / 3.6e6
+            carbon = self.energy.carbon
+            if carbon is not None and now > job.start_s:
+                if not carbon.covers(job.start_s, now):
+                    raise ValueError(
+                        f"job {job.name} runs until trace time {now:,.0f} s, past the carbon "
+                        f"series ({carbon.start_s:,.0f} s to {carbon.end_s:,.0f} s on the "
+                        "trace's clock); give a longer series or an earlier --start"
+                    )
+                self.co2_kg += job.watts / 1e6 * carbon.integral_h(job.start_s, now)
         return job
+
+    def _power(self, site: str, delta: float, now: float) -> None:
+        """Change a site's grid power; note the hours it spends over the cap."""
+        cap = self.energy.grid_cap_kw if self.energy is not None else None
+        before = self.site_watts.get(site, 0.0)
+        after = before + delta
+        self.site_watts[site] = after
+        if cap is None:
+            return
+        limit = cap * 1000.0 + 1e-6
+        if before <= limit < after:
+            self.over_since[site] = now
+        elif after <= limit < before:
+            self._over(site, self.over_since.pop(site), now)
+
+    def _over(self, site: str, since: float, until: float) -> None:
+        origin = self.signals.start_s
+        first = math.floor((since - origin) / 3600.0)
+        last = max(first, math.ceil((until - origin) / 3600.0) - 1)
+        for hour in range(first, last + 1):
+            self.over_hours.add((site, hour))
+
+    def violations(self) -> int:
+        """Site-hours in which the grid power went over the cap."""
+        return len(self.over_hours)
+
+    def deadline_misses(self) -> int:
+        """Flexible jobs that first started after their latest start."""
+        return sum(
+            1
+            for j in self.jobs
+            if j.pending.latest_start_s is not None
+            and j.first_start_s is not None
+            and j.first_start_s > j.pending.latest_start_s + 1e-6
+        )
 
     def _finish(self, job_id: int, now: float) -> None:
         self._release(job_id, now).end_s = now

@@ -26,7 +26,10 @@ class PendingJob:
     `time_limit_s` is the user's limit (an estimate, usually far above the real run time);
     it is all the scheduler knows of how long the job will run. `gpu_type` None takes
     any type, but all GPUs of one job are of one type. A job requeued after preemption
-    keeps its first `submit_time_s`, so it keeps its age.
+    keeps its first `submit_time_s`, so it keeps its age. `latest_start_s`, when set,
+    makes the job flexible: it may be held back for cleaner hours up to then (never
+    later), and from then on it is urgent. A deadline gives it as deadline - time limit,
+    "may wait up to N hours" as submission + N hours.
     """
 
     job_id: int
@@ -38,6 +41,7 @@ class PendingJob:
     gpu_type: str | None = None
     earliest_start_s: float | None = None
     preemptible: bool = False
+    latest_start_s: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,8 +2,10 @@
 
 Required columns: `job_id,submit_time_s,duration_s,num_gpus` (times in seconds; a
 submit time may be negative, a duration may not); optional: `tenant`,
-`time_limit_s`, `gpu_type` (empty means absent). Other columns are ignored. Bad input
-raises `TraceError`, whose message is one line naming the file, line and column.
+`time_limit_s`, `gpu_type`, `slack_s` (empty means absent; `slack_s`: the job may
+start any time up to submission + slack, a later start is a deadline miss). Other
+columns are ignored. Bad input raises `TraceError`, whose message is one line naming
+the file, line and column.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 REQUIRED = ("job_id", "submit_time_s", "duration_s", "num_gpus")
-OPTIONAL = ("tenant", "time_limit_s", "gpu_type")
+OPTIONAL = ("tenant", "time_limit_s", "gpu_type", "slack_s")
 
 
 class TraceError(ValueError):
@@ -33,6 +35,7 @@ class TraceRow:
     tenant: str | None = None
     time_limit_s: float | None = None
     gpu_type: str | None = None
+    slack_s: float | None = None
 
 
 def load_trace(path: str | Path) -> list[TraceRow]:
@@ -95,6 +98,7 @@ def parse_trace(lines: Iterable[str], source: str = "trace") -> list[TraceRow]:
                 tenant=cell.text("tenant") or None,
                 time_limit_s=limit,
                 gpu_type=cell.text("gpu_type") or None,
+                slack_s=cell.number("slack_s", optional=True),
             )
         )
     return rows

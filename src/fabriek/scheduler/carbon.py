@@ -1,0 +1,304 @@
+"""Carbon-aware timing: hourly series, a forecast from past hours only, the cost of a
+start, when to shift a flexible job, and the perfect-foresight optimum (the oracle).
+
+**Forecast (seasonal naive, per hour of day).** At a decision in hour `k` of a series,
+the forecast for any later hour of the same hour of day is the mean of the last
+`FORECAST_DAYS` (7) observed values at that hour of day, all from hours before `k`. It
+uses nothing that is unknown at decision time, has no fitted constant, and captures the
+daily cycle (solar at midday, the evening peak) that makes shifting pay; a week smooths
+single odd days. An hour of day with no observation in the last week means no forecast,
+and no shifting.
+
+**Cost of a start.** A job's power is taken as constant while it runs, so its
+energy-weighted carbon intensity is the time mean over its run. The scheduler does not
+know the run time, only the time limit, so a start at `s` costs the forecast's mean over
+`[s, s + time limit)`.
+
+**Shifting.** A flexible job (one with a latest start) may be held back while a later
+hour start, at least the guard (an hour by default) before its latest start, costs less
+than starting now by the margin (5 % by default); it is then held until that hour. Within
+the guard of its latest start it is never held, and the policy treats it as urgent, so
+that it has that hour to find GPUs. Shifting only ever delays: it never starts a
+job before its submission or before it may start.
+
+**Heat.** The cost of an hour is `carbon x (1 - heat_weight x heat_demand)`, with heat
+demand the share (0..1) of its yearly peak: heat reused is worth most when it is wanted.
+`heat_weight` is the operator's choice (0: carbon only).
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+HOUR_S = 3600.0
+DAY_HOURS = 24
+FORECAST_DAYS = 7
+DEFAULT_MARGIN = 0.05
+DEFAULT_HEAT_WEIGHT = 0.5
+DEFAULT_GUARD_S = 3600.0
+
+CARBON_COLUMNS = ("datetime_utc", "carbon_intensity_gco2eq_per_kwh")
+
+
+class CarbonError(ValueError):
+    """A carbon series cannot be read; the message is one line naming where and what."""
+
+
+@dataclass(frozen=True, slots=True)
+class ShiftConfig:
+    """How flexible jobs are shifted: a later hour must cost less than now by `margin`
+    (a share: 0.05 is 5 %); an hour costs `carbon x (1 - heat_weight x heat_demand)`;
+    a job is released at least `guard_s` before its latest start, so that it has that
+    long to find GPUs (the policy makes it urgent from then on)."""
+
+    margin: float = DEFAULT_MARGIN
+    heat_weight: float = DEFAULT_HEAT_WEIGHT
+    forecast_days: int = FORECAST_DAYS
+    guard_s: float = DEFAULT_GUARD_S
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.margin < 1:
+            raise ValueError(f"shift margin must be in [0, 1), got {self.margin}")
+        if not 0 <= self.heat_weight <= 1:
+            raise ValueError(f"heat weight must be between 0 and 1, got {self.heat_weight}")
+        if self.guard_s < 0:
+            raise ValueError(f"guard must be at least 0 s, got {self.guard_s}")
+        if self.forecast_days < 1:
+            raise ValueError(f"forecast days must be at least 1, got {self.forecast_days}")
+
+
+def hour_cost(carbon: float, heat_demand: float | None, heat_weight: float) -> float:
+    """The cost of running in an hour: carbon, lowered where heat is in demand."""
+    return carbon * (1.0 - heat_weight * (heat_demand or 0.0))
+
+
+# --- The forecast --------------------------------------------------------------------------
+
+
+def seasonal_profile(
+    values: Sequence[float | None], now_hour: int, days: int = FORECAST_DAYS
+) -> tuple[float, ...] | None:
+    """The forecast from hour `now_hour` on: element `k` (0..23) forecasts hours
+    `now_hour + k + 24 m` (any m >= 0) as the mean of the last `days` values at that hour
+    of day before `now_hour`. None where an hour of day has no such value."""
+    profile: list[float] = []
+    n = len(values)
+    for k in range(DAY_HOURS):
+        total, count = 0.0, 0
+        for d in range(1, days + 1):
+            j = now_hour + k - DAY_HOURS * d
+            if 0 <= j < n:
+                v = values[j]
+                if v is not None:
+                    total += v
+                    count += 1
+        if count == 0:
+            return None
+        profile.append(total / count)
+    return tuple(profile)
+
+
+class Profile:
+    """A 24-hour periodic forecast, with the mean over any window in O(1)."""
+
+    __slots__ = ("day_sum", "prefix", "values")
+
+    def __init__(self, values: Sequence[float]) -> None:
+        assert len(values) == DAY_HOURS
+        self.values = tuple(values)
+        self.prefix = [0.0]
+        for v in self.values:
+            self.prefix.append(self.prefix[-1] + v)
+        self.day_sum = self.prefix[-1]
+
+    def integral(self, x: float) -> float:
+        """The forecast integrated over [0, x) hours (x >= 0), in value x hours."""
+        days, rest = divmod(x, DAY_HOURS)
+        h = int(rest)
+        return days * self.day_sum + self.prefix[h] + (rest - h) * self.values[h % DAY_HOURS]
+
+    def mean(self, x: float, length_h: float) -> float:
+        """The forecast's mean over [x, x + length_h) hours (the value at x for 0)."""
+        if length_h <= 0:
+            return self.values[int(x) % DAY_HOURS]
+        return (self.integral(x + length_h) - self.integral(x)) / length_h
+
+
+def best_start(
+    profile: Profile, offset_h: float, latest_h: float, length_h: float, margin: float
+) -> tuple[int, float, float] | None:
+    """When to start a job of `length_h` hours, `offset_h` hours into the current hour
+    (0 <= offset_h < 1), that may start up to `latest_h` hours from the current hour's
+    start: the whole hour (>= 1) whose start costs least, with that cost and the cost of
+    starting now, if it beats starting now by `margin`; else None (start now)."""
+    now_cost = profile.mean(offset_h, length_h)
+    best_h, best_cost = 0, now_cost
+    last = math.floor(latest_h)
+    for h in range(1, last + 1):
+        cost = profile.mean(float(h), length_h)
+        if cost < best_cost:
+            best_h, best_cost = h, cost
+    if best_h == 0 or best_cost >= now_cost * (1.0 - margin):
+        return None
+    return best_h, best_cost, now_cost
+
+
+# --- Hourly series of actual values, and the oracle ---------------------------------------
+
+
+class HourlySeries:
+    """Actual hourly values from `start_s` (hour i covers [start_s + i h, start_s + (i+1) h)),
+    with integrals over any interval inside it in O(1)."""
+
+    __slots__ = ("prefix", "start_s", "values")
+
+    def __init__(self, start_s: float, values: Sequence[float]) -> None:
+        self.start_s = start_s
+        self.values = tuple(values)
+        self.prefix = [0.0]
+        for v in self.values:
+            self.prefix.append(self.prefix[-1] + v)
+
+    @property
+    def end_s(self) -> float:
+        """Where the series ends (exclusive)."""
+        return self.start_s + len(self.values) * HOUR_S
+
+    def covers(self, t0: float, t1: float) -> bool:
+        """Whether [t0, t1] lies within the series."""
+        return self.start_s <= t0 and t1 <= self.end_s
+
+    def _cum(self, t: float) -> float:
+        x = (t - self.start_s) / HOUR_S
+        h = min(max(math.floor(x), 0), len(self.values) - 1)
+        return self.prefix[h] + (x - h) * self.values[h]
+
+    def integral_h(self, t0: float, t1: float) -> float:
+        """The values integrated over [t0, t1] seconds, in value x hours; t0 <= t1 and
+        both inside the series (see `covers`)."""
+        return self._cum(t1) - self._cum(t0)
+
+    def mean(self, t0: float, duration_s: float) -> float:
+        """The mean over [t0, t0 + duration_s); the value at t0 for a zero duration."""
+        if duration_s <= 0:
+            h = min(int((t0 - self.start_s) // HOUR_S), len(self.values) - 1)
+            return self.values[h]
+        return self.integral_h(t0, t0 + duration_s) * HOUR_S / duration_s
+
+
+def oracle_mean(series: HourlySeries, submit_s: float, slack_s: float, duration_s: float) -> float:
+    """The least mean value over a run of `duration_s` starting anywhere in
+    [submit_s, submit_s + slack_s]: perfect foresight, no capacity limit.
+
+    The mean of a step function over a sliding window is piecewise linear in the start,
+    with breaks where the window's start or end crosses an hour boundary, so the minimum
+    is at one of those starts or at an end of the range; all of them are tried."""
+    lo, hi = submit_s, submit_s + max(0.0, slack_s)
+    candidates = {lo, hi}
+    if hi > lo:
+        for shift in (0.0, duration_s):
+            first = math.ceil((lo + shift - series.start_s) / HOUR_S)
+            last = math.floor((hi + shift - series.start_s) / HOUR_S)
+            for i in range(first, last + 1):
+                t = series.start_s + i * HOUR_S - shift
+                if lo <= t <= hi:
+                    candidates.add(t)
+    return min(series.mean(t, duration_s) for t in candidates)
+
+
+# --- Reading a carbon file -----------------------------------------------------------------
+
+
+def parse_utc(text: str) -> datetime:
+    """An ISO-8601 date or time; without a zone it is taken as UTC. ValueError if not."""
+    raw = text.strip()
+    if raw.endswith(("Z", "z")):
+        raw = raw[:-1] + "+00:00"
+    value = datetime.fromisoformat(raw)
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.astimezone(UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class CarbonSeries:
+    """An hourly carbon-intensity series (g CO2e/kWh) from `start` (UTC, hour start)."""
+
+    start: datetime
+    values: tuple[float, ...]
+
+    def on_clock(self, zero: datetime) -> HourlySeries:
+        """The series on a clock whose time 0 is `zero`."""
+        return HourlySeries((self.start - zero).total_seconds(), self.values)
+
+    @property
+    def end(self) -> datetime:
+        """The end of the last hour."""
+        return self.start + timedelta(hours=len(self.values))
+
+
+def load_carbon(path: str | Path) -> CarbonSeries:
+    """Read `datetime_utc,carbon_intensity_gco2eq_per_kwh` rows, consecutive hours;
+    raises `CarbonError` (one line naming file, line and column) on bad input."""
+    path = Path(path)
+    try:
+        with path.open(newline="", encoding="utf-8") as f:
+            return parse_carbon(f, str(path))
+    except OSError as e:
+        raise CarbonError(f"{path}: cannot read: {e.strerror or e}") from e
+    except UnicodeDecodeError as e:
+        raise CarbonError(f"{path}: not UTF-8 text: {e.reason}") from e
+
+
+def parse_carbon(lines: Iterable[str], source: str = "carbon") -> CarbonSeries:
+    """Parse CSV lines (header first) of an hourly carbon series."""
+    reader = csv.reader(lines)
+    header = next(reader, None)
+    if header is None:
+        raise CarbonError(f"{source}: empty, expected a header line {','.join(CARBON_COLUMNS)}")
+    columns = {name.strip(): i for i, name in enumerate(header)}
+    missing = [c for c in CARBON_COLUMNS if c not in columns]
+    if missing:
+        raise CarbonError(f"{source} line 1: missing column {', '.join(missing)}")
+    t_col, v_col = columns[CARBON_COLUMNS[0]], columns[CARBON_COLUMNS[1]]
+    start: datetime | None = None
+    values: list[float] = []
+    for row in reader:
+        if not row or all(not c.strip() for c in row):
+            continue
+        where = f"{source} line {reader.line_num}"
+        raw_t = row[t_col].strip() if t_col < len(row) else ""
+        raw_v = row[v_col].strip() if v_col < len(row) else ""
+        try:
+            when = parse_utc(raw_t)
+        except ValueError:
+            raise CarbonError(f"{where}, column {CARBON_COLUMNS[0]}: {raw_t!r} is not an ISO "
+                              "date-time") from None  # fmt: skip
+        try:
+            value = float(raw_v)
+        except ValueError:
+            raise CarbonError(
+                f"{where}, column {CARBON_COLUMNS[1]}: {raw_v!r} is not a number"
+            ) from None
+        if not math.isfinite(value) or value < 0:
+            raise CarbonError(
+                f"{where}, column {CARBON_COLUMNS[1]}: {raw_v!r} is not a finite number >= 0"
+            )
+        if start is None:
+            if when.minute or when.second or when.microsecond:
+                raise CarbonError(f"{where}, column {CARBON_COLUMNS[0]}: {raw_t!r} is not "
+                                  "the start of an hour")  # fmt: skip
+            start = when
+        elif when != start + timedelta(hours=len(values)):
+            expected = (start + timedelta(hours=len(values))).strftime("%Y-%m-%dT%H:%M:%SZ")
+            raise CarbonError(f"{where}, column {CARBON_COLUMNS[0]}: {raw_t!r}, expected the "
+                              f"next hour {expected} (hourly, no gaps)")  # fmt: skip
+        values.append(value)
+    if start is None:
+        raise CarbonError(f"{source}: no rows")
+    return CarbonSeries(start, tuple(values))
