@@ -318,7 +318,7 @@ def test_a_playground_job_yields_to_a_higher_tier_and_is_requeued(
     high = new_project(client, f"{unique}-high")
     played = grant(client, low, {"l40s": 1000.0}, track="playground", sites=["eindhoven"])
     assert played["preemptible"] and played["tier"] == 0
-    grant(client, high, {"l40s": 100.0}, track="fast-lane")
+    grant(client, high, {"l40s": 100.0}, track="fast-lane", sites=["eindhoven"])
     pieter = client("pieter")
     victim = submit(
         pieter, project=low, command=["sleep", "300"], gpus=48, gpu_type="l40s", time_limit="10m"
@@ -336,3 +336,39 @@ def test_a_playground_job_yields_to_a_higher_tier_and_is_requeued(
     assert [c["job_id"] for c in ledger] == [victim["id"]] and ledger[0]["gpus"] == 48
     pieter.post(f"/api/v1/jobs/{victim['id']}/cancel")
     wait_for(pieter, victim["id"])
+
+
+def test_a_site_never_draws_more_than_its_grid_connection(client: Client, unique: str) -> None:
+    """A site on a congested grid: 1 kW at PUE 1.25 allows 0.8 kW of IT load; an L40S at
+    the power model's default utilisation draws 35 + 0.5 × 315 = 192.5 W, so at most 4 of 8
+    one-GPU jobs run at once, and the rest wait with the reason."""
+    site = f"s{unique}"[:20]
+    made = client("admin").post("/api/v1/sites", json={
+        "name": site, "city": "Delfzijl", "province": "Groningen", "pue": 1.25,
+        "grid_limit_kw": 1.0, "node_groups": [{"name": "gpu", "count": 1, "gpu_type": "l40s",
+        "gpus_per_node": 8, "cpus_per_node": 16, "memory_gb_per_node": 64}]})  # fmt: skip
+    assert made.status_code == 201, made.text
+    project = new_project(client, unique)
+    grant(client, project, {"l40s": 100.0}, sites=[site])
+    pieter = client("pieter")
+    ids = [
+        submit(pieter, project=project, command=["sleep", "60"], gpus=1, gpu_type="l40s",
+               time_limit="5m")["id"]
+        for _ in range(8)
+    ]  # fmt: skip
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            jobs = [pieter.get(f"/api/v1/jobs/{i}").json() for i in ids]
+            running = [j for j in jobs if j["state"] in {"starting", "running"}]
+            capped = [j for j in jobs if "PowerCapped" in str(j["reason"])]
+            if len(running) == 4 and len(capped) == 4:
+                break
+            assert len(running) <= 4, "the grid connection was exceeded"
+            assert time.monotonic() < deadline, [(j["state"], j["reason"]) for j in jobs]
+            time.sleep(0.2)
+    finally:
+        for i in ids:
+            pieter.post(f"/api/v1/jobs/{i}/cancel")
+        for i in ids:
+            wait_for(pieter, i)

@@ -15,11 +15,14 @@ from fabriek.domain.sites import NodeGroup
 
 @dataclass(frozen=True)
 class SiteShape:
-    """What a site has: its node groups and the longest time limit it allows."""
+    """What a site has: its node groups, the longest time limit it allows, and its grid
+    connection (kW, which its running jobs' IT power × PUE may never exceed)."""
 
     name: str
     groups: tuple[NodeGroup, ...]
     max_time_s: int
+    grid_limit_kw: float | None = None
+    pue: float | None = None
 
 
 def site_fits(spec: JobSpec, site: SiteShape) -> bool:

@@ -19,11 +19,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from fabriek.domain import energy
 from fabriek.domain.gpus import gpu_type as lookup_gpu_type
 
 DEFAULT_FULL_WATTS = 700.0
-DEFAULT_IDLE_SHARE = 0.1
-DEFAULT_UTILISATION = 0.5
+# The same assumptions the metering ledger makes (`fabriek.domain.energy`), so that what
+# the scheduler plans and what the ledger accounts agree.
+DEFAULT_IDLE_SHARE = energy.DEFAULT_IDLE_FRACTION
+DEFAULT_UTILISATION = energy.DEFAULT_UTILISATION
 DEFAULT_PUE = 1.2
 
 

@@ -33,6 +33,8 @@ from fabriek.scheduler import (
     site_from_groups,
 )
 from fabriek.scheduler.fairshare import DEFAULT_HALF_LIFE_S, UsageRecord, decayed_usage
+from fabriek.scheduler.power import PowerModel
+from fabriek.scheduler.signals import HourSignal, Signals
 from fabriek.services import allocations
 from fabriek.services.jobs import transition
 from fabriek.store.tables import JobRow, OrganisationRow, ProjectRow, SiteRow, UserRow
@@ -80,6 +82,19 @@ def _sites(
         )
         sites.append(SiteState(shape.name, nodes))
     return sites
+
+
+def grid_limits(shapes: Sequence[SiteShape]) -> Signals:
+    """Each site's grid connection as a standing power budget for the scheduler. The
+    budget is on IT power: a limit L at PUE p allows L / p kW of IT load, so running jobs'
+    IT power × PUE never exceeds L (GPU power by the power model at its default
+    utilisation; only the jobs Fabriek runs are counted)."""
+    budgets = {
+        s.name: HourSignal(power_budget_kw=s.grid_limit_kw / (s.pue or 1.0))
+        for s in shapes
+        if s.grid_limit_kw
+    }
+    return Signals(outside=budgets, power=PowerModel(pue=1.0)) if budgets else Signals()
 
 
 def run_cycle(
@@ -177,6 +192,7 @@ def run_cycle(
         allocations=current.allocations,
         usage=recent_usage(session, now_s) if usage is None else usage,
         gpu_hour_factors=access.gpu_hour_factors,
+        signals=grid_limits(shapes),
     )
     result = schedule(snapshot)
     site_ids = {n: i for n, i in session.execute(select(SiteRow.name, SiteRow.id))}
