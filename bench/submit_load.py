@@ -11,6 +11,7 @@ Server: one `fabriek serve` process (uvicorn, dispatcher inside), on a fresh dem
 from __future__ import annotations
 
 import argparse
+import os
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -43,6 +44,8 @@ def main() -> None:
     backends = ["sqlite", "postgresql"] if args.backend == "both" else [args.backend]
     levels = [int(c) for c in args.concurrency.split(",")]
     token = demo_token("maria").token
+    # With several API processes the served pid is only their parent: its CPU says nothing.
+    several = int(os.environ.get("FABRIEK_WORKERS", "1")) > 1
     rows = []
     for backend in backends:
         with tempfile.TemporaryDirectory() as tmp, throwaway_database(backend, Path(tmp)) as url:
@@ -52,18 +55,31 @@ def main() -> None:
                     result = run_load(
                         base, token, "POST", "/api/v1/jobs", body, concurrency=n,
                         duration_s=args.duration, processes=min(args.processes, n),
-                        server_pid=proc.pid,
+                        server_pid=proc.pid if not several else None,
                         database=url.rsplit("/", 1)[1] if backend == "postgresql" else None,
                     )  # fmt: skip
                     rows.append((backend, n, result))
     print("\n".join(machine_description()))
     print(f"Command: {command_line()}\n")
-    print("| store | clients | submissions/s | p50 ms | p99 ms | errors | server CPU ms/request |")
-    print("|---|---|---|---|---|---|---|")
+    print(
+        "| store | clients | submissions/s | p50 ms | p99 ms | errors "
+        "| CPU ms/request: server | database | client | machine busy |"
+    )
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for backend, n, r in rows:
-        per = r.server_ms_per_request
-        print(f"| {backend} | {n} | {r.rps:.0f} | {r.p50_ms:.1f} | {r.p99_ms:.1f} | {r.errors} | "
-              f"{per:.2f} |" if per is not None else "n/a |")  # fmt: skip
+        server = "n/a" if r.server_ms_per_request is None else f"{r.server_ms_per_request:.2f}"
+        db = (
+            "n/a"
+            if r.db_cpu_s is None or not r.requests
+            else f"{r.db_cpu_s / r.requests * 1000:.2f}"
+        )
+        print(f"| {backend} | {n} | {r.rps:.0f} | {r.p50_ms:.1f} | {r.p99_ms:.1f} | {r.errors} "
+              f"| {server} | {db} | {r.client_ms_per_request:.2f} | {r.machine_busy:.0%} |")  # fmt: skip
+    print(
+        "\nServer CPU: the `fabriek serve` process (with FABRIEK_WORKERS > 1 only the parent, "
+        "so n/a); database: the PostgreSQL backends of the test database; client: the load "
+        "generator's processes; machine busy: share of all CPUs busy in the window."
+    )
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@ from fastapi import APIRouter, FastAPI
 
 from fabriek import __version__
 from fabriek.api import problems
-from fabriek.api.context import AppContext, utc_now
+from fabriek.api.context import AppContext, new_submitters, utc_now
 from fabriek.api.metrics import MetricsMiddleware, RequestMetrics
 from fabriek.api.routers import (
     allocations,
@@ -31,11 +31,12 @@ from fabriek.services.access_config import load_access_config
 from fabriek.services.dispatch import Dispatcher, claim_dispatch
 from fabriek.services.engine_registry import EngineRegistry, load_sites_file, tag_prefix
 from fabriek.services.housekeeping import housekeeping
-from fabriek.services.identity import installation_id
-from fabriek.services.jobs import SiteShapeCache
+from fabriek.services.identity import PRINCIPAL_TABLES, PrincipalCache, installation_id
+from fabriek.services.jobs import ProjectRefCache, SiteShapeCache
 from fabriek.settings import Settings
 from fabriek.store.db import make_engine, make_sessions
 from fabriek.store.migrate import require_current
+from fabriek.store.watch import TableWatch
 
 VERSIONED = (
     identity, reference, sites, organisations, users, projects, jobs, notifications,
@@ -94,6 +95,10 @@ def create_app(
             thread.join(timeout=30)
             lock.close()
         dispatcher.close()
+        # The submission threads end with the app; a restarted app gets new ones.
+        ctx = app.state.context
+        ctx.submitters.shutdown(wait=True)
+        ctx.submitters = new_submitters()
 
     app = FastAPI(
         lifespan=lifespan,
@@ -104,6 +109,9 @@ def create_app(
         docs_url="/docs",
         redoc_url=None,
     )
+    # Who a token is and which project a name means, cached for seconds; writes through
+    # this engine to what they are read from are seen at once (see `TableWatch`).
+    watch = TableWatch(engine, (*PRINCIPAL_TABLES, "projects"))
     app.state.context = AppContext(
         settings=settings,
         engine=engine,
@@ -111,6 +119,8 @@ def create_app(
         dispatcher=dispatcher,
         site_shapes=shapes,
         access=access,
+        principals=PrincipalCache(watch),
+        project_refs=ProjectRefCache(watch),
     )
     app.state.metrics = RequestMetrics()
     problems.install(app)

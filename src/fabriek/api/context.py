@@ -2,11 +2,14 @@
 
 Authentication is a list of `Authenticator`s tried in order; routes only ever depend on
 `current_principal`. Adding OpenID Connect means adding an authenticator, not touching routes.
+A bearer token seen in the last few seconds is answered from `AppContext.principals`
+without a thread or a query (see `PrincipalCache` for how long a change can go unseen).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Annotated, Protocol
@@ -14,6 +17,7 @@ from typing import Annotated, Protocol
 from fastapi import Depends, Request
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
+from starlette.concurrency import run_in_threadpool
 
 from fabriek.domain.errors import Unauthenticated
 from fabriek.domain.roles import Principal
@@ -21,7 +25,7 @@ from fabriek.domain.tracks import AccessConfig
 from fabriek.services import identity
 from fabriek.services.access_config import load_access_config
 from fabriek.services.dispatch import Dispatcher
-from fabriek.services.jobs import SiteShapeCache
+from fabriek.services.jobs import ProjectRefCache, SiteShapeCache
 from fabriek.settings import Settings
 
 
@@ -35,15 +39,30 @@ class Authenticator(Protocol):
     def __call__(self, request: Request, session: Session, now: datetime) -> Principal | None: ...
 
 
-def bearer_token(request: Request, session: Session, now: datetime) -> Principal | None:
-    """`Authorization: Bearer fbk_...`: a personal API token."""
+def _bearer(request: Request) -> str | None:
+    """The presented bearer token; None without an Authorization header."""
     header = request.headers.get("authorization")
     if not header:
         return None
     scheme, _, value = header.partition(" ")
     if scheme.lower() != "bearer" or not value.strip():
         raise Unauthenticated("use 'Authorization: Bearer <token>'")
-    return identity.authenticate(session, value.strip(), now)
+    return value.strip()
+
+
+def bearer_token(request: Request, session: Session, now: datetime) -> Principal | None:
+    """`Authorization: Bearer fbk_...`: a personal API token."""
+    presented = _bearer(request)
+    if presented is None:
+        return None
+    ctx = getattr(request.app.state, "context", None)
+    if isinstance(ctx, AppContext):
+        return ctx.principals.authenticate(session, presented, now)
+    return identity.authenticate(session, presented, now)
+
+
+def new_submitters() -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(16, thread_name_prefix="submit")
 
 
 @dataclass
@@ -58,6 +77,14 @@ class AppContext:
     site_shapes: SiteShapeCache = field(default_factory=SiteShapeCache)
     authenticators: list[Authenticator] = field(default_factory=lambda: [bearer_token])
     access: AccessConfig = field(default_factory=load_access_config)
+    # Short-lived caches for the hottest requests; `create_app` ties them to the engine's
+    # writes (without that they keep nothing).
+    principals: identity.PrincipalCache = field(default_factory=identity.PrincipalCache)
+    project_refs: ProjectRefCache = field(default_factory=ProjectRefCache)
+    # Threads for job submissions, fewer than the store's pool has connections: more
+    # would only queue for a connection (or open and close overflow ones) and contend for
+    # the interpreter lock. Threads start when first used.
+    submitters: ThreadPoolExecutor = field(default_factory=lambda: new_submitters())
 
 
 async def app_context(request: Request) -> AppContext:
@@ -70,17 +97,33 @@ def db_session(ctx: Annotated[AppContext, Depends(app_context)]) -> Iterator[Ses
         yield session
 
 
-def current_principal(
-    request: Request,
-    ctx: Annotated[AppContext, Depends(app_context)],
-    session: Annotated[Session, Depends(db_session)],
+def authenticate_request(
+    request: Request, ctx: AppContext, session: Session, now: datetime
 ) -> Principal:
-    now = ctx.clock()
+    """The caller, by the first authenticator that recognises the request."""
     for authenticate in ctx.authenticators:
         who = authenticate(request, session, now)
         if who is not None:
             return who
     raise Unauthenticated()
+
+
+def _authenticate_in_session(request: Request, ctx: AppContext, now: datetime) -> Principal:
+    with ctx.sessions() as session:
+        return authenticate_request(request, ctx, session, now)
+
+
+async def current_principal(
+    request: Request, ctx: Annotated[AppContext, Depends(app_context)]
+) -> Principal:
+    """The caller: from the cache when their bearer token was seen just now (no thread, no
+    query), else by the authenticators in a worker thread with a session of their own."""
+    now = ctx.clock()
+    if ctx.authenticators and ctx.authenticators[0] is bearer_token:
+        presented = _bearer(request)
+        if presented is not None and (who := ctx.principals.get(presented, now)) is not None:
+            return who
+    return await run_in_threadpool(_authenticate_in_session, request, ctx, now)
 
 
 Ctx = Annotated[AppContext, Depends(app_context)]

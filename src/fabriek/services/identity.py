@@ -6,6 +6,10 @@ sign-in (SURFconext, eduGAIN) maps its subject to a user and calls `principal_fo
 
 from __future__ import annotations
 
+import hashlib
+import threading
+import time
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import Integer, Result, String, literal, select, union_all
@@ -22,6 +26,7 @@ from fabriek.store.tables import (
     StaffRoleRow,
     UserRow,
 )
+from fabriek.store.watch import TableWatch
 
 
 def principal_for_user(session: Session, user_id: int, username: str) -> Principal:
@@ -45,6 +50,14 @@ def principal_for_user(session: Session, user_id: int, username: str) -> Princip
 
 def authenticate(session: Session, presented: str, now: datetime) -> Principal:
     """The principal behind a bearer token, or Unauthenticated with the reason."""
+    return authenticate_until(session, presented, now)[0]
+
+
+def authenticate_until(
+    session: Session, presented: str, now: datetime
+) -> tuple[Principal, datetime | None]:
+    """The principal behind a bearer token and when the token expires (None: never), or
+    Unauthenticated with the reason."""
     key = tokens.token_key(presented)
     if key is None:
         raise Unauthenticated("the token is malformed: it should look like fbk_<key>_<secret>")
@@ -59,7 +72,75 @@ def authenticate(session: Session, presented: str, now: datetime) -> Principal:
     _hash, expires_at, revoked_at, user_id, username = found
     if not tokens.is_usable(expires_at, revoked_at, now):
         raise Unauthenticated("the token has expired or was revoked: create a new one")
-    return principal_for_user(session, user_id, username)
+    return principal_for_user(session, user_id, username), expires_at
+
+
+# What a principal is made of: a change to any of these tables may change who a token is.
+PRINCIPAL_TABLES = ("api_tokens", "users", "staff_roles", "memberships")
+
+
+@dataclass(frozen=True)
+class _Cached:
+    principal: Principal
+    expires_at: datetime | None
+    generation: int
+    read_at: float  # time.monotonic()
+
+
+class PrincipalCache:
+    """Principals of recently presented bearer tokens, keyed by the token's SHA-256.
+
+    Authenticating reads the token and the caller's roles (two queries); a client that
+    submits hundreds of jobs a second presents the same token each time. An entry is used
+    for at most `ttl_s` seconds, and only while the token has not expired (checked against
+    the request's clock every time). Writes made through this process's engine to tokens,
+    users, staff roles or memberships (revoking a token, adding a member) drop every entry
+    at once (`TableWatch`); the same writes made by another process (another API worker,
+    a `fabriek` command on the store) are seen within `ttl_s`.
+    """
+
+    def __init__(self, watch: TableWatch | None = None, ttl_s: float = 5.0) -> None:
+        self.watch = watch
+        self.ttl_s = ttl_s
+        self.max_entries = 10_000
+        self._entries: dict[str, _Cached] = {}
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def key(presented: str) -> str:
+        return hashlib.sha256(presented.encode()).hexdigest()
+
+    def get(self, presented: str, now: datetime) -> Principal | None:
+        """The cached principal of this token, if still good."""
+        if self.watch is None or self.ttl_s <= 0:
+            return None
+        found = self._entries.get(self.key(presented))
+        if (
+            found is None
+            or found.generation != self.watch.generation
+            or time.monotonic() - found.read_at > self.ttl_s
+            or not tokens.is_usable(found.expires_at, None, now)
+        ):
+            return None
+        return found.principal
+
+    def authenticate(self, session: Session, presented: str, now: datetime) -> Principal:
+        """`authenticate`, keeping the answer when no watched write came in between."""
+        if self.watch is None or self.ttl_s <= 0:
+            return authenticate(session, presented, now)
+        stamp = self.watch.stamp()
+        read_at = time.monotonic()
+        who, expires_at = authenticate_until(session, presented, now)
+        if stamp is not None and self.watch.unchanged(stamp):
+            with self._lock:
+                if len(self._entries) >= self.max_entries:
+                    self._entries.clear()
+                self._entries[self.key(presented)] = _Cached(who, expires_at, stamp, read_at)
+        return who
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
 
 
 def _info(row: ApiTokenRow) -> TokenInfo:

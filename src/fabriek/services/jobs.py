@@ -13,9 +13,9 @@ import time
 from collections.abc import Sequence
 from dataclasses import replace
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import ColumnElement, Select, insert, select
+from sqlalchemy import ColumnElement, Select, Table, insert, select
 from sqlalchemy.orm import Session, selectinload
 
 from fabriek.domain import sbatch
@@ -46,6 +46,7 @@ from fabriek.store.tables import (
     SiteRow,
     UserRow,
 )
+from fabriek.store.watch import TableWatch
 
 
 def site_shapes(session: Session) -> list[SiteShape]:
@@ -54,7 +55,13 @@ def site_shapes(session: Session) -> list[SiteShape]:
         select(SiteRow).options(selectinload(SiteRow.node_groups)).order_by(SiteRow.id)
     )
     return [
-        SiteShape(s.name, tuple(g.to_group() for g in s.node_groups), s.max_time_s)
+        SiteShape(
+            s.name,
+            tuple(g.to_group() for g in s.node_groups),
+            s.max_time_s,
+            s.grid_limit_kw,
+            s.pue,
+        )
         for s in map(site_from_row, rows)
     ]
 
@@ -80,6 +87,48 @@ class SiteShapeCache:
     def invalidate(self) -> None:
         with self._lock:
             self._read_at = float("-inf")
+
+
+class ProjectRefCache:
+    """Project references (names, or ids as text) to (id, name), as a submission names its
+    project: one query saved on every submission. An entry is used for at most `ttl_s`
+    seconds; a write to the projects table through this process's engine drops every
+    entry at once (`TableWatch`), one made by another process is seen within `ttl_s`.
+    Whether the caller may use the project is not cached here: that is the principal's."""
+
+    def __init__(self, watch: TableWatch | None = None, ttl_s: float = 5.0) -> None:
+        self.watch = watch
+        self.ttl_s = ttl_s
+        self.max_entries = 10_000
+        self._entries: dict[str, tuple[int, str, int, float]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, session: Session, ref: str) -> tuple[int, str] | None:
+        """(id, name) of the project `ref` names, or None if there is none."""
+        if self.watch is not None and self.ttl_s > 0:
+            found = self._entries.get(ref)
+            if (
+                found is not None
+                and found[2] == self.watch.generation
+                and time.monotonic() - found[3] <= self.ttl_s
+            ):
+                return found[0], found[1]
+        stamp = self.watch.stamp() if self.watch is not None else None
+        read_at = time.monotonic()
+        row = session.execute(
+            select(ProjectRow.id, ProjectRow.name).where(
+                ProjectRow.name == ref if not ref.isdigit() else ProjectRow.id == int(ref)
+            )
+        ).first()
+        if row is None:
+            return None
+        project_id, name = row
+        if stamp is not None and self.watch is not None and self.watch.unchanged(stamp):
+            with self._lock:
+                if len(self._entries) >= self.max_entries:
+                    self._entries.clear()
+                self._entries[ref] = (project_id, name, stamp, read_at)
+        return project_id, name
 
 
 def transition(
@@ -163,10 +212,13 @@ def spec_of(draft: JobDraft) -> JobSpec:
     )
 
 
-def _submit_project(session: Session, who: Principal, ref: str | None) -> ProjectRow:
+def _submit_project(
+    session: Session, who: Principal, ref: str | None, refs: ProjectRefCache | None = None
+) -> tuple[int, str]:
+    """(id, name) of the project to submit to, after checking the caller is a member."""
     if ref is None:
-        first = session.scalars(
-            select(ProjectRow)
+        first = session.execute(
+            select(ProjectRow.id, ProjectRow.name)
             .join(MembershipRow, MembershipRow.project_id == ProjectRow.id)
             .where(MembershipRow.user_id == who.user_id)
             .order_by(ProjectRow.name)
@@ -175,16 +227,20 @@ def _submit_project(session: Session, who: Principal, ref: str | None) -> Projec
             raise InvalidInput.on(
                 "project", "you are in no project; ask a PI or your hub to add you"
             )
-        return first
-    query = select(ProjectRow).where(
-        ProjectRow.name == ref if not ref.isdigit() else ProjectRow.id == int(ref)
-    )
-    row = session.scalars(query).first()
-    if row is None or not (who.in_project(row.id) or who.is_admin):
+        return first[0], first[1]
+    found = (refs or ProjectRefCache()).get(session, ref)
+    if found is None or not (who.in_project(found[0]) or who.is_admin):
         raise NotFound("project", ref)
-    if not who.in_project(row.id):
-        raise Forbidden(f"only members of project {row.name} may submit jobs to it")
-    return row
+    if not who.in_project(found[0]):
+        raise Forbidden(f"only members of project {found[1]} may submit jobs to it")
+    return found
+
+
+# Built once: a statement object reused with new parameters skips SQLAlchemy's per-call
+# statement building and cache-key work (the hottest write of the factory).
+_JOBS = cast(Table, JobRow.__table__)
+_INSERT_JOB = insert(_JOBS).returning(_JOBS.c.id)
+_INSERT_EVENT = insert(cast(Table, JobEventRow.__table__))
 
 
 def submit_job(
@@ -193,15 +249,16 @@ def submit_job(
     draft: JobDraft,
     now: datetime,
     shapes: Sequence[SiteShape] | None = None,
+    refs: ProjectRefCache | None = None,
 ) -> Job:
     """Check the job against every site (`shapes`, read from the store when not given), then
-    queue it (PENDING) with its first event."""
-    project = _submit_project(session, who, draft.project)
+    queue it (PENDING) with its first event, committed before this returns."""
+    project_id, project_name = _submit_project(session, who, draft.project, refs)
     spec = spec_of(draft)
     if problem := why_never_fits(spec, site_shapes(session) if shapes is None else shapes):
         raise InvalidInput.on(*problem)
     values: dict[str, Any] = dict(
-        project_id=project.id, user_id=who.user_id, name=spec.name,
+        project_id=project_id, user_id=who.user_id, name=spec.name,
         command=list(spec.command) if spec.command is not None else None, script=spec.script,
         container_image=spec.container_image, gpus=spec.gpus, gpu_type=spec.gpu_type,
         nodes=spec.nodes, cpus=spec.cpus, memory_gb=spec.memory_gb,
@@ -211,15 +268,16 @@ def submit_job(
         state=JobState.PENDING.value, reason=waiting_reason(spec, now), submitted_at=now,
         gpu_seconds=0.0, cancel_requested=False,
     )  # fmt: skip
-    # Plain inserts, not the ORM's unit of work: this is the hottest write of the factory.
-    job_id = session.execute(insert(JobRow).values(values).returning(JobRow.id)).scalar_one()
-    session.execute(
-        insert(JobEventRow).values(
-            job_id=job_id, at=now, from_state=None, to_state=values["state"], reason="submitted"
-        )
-    )
+    # Core inserts on the session's connection, not the ORM's unit of work or bulk path.
+    connection = session.connection()
+    job_id = connection.execute(_INSERT_JOB, values).scalar_one()
+    connection.execute(
+        _INSERT_EVENT,
+        {"job_id": job_id, "at": now, "from_state": None, "to_state": values["state"],
+         "reason": "submitted"},
+    )  # fmt: skip
     session.commit()
-    return Job(**_job_fields(JobRow(id=job_id, **values), project.name, who.username, None))
+    return Job(**_job_fields(JobRow(id=job_id, **values), project_name, who.username, None))
 
 
 def waiting_reason(spec: JobSpec, now: datetime) -> str:
