@@ -16,11 +16,11 @@ from fabriek.scheduler.carbon import (
     CarbonError,
     HourlySeries,
     Profile,
-    ShiftConfig,
     best_start,
     load_carbon,
     oracle_mean,
     parse_carbon,
+    persistence,
     seasonal_profile,
 )
 from fabriek.scheduler.policy import SchedulerConfig
@@ -84,6 +84,42 @@ def test_profile_mean_matches_a_fine_sum(values: list[float], x: float, length: 
     dx = length / steps
     fine = sum(values[int(x + (i + 0.5) * dx) % 24] for i in range(steps)) / steps
     assert profile.mean(x, length) == pytest.approx(fine, rel=0.02, abs=2.0)
+
+
+@given(st.lists(st.floats(0, 1000), min_size=24, max_size=24), st.floats(-300, 300),
+       st.floats(0.01, 0.99), st.floats(0, 100), st.floats(0.01, 80))  # fmt: skip
+def test_a_fading_departure_is_integrated_exactly(
+    values: list[float], level: float, decay: float, x: float, length: float
+) -> None:
+    # Hour t ahead is forecast as values[t mod 24] + level × decay^(t+1): the mean over a
+    # window is the periodic mean plus the departure's continuous integral.
+    plain, faded = Profile(values), Profile(values, level, decay)
+    steps = 4000
+    dx = length / steps
+    fine = sum(level * decay ** ((x + (i + 0.5) * dx) + 1) for i in range(steps)) / steps
+    assert faded.mean(x, length) - plain.mean(x, length) == pytest.approx(fine, rel=0.01, abs=0.05)
+
+
+def test_persistence_recovers_a_departure_and_its_decay() -> None:
+    # A flat daily profile of 300 with a departure that decays by 0.9 an hour from +200:
+    # the estimate is the last departure and the decay, from the past only.
+    profile = [300.0] * 24
+    past = [300.0 + 200.0 * 0.9**j for j in range(48)]
+    level, decay = persistence(past, profile, 48)
+    assert decay == pytest.approx(0.9, abs=1e-6)
+    assert level == pytest.approx(200.0 * 0.9**47)
+    # No departure, nothing to carry; gaps and too little history give (0, 0).
+    assert persistence([300.0] * 48, profile, 48) == (0.0, 0.0)
+    assert persistence([None, 310.0], profile, 2) == (0.0, 0.0)
+
+
+def test_a_long_job_waits_out_a_dirty_spell_the_daily_cycle_cannot_see() -> None:
+    # A week of a flat 300 g/kWh, then a day at 500 that is fading: the daily profile says
+    # nothing (it is flat), the departure says later is cleaner, so a 48-hour job with 12
+    # hours of slack is held; with the departure ignored it is not.
+    profile = Profile([300.0] * 24, level=200.0, decay=0.95)
+    assert best_start(profile, 0.0, 11.0, 48.0, 0.0) is not None
+    assert best_start(Profile([300.0] * 24), 0.0, 11.0, 48.0, 0.0) is None
 
 
 def test_best_start_waits_for_the_clean_midday_by_a_margin() -> None:
@@ -212,6 +248,24 @@ def test_flexible_job_is_held_for_the_clean_hour_and_then_starts() -> None:
         (snapshot([job], sites=[site()], now=now), None),
     ]:
         assert [s.job_id for s in schedule(snap2, config).starts] == [1]
+
+
+def test_a_flexible_job_is_held_only_into_spare_capacity() -> None:
+    # The site has 16 GPUs; jobs that cannot wait ask for 14 of them: holding a 4-GPU
+    # flexible job would only push it into a later crowd, so it competes now (and waits
+    # for GPUs like any job); with 12 asked for, 4 are spare and it is held.
+    signals = carbon_signals(days(10))
+    now = 8 * 86400 + 6 * 3600.0
+    flexible = pending(1, gpus=4, limit=3600.0, submit=now - 10,
+                       latest_start_s=now + 12 * 3600)  # fmt: skip
+
+    def reasons_with(rigid_gpus: int) -> dict[int, WaitReason]:
+        rigid = [pending(2, gpus=rigid_gpus, submit=now - 5)]
+        snap = snapshot([flexible, *rigid], sites=[site()], signals=signals, now=now)
+        return {w.job_id: w.reason for w in schedule(snap).waits}
+
+    assert reasons_with(12).get(1) is WaitReason.CLEANER_HOUR
+    assert reasons_with(14).get(1) is not WaitReason.CLEANER_HOUR
 
 
 def test_a_job_is_never_held_within_the_guard_of_its_latest_start() -> None:
@@ -354,4 +408,3 @@ def test_no_signals_no_change() -> None:
     snap = snapshot([pending(1, latest_start_s=1e9), pending(2)], sites=[site()])
     assert [s.job_id for s in schedule(snap).starts] == [1, 2]
     assert math.isinf(Signals().budget_kw("s1", 0.0, 10.0))
-    assert ShiftConfig().margin == 0.05

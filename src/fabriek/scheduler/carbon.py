@@ -9,6 +9,13 @@ daily cycle (solar at midday, the evening peak) that makes shifting pay; a week 
 single odd days. An hour of day with no observation in the last week means no forecast,
 and no shifting.
 
+**Departures fade, they do not vanish.** The last observed hour's departure from that
+profile is carried forward, fading by an hourly factor estimated (AR(1), least squares)
+from the departures of the same past week: hour `t` ahead is forecast as
+`profile(t) + departure x decay^(t+1)`. The daily profile alone cannot tell a windless
+spell from a windy one, and for jobs of a day or more the daily cycle averages out; the
+fading departure is what lets them gain from weather that is already visible.
+
 **Cost of a start.** A job's power is taken as constant while it runs, so its
 energy-weighted carbon intensity is the time mean over its run. The scheduler does not
 know the run time, only the time limit, so a start at `s` costs the forecast's mean over
@@ -16,7 +23,8 @@ know the run time, only the time limit, so a start at `s` costs the forecast's m
 
 **Shifting.** A flexible job (one with a latest start) may be held back while a later
 hour start, at least the guard (an hour by default) before its latest start, costs less
-than starting now by the margin (5 % by default); it is then held until that hour. Within
+than starting now (by a margin, 0 by default: the job's owner declared that it may wait,
+so any expected gain is taken); it is then held until that hour. Within
 the guard of its latest start it is never held, and the policy treats it as urgent, so
 that it has that hour to find GPUs. Shifting only ever delays: it never starts a
 job before its submission or before it may start.
@@ -38,7 +46,7 @@ from pathlib import Path
 HOUR_S = 3600.0
 DAY_HOURS = 24
 FORECAST_DAYS = 7
-DEFAULT_MARGIN = 0.05
+DEFAULT_MARGIN = 0.0
 DEFAULT_HEAT_WEIGHT = 0.5
 DEFAULT_GUARD_S = 3600.0
 
@@ -52,7 +60,8 @@ class CarbonError(ValueError):
 @dataclass(frozen=True, slots=True)
 class ShiftConfig:
     """How flexible jobs are shifted: a later hour must cost less than now by `margin`
-    (a share: 0.05 is 5 %); an hour costs `carbon x (1 - heat_weight x heat_demand)`;
+    (a share: 0.05 is 5 %; 0 by default, as waiting within its slack is what the job
+    offered, and the measured default gains most: see docs/benchmarks.md); an hour costs `carbon x (1 - heat_weight x heat_demand)`;
     a job is released at least `guard_s` before its latest start, so that it has that
     long to find GPUs (the policy makes it urgent from then on)."""
 
@@ -103,24 +112,59 @@ def seasonal_profile(
     return tuple(profile)
 
 
+def persistence(
+    values: Sequence[float | None], profile: Sequence[float], now_hour: int
+) -> tuple[float, float]:
+    """How far the last observed hour stood from the daily profile, and how fast such a
+    departure fades: (deviation, hourly decay), an AR(1) of the departures from the profile
+    over the given past hours (least squares through the origin, clipped to [0, 0.99]).
+    Weather moves the grid for days (a windless spell, a storm front); the daily profile
+    alone cannot see it, and long jobs gain only from it. (0, 0) without two consecutive
+    observations."""
+    n = min(len(values), now_hour)
+
+    def departure(j: int) -> float | None:
+        v = values[j] if 0 <= j < n else None
+        return None if v is None else v - profile[(j - now_hour) % DAY_HOURS]
+
+    num = den = 0.0
+    for j in range(1, n):
+        a, b = departure(j - 1), departure(j)
+        if a is not None and b is not None:
+            num += a * b
+            den += a * a
+    last = departure(n - 1)
+    if last is None or den <= 0:
+        return 0.0, 0.0
+    return last, min(max(num / den, 0.0), 0.99)
+
+
 class Profile:
-    """A 24-hour periodic forecast, with the mean over any window in O(1)."""
+    """A 24-hour periodic forecast plus a fading departure, with the mean over any window
+    in O(1): hour `t` from now is forecast as `values[t mod 24] + level x decay^(t+1)`."""
 
-    __slots__ = ("day_sum", "prefix", "values")
+    __slots__ = ("day_sum", "decay", "level", "prefix", "values")
 
-    def __init__(self, values: Sequence[float]) -> None:
+    def __init__(self, values: Sequence[float], level: float = 0.0, decay: float = 0.0) -> None:
         assert len(values) == DAY_HOURS
         self.values = tuple(values)
         self.prefix = [0.0]
         for v in self.values:
             self.prefix.append(self.prefix[-1] + v)
         self.day_sum = self.prefix[-1]
+        self.level = level
+        self.decay = decay
 
     def integral(self, x: float) -> float:
         """The forecast integrated over [0, x) hours (x >= 0), in value x hours."""
         days, rest = divmod(x, DAY_HOURS)
         h = int(rest)
-        return days * self.day_sum + self.prefix[h] + (rest - h) * self.values[h % DAY_HOURS]
+        periodic = days * self.day_sum + self.prefix[h] + (rest - h) * self.values[h % DAY_HOURS]
+        if self.level == 0.0 or self.decay <= 0.0:
+            return periodic
+        # The departure's integral, level x decay x (1 - decay^x) / -ln(decay).
+        faded = 1.0 - math.pow(self.decay, x)
+        return periodic + self.level * self.decay * faded / -math.log(self.decay)
 
     def mean(self, x: float, length_h: float) -> float:
         """The forecast's mean over [x, x + length_h) hours (the value at x for 0)."""

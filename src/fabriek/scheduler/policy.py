@@ -126,6 +126,13 @@ class _Cycle:
         now, left, never_cache = self.now, self.budget_left, self._never
         capacity, append = self.capacity, self.decisions.append
         shifting = self.config.shift is not None and bool(self.snap.signals.by_site)
+        spare = 0
+        if shifting:
+            # Shift only into spare capacity: the GPUs free now beyond what the jobs that
+            # cannot wait (no latest start) ask for. Where they would use them all, holding a
+            # flexible job only pushes it into a later crowd and toward its deadline.
+            rigid = sum(j.gpus for j in self.snap.pending if j.latest_start_s is None)
+            spare = capacity.total_free - rigid
         capped = capacity.capped
         for job in self._order():
             gpus = job.gpus
@@ -155,6 +162,7 @@ class _Cycle:
                 shifting
                 and job.latest_start_s is not None
                 and job.latest_start_s > now
+                and spare >= gpus
                 and self._hold(job)
             ):
                 continue

@@ -16,7 +16,13 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from fabriek.scheduler.carbon import DEFAULT_HEAT_WEIGHT, Profile, hour_cost, seasonal_profile
+from fabriek.scheduler.carbon import (
+    DEFAULT_HEAT_WEIGHT,
+    Profile,
+    hour_cost,
+    persistence,
+    seasonal_profile,
+)
 from fabriek.scheduler.power import PowerModel
 
 HOUR_S = 3600.0
@@ -117,7 +123,9 @@ class Signals:
                 if s.carbon_g_per_kwh is not None:
                     window[j - lo] = hour_cost(s.carbon_g_per_kwh, s.heat_demand, heat_weight)
             values = seasonal_profile(window, hour - lo, days)
-            found = Profile(values) if values is not None else None
+            if values is not None:
+                level, decay = persistence(window, values, hour - lo)
+                found = Profile(values, level, decay)
         if len(self._profiles) > 4096:
             self._profiles.clear()
         self._profiles[key] = found
