@@ -372,3 +372,50 @@ def test_a_site_never_draws_more_than_its_grid_connection(client: Client, unique
             pieter.post(f"/api/v1/jobs/{i}/cancel")
         for i in ids:
             wait_for(pieter, i)
+
+
+def test_a_shiftable_job_waits_for_a_cleaner_hour_within_its_deadline(
+    client: Client, server: LiveServer, unique: str
+) -> None:
+    """Live carbon-aware timing: a site whose grid zone has a week of history with a clean
+    hour three hours from now; a shiftable job with a deadline is held for it (CleanerHour),
+    while a job that is not shiftable, and a shiftable one whose deadline leaves no room,
+    start at once."""
+    from fabriek.services.grid import load_intensity
+
+    site = f"c{unique}"[:20]
+    made = client("admin").post("/api/v1/sites", json={
+        "name": site, "city": "Emmen", "province": "Drenthe", "grid_zone": "DE",
+        "node_groups": [{"name": "gpu", "count": 1, "gpu_type": "l40s", "gpus_per_node": 4,
+                         "cpus_per_node": 16, "memory_gb_per_node": 64}]})  # fmt: skip
+    assert made.status_code == 201, made.text
+    now = datetime.now(UTC)
+    clean = (now.hour + 3) % 24
+    first = now.replace(minute=0, second=0, microsecond=0) - timedelta(days=8)
+    series = [
+        (first + timedelta(hours=h), 100.0 if (first + timedelta(hours=h)).hour == clean else 400.0)
+        for h in range(8 * 24)
+    ]
+    engine = make_engine(server.settings.database_url)
+    try:
+        with make_sessions(engine)() as session:
+            load_intensity(session, "DE", series, "test series")
+    finally:
+        engine.dispose()
+    project = new_project(client, unique)
+    grant(client, project, {"l40s": 100.0}, sites=[site])
+    pieter = client("pieter")
+    common = {"project": project, "gpus": 1, "gpu_type": "l40s", "time_limit": "10m"}
+    roomy = (now + timedelta(hours=12)).isoformat()
+    tight = (now + timedelta(minutes=40)).isoformat()
+    held = submit(pieter, command=["true"], shiftable=True, deadline=roomy, **common)
+    at_once = submit(pieter, command=["true"], **common)
+    no_room = submit(pieter, command=["true"], shiftable=True, deadline=tight, **common)
+    try:
+        reason = wait_reason(pieter, held["id"], "CleanerHour")
+        assert "forecast" in reason
+        assert wait_for(pieter, at_once["id"])["state"] == "completed"
+        assert wait_for(pieter, no_room["id"])["state"] == "completed"
+        assert pieter.get(f"/api/v1/jobs/{held['id']}").json()["state"] == "pending"
+    finally:
+        pieter.post(f"/api/v1/jobs/{held['id']}/cancel")

@@ -23,6 +23,7 @@ class SiteShape:
     max_time_s: int
     grid_limit_kw: float | None = None
     pue: float | None = None
+    grid_zone: str = "NL"
 
 
 def site_fits(spec: JobSpec, site: SiteShape) -> bool:

@@ -61,6 +61,7 @@ def site_shapes(session: Session) -> list[SiteShape]:
             s.max_time_s,
             s.grid_limit_kw,
             s.pue,
+            s.grid_zone,
         )
         for s in map(site_from_row, rows)
     ]

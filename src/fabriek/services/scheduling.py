@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -37,9 +37,18 @@ from fabriek.scheduler.power import PowerModel
 from fabriek.scheduler.signals import HourSignal, Signals
 from fabriek.services import allocations
 from fabriek.services.jobs import transition
-from fabriek.store.tables import JobRow, OrganisationRow, ProjectRow, SiteRow, UserRow
+from fabriek.store.tables import (
+    GridIntensityRow,
+    JobRow,
+    OrganisationRow,
+    ProjectRow,
+    SiteRow,
+    UserRow,
+)
 
 PENDING_BATCH = 20_000
+# The carbon forecast looks back a week; a day more covers its first hours.
+CARBON_HISTORY_DAYS = 8
 # Usage older than this many half-lives weighs under 0.4 %: not worth reading.
 USAGE_HALF_LIVES = 8
 
@@ -84,17 +93,57 @@ def _sites(
     return sites
 
 
-def grid_limits(shapes: Sequence[SiteShape]) -> Signals:
-    """Each site's grid connection as a standing power budget for the scheduler. The
-    budget is on IT power: a limit L at PUE p allows L / p kW of IT load, so running jobs'
-    IT power × PUE never exceeds L (GPU power by the power model at its default
-    utilisation; only the jobs Fabriek runs are counted)."""
+def site_signals(session: Session, shapes: Sequence[SiteShape], now: datetime) -> Signals:
+    """What the scheduler weighs beside GPUs, per site.
+
+    Each site's grid connection is a standing power budget on IT load: a limit L at PUE p
+    allows L / p kW, so running jobs' IT power × PUE never exceeds L (GPU power by the power
+    model at its default utilisation; only the jobs Fabriek runs are counted).
+
+    The carbon intensity of each site's grid zone over the past `CARBON_HISTORY_DAYS`
+    (`fabriek grid load`): the scheduler forecasts from it, past hours only, and holds
+    flexible jobs (shiftable, with a deadline) for cleaner hours within their slack. A
+    zone without recent data gives no forecast, and nothing is shifted there.
+    """
     budgets = {
         s.name: HourSignal(power_budget_kw=s.grid_limit_kw / (s.pue or 1.0))
         for s in shapes
         if s.grid_limit_kw
     }
-    return Signals(outside=budgets, power=PowerModel(pue=1.0)) if budgets else Signals()
+    first = now.replace(minute=0, second=0, microsecond=0) - timedelta(days=CARBON_HISTORY_DAYS)
+    zones = {s.grid_zone for s in shapes}
+    history: dict[str, dict[datetime, float]] = defaultdict(dict)
+    for zone, hour, value in session.execute(
+        select(GridIntensityRow.zone, GridIntensityRow.hour, GridIntensityRow.g_per_kwh).where(
+            GridIntensityRow.zone.in_(zones),
+            GridIntensityRow.hour >= first,
+            GridIntensityRow.hour < now,
+        )
+    ):
+        history[zone][hour] = value
+    hours = int((now - first).total_seconds() // 3600) + 1
+    by_site = {
+        s.name: [
+            HourSignal(carbon_g_per_kwh=history[s.grid_zone].get(first + timedelta(hours=i)))
+            for i in range(hours)
+        ]
+        for s in shapes
+        if history.get(s.grid_zone)
+    }
+    if not budgets and not by_site:
+        return Signals()
+    return Signals(
+        start_s=first.timestamp(), by_site=by_site, outside=budgets, power=PowerModel(pue=1.0)
+    )
+
+
+def _latest_start(job: JobRow) -> float | None:
+    """A shiftable job with a deadline may start as late as its deadline less its time
+    limit; any other job is not flexible (a shiftable job without a deadline has no bound
+    to shift within, so it is not held)."""
+    if not job.shiftable or job.deadline is None:
+        return None
+    return job.deadline.timestamp() - job.time_limit_s
 
 
 def run_cycle(
@@ -181,7 +230,8 @@ def run_cycle(
         rows_project[job.id] = project
         pending.append(
             PendingJob(job.id, project, user, job.gpus, float(job.time_limit_s),
-                       job.submitted_at.timestamp(), job.gpu_type, None, job.preemptible)
+                       job.submitted_at.timestamp(), job.gpu_type, None, job.preemptible,
+                       _latest_start(job))
         )  # fmt: skip
     current = allocations.for_cycle(session, now, access, organisations, organisations, commitment)
     snapshot = Snapshot(
@@ -192,7 +242,7 @@ def run_cycle(
         allocations=current.allocations,
         usage=recent_usage(session, now_s) if usage is None else usage,
         gpu_hour_factors=access.gpu_hour_factors,
-        signals=grid_limits(shapes),
+        signals=site_signals(session, shapes, now),
     )
     result = schedule(snapshot)
     site_ids = {n: i for n, i in session.execute(select(SiteRow.name, SiteRow.id))}
