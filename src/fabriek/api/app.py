@@ -33,6 +33,7 @@ from fabriek.services.engine_registry import EngineRegistry, load_sites_file, ta
 from fabriek.services.housekeeping import housekeeping
 from fabriek.services.identity import PRINCIPAL_TABLES, PrincipalCache, installation_id
 from fabriek.services.jobs import ProjectRefCache, SiteShapeCache
+from fabriek.services.submissions import SubmissionWriter
 from fabriek.settings import Settings
 from fabriek.store.db import make_engine, make_sessions
 from fabriek.store.migrate import require_current
@@ -99,6 +100,9 @@ def create_app(
         ctx = app.state.context
         ctx.submitters.shutdown(wait=True)
         ctx.submitters = new_submitters()
+        if ctx.writer is not None:
+            ctx.writer.close()
+            ctx.writer = SubmissionWriter(sessions)
 
     app = FastAPI(
         lifespan=lifespan,
@@ -121,6 +125,7 @@ def create_app(
         access=access,
         principals=PrincipalCache(watch),
         project_refs=ProjectRefCache(watch),
+        writer=SubmissionWriter(sessions),
     )
     app.state.metrics = RequestMetrics()
     problems.install(app)

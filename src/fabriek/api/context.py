@@ -26,6 +26,7 @@ from fabriek.services import identity
 from fabriek.services.access_config import load_access_config
 from fabriek.services.dispatch import Dispatcher
 from fabriek.services.jobs import ProjectRefCache, SiteShapeCache
+from fabriek.services.submissions import SubmissionWriter
 from fabriek.settings import Settings
 
 
@@ -85,6 +86,8 @@ class AppContext:
     # would only queue for a connection (or open and close overflow ones) and contend for
     # the interpreter lock. Threads start when first used.
     submitters: ThreadPoolExecutor = field(default_factory=lambda: new_submitters())
+    # Group commit of submissions (None: each submission commits on its own).
+    writer: SubmissionWriter | None = None
 
 
 async def app_context(request: Request) -> AppContext:

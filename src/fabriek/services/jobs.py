@@ -11,7 +11,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, cast
 
@@ -241,19 +241,30 @@ def _submit_project(
 # statement building and cache-key work (the hottest write of the factory).
 _JOBS = cast(Table, JobRow.__table__)
 _INSERT_JOB = insert(_JOBS).returning(_JOBS.c.id)
+_INSERT_JOB_ORDERED = insert(_JOBS).returning(_JOBS.c.id, sort_by_parameter_order=True)
 _INSERT_EVENT = insert(cast(Table, JobEventRow.__table__))
 
 
-def submit_job(
+@dataclass(frozen=True)
+class PreparedJob:
+    """A checked submission, ready to be written: its row's values and the names its answer
+    shows."""
+
+    values: dict[str, Any]
+    project: str
+    user: str
+
+
+def prepare_job(
     session: Session,
     who: Principal,
     draft: JobDraft,
     now: datetime,
     shapes: Sequence[SiteShape] | None = None,
     refs: ProjectRefCache | None = None,
-) -> Job:
-    """Check the job against every site (`shapes`, read from the store when not given), then
-    queue it (PENDING) with its first event, committed before this returns."""
+) -> PreparedJob:
+    """Check a submission (the project, the spec, that some site can run it: `shapes`, read
+    from the store when not given) without writing anything."""
     project_id, project_name = _submit_project(session, who, draft.project, refs)
     spec = spec_of(draft)
     if problem := why_never_fits(spec, site_shapes(session) if shapes is None else shapes):
@@ -269,16 +280,44 @@ def submit_job(
         state=JobState.PENDING.value, reason=waiting_reason(spec, now), submitted_at=now,
         gpu_seconds=0.0, cancel_requested=False,
     )  # fmt: skip
-    # Core inserts on the session's connection, not the ORM's unit of work or bulk path.
+    return PreparedJob(values, project_name, who.username)
+
+
+def write_jobs(session: Session, prepared: Sequence[PreparedJob]) -> list[Job]:
+    """Queue checked submissions (PENDING), each with its first event, in one transaction,
+    committed before this returns; the jobs in the order given."""
+    # Core inserts on the session's connection, not the ORM's unit of work or bulk path;
+    # several rows at once are one multi-row INSERT ... RETURNING, in the given order.
     connection = session.connection()
-    job_id = connection.execute(_INSERT_JOB, values).scalar_one()
+    ids = (
+        list(connection.execute(_INSERT_JOB_ORDERED, [p.values for p in prepared]).scalars())
+        if len(prepared) > 1
+        else [connection.execute(_INSERT_JOB, prepared[0].values).scalar_one()]
+    )
     connection.execute(
         _INSERT_EVENT,
-        {"job_id": job_id, "at": now, "from_state": None, "to_state": values["state"],
-         "reason": "submitted"},
+        [{"job_id": job_id, "at": p.values["submitted_at"], "from_state": None,
+          "to_state": p.values["state"], "reason": "submitted"}
+         for job_id, p in zip(ids, prepared, strict=True)],
     )  # fmt: skip
     session.commit()
-    return Job(**_job_fields(JobRow(id=job_id, **values), project_name, who.username, None))
+    return [
+        Job(**_job_fields(JobRow(id=job_id, **p.values), p.project, p.user, None))
+        for job_id, p in zip(ids, prepared, strict=True)
+    ]
+
+
+def submit_job(
+    session: Session,
+    who: Principal,
+    draft: JobDraft,
+    now: datetime,
+    shapes: Sequence[SiteShape] | None = None,
+    refs: ProjectRefCache | None = None,
+) -> Job:
+    """Check the job against every site (`shapes`, read from the store when not given), then
+    queue it (PENDING) with its first event, committed before this returns."""
+    return write_jobs(session, [prepare_job(session, who, draft, now, shapes, refs)])[0]
 
 
 def waiting_reason(spec: JobSpec, now: datetime) -> str:

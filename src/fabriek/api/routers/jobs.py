@@ -32,10 +32,13 @@ async def submit_job(body: JobDraft, who: Caller, ctx: Ctx) -> Response:
     # per dependency), and the answer serialised once (the schema is still `Job`'s).
     def submit() -> bytes:
         with ctx.sessions() as db:
-            job = jobs.submit_job(
+            prepared = jobs.prepare_job(
                 db, who, body, ctx.clock(), ctx.site_shapes.get(db), ctx.project_refs
             )
-        return job.model_dump_json().encode()
+            if ctx.writer is None:
+                return jobs.write_jobs(db, [prepared])[0].model_dump_json().encode()
+        # Checked, and the connection given back: written with whatever else is waiting.
+        return ctx.writer.write(prepared).model_dump_json().encode()
 
     content = await asyncio.get_running_loop().run_in_executor(ctx.submitters, submit)
     if ctx.dispatcher is not None:
