@@ -114,9 +114,11 @@ def test_never_more_gpus_than_exist_and_gang_rules(snap: Snapshot, policy: Polic
             node = nodes[(start.site, share.node)]
             assert job.gpu_type is None or node.gpu_type == job.gpu_type
             free[(start.site, share.node)] -= share.gpus
+        allowed = snap.allocations[job.project].sites
         fits_one = any(
             n.gpus >= job.gpus and (job.gpu_type is None or n.gpu_type == job.gpu_type)
-            for n in nodes.values()
+            for (site_name, _), n in nodes.items()
+            if allowed is None or site_name in allowed
         )
         if fits_one and job.gpus > 0:
             assert len(start.nodes) == 1
