@@ -54,6 +54,12 @@ def test_a_finished_job_is_metered_and_rolled_up(
     assert line["kwh_it"] == pytest.approx(it, abs=1e-6)
     assert line["kwh_facility"] == pytest.approx(it * site["pue"], abs=1e-6)
     assert line["kg_co2e"] == pytest.approx(it * site["pue"] * 0.25, abs=1e-6)
+    # Market-based: the share Groningen's renewable instruments cover counts at zero, the rest
+    # at the hour's grid intensity (the site declares no residual mix).
+    assert 0 < site["renewable_share"] < 1 and site["residual_mix_g_per_kwh"] is None
+    assert line["kg_co2e_market"] == pytest.approx(
+        it * site["pue"] * (1 - site["renewable_share"]) * 0.25, abs=1e-6
+    )
     assert line["litres_water"] == pytest.approx(it * site["wue_l_per_kwh"], abs=1e-6)
     assert line["kwh_heat_reused"] == pytest.approx(
         it * site["pue"] * site["heat_reuse_share"], abs=1e-6
@@ -85,7 +91,9 @@ def test_cli_usage_and_grid_load(server: LiveServer, tmp_path: Path) -> None:
     env = {"FABRIEK_URL": server.url, "FABRIEK_TOKEN": demo_token("admin").token,
            "FABRIEK_DATABASE_URL": server.settings.database_url}  # fmt: skip
     table = fabriek("usage", "--by", "province", env=env).stdout
-    assert "kg CO2e" in table and "kWh IT" in table and "carbon location-based" in table
+    assert (
+        "kg CO2e" in table and "kWh IT" in table and "kg CO2e location-based, market-based" in table
+    )
     assert isinstance(json.loads(fabriek("usage", "--by", "site", "--json", env=env).stdout), list)
     good = tmp_path / "nl.csv"
     good.write_text("datetime_utc,carbon_intensity_gco2eq_per_kwh\n"

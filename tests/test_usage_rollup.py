@@ -21,6 +21,8 @@ def hour_record(
     heat: float = 0.0,
     g: float | None = 300.0,
     at: datetime = START,
+    renewable: float = 0.0,
+    residual: float | None = None,
     **who: str,
 ) -> EnergyHour:
     base = {"user": "u", "project": "p", "organisation": "o", "sector": "start-up",
@@ -28,7 +30,8 @@ def hour_record(
     base.update(who)
     return EnergyHour(
         hour=at, job_id=1, gpu_seconds=3600.0, it_kwh=it_kwh, pue=pue, wue_l_per_kwh=wue,
-        heat_reuse_share=heat, g_per_kwh=g, source="modelled", **base,
+        heat_reuse_share=heat, g_per_kwh=g, source="modelled", renewable_share=renewable,
+        residual_mix_g_per_kwh=residual, **base,
     )  # fmt: skip
 
 
@@ -39,6 +42,20 @@ def test_one_hour_by_hand() -> None:
     assert line.kwh_it == 2.0 and line.kwh_facility == 2.5
     assert line.kg_co2e == pytest.approx(0.75) and line.litres_water == pytest.approx(0.8)
     assert line.kwh_heat_reused == pytest.approx(1.0) and line.gpu_hours == 1.0
+
+
+def test_market_based_carbon_by_hand() -> None:
+    # 2.5 kWh facility, 60 % covered by renewable instruments: 1 kWh left. At a declared
+    # residual mix of 500 g/kWh that is 0.5 kg; without one, the hour's 300 g/kWh stands in.
+    [declared] = roll_up(
+        [hour_record(it_kwh=2.0, renewable=0.6, residual=500.0)], GroupBy.SITE, Step.TOTAL
+    )
+    assert declared.kg_co2e == pytest.approx(0.75)  # location-based is unchanged
+    assert declared.kg_co2e_market == pytest.approx(0.5)
+    [fallback] = roll_up([hour_record(it_kwh=2.0, renewable=0.6)], GroupBy.SITE, Step.TOTAL)
+    assert fallback.kg_co2e_market == pytest.approx(0.3)
+    [none] = roll_up([hour_record(it_kwh=2.0)], GroupBy.SITE, Step.TOTAL)
+    assert none.kg_co2e_market == pytest.approx(none.kg_co2e)
 
 
 def test_hours_without_intensity_are_counted_apart() -> None:
@@ -69,6 +86,7 @@ records = st.lists(
         wue=st.floats(0, 3),
         heat=st.floats(0, 1),
         g=st.one_of(st.none(), st.floats(0, 800)),
+        renewable=st.floats(0, 1),
         at=st.integers(0, 24 * 400).map(lambda h: START + timedelta(hours=h)),
         project=st.sampled_from(["a", "b", "c"]),
         province=st.sampled_from(["Groningen", "Limburg"]),
@@ -88,7 +106,7 @@ def test_every_level_and_step_sums_to_the_same_totals(
         assert lines == []
         return
     assert total is not None
-    for field in ("kwh_it", "kwh_facility", "kg_co2e", "litres_water", "kwh_heat_reused",
+    for field in ("kwh_it", "kwh_facility", "kg_co2e", "kg_co2e_market", "litres_water", "kwh_heat_reused",
                   "kwh_without_intensity", "gpu_hours"):  # fmt: skip
         assert sum(getattr(u, field) for u in lines) == pytest.approx(
             getattr(total, field), rel=1e-6, abs=1e-4
@@ -97,3 +115,5 @@ def test_every_level_and_step_sums_to_the_same_totals(
         assert u.kwh_facility >= u.kwh_it - 1e-6  # PUE >= 1
         assert 0 <= u.kwh_heat_reused <= u.kwh_facility + 1e-6
         assert u.kwh_without_intensity <= u.kwh_facility + 1e-6
+        # No residual mix declared: instruments can only lower the location-based figure.
+        assert u.kg_co2e_market <= u.kg_co2e + 1e-6

@@ -28,7 +28,7 @@ def usage(
         return
     rows = [
         (u.period, u.group, f"{u.gpu_hours:,.2f}", f"{u.kwh_it:,.2f}", f"{u.kwh_facility:,.2f}",
-         f"{u.kg_co2e:,.3f}", f"{u.litres_water:,.1f}", f"{u.kwh_heat_reused:,.2f}",
+         f"{u.kg_co2e:,.3f}", f"{u.kg_co2e_market:,.3f}", f"{u.litres_water:,.1f}", f"{u.kwh_heat_reused:,.2f}",
          ", ".join(u.sources))
         for u in lines
     ]  # fmt: skip
@@ -37,7 +37,8 @@ def usage(
     print_table(
         None,
         ["Period", by.value.capitalize(), "GPU-h", "kWh IT", "kWh facility", "kg CO2e",
-         "L water", "kWh heat reused", "Source"],
+         "kg CO2e market", "L water", "kWh heat reused", "Source"],
         rows,
-        f"{len(lines)} line(s); carbon location-based{note}",
+        f"{len(lines)} line(s); kg CO2e location-based, market-based after the sites' "
+        f"renewable instruments{note}",
     )  # fmt: skip

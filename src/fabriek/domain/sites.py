@@ -131,6 +131,22 @@ class SiteDraft(BaseModel):
         default=None, ge=0.0, le=1.0, description="share of facility energy reused as heat"
     )
     grid_zone: GridZone = "NL"
+    renewable_share: float | None = Field(
+        default=None,
+        ge=0.0,
+        le=1.0,
+        description="share of the site's energy covered by its renewable instruments "
+        "(guarantees of origin, PPA, on-site): market-based carbon",
+    )
+    residual_mix_g_per_kwh: float | None = Field(
+        default=None,
+        ge=0.0,
+        le=2000.0,
+        description="residual-mix factor for the energy its instruments do not cover, g CO2e/kWh",
+    )
+    gdpr_ready: bool = Field(
+        default=False, description="declared ready to process personal data under the GDPR"
+    )
     engine: str = Field(default="local", pattern=r"^(local|slurm)$")
     max_time_s: int = Field(default=7 * 24 * 3600, ge=60, le=365 * 24 * 3600)
     node_groups: list[NodeGroupDraft] = Field(default_factory=list, max_length=1000)
@@ -154,6 +170,9 @@ class SitePatch(BaseModel):
     grid_limit_kw: float | None = Field(default=None, gt=0)
     heat_reuse_share: float | None = Field(default=None, ge=0.0, le=1.0)
     grid_zone: GridZone | None = None
+    renewable_share: float | None = Field(default=None, ge=0.0, le=1.0)
+    residual_mix_g_per_kwh: float | None = Field(default=None, ge=0.0, le=2000.0)
+    gdpr_ready: bool | None = None
     max_time_s: int | None = Field(default=None, ge=60, le=365 * 24 * 3600)
 
 
@@ -172,6 +191,9 @@ class Site(BaseModel):
     grid_limit_kw: float | None
     heat_reuse_share: float | None = None
     grid_zone: str = "NL"
+    renewable_share: float | None = None
+    residual_mix_g_per_kwh: float | None = None
+    gdpr_ready: bool = False
     engine: str
     max_time_s: int
     node_groups: list[NodeGroupDraft]

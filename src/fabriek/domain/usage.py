@@ -57,6 +57,8 @@ class EnergyHour:
     heat_reuse_share: float
     g_per_kwh: float | None
     source: str
+    renewable_share: float = 0.0
+    residual_mix_g_per_kwh: float | None = None
 
 
 class UsageLine(BaseModel):
@@ -68,6 +70,10 @@ class UsageLine(BaseModel):
     kwh_it: float = Field(description="IT energy (GPUs and CPUs), kWh")
     kwh_facility: float = Field(description="IT energy × PUE, kWh")
     kg_co2e: float = Field(description="location-based: facility kWh × hourly grid intensity")
+    kg_co2e_market: float = Field(
+        description="market-based: the share the site's renewable instruments cover at 0, the "
+        "rest at its residual mix (the hourly grid intensity where it declares none)"
+    )
     litres_water: float = Field(description="IT energy × WUE, L")
     kwh_heat_reused: float = Field(description="facility energy × declared heat-reuse share")
     kwh_without_intensity: float = Field(
@@ -103,6 +109,7 @@ class _Sum:
     it: float = 0.0
     facility: float = 0.0
     co2_g: float = 0.0
+    co2_market_g: float = 0.0
     water: float = 0.0
     heat: float = 0.0
     unknown: float = 0.0
@@ -111,7 +118,8 @@ class _Sum:
 def roll_up(records: Iterable[EnergyHour], by: GroupBy, step: Step) -> list[UsageLine]:
     """Sum the records per group and period: facility energy is IT energy × PUE, carbon is
     facility energy × the hour's grid intensity (hours without one are counted apart, never
-    as zero carbon), water is IT energy × WUE, heat reused is facility energy × the declared
+    as zero carbon; market-based: the covered share at zero, the rest at the residual mix,
+    as `domain.energy.carbon_market_based` does per figure), water is IT energy × WUE, heat reused is facility energy × the declared
     share. Sorted by period, then group."""
     sums: dict[tuple[str, str], _Sum] = defaultdict(_Sum)
     sources: dict[tuple[str, str], set[str]] = defaultdict(set)
@@ -128,12 +136,19 @@ def roll_up(records: Iterable[EnergyHour], by: GroupBy, step: Step) -> list[Usag
             s.unknown += facility
         else:
             s.co2_g += facility * r.g_per_kwh
+        uncovered = facility * (1.0 - min(max(r.renewable_share, 0.0), 1.0))
+        market_factor = r.residual_mix_g_per_kwh
+        if market_factor is None:
+            market_factor = r.g_per_kwh
+        if market_factor is not None:
+            s.co2_market_g += uncovered * market_factor
         sources[key].add(r.source)
     return [
         UsageLine(
             group=group, period=period, gpu_hours=round(s.gpu_seconds / 3600, 6),
             kwh_it=round(s.it, 6), kwh_facility=round(s.facility, 6),
-            kg_co2e=round(s.co2_g / 1000, 6), litres_water=round(s.water, 6),
+            kg_co2e=round(s.co2_g / 1000, 6), kg_co2e_market=round(s.co2_market_g / 1000, 6),
+            litres_water=round(s.water, 6),
             kwh_heat_reused=round(s.heat, 6), kwh_without_intensity=round(s.unknown, 6),
             sources=sorted(sources[(period, group)]),
         )

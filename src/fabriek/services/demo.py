@@ -45,6 +45,8 @@ SITES = [
         pue=1.25,
         wue_l_per_kwh=0.4,
         grid_limit_kw=2500,
+        renewable_share=0.5,
+        gdpr_ready=True,
         node_groups=[
             NodeGroupDraft(name="gcn-h100", count=22, gpu_type="h100", gpus_per_node=4,
                            cpus_per_node=64, memory_gb_per_node=768),
@@ -60,6 +62,8 @@ SITES = [
         wue_l_per_kwh=0.2,
         grid_limit_kw=4000,
         heat_reuse_share=0.4,
+        renewable_share=0.8,
+        gdpr_ready=True,
         node_groups=[
             NodeGroupDraft(name="hgx-h200", count=16, gpu_type="h200", gpus_per_node=8,
                            cpus_per_node=112, memory_gb_per_node=2048),

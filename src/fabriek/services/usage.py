@@ -69,6 +69,7 @@ def usage(
             OrganisationRow.province, SiteRow.name, JobEnergyRow.gpu_seconds,
             JobEnergyRow.gpu_kwh + JobEnergyRow.cpu_kwh, SiteRow.pue, SiteRow.wue_l_per_kwh,
             SiteRow.heat_reuse_share, GridIntensityRow.g_per_kwh, JobEnergyRow.source,
+            SiteRow.renewable_share, SiteRow.residual_mix_g_per_kwh,
         )
         .join(JobRow, JobRow.id == JobEnergyRow.job_id)
         .join(UserRow, UserRow.id == JobRow.user_id)
@@ -88,7 +89,8 @@ def usage(
             hour=r[0], job_id=r[1], user=r[2], project=r[3], organisation=r[4], sector=r[5],
             hub=r[6], province=r[7], site=r[8], gpu_seconds=r[9], it_kwh=r[10],
             pue=r[11] or 1.0, wue_l_per_kwh=r[12] or 0.0, heat_reuse_share=r[13] or 0.0,
-            g_per_kwh=r[14], source=r[15],
+            g_per_kwh=r[14], source=r[15], renewable_share=r[16] or 0.0,
+            residual_mix_g_per_kwh=r[17],
         )
         for r in rows
     ]  # fmt: skip

@@ -11,6 +11,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    Boolean,
     DateTime,
     ForeignKey,
     Index,
@@ -20,6 +21,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -75,6 +77,12 @@ class SiteRow(Base):
     heat_reuse_share: Mapped[float | None]
     # The electricity grid's bidding zone (NL, DE, ...): whose hourly carbon intensity counts.
     grid_zone: Mapped[str] = mapped_column(String(8), default="NL", server_default="NL")
+    # Share of the site's energy covered by the renewable instruments it holds (guarantees of
+    # origin, PPA, on-site) and the residual mix for the rest: market-based carbon.
+    renewable_share: Mapped[float | None]
+    residual_mix_g_per_kwh: Mapped[float | None]
+    # Declared ready for personal data under the GDPR (processing agreement, DPIA, controls).
+    gdpr_ready: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     engine: Mapped[str] = mapped_column(String(20), default="local")
     max_time_s: Mapped[int] = mapped_column(Integer, default=7 * 24 * 3600)
     created_at: Mapped[datetime] = mapped_column(Timestamp(), default=utcnow)
