@@ -14,7 +14,7 @@ from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, func, select, true
+from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.orm import Session
 
 from fabriek.domain.allocations import Allocation, AllocationDraft, Charge
@@ -27,7 +27,7 @@ from fabriek.domain.tracks import AccessConfig
 from fabriek.domain.units import GpuHours
 from fabriek.scheduler import Allocation as SchedulingAllocation
 from fabriek.services.paging import Page, PageRequest, count_all
-from fabriek.services.projects import visible_projects
+from fabriek.services.projects import visible_accounts
 from fabriek.services.transactions import commit
 from fabriek.store.tables import AllocationRow, ChargeRow, JobRow, ProjectRow, SiteRow
 
@@ -213,7 +213,7 @@ def _may_see_all(who: Principal) -> bool:
 
 
 def _visible(who: Principal) -> ColumnElement[bool]:
-    return true() if _may_see_all(who) else visible_projects(who, AllocationRow.project_id)
+    return visible_accounts(who, AllocationRow.project_id)
 
 
 def _view(row: AllocationRow, project: str, found: Usage, now: datetime) -> Allocation:

@@ -34,6 +34,14 @@ def visible_projects(who: Principal, project_id: InstrumentedAttribute[int]) -> 
     )
 
 
+def visible_accounts(who: Principal, project_id: InstrumentedAttribute[int]) -> ColumnElement[bool]:
+    """Whether the caller may see a project's allocations and usage: as `visible_projects`,
+    and every project for the access team, who award and watch the budgets."""
+    if who.has_role(Role.ACCESS_TEAM):
+        return true()
+    return visible_projects(who, project_id)
+
+
 def _visible(who: Principal) -> ColumnElement[bool]:
     return visible_projects(who, ProjectRow.id)
 

@@ -6,13 +6,13 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime
 
-from sqlalchemy import ColumnElement, and_, select, true
+from sqlalchemy import ColumnElement, and_, select
 from sqlalchemy.orm import Session
 
 from fabriek.domain.errors import InvalidInput
-from fabriek.domain.roles import Principal, Role
+from fabriek.domain.roles import Principal
 from fabriek.domain.usage import EnergyHour, GroupBy, Step, UsageLine, roll_up
-from fabriek.services.projects import visible_projects
+from fabriek.services.projects import visible_accounts
 from fabriek.store.tables import (
     GridIntensityRow,
     JobEnergyRow,
@@ -47,9 +47,7 @@ def period_bounds(month: str | None, year: str | None) -> tuple[datetime, dateti
 
 
 def _visible(who: Principal) -> ColumnElement[bool]:
-    if who.is_admin or who.has_role(Role.ACCESS_TEAM):
-        return true()
-    return visible_projects(who, JobRow.project_id)
+    return visible_accounts(who, JobRow.project_id)
 
 
 def usage(
