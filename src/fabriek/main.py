@@ -9,6 +9,8 @@ import typer
 
 from fabriek import grid_commands, server_commands, sim_command
 from fabriek.cli import allocations as _allocation_commands  # noqa: F401
+from fabriek.cli import audit as _audit_commands  # noqa: F401
+from fabriek.cli import datasets as _dataset_commands  # noqa: F401
 from fabriek.cli import jobs as _job_commands  # noqa: F401  (registers the job commands)
 from fabriek.cli import notifications as _notification_commands  # noqa: F401
 from fabriek.cli import proposals as _access_commands  # noqa: F401
@@ -17,6 +19,7 @@ from fabriek.cli.app import app
 from fabriek.cli.config import NotSignedIn
 from fabriek.domain.errors import FabriekError, InvalidInput
 from fabriek.sdk import ApiError, ApiUnreachable
+from fabriek.sdk.transfer import TransferFailed
 
 server_commands.register(app)
 grid_commands.register(app)
@@ -57,7 +60,7 @@ def main(argv: list[str] | None = None) -> None:
         message = format_message() if callable(format_message) else str(exc)
         print(f"fabriek: {' '.join(str(message).split())}", file=sys.stderr)
         sys.exit(BAD_INPUT)
-    except (ApiError, ApiUnreachable, FabriekError, NotSignedIn, OSError) as exc:
+    except (ApiError, ApiUnreachable, FabriekError, NotSignedIn, OSError, TransferFailed) as exc:
         if debug:
             traceback.print_exc()
         print(f"fabriek: {exc}", file=sys.stderr)

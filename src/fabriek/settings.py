@@ -69,3 +69,35 @@ class Settings(BaseSettings):
         default="http://127.0.0.1:8000",
         description="The portal's address as users reach it, for links in e-mail.",
     )
+    oidc_issuer: str | None = Field(
+        default=None,
+        description="OpenID Connect provider (its issuer URL) for portal sign-in; none: off.",
+    )
+    oidc_client_id: str | None = Field(
+        default=None, description="Fabriek's client id, as registered with the provider."
+    )
+    oidc_client_secret: str | None = Field(
+        default=None, description="Fabriek's client secret; none: a public client (PKCE only)."
+    )
+    oidc_scopes: str = Field(
+        default="openid profile email",
+        description="Scopes asked of the provider, space-separated; must include openid.",
+    )
+    oidc_organisation_claim: str = Field(
+        default="schac_home_organization",
+        description="Claim naming the user's organisation by its domain (tudelft.nl).",
+    )
+    datasets_dir: Path | None = Field(
+        default=None,
+        description="The site's storage for dataset ciphertext; default: STATE_DIR/datasets.",
+    )
+    master_key_file: Path | None = Field(
+        default=None,
+        description="File holding the master key that wraps organisation keys (created, mode "
+        "0600, when missing and no key was ever made); default: STATE_DIR/master.key.",
+    )
+    dataset_quota_gib: float = Field(
+        default=100.0,
+        gt=0,
+        description="Most dataset data (all versions, before encryption) a project may hold, GiB.",
+    )

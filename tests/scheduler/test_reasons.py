@@ -117,6 +117,28 @@ def test_allocation_restricted_to_its_sites() -> None:
     assert [s.site for s in run_cycle(anywhere).starts] == ["s2"]
 
 
+def test_residency_constraint() -> None:
+    # s1 is full, s2 free. A job whose datasets allow only s1 waits, and says why; the same
+    # job without the constraint starts on s2. One allowed nowhere with GPUs never fits
+    # because of its data, not of its size.
+    sites = [site("s1", free=[0, 0]), site("s2", prefix="m")]
+    held = pending(1, gpus=8, sites=frozenset({"s1"}))
+    result = run_cycle(snapshot([held], sites=sites))
+    assert result.starts == []
+    assert reasons(result.waits) == {1: WaitReason.RESIDENCY_CONSTRAINT}
+    free = run_cycle(snapshot([replace(held, sites=None)], sites=sites))
+    assert [s.site for s in free.starts] == ["s2"]
+    nowhere = run_cycle(snapshot([replace(held, sites=frozenset({"s3"}))], sites=sites))
+    assert reasons(nowhere.waits) == {1: WaitReason.RESIDENCY_CONSTRAINT}
+    # Its own sites narrow the allocation's, never widen them.
+    narrowed = snapshot(
+        [replace(held, sites=frozenset({"s1", "s2"}))],
+        sites=sites,
+        allocations=[replace(allocation(), sites=frozenset({"s1"}))],
+    )
+    assert run_cycle(narrowed).starts == []
+
+
 def test_resources_priority_and_reserved_for_larger_job() -> None:
     # n0 has 4 GPUs free and 4 busy for an hour; n1 is busy for longer. The 8-GPU job is
     # first in line and gets n0 in an hour (Resources). A 4-GPU job of 2 h would fit on

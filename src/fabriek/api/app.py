@@ -14,7 +14,9 @@ from fabriek.api.context import AppContext, new_submitters, utc_now
 from fabriek.api.metrics import MetricsMiddleware, RequestMetrics
 from fabriek.api.routers import (
     allocations,
+    audit,
     calls,
+    datasets,
     health,
     identity,
     jobs,
@@ -28,6 +30,7 @@ from fabriek.api.routers import (
     users,
 )
 from fabriek.services.access_config import load_access_config
+from fabriek.services.datasets import Vault, sweep_storage
 from fabriek.services.dispatch import Dispatcher, claim_dispatch
 from fabriek.services.engine_registry import EngineRegistry, load_sites_file, tag_prefix
 from fabriek.services.housekeeping import housekeeping
@@ -41,7 +44,7 @@ from fabriek.store.watch import TableWatch
 
 VERSIONED = (
     identity, reference, sites, organisations, users, projects, jobs, notifications,
-    allocations, calls, proposals, usage,
+    allocations, calls, proposals, usage, audit, datasets,
 )  # fmt: skip
 
 
@@ -64,6 +67,7 @@ def create_app(
         prefix = tag_prefix(installation_id(session))
     registry = EngineRegistry(settings.state_dir, configs, settings.local_gpus, prefix)
     shapes = SiteShapeCache()
+    vault = Vault.from_settings(settings)
     dispatcher = Dispatcher(
         sessions,
         registry,
@@ -73,6 +77,8 @@ def create_app(
         access=access,
         housekeeping=housekeeping(sessions, settings, access),
         housekeeping_every_s=settings.housekeeping_interval_s,
+        vault=vault,
+        staging_root=settings.state_dir / "staging",
     )
 
     @asynccontextmanager
@@ -87,6 +93,8 @@ def create_app(
         # With several API processes, the one that holds the lock dispatches; the others
         # serve requests, and their submissions are picked up at the next cycle.
         lock = claim_dispatch(settings.state_dir) if run_dispatcher else None
+        # What a killed upload left behind is removed before anyone can count it.
+        sweep_storage(sessions, vault)
         if lock is not None:
             thread.start()
         yield
@@ -128,10 +136,12 @@ def create_app(
         writer=SubmissionWriter(sessions),
     )
     app.state.metrics = RequestMetrics()
+    app.state.vault = vault
     problems.install(app)
     app.include_router(health.router)
     for module in VERSIONED:
         app.include_router(module.router)
+    app.include_router(datasets.keys_router)
     for r in extra_routers or []:
         app.include_router(r)
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)

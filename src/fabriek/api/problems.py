@@ -16,6 +16,7 @@ from fabriek.domain.errors import (
     Forbidden,
     InvalidInput,
     NotFound,
+    TooLarge,
     Unauthenticated,
 )
 from fabriek.store.db import StoreError
@@ -30,6 +31,7 @@ STATUS: dict[type[FabriekError], int] = {
     Conflict: 409,
     Unauthenticated: 401,
     Forbidden: 403,
+    TooLarge: 413,
     StoreError: 503,
 }
 TITLES = {
@@ -39,6 +41,7 @@ TITLES = {
     404: "Not found",
     405: "Method not allowed",
     409: "Conflict",
+    413: "Content too large",
     422: "Invalid input",
     500: "Internal error",
     503: "Unavailable",

@@ -19,6 +19,14 @@ GpuType = Annotated[str | None, typer.Option("--gpu-type", help="e.g. h100; defa
 Time = Annotated[str | None, typer.Option("--time", "-t", help="time limit: 30m, 2h, 1-00:00:00")]
 Name = Annotated[str | None, typer.Option("--name", "-J", help="job name")]
 Env = Annotated[list[str] | None, typer.Option("--env", "-e", help="NAME=VALUE, repeatable")]
+Datasets = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--dataset",
+        "-d",
+        help="a dataset the job reads (NAME, PROJECT/NAME, @VERSION); at $FABRIEK_DATASETS/NAME",
+    ),
+]
 
 
 def _env(pairs: list[str] | None) -> dict[str, str]:
@@ -61,6 +69,7 @@ def run(
     begin: Annotated[datetime | None, typer.Option("--begin", help="earliest start (UTC)")] = None,
     preemptible: Annotated[bool, typer.Option("--preemptible", help="may be preempted")] = False,
     shiftable: Annotated[bool, typer.Option("--shiftable", help="may move in time")] = False,
+    dataset: Datasets = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Run a command as a job: `fabriek run --gpus 2 --gpu-type h100 --time 1h -- python train.py`."""
@@ -69,7 +78,7 @@ def run(
         name=name, cpus=cpus, memory_gb=mem, nodes=nodes, container_image=image,
         environment=_env(env), working_dir=workdir,
         earliest_start=begin.replace(tzinfo=begin.tzinfo or UTC).isoformat() if begin else None,
-        preemptible=preemptible or None, shiftable=shiftable or None,
+        preemptible=preemptible or None, shiftable=shiftable or None, datasets=dataset or None,
     )  # fmt: skip
     with client() as c:
         _submitted(c.submit_job(body), as_json)
@@ -84,6 +93,7 @@ def submit(
     time_limit: Time = None,
     name: Name = None,
     env: Env = None,
+    dataset: Datasets = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Submit a batch script, as `sbatch` does; its #SBATCH lines are honoured, options win."""
@@ -93,7 +103,7 @@ def submit(
         raise typer.BadParameter(f"cannot read {script}: {exc.strerror}") from None
     body = _body(
         project=project, script=text, gpus=gpus, gpu_type=gpu_type, time_limit=time_limit,
-        name=name, environment=_env(env),
+        name=name, environment=_env(env), datasets=dataset or None,
     )  # fmt: skip
     with client() as c:
         _submitted(c.submit_job(body), as_json)

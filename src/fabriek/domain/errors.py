@@ -63,3 +63,10 @@ class Forbidden(FabriekError):
 
     def __init__(self, detail: str) -> None:
         super().__init__(detail, "forbidden")
+
+
+class TooLarge(FabriekError):
+    """The request's content is larger than the caller may store (HTTP 413)."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail, "too-large")

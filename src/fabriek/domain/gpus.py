@@ -18,6 +18,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from fabriek.domain.units import FlopPerSecond
+
 
 @dataclass(frozen=True)
 class GpuType:
@@ -28,19 +30,31 @@ class GpuType:
     vendor: str
     memory_gb: int
     tdp_w: int
-    peak_bf16_tflops: float
+    peak_bf16_tflops: float  # dense, without structured sparsity
+    # Where the peak figure comes from: cited in every compute estimate that uses it.
+    source: str = ""
+
+    @property
+    def peak_bf16(self) -> FlopPerSecond:
+        """Dense BF16 peak: what hardware-based training-compute estimates multiply by."""
+        return FlopPerSecond(self.peak_bf16_tflops * 1e12)
 
 
 GPU_TYPES: dict[str, GpuType] = {
     g.code: g
     for g in (
-        GpuType("h100", "NVIDIA H100 SXM5 80GB", "NVIDIA", 80, 700, 989.5),
-        GpuType("h200", "NVIDIA H200 SXM 141GB", "NVIDIA", 141, 700, 989.5),
-        GpuType("a100", "NVIDIA A100 80GB SXM", "NVIDIA", 80, 400, 312.0),
-        GpuType("l40s", "NVIDIA L40S", "NVIDIA", 48, 350, 362.05),
-        GpuType("mi300x", "AMD Instinct MI300X", "AMD", 192, 750, 1307.4),
+        GpuType("h100", "NVIDIA H100 SXM5 80GB", "NVIDIA", 80, 700, 989.5,
+                "NVIDIA H100 Tensor Core GPU data sheet (2023): BF16 1,979 TFLOPS with sparsity"),
+        GpuType("h200", "NVIDIA H200 SXM 141GB", "NVIDIA", 141, 700, 989.5,
+                "NVIDIA H200 Tensor Core GPU data sheet (2024): BF16 1,979 TFLOPS with sparsity"),
+        GpuType("a100", "NVIDIA A100 80GB SXM", "NVIDIA", 80, 400, 312.0,
+                "NVIDIA A100 Tensor Core GPU data sheet (2021): BF16 312 TFLOPS dense"),
+        GpuType("l40s", "NVIDIA L40S", "NVIDIA", 48, 350, 362.05,
+                "NVIDIA L40S GPU data sheet (2023): BF16 362.05 TFLOPS dense"),
+        GpuType("mi300x", "AMD Instinct MI300X", "AMD", 192, 750, 1307.4,
+                "AMD Instinct MI300X data sheet (2023): BF16 1,307.4 TFLOPS dense"),
     )
-}
+}  # fmt: skip
 
 
 def gpu_type(code: str) -> GpuType | None:

@@ -11,6 +11,7 @@ from enum import StrEnum
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from fabriek.domain.errors import Conflict
+from fabriek.domain.residency import parse_dataset_ref
 
 
 class JobState(StrEnum):
@@ -118,6 +119,21 @@ class JobDraft(BaseModel):
     deadline: datetime | None = None
     preemptible: bool = False
     shiftable: bool = Field(default=False, description="may be moved in time for carbon/heat")
+    datasets: list[str] = Field(
+        default_factory=list,
+        max_length=100,
+        description="datasets the job reads: NAME (its project's), PROJECT/NAME (granted to "
+        "it), optionally @VERSION; they are decrypted for the job at $FABRIEK_DATASETS/NAME",
+    )
+
+    @field_validator("datasets")
+    @classmethod
+    def _datasets(cls, v: list[str]) -> list[str]:
+        names = [parse_dataset_ref(ref).name for ref in v]
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            raise ValueError(f"each dataset once: {', '.join(twice)} named more than once")
+        return v
 
     @field_validator("command")
     @classmethod
@@ -179,6 +195,7 @@ class Job(BaseModel):
     shiftable: bool
     exit_code: int | None
     gpu_hours: float
+    datasets: list[str] = Field(default_factory=list, description="PROJECT/NAME@VERSION read")
     submitted_at: datetime
     started_at: datetime | None
     ended_at: datetime | None

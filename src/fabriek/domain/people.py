@@ -8,6 +8,7 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
 from fabriek.domain.geography import Hub, Province
+from fabriek.domain.oidc import organisation_domain
 from fabriek.domain.organisations import OrganisationKind, is_valid_kvk_number
 from fabriek.domain.roles import Role
 from fabriek.domain.sites import Slug
@@ -34,6 +35,11 @@ class OrganisationDraft(BaseModel):
     province: Province
     hub: Hub | None = Field(default=None, description="default: the hub serving the province")
     kvk_number: str | None = Field(default=None, description="Chamber of Commerce number")
+    domain: str | None = Field(
+        default=None,
+        max_length=253,
+        description="internet domain (tudelft.nl): federated sign-ins naming it join it",
+    )
 
     @field_validator("kvk_number")
     @classmethod
@@ -41,6 +47,35 @@ class OrganisationDraft(BaseModel):
         if v is not None and not is_valid_kvk_number(v):
             raise ValueError("a KvK number has exactly eight digits")
         return v
+
+    @field_validator("domain")
+    @classmethod
+    def _domain(cls, v: str | None) -> str | None:
+        return _checked_domain(v)
+
+
+def _checked_domain(v: str | None) -> str | None:
+    if v is None:
+        return None
+    domain = organisation_domain(v)
+    if domain is None:
+        raise ValueError("a domain looks like tudelft.nl: labels of letters, digits and '-'")
+    return domain
+
+
+class OrganisationChange(BaseModel):
+    """What may be changed of an organisation after onboarding."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    domain: str | None = Field(
+        max_length=253, description="internet domain (tudelft.nl); null: none"
+    )
+
+    @field_validator("domain")
+    @classmethod
+    def _domain(cls, v: str | None) -> str | None:
+        return _checked_domain(v)
 
 
 class Organisation(BaseModel):
@@ -52,6 +87,7 @@ class Organisation(BaseModel):
     province: Province
     hub: Hub
     kvk_number: str | None
+    domain: str | None = None
     created_at: datetime
 
 

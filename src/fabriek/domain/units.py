@@ -69,6 +69,21 @@ class Flop(Quantity):
         return f"{self.value:.3e} {self.symbol}"
 
 
+class FlopPerSecond(Quantity):
+    """A rate of floating-point operations: a GPU's peak, or what a job achieved."""
+
+    symbol = "FLOP/s"
+
+    def __str__(self) -> str:
+        return f"{self.value:.3e} {self.symbol}"
+
+
+class GpuSeconds(Quantity):
+    """GPUs held × seconds: what compute estimates multiply by a GPU's FLOP/s."""
+
+    symbol = "GPU-s"
+
+
 def gpu_hours(gpus: int, seconds: float) -> GpuHours:
     """GPU-hours of `gpus` GPUs held for `seconds`."""
     return GpuHours(gpus * seconds / 3600.0)

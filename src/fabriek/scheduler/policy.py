@@ -96,6 +96,22 @@ class _Cycle:
                     left[job.project] -= job.gpus * rest * job.factor
         return left
 
+    def _sites_of(self, job: PendingJob) -> Sites:
+        """The sites a job may use: its allocation's, narrowed by its own (datasets)."""
+        allocated = self._sites.get(job.project)
+        if job.sites is None:
+            return allocated
+        return job.sites if allocated is None else job.sites & allocated
+
+    def _elsewhere(self, job: PendingJob) -> bool:
+        """Whether only the job's own site limits (its datasets) keep it from starting now:
+        it would fit on free GPUs of a site its allocation allows."""
+        return (
+            job.sites is not None
+            and self.capacity.find(job.gpus, job.gpu_type, False, self._sites.get(job.project))
+            is not None
+        )
+
     def factor(self, gpu_type: str | None, sites: Sites) -> float:
         """What an hour of one GPU costs the job's budget: its type's factor, or for a job
         that takes any type the dearest type it could be placed on (so a budget check
@@ -136,7 +152,7 @@ class _Cycle:
         capped = capacity.capped
         for job in self._order():
             gpus = job.gpus
-            sites = self._sites.get(job.project)
+            sites = self._sites_of(job)
             key = (gpus, job.gpu_type, sites)
             never = never_cache.get(key)
             if never is None:
@@ -144,7 +160,12 @@ class _Cycle:
             project_left = left.get(job.project)
             reason: WaitReason | None = None
             if never:
-                reason = WaitReason.NEVER_FITS
+                reason = (
+                    WaitReason.RESIDENCY_CONSTRAINT
+                    if job.sites is not None
+                    and not capacity.never_fits(gpus, job.gpu_type, self._sites.get(job.project))
+                    else WaitReason.NEVER_FITS
+                )
             elif project_left is None:
                 reason = WaitReason.NO_ALLOCATION
             elif job.submit_time_s > now or (
@@ -192,7 +213,7 @@ class _Cycle:
         # The run is taken as the time limit, in whole hours (at most three days: beyond
         # that the daily cycle averages out), so that jobs share the look-ups.
         length = min(max(1, math.ceil(job.time_limit_s / 3600.0)), 72)
-        sites = self._sites.get(job.project)
+        sites = self._sites_of(job)
         key = (sites, length, math.floor(latest_h))
         if key in self._holds:
             held = self._holds[key]
@@ -237,7 +258,7 @@ class _Cycle:
 
     def _detail(self, job: PendingJob, reason: WaitReason) -> str:
         if reason is WaitReason.ALLOCATION_EXHAUSTED:
-            rate = self.factor(job.gpu_type, self._sites.get(job.project))
+            rate = self.factor(job.gpu_type, self._sites_of(job))
             need = job.gpus * job.time_limit_s / 3600.0 * rate
             free = max(0.0, self.budget_left[job.project])
             return (
@@ -254,9 +275,7 @@ class _Cycle:
             site = self.snap.sites[0].name if self.snap.sites else ""
             self.decisions.append(Start(job.job_id, site, ()))
             return True
-        placement = self.capacity.find(
-            job.gpus, job.gpu_type, outlasts, self._sites.get(job.project)
-        )
+        placement = self.capacity.find(job.gpus, job.gpu_type, outlasts, self._sites_of(job))
         if placement is None:
             return False
         self.capacity.commit(placement, outlasts)
@@ -284,9 +303,11 @@ class _Cycle:
         if self.config.policy is not Policy.FIFO:
             self.reservation = plan_reservation(
                 job.job_id, job.gpus, job.gpu_type, self.capacity, self._ends(), self.now,
-                self._sites.get(job.project),
+                self._sites_of(job),
             )  # fmt: skip
-        self.decisions.append(Wait(job.job_id, WaitReason.RESOURCES))
+        # Its reservation is at the sites it may use; free GPUs elsewhere are not for it.
+        why = WaitReason.RESIDENCY_CONSTRAINT if self._elsewhere(job) else WaitReason.RESOURCES
+        self.decisions.append(Wait(job.job_id, why))
         return False
 
     def _backfill(self, job: PendingJob) -> None:
@@ -295,12 +316,13 @@ class _Cycle:
         outlasts = self.now + job.time_limit_s > self.reservation.start_s
         if self._start(job, outlasts):
             return
+        elif self._elsewhere(job):
+            self.decisions.append(Wait(job.job_id, WaitReason.RESIDENCY_CONSTRAINT))
         elif self.capacity.power_blocked:
             self.decisions.append(Wait(job.job_id, WaitReason.POWER_CAPPED))
         elif (
             outlasts
-            and self.capacity.find(job.gpus, job.gpu_type, False, self._sites.get(job.project))
-            is not None
+            and self.capacity.find(job.gpus, job.gpu_type, False, self._sites_of(job)) is not None
         ):
             self.decisions.append(Wait(job.job_id, WaitReason.RESERVED_FOR_LARGER_JOB))
         else:

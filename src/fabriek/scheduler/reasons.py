@@ -21,6 +21,7 @@ class WaitReason(StrEnum):
     NEVER_FITS = "NeverFits"
     POWER_CAPPED = "PowerCapped"
     CLEANER_HOUR = "CleanerHour"
+    RESIDENCY_CONSTRAINT = "ResidencyConstraint"
 
     def words(self) -> str:
         """One sentence a user can act on."""
@@ -51,6 +52,10 @@ _WORDS: dict[WaitReason, str] = {
     WaitReason.CLEANER_HOUR: (
         "the job may wait, and a later hour before its latest start is forecast to be "
         "cleaner; it is held until then"
+    ),
+    WaitReason.RESIDENCY_CONSTRAINT: (
+        "its datasets may be processed only at some sites, and none of those can run it now; "
+        "GPUs elsewhere stay out of bounds for it"
     ),
 }
 

@@ -29,7 +29,8 @@ class PendingJob:
     keeps its first `submit_time_s`, so it keeps its age. `latest_start_s`, when set,
     makes the job flexible: it may be held back for cleaner hours up to then (never
     later), and from then on it is urgent. A deadline gives it as deadline - time limit,
-    "may wait up to N hours" as submission + N hours.
+    "may wait up to N hours" as submission + N hours. `sites`, when given, are the only
+    sites the job itself may use (its datasets' residency), on top of its allocation's.
     """
 
     job_id: int
@@ -42,6 +43,7 @@ class PendingJob:
     earliest_start_s: float | None = None
     preemptible: bool = False
     latest_start_s: float | None = None
+    sites: frozenset[str] | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,14 +2,23 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Generic, TypeVar
 
 import httpx
 from pydantic import BaseModel
 
 from fabriek.domain.allocations import Allocation, Charge
+from fabriek.domain.audit import AuditEntryView, VerifyReport
+from fabriek.domain.datasets import (
+    Dataset,
+    DatasetGrant,
+    DatasetVersion,
+    KeyRotation,
+    OrganisationKey,
+)
 from fabriek.domain.jobs import Job, JobEvent
 from fabriek.domain.notifications import Notification, NotificationSettings
 from fabriek.domain.people import (
@@ -23,6 +32,7 @@ from fabriek.domain.people import (
 from fabriek.domain.proposals import AllocationSummary, Call, Proposal, Review
 from fabriek.domain.sites import Site
 from fabriek.domain.usage import UsageLine
+from fabriek.sdk.transfer import Progress, file_blocks, file_sha256, receive
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -339,3 +349,138 @@ class FabriekClient:
         """GPU-hours, energy, carbon, water and reused heat, summed `by` a level per `step`."""
         params = {"by": by, "step": step, "month": month, "year": year}
         return [UsageLine.model_validate(u) for u in self._get("/usage", params)]
+
+    # --- audit trail --------------------------------------------------------------------
+
+    def audit_entries(
+        self,
+        limit: int = 100,
+        offset: int = 0,
+        dataset: str | None = None,
+        actor: str | None = None,
+        action: str | None = None,
+        project: str | None = None,
+        since: str | None = None,
+    ) -> Listing[AuditEntryView]:
+        """Audit entries the caller may see, newest first."""
+        params = {
+            "limit": limit, "offset": offset, "dataset": dataset, "actor": actor,
+            "action": action, "project": project, "since": since,
+        }  # fmt: skip
+        return self._listing(AuditEntryView, "/audit", params)
+
+    def audit_head(self) -> str:
+        """The audit trail's head, `SEQ:HASH`, to write down elsewhere (admins)."""
+        return str(self._get("/audit/head")["head"])
+
+    def audit_verify(self, expected_head: str | None = None) -> VerifyReport:
+        """Check the whole audit chain (admins); `ok` is false when it is broken."""
+        return VerifyReport.model_validate(
+            self._get("/audit/verify", {"expected_head": expected_head})
+        )
+
+    # --- datasets -----------------------------------------------------------------------
+
+    def datasets(
+        self,
+        limit: int = 100,
+        offset: int = 0,
+        project: str | None = None,
+        name: str | None = None,
+    ) -> Listing[Dataset]:
+        """Datasets of the caller's projects and those granted to them."""
+        params = {"limit": limit, "offset": offset, "project": project, "name": name}
+        return self._listing(Dataset, "/datasets", params)
+
+    def dataset(self, project: str, name: str) -> Dataset:
+        """One dataset with its versions (and, for its owners, its grants)."""
+        return Dataset.model_validate(self._get(f"/datasets/{project}/{name}"))
+
+    def register_dataset(self, body: Mapping[str, Any]) -> Dataset:
+        """Register a dataset (see `DatasetDraft` for the fields)."""
+        return Dataset.model_validate(self._post("/datasets", body))
+
+    def push_version(
+        self,
+        project: str,
+        name: str,
+        path: Path,
+        sha256: str | None = None,
+        progress: Progress | None = None,
+    ) -> DatasetVersion:
+        """Upload a file as the dataset's next version, streamed; the server keeps it only
+        if its SHA-256 (computed here when not given) matches what arrived."""
+        digest = sha256 or file_sha256(path)
+        headers = {"X-Content-SHA256": digest, "Content-Length": str(path.stat().st_size)}
+        response = self.request(
+            "POST",
+            f"/api/v1/datasets/{project}/{name}/versions",
+            content=file_blocks(path, progress),
+            headers=headers,
+            timeout=_TRANSFER_TIMEOUT,
+        )
+        return DatasetVersion.model_validate(response.json())
+
+    def pull_version(
+        self,
+        project: str,
+        name: str,
+        dest: Path,
+        version: int | None = None,
+        progress: Progress | None = None,
+        started: Callable[[int], None] | None = None,
+    ) -> tuple[int, str]:
+        """Download a version (the latest by default) to `dest`, through a temporary file
+        renamed only once the SHA-256 checks out; `started(size)` is told the size first.
+        Returns the version number and SHA-256."""
+        params = {"version": version} if version is not None else {}
+        path = f"/api/v1/datasets/{project}/{name}/content"
+        try:
+            with self._http.stream(
+                "GET", path, params=params, timeout=_TRANSFER_TIMEOUT
+            ) as response:
+                if response.status_code >= 400:
+                    response.read()
+                    raise _api_error(response)
+                if started:
+                    started(int(response.headers.get("content-length", "0")))
+                digest = receive(response, dest, progress)
+                return int(response.headers.get("x-dataset-version", "0")), digest
+        except httpx.TransportError as exc:
+            raise ApiUnreachable(f"lost the connection to {self.url}: {exc}") from None
+
+    def grant_dataset(
+        self, project: str, name: str, grantee: str, cross_organisation: bool = False
+    ) -> DatasetGrant:
+        """Let `grantee`'s members read the dataset."""
+        body = {"project": grantee, "cross_organisation": cross_organisation}
+        return DatasetGrant.model_validate(self._post(f"/datasets/{project}/{name}/grants", body))
+
+    def revoke_dataset(self, project: str, name: str, grantee: str) -> None:
+        self.request("DELETE", f"/api/v1/datasets/{project}/{name}/grants/{grantee}")
+
+    def delete_dataset(self, project: str, name: str, version: int | None = None) -> None:
+        """Delete the dataset (or one version): its keys are destroyed for good."""
+        path = f"/api/v1/datasets/{project}/{name}"
+        self.request("DELETE", path if version is None else f"{path}/versions/{version}")
+
+    def organisation_keys(self) -> list[OrganisationKey]:
+        return [OrganisationKey.model_validate(k) for k in self._get("/organisation-keys")]
+
+    def rotate_organisation_key(self, organisation_id: int) -> KeyRotation:
+        """A new key version for the organisation; every data key is re-wrapped under it."""
+        return KeyRotation.model_validate(
+            self._post(f"/organisation-keys/{organisation_id}/rotate", {})
+        )
+
+
+# Transfers of several GiB: the server may take a while after the last byte (fsync, commit).
+_TRANSFER_TIMEOUT = httpx.Timeout(30.0, read=600.0, write=600.0)
+
+
+def _api_error(response: httpx.Response) -> ApiError:
+    try:
+        body = response.json()
+        return ApiError(response.status_code, str(body.get("detail")), body.get("errors"))
+    except ValueError:
+        return ApiError(response.status_code, f"{response.status_code} {response.reason_phrase}")

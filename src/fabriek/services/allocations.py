@@ -26,9 +26,10 @@ from fabriek.domain.roles import Principal, Role
 from fabriek.domain.tracks import AccessConfig
 from fabriek.domain.units import GpuHours
 from fabriek.scheduler import Allocation as SchedulingAllocation
+from fabriek.services import audit
 from fabriek.services.paging import Page, PageRequest, count_all
 from fabriek.services.projects import visible_accounts
-from fabriek.services.transactions import commit
+from fabriek.services.transactions import clash_is_conflict, commit
 from fabriek.store.tables import AllocationRow, ChargeRow, JobRow, ProjectRow, SiteRow
 
 _ACTIVE = [s.value for s in ACTIVE_STATES]
@@ -356,5 +357,13 @@ def create_allocation(
         created_at=now,
     )
     session.add(row)
-    commit(session, "the allocation clashes with another change; try again")
+    clash = "the allocation clashes with another change; try again"
+    with clash_is_conflict(session, clash):
+        session.flush()  # the allocation's number, for its audit entry
+    audit.record_admin(
+        session, who, now, "allocation-grant", project_id=project.id,
+        target=f"allocation {row.id}", track=row.track, awarded=row.awarded, sites=row.sites,
+        starts_at=starts, ends_at=ends,
+    )  # fmt: skip
+    commit(session, clash)
     return _view(row, project.name, usage(session, now, access, [row.id])[row.id], now)

@@ -11,6 +11,7 @@ from fabriek.domain.errors import Forbidden, NotFound
 from fabriek.domain.proposals import Call, CallDraft, is_open
 from fabriek.domain.roles import Principal, Role
 from fabriek.domain.tracks import AccessConfig
+from fabriek.services import audit
 from fabriek.services.paging import Page, PageRequest, fetch_page
 from fabriek.services.transactions import clash_is_conflict
 from fabriek.store.tables import CallRow
@@ -69,6 +70,10 @@ def create_call(
     )
     with clash_is_conflict(session, f"a call with code {draft.code!r} already exists"):
         session.add(row)
+        audit.record_admin(
+            session, who, now, "call-open", target=f"call {draft.code}", track=draft.track,
+            opens_at=draft.opens_at, closes_at=draft.closes_at,
+        )  # fmt: skip
         session.commit()
     return to_call(row, access, now)
 

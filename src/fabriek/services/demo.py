@@ -110,6 +110,19 @@ ORGANISATIONS: list[tuple[str, K, Province, str | None]] = [
     ("Provincie Gelderland", K.GOVERNMENT, P.GELDERLAND, None),
 ]
 
+# Internet domains of the research organisations, as SURFconext names them in the
+# schac_home_organization claim: a federated sign-in from one of them joins it.
+DOMAINS = {
+    "Rijksuniversiteit Groningen": "rug.nl",
+    "Universiteit Twente": "utwente.nl",
+    "Universiteit Utrecht": "uu.nl",
+    "Hogeschool Utrecht": "hu.nl",
+    "TNO": "tno.nl",
+    "Technische Universiteit Delft": "tudelft.nl",
+    "Fontys Hogescholen": "fontys.nl",
+    "Universiteit Maastricht": "maastrichtuniversity.nl",
+}
+
 # (username, full name, organisation, staff roles)
 USERS: list[tuple[str, str, str, list[tuple[Role, str | None]]]] = [
     ("admin", "Anouk de Vries", "TNO", [(Role.ADMIN, None)]),
@@ -215,6 +228,7 @@ def load_demo(session: Session, now: datetime, token_days: int = 3650) -> None:
             province=province.value,
             hub=hub_for_province(province).value,
             kvk_number=kvk,
+            domain=DOMAINS.get(name),
         )
     session.add_all(orgs.values())
     session.flush()

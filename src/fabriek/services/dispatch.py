@@ -24,13 +24,14 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from fabriek.domain.capacity import SiteShape
 from fabriek.domain.jobs import ACTIVE_STATES, JobSpec, JobState, can_transition
+from fabriek.domain.residency import DATASETS_ENV
 from fabriek.domain.tracks import AccessConfig
 from fabriek.domain.units import GpuHours
 from fabriek.engines.base import (
@@ -42,8 +43,11 @@ from fabriek.engines.base import (
     Placement,
     poll_all,
 )
+from fabriek.services import audit, job_datasets
 from fabriek.services.access_config import load_access_config
+from fabriek.services.datasets import Vault
 from fabriek.services.engine_registry import EngineRegistry
+from fabriek.services.job_datasets import DatasetUnavailable
 from fabriek.services.jobs import SiteShapeCache, spec_from_row, transition
 from fabriek.services.scheduling import recent_usage, run_cycle
 from fabriek.store.tables import JobRow, SiteRow
@@ -90,10 +94,16 @@ class Dispatcher:
         access: AccessConfig | None = None,
         housekeeping: Callable[[datetime], object] | None = None,
         housekeeping_every_s: float = HOUSEKEEPING_EVERY_S,
+        vault: Vault | None = None,
+        staging_root: Path | None = None,
     ) -> None:
         """`shapes` is shared with the API, so a site registered there is seen at once.
-        `housekeeping(now)` runs about once a minute (notices, e-mail)."""
+        `housekeeping(now)` runs about once a minute (notices, e-mail). Jobs that read
+        datasets get them decrypted under `staging_root` (with `vault`'s keys) while they
+        run; without a vault such jobs fail to start."""
         self.sessions = sessions
+        self.vault = vault
+        self.staging_root = staging_root
         self.access = access or load_access_config()
         self.housekeeping = housekeeping
         self.housekeeping_every_s = housekeeping_every_s
@@ -145,6 +155,7 @@ class Dispatcher:
         ):
             self._housekept_at = time.monotonic()
             try:
+                self._sweep_staging()
                 self.housekeeping(self.clock())
             except Exception:  # notices are retried next time; jobs must keep flowing
                 log.exception("housekeeping failed")
@@ -225,6 +236,7 @@ class Dispatcher:
                 (job.id, site, EngineJob(job.id, self._engine_spec(job, site), Placement()))
                 for job, site in todo
             ]
+            reads = {job.id: (job.project_id, job.datasets) for job, _ in todo if job.datasets}
         if not work:
             return 0
 
@@ -236,6 +248,14 @@ class Dispatcher:
                     site,
                     EngineUnavailable(self.health[site].reason or "site unavailable"),
                 )
+            try:
+                if job_id in reads:
+                    engine_job = self._with_datasets(engine_job, *reads[job_id])
+            except DatasetUnavailable as exc:
+                return job_id, site, EngineRejected(f"DatasetUnavailable: {exc}")
+            except Exception as exc:  # the plaintext could not be staged: try again later
+                log.exception("staging the datasets of job %s failed", job_id)
+                return job_id, site, EngineUnavailable(f"staging its datasets failed: {exc}")
             try:
                 return job_id, site, self.engine(site).submit(engine_job)
             except (EngineUnavailable, EngineRejected) as exc:
@@ -254,6 +274,7 @@ class Dispatcher:
                     select(JobRow).where(JobRow.id.in_([r[0] for r in results]))
                 )
             }
+            started: list[tuple[JobRow, str]] = []
             for job_id, site, outcome in results:
                 job = rows.get(job_id)
                 if job is None or job.state != JobState.STARTING.value:
@@ -261,21 +282,57 @@ class Dispatcher:
                 if isinstance(outcome, str):
                     job.handle = outcome
                     launched += 1
+                    started.append((job, site))
                     self._site_ok(site)
                 elif isinstance(outcome, EngineRejected):
+                    self._unstage(job_id)
                     job.ended_at = now
                     transition(
                         session, job, JobState.FAILED, f"{site} refused the job: {outcome}", now
                     )
                 else:
-                    if "free GPUs" not in str(outcome):  # busy is not broken
-                        self._site_failed(site, str(outcome))
+                    if "free GPUs" not in str(outcome) and "staging" not in str(outcome):
+                        self._site_failed(site, str(outcome))  # busy is not broken
+                    self._unstage(job_id)
                     _unplace(job)
                     transition(
                         session, job, JobState.PENDING, f"SiteUnavailable: {site}: {outcome}", now
                     )
+            audit.record_job_starts(session, started, now)
             session.commit()
         return launched
+
+    def _with_datasets(
+        self, engine_job: EngineJob, project_id: int, stored: list[dict[str, Any]]
+    ) -> EngineJob:
+        """The job with its datasets decrypted for it, at $FABRIEK_DATASETS."""
+        if self.vault is None or self.staging_root is None:
+            raise DatasetUnavailable("this control plane has no dataset storage configured")
+        with self.sessions() as session:
+            path = job_datasets.stage(
+                session, self.vault, self.staging_root, engine_job.job_id, project_id, stored
+            )
+        if path is None:
+            return engine_job
+        env = {**engine_job.spec.environment, DATASETS_ENV: str(path)}
+        return replace(engine_job, spec=replace(engine_job.spec, environment=env))
+
+    def _unstage(self, job_id: int) -> None:
+        if self.staging_root is not None:
+            job_datasets.unstage(self.staging_root, job_id)
+
+    def _sweep_staging(self) -> None:
+        """Remove decrypted datasets no active job needs (left by a crash, or by a job
+        that ended while the control plane was down)."""
+        if self.staging_root is None or not self.staging_root.is_dir():
+            return
+        with self.sessions() as session:
+            active = set(
+                session.scalars(
+                    select(JobRow.id).where(JobRow.state.in_([s.value for s in ACTIVE_STATES]))
+                )
+            )
+        job_datasets.sweep(self.staging_root, active)
 
     def _engine_spec(self, job: JobRow, site: str) -> JobSpec:
         spec = spec_from_row(job)
@@ -352,6 +409,8 @@ class Dispatcher:
                     job.exit_code = obs.exit_code
                     job.ended_at = obs.ended_at or now
                     self._cancel_sent.pop(job.id, None)
+                    # The run is over: its decrypted datasets go with it.
+                    self._unstage(job.id)
                 reason = obs.reason or ("started" if new == JobState.RUNNING else None)
                 if new == JobState.CANCELLED and job.preempted_for is not None:
                     self._requeue(session, job, now)

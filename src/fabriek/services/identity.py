@@ -16,9 +16,11 @@ from sqlalchemy import Integer, Result, String, literal, select, union_all
 from sqlalchemy.orm import Session
 
 from fabriek.domain import tokens
+from fabriek.domain.audit import AuditAction
 from fabriek.domain.errors import NotFound, Unauthenticated
 from fabriek.domain.people import NewTokenInfo, TokenDraft, TokenInfo
 from fabriek.domain.roles import Principal, Role
+from fabriek.services import audit
 from fabriek.store.tables import (
     ApiTokenRow,
     InstallationRow,
@@ -174,6 +176,12 @@ def issue_token(
     )
     session.add(row)
     session.flush()
+    owner = session.get(UserRow, user_id)
+    audit.record(
+        session, action=AuditAction.TOKEN_ISSUE, at=now, actor_id=user_id,
+        actor=owner.username if owner is not None else None, target=f"token {new.key}",
+        detail={"name": draft.name, "expires_at": row.expires_at},
+    )  # fmt: skip
     return NewTokenInfo(token=new.token, **_info(row).model_dump())
 
 
@@ -195,6 +203,10 @@ def revoke_token(
         raise NotFound("token", key)
     if row.revoked_at is None:
         row.revoked_at = now or datetime.now(UTC)
+        audit.record(
+            session, action=AuditAction.TOKEN_REVOKE, at=row.revoked_at, actor_id=who.user_id,
+            actor=who.username, target=f"token {key}", detail={"name": row.name},
+        )  # fmt: skip
         session.commit()
     return _info(row)
 

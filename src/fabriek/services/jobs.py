@@ -33,6 +33,7 @@ from fabriek.domain.jobs import (
     check_transition,
 )
 from fabriek.domain.roles import Principal, Role
+from fabriek.services import job_datasets
 from fabriek.services.allocations import record_charge
 from fabriek.services.metering import record_energy
 from fabriek.services.paging import Page, PageRequest, count_all
@@ -267,7 +268,15 @@ def prepare_job(
     from the store when not given) without writing anything."""
     project_id, project_name = _submit_project(session, who, draft.project, refs)
     spec = spec_of(draft)
-    if problem := why_never_fits(spec, site_shapes(session) if shapes is None else shapes):
+    shapes = site_shapes(session) if shapes is None else shapes
+    datasets = job_datasets.resolve(session, who, project_id, project_name, draft.datasets)
+    residency = job_datasets.require_sites(datasets, session)
+    if residency is not None:
+        shapes = [s for s in shapes if s.name in residency.allowed]
+        if problem := why_never_fits(spec, shapes):
+            field, words = problem
+            raise InvalidInput.on(field, f"ResidencyConstraint: {words}: {residency.explain()}")
+    elif problem := why_never_fits(spec, shapes):
         raise InvalidInput.on(*problem)
     values: dict[str, Any] = dict(
         project_id=project_id, user_id=who.user_id, name=spec.name,
@@ -279,6 +288,7 @@ def prepare_job(
         deadline=spec.deadline, preemptible=spec.preemptible, shiftable=spec.shiftable,
         state=JobState.PENDING.value, reason=waiting_reason(spec, now), submitted_at=now,
         gpu_seconds=0.0, cancel_requested=False,
+        datasets=[d.to_json() for d in datasets] or None,
     )  # fmt: skip
     return PreparedJob(values, project_name, who.username)
 
@@ -351,6 +361,7 @@ def _job_fields(row: JobRow, project: str, user: str, site: str | None) -> dict[
         "working_dir": row.working_dir, "earliest_start": row.earliest_start,
         "deadline": row.deadline, "preemptible": row.preemptible, "shiftable": row.shiftable,
         "exit_code": row.exit_code, "gpu_hours": round(row.gpu_seconds / 3600.0, 6),
+        "datasets": [d.label for d in job_datasets.from_row(row.datasets)],
         "submitted_at": row.submitted_at, "started_at": row.started_at, "ended_at": row.ended_at,
     }  # fmt: skip
 

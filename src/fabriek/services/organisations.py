@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from fabriek.domain.audit import AuditAction
 from fabriek.domain.errors import NotFound
 from fabriek.domain.geography import hub_for_province
-from fabriek.domain.people import Organisation, OrganisationDraft
+from fabriek.domain.people import Organisation, OrganisationChange, OrganisationDraft
 from fabriek.domain.roles import Principal
+from fabriek.services import audit
 from fabriek.services.paging import Page, PageRequest, fetch_page
 from fabriek.services.permissions import require_hub
 from fabriek.services.transactions import commit
@@ -20,7 +24,7 @@ def organisation_from_row(row: OrganisationRow) -> Organisation:
 
 
 def onboard_organisation(
-    session: Session, who: Principal, draft: OrganisationDraft
+    session: Session, who: Principal, draft: OrganisationDraft, now: datetime | None = None
 ) -> Organisation:
     """Admins anywhere, hub staff for their own hub's region."""
     hub = draft.hub or hub_for_province(draft.province)
@@ -31,9 +35,35 @@ def onboard_organisation(
         province=draft.province.value,
         hub=hub.value,
         kvk_number=draft.kvk_number,
+        domain=draft.domain,
     )
     session.add(row)
-    commit(session, f"an organisation named {draft.name!r} already exists")
+    audit.record_admin(
+        session, who, now or datetime.now(UTC), "organisation-onboard",
+        target=f"organisation {draft.name}", kind=row.kind, hub=row.hub,
+    )  # fmt: skip
+    clash = f"an organisation named {draft.name!r} already exists"
+    if draft.domain:
+        clash = f"an organisation named {draft.name!r} or with domain {draft.domain} already exists"
+    commit(session, clash)
+    return organisation_from_row(row)
+
+
+def change_organisation(
+    session: Session, who: Principal, org_id: int, change: OrganisationChange, now: datetime
+) -> Organisation:
+    """Set an organisation's domain: admins, or staff of its hub. Audited, since whoever
+    signs in through a federation naming that domain joins the organisation."""
+    row = session.get(OrganisationRow, org_id)
+    if row is None:
+        raise NotFound("organisation", org_id)
+    require_hub(who, row.hub, "change an organisation there")
+    audit.record_as(
+        session, who, AuditAction.ADMIN, now, target=f"organisation:{row.id}",
+        detail={"change": "organisation-domain", "from": row.domain, "to": change.domain},
+    )  # fmt: skip
+    row.domain = change.domain
+    commit(session, f"another organisation already has the domain {change.domain}")
     return organisation_from_row(row)
 
 

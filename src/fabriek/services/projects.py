@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import ColumnElement, Select, func, select, true
@@ -10,6 +11,7 @@ from sqlalchemy.orm import InstrumentedAttribute, Session
 from fabriek.domain.errors import Conflict, Forbidden, InvalidInput, NotFound
 from fabriek.domain.people import Membership, MembershipDraft, Project, ProjectDraft
 from fabriek.domain.roles import PROJECT_ROLES, Principal, Role
+from fabriek.services import audit
 from fabriek.services.paging import Page, PageRequest, count_all
 from fabriek.services.permissions import may_manage_hub
 from fabriek.services.transactions import clash_is_conflict, commit
@@ -114,7 +116,9 @@ def _user_by_name(session: Session, username: str, field: str) -> UserRow:
     return user
 
 
-def create_project(session: Session, who: Principal, draft: ProjectDraft) -> Project:
+def create_project(
+    session: Session, who: Principal, draft: ProjectDraft, now: datetime | None = None
+) -> Project:
     """Admins, and hub staff for organisations of their hub, open projects."""
     org = session.get(OrganisationRow, draft.organisation_id)
     if org is None:
@@ -134,13 +138,18 @@ def create_project(session: Session, who: Principal, draft: ProjectDraft) -> Pro
     )
     with clash_is_conflict(session, f"a project named {draft.name!r} already exists"):
         session.add(row)
+        session.flush()
         if pi is not None:
-            session.flush()
             session.add(
                 MembershipRow(
                     project_id=row.id, user_id=pi.id, role=Role.PRINCIPAL_INVESTIGATOR.value
                 )
             )
+        audit.record_admin(
+            session, who, now or datetime.now(UTC), "project-create", project_id=row.id,
+            target=f"project {row.name}", organisation_id=org.id,
+            principal_investigator=pi.username if pi else None,
+        )  # fmt: skip
         session.commit()
     return _project(row, org.name, 1 if pi else 0)
 
@@ -172,7 +181,13 @@ def list_members(session: Session, who: Principal, ref: str) -> list[Membership]
     ]
 
 
-def add_member(session: Session, who: Principal, ref: str, draft: MembershipDraft) -> Membership:
+def add_member(
+    session: Session,
+    who: Principal,
+    ref: str,
+    draft: MembershipDraft,
+    now: datetime | None = None,
+) -> Membership:
     row = _project_row(session, who, ref)
     _require_lead(session, who, row)
     if draft.role not in PROJECT_ROLES:
@@ -184,6 +199,10 @@ def add_member(session: Session, who: Principal, ref: str, draft: MembershipDraf
         raise Conflict(f"{user.username} is already a member of {row.name}")
     member = MembershipRow(project_id=row.id, user_id=user.id, role=draft.role.value)
     session.add(member)
+    audit.record_admin(
+        session, who, now or datetime.now(UTC), "member-add", project_id=row.id,
+        target=f"user {user.username}", role=draft.role.value,
+    )  # fmt: skip
     commit(session, f"{user.username} is already a member of {row.name}")
     return Membership(
         project=row.name,
@@ -194,7 +213,9 @@ def add_member(session: Session, who: Principal, ref: str, draft: MembershipDraf
     )
 
 
-def remove_member(session: Session, who: Principal, ref: str, username: str) -> None:
+def remove_member(
+    session: Session, who: Principal, ref: str, username: str, now: datetime | None = None
+) -> None:
     row = _project_row(session, who, ref)
     _require_lead(session, who, row)
     user = session.scalars(select(UserRow).where(UserRow.username == username)).first()
@@ -202,4 +223,8 @@ def remove_member(session: Session, who: Principal, ref: str, username: str) -> 
     if member is None:
         raise NotFound("member", f"{username} of project {row.name}")
     session.delete(member)
+    audit.record_admin(
+        session, who, now or datetime.now(UTC), "member-remove", project_id=row.id,
+        target=f"user {username}", role=member.role,
+    )  # fmt: skip
     session.commit()

@@ -53,6 +53,7 @@ from fabriek.domain.proposals import (
 )
 from fabriek.domain.roles import Principal, Role
 from fabriek.domain.tracks import AccessConfig, Track
+from fabriek.services import audit
 from fabriek.services.calls import call_row, runs_calls
 from fabriek.services.notifications import notify, notify_once, staff_with_role
 from fabriek.services.paging import Page, PageRequest, count_all, fetch_page
@@ -591,6 +592,10 @@ def admin_check(
             now,
             link=f"/proposals/{row.id}",
         )
+    audit.record_admin(
+        session, who, now, "proposal-admin-check", project_id=row.project_id,
+        target=f"proposal {row.id}", passed=check.passed, note=note,
+    )  # fmt: skip
     commit(session, f"proposal {row.id} changed meanwhile")
     return _one(session, who, row, access, now)
 
@@ -820,6 +825,11 @@ def decide(
         body += f". Reason: {row.decision_reason}"
     notify(session, _members(session, row.project_id), "proposal-decided", subject, body, now,
            link=f"/proposals/{row.id}")  # fmt: skip
+    audit.record_admin(
+        session, who, now, "proposal-decision", project_id=row.project_id,
+        target=f"proposal {row.id}", decision=kind.value, awarded=awarded,
+        reason=row.decision_reason,
+    )  # fmt: skip
     commit(session, f"proposal {row.id} changed meanwhile")
     return _one(session, who, row, access, now)
 

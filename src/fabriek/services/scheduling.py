@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from fabriek.domain.capacity import SiteShape
 from fabriek.domain.jobs import ACTIVE_STATES, JobState
+from fabriek.domain.residency import ResidencyVerdict
 from fabriek.domain.tracks import AccessConfig
 from fabriek.domain.units import GpuHours
 from fabriek.scheduler import (
@@ -29,13 +30,14 @@ from fabriek.scheduler import (
     Snapshot,
     Start,
     Wait,
+    WaitReason,
     schedule,
     site_from_groups,
 )
 from fabriek.scheduler.fairshare import DEFAULT_HALF_LIFE_S, UsageRecord, decayed_usage
 from fabriek.scheduler.power import PowerModel
 from fabriek.scheduler.signals import HourSignal, Signals
-from fabriek.services import allocations
+from fabriek.services import allocations, job_datasets
 from fabriek.services.jobs import transition
 from fabriek.store.tables import (
     GridIntensityRow,
@@ -224,14 +226,20 @@ def run_cycle(
     pending = []
     rows: dict[int, JobRow] = {}
     rows_project: dict[int, str] = {}
+    # Jobs reading datasets may use only the sites the data allows (read only when needed).
+    terms = job_datasets.site_terms(session) if any(j.datasets for j, *_ in waiting) else []
+    residency: dict[int, ResidencyVerdict] = {}
     for job, project, user, org, _site in waiting:
         organisations[project] = org
         rows[job.id] = job
         rows_project[job.id] = project
+        verdict = job_datasets.sites_for(job.datasets, terms) if job.datasets else None
+        if verdict is not None:
+            residency[job.id] = verdict
         pending.append(
             PendingJob(job.id, project, user, job.gpus, float(job.time_limit_s),
                        job.submitted_at.timestamp(), job.gpu_type, None, job.preemptible,
-                       _latest_start(job))
+                       _latest_start(job), verdict.allowed if verdict is not None else None)
         )  # fmt: skip
     current = allocations.for_cycle(session, now, access, organisations, organisations, commitment)
     snapshot = Snapshot(
@@ -271,6 +279,8 @@ def run_cycle(
         elif isinstance(decision, Wait):
             job = rows[decision.job_id]
             words = f"{decision.reason.value}: {decision.words}"
+            if decision.reason is WaitReason.RESIDENCY_CONSTRAINT and job.id in residency:
+                words = f"{decision.reason.value}: {residency[job.id].explain()}"
             if down and decision.reason.value in {"Resources", "Priority", "NeverFits"}:
                 why = "; ".join(f"{s}: {down_reasons.get(s, 'unreachable')}" for s in sorted(down))
                 words = f"SiteUnavailable: {why} ({words})"

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
 from fabriek.domain.errors import Forbidden, NotFound
 from fabriek.domain.roles import Principal
 from fabriek.domain.sites import NodeGroupDraft, Site, SiteDraft, SitePatch, gpu_inventory
+from fabriek.services import audit
 from fabriek.services.paging import Page, PageRequest, fetch_page
 from fabriek.services.permissions import may_operate_site, require_admin
 from fabriek.services.transactions import commit
@@ -50,7 +53,9 @@ def site_from_row(row: SiteRow) -> Site:
     )
 
 
-def register_site(session: Session, who: Principal, draft: SiteDraft) -> Site:
+def register_site(
+    session: Session, who: Principal, draft: SiteDraft, now: datetime | None = None
+) -> Site:
     require_admin(who, "register a site")
     row = SiteRow(
         name=draft.name,
@@ -70,6 +75,10 @@ def register_site(session: Session, who: Principal, draft: SiteDraft) -> Site:
         node_groups=[NodeGroupRow(**g.model_dump()) for g in draft.node_groups],
     )
     session.add(row)
+    audit.record_admin(
+        session, who, now or datetime.now(UTC), "site-register", target=f"site {draft.name}",
+        jurisdiction=draft.jurisdiction.value, engine=draft.engine,
+    )  # fmt: skip
     commit(session, f"a site named {draft.name!r} already exists")
     return site_from_row(row)
 
@@ -90,12 +99,18 @@ def get_site(session: Session, ref: str) -> Site:
     return site_from_row(_site_row(session, ref))
 
 
-def change_site(session: Session, who: Principal, ref: str, patch: SitePatch) -> Site:
+def change_site(
+    session: Session, who: Principal, ref: str, patch: SitePatch, now: datetime | None = None
+) -> Site:
     row = _site_row(session, ref)
     if not may_operate_site(who, row.name):
         raise Forbidden(f"only an admin or an operator of site {row.name} may change it")
     for key, value in patch.model_dump(exclude_unset=True).items():
         setattr(row, key, value)
+    audit.record_admin(
+        session, who, now or datetime.now(UTC), "site-change", target=f"site {row.name}",
+        fields=patch.model_dump(mode="json", exclude_unset=True),
+    )  # fmt: skip
     commit(session, "the change conflicts with another site")
     return site_from_row(row)
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -9,6 +11,7 @@ from fabriek.domain.errors import Forbidden, InvalidInput, NotFound
 from fabriek.domain.geography import Hub
 from fabriek.domain.people import StaffRoleGrant, User, UserDraft
 from fabriek.domain.roles import PROJECT_ROLES, SCOPED_ROLES, Principal, Role
+from fabriek.services import audit
 from fabriek.services.paging import Page, PageRequest, fetch_page
 from fabriek.services.permissions import may_manage_hub
 from fabriek.services.transactions import clash_is_conflict
@@ -55,7 +58,9 @@ def _check_grant(session: Session, grant: StaffRoleGrant, index: int) -> None:
         raise InvalidInput.on(field, f"no site named {grant.scope!r}")
 
 
-def add_user(session: Session, who: Principal, draft: UserDraft) -> User:
+def add_user(
+    session: Session, who: Principal, draft: UserDraft, now: datetime | None = None
+) -> User:
     """Admins add anyone; hub staff add people of organisations in their hub, without roles."""
     org = None
     if draft.organisation_id is not None:
@@ -84,6 +89,12 @@ def add_user(session: Session, who: Principal, draft: UserDraft) -> User:
             StaffRoleRow(user_id=row.id, role=g.role.value, scope=g.scope)
             for g in dict.fromkeys(draft.staff_roles)
         )
+        audit.record_admin(
+            session, who, now or datetime.now(UTC), "user-add", target=f"user {row.username}",
+            organisation_id=row.organisation_id,
+            staff_roles=[f"{g.role}:{g.scope}" if g.scope else str(g.role)
+                         for g in dict.fromkeys(draft.staff_roles)],
+        )  # fmt: skip
         session.commit()
     return user_from_row(session, row)
 

@@ -6,16 +6,21 @@ bodies with named functions. Every change of the schema comes with an Alembic mi
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
+    Date,
     DateTime,
+    Double,
     ForeignKey,
+    ForeignKeyConstraint,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Text,
@@ -119,17 +124,24 @@ class OrganisationRow(Base):
     kvk_number: Mapped[str | None] = mapped_column(String(8))
     # Where it is established (ISO 3166-1 alpha-2): some tracks require the EU or EEA.
     country: Mapped[str] = mapped_column(String(2), default="NL")
+    # Its internet domain (tudelft.nl): how a federated sign-in's organisation claim
+    # (SURFconext's schac_home_organization) finds it.
+    domain: Mapped[str | None] = mapped_column(String(253), unique=True)
     created_at: Mapped[datetime] = mapped_column(Timestamp(), default=utcnow)
 
 
 class UserRow(Base):
     __tablename__ = "users"
+    # Who they are at an OpenID Connect provider: a subject is unique only per issuer.
+    __table_args__ = (UniqueConstraint("oidc_issuer", "oidc_sub"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     username: Mapped[str] = mapped_column(String(63), unique=True)
     full_name: Mapped[str] = mapped_column(String(200))
     email: Mapped[str] = mapped_column(String(254), unique=True)
     organisation_id: Mapped[int | None] = mapped_column(ForeignKey("organisations.id"), index=True)
+    oidc_issuer: Mapped[str | None] = mapped_column(String(500))
+    oidc_sub: Mapped[str | None] = mapped_column(String(255))
     created_at: Mapped[datetime] = mapped_column(Timestamp(), default=utcnow)
 
 
@@ -157,6 +169,19 @@ class ApiTokenRow(Base):
     created_at: Mapped[datetime] = mapped_column(Timestamp(), default=utcnow)
     expires_at: Mapped[datetime | None] = mapped_column(Timestamp())
     revoked_at: Mapped[datetime | None] = mapped_column(Timestamp())
+
+
+class OidcLoginRow(Base):
+    """An OpenID Connect sign-in under way: kept from the redirect to the provider until
+    its callback takes it (once), so any API process can finish it."""
+
+    __tablename__ = "oidc_logins"
+
+    state: Mapped[str] = mapped_column(String(64), primary_key=True)
+    nonce: Mapped[str] = mapped_column(String(64))
+    code_verifier: Mapped[str] = mapped_column(String(128))
+    next_path: Mapped[str] = mapped_column(String(500))
+    created_at: Mapped[datetime] = mapped_column(Timestamp(), index=True)
 
 
 class ProjectRow(Base):
@@ -223,6 +248,9 @@ class JobRow(Base):
     gpu_seconds: Mapped[float] = mapped_column(default=0.0)
     # The last run's GPU energy-counter readings from the engine (see `Observation`).
     energy_readings: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
+    # The datasets the job reads, as resolved at submission (version, residency, personal
+    # data or not): what the scheduler's residency rule and the staging need.
+    datasets: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
     cancel_requested: Mapped[bool] = mapped_column(default=False)
     # The allocation the job is charged to and its GPU type's charge factor, both fixed
     # when the scheduler starts it.
@@ -433,3 +461,276 @@ class GridIntensityRow(Base):
     hour: Mapped[datetime] = mapped_column(Timestamp(), primary_key=True)
     g_per_kwh: Mapped[float]
     source: Mapped[str] = mapped_column(String(200), default="")
+
+
+class AuditRow(Base):
+    """One entry of the append-only audit trail, hash-chained to the entry before it (see
+    `fabriek.domain.audit`). No foreign keys: the trail outlives the users, projects and
+    datasets it names, and must never stop their deletion."""
+
+    __tablename__ = "audit_log"
+
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    at: Mapped[datetime] = mapped_column(Timestamp(), index=True)
+    action: Mapped[str] = mapped_column(String(40))
+    actor_id: Mapped[int | None]
+    actor: Mapped[str | None] = mapped_column(String(63), index=True)
+    project_id: Mapped[int | None] = mapped_column(index=True)
+    dataset: Mapped[str | None] = mapped_column(String(200), index=True)
+    target: Mapped[str | None] = mapped_column(String(300))
+    detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))
+
+
+class AuditHeadRow(Base):
+    """The audit trail's newest sequence number and hash: one row (id 1). Every append
+    updates it, which serialises appends, and `verify` compares the trail's end with it."""
+
+    __tablename__ = "audit_head"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    seq: Mapped[int]
+    hash: Mapped[str] = mapped_column(String(64))
+
+
+class DatasetRow(Base):
+    """Data a project registered, with its terms; its bytes are in `dataset_versions`."""
+
+    __tablename__ = "datasets"
+    __table_args__ = (UniqueConstraint("project_id", "name"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id"), index=True)
+    name: Mapped[str] = mapped_column(String(128))
+    description: Mapped[str] = mapped_column(Text, default="")
+    classification: Mapped[str] = mapped_column(String(40))
+    residency: Mapped[str] = mapped_column(String(20))
+    legal_basis: Mapped[str | None] = mapped_column(String(40))
+    special_category_condition: Mapped[str | None] = mapped_column(String(40))
+    purpose: Mapped[str | None] = mapped_column(Text)
+    licence: Mapped[str | None] = mapped_column(String(200))
+    provenance: Mapped[str | None] = mapped_column(Text)
+    retention_until: Mapped[date | None] = mapped_column(Date)
+    created_by: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    created_at: Mapped[datetime] = mapped_column(Timestamp(), default=utcnow)
+
+
+class OrganisationKeyRow(Base):
+    """One version of an organisation's key, wrapped by the master key (which is not in the
+    database). A retired version's material is destroyed once its data keys are re-wrapped."""
+
+    __tablename__ = "organisation_keys"
+
+    organisation_id: Mapped[int] = mapped_column(ForeignKey("organisations.id"), primary_key=True)
+    version: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    wrapped_key: Mapped[bytes | None] = mapped_column(LargeBinary)
+    # Which master key wrapped it (a public id, not the key).
+    master_key_id: Mapped[str] = mapped_column(String(32))
+    created_at: Mapped[datetime] = mapped_column(Timestamp(), default=utcnow)
+    retired_at: Mapped[datetime | None] = mapped_column(Timestamp())
+
+
+class DatasetVersionRow(Base):
+    """One immutable version of a dataset: its size and SHA-256 (of the plaintext), the
+    stored object holding its ciphertext, and its own data key wrapped by an organisation
+    key. Deleting the row destroys the only copy of the data key (crypto-shredding)."""
+
+    __tablename__ = "dataset_versions"
+    __table_args__ = (
+        UniqueConstraint("dataset_id", "number"),
+        ForeignKeyConstraint(
+            ["organisation_id", "key_version"],
+            ["organisation_keys.organisation_id", "organisation_keys.version"],
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    dataset_id: Mapped[int] = mapped_column(
+        ForeignKey("datasets.id", ondelete="CASCADE"), index=True
+    )
+    number: Mapped[int]
+    size_bytes: Mapped[int] = mapped_column(BigInteger)
+    sha256: Mapped[str] = mapped_column(String(64))
+    object_name: Mapped[str] = mapped_column(String(32), unique=True)
+    wrapped_data_key: Mapped[bytes] = mapped_column(LargeBinary)
+    organisation_id: Mapped[int] = mapped_column(Integer, index=True)
+    key_version: Mapped[int]
+    created_by: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    created_at: Mapped[datetime] = mapped_column(Timestamp(), default=utcnow)
+
+
+class DatasetGrantRow(Base):
+    """A project other than the owner may read a dataset; `cross_organisation` records that
+    the owner consented to a project of another organisation."""
+
+    __tablename__ = "dataset_grants"
+
+    dataset_id: Mapped[int] = mapped_column(
+        ForeignKey("datasets.id", ondelete="CASCADE"), primary_key=True
+    )
+    project_id: Mapped[int] = mapped_column(
+        ForeignKey("projects.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+    cross_organisation: Mapped[bool] = mapped_column(Boolean, default=False)
+    granted_by: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    created_at: Mapped[datetime] = mapped_column(Timestamp(), default=utcnow)
+
+
+class AiModelRow(Base):
+    """An AI model a project registered, with what the EU AI Act asks of its provider
+    (see `fabriek.domain.ai_models`)."""
+
+    __tablename__ = "ai_models"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id"), index=True)
+    name: Mapped[str] = mapped_column(String(63), unique=True)
+    title: Mapped[str] = mapped_column(String(200), default="")
+    # The legal entity that places the model on the market.
+    provider: Mapped[str] = mapped_column(String(200))
+    role: Mapped[str] = mapped_column(String(30))
+    intended_purpose: Mapped[str] = mapped_column(Text, default="")
+    licence: Mapped[str | None] = mapped_column(String(200))
+    openness: Mapped[str] = mapped_column(String(20))
+    monetised: Mapped[bool] = mapped_column(Boolean, default=False)
+    input_modalities: Mapped[list[str]] = mapped_column(JSON, default=list)
+    output_modalities: Mapped[list[str]] = mapped_column(JSON, default=list)
+    created_by: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    created_at: Mapped[datetime] = mapped_column(Timestamp(), default=utcnow)
+
+
+class AiModelVersionRow(Base):
+    """One version of a model; `documentation` holds the provider's own answers to the
+    documentation form (field key -> text)."""
+
+    __tablename__ = "ai_model_versions"
+    __table_args__ = (UniqueConstraint("model_id", "version"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    model_id: Mapped[int] = mapped_column(
+        ForeignKey("ai_models.id", ondelete="CASCADE"), index=True
+    )
+    version: Mapped[str] = mapped_column(String(40))
+    parameters: Mapped[int | None] = mapped_column(BigInteger)
+    active_parameters: Mapped[int | None] = mapped_column(BigInteger)
+    training_tokens: Mapped[int | None] = mapped_column(BigInteger)
+    architecture: Mapped[str] = mapped_column(String(30))
+    release_date: Mapped[date | None] = mapped_column(Date)
+    distribution: Mapped[str | None] = mapped_column(String(500))
+    documentation: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(Timestamp(), default=utcnow)
+
+
+class AiModelBaseRow(Base):
+    """A base model a version was fine-tuned or merged from: a registered version, or an
+    external model with its declared training compute (None: unknown)."""
+
+    __tablename__ = "ai_model_bases"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    version_id: Mapped[int] = mapped_column(
+        ForeignKey("ai_model_versions.id", ondelete="CASCADE"), index=True
+    )
+    base_version_id: Mapped[int | None] = mapped_column(
+        ForeignKey("ai_model_versions.id"), index=True
+    )
+    external_name: Mapped[str | None] = mapped_column(String(200))
+    external_training_flop: Mapped[float | None] = mapped_column(Double)
+    external_systemic_risk: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class AiModelJobRow(Base):
+    """A job run for a model version, with its purpose (which decides whether its compute
+    counts) and its projected compute when submitted."""
+
+    __tablename__ = "ai_model_jobs"
+
+    job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True)
+    version_id: Mapped[int] = mapped_column(ForeignKey("ai_model_versions.id"), index=True)
+    purpose: Mapped[str] = mapped_column(String(30))
+    projected_flop: Mapped[float] = mapped_column(Double)
+    created_at: Mapped[datetime] = mapped_column(Timestamp(), default=utcnow)
+
+
+class AiJobReportRow(Base):
+    """What a job reported of itself: its model FLOP utilisation and the training tokens
+    it processed (the newest report replaces the one before)."""
+
+    __tablename__ = "ai_job_reports"
+
+    job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True)
+    mfu: Mapped[float | None] = mapped_column(Double)
+    tokens: Mapped[int | None] = mapped_column(BigInteger)
+    reported_by: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    reported_at: Mapped[datetime] = mapped_column(Timestamp())
+
+
+class AiThresholdEventRow(Base):
+    """A submission projected to take a model version past a compute line: the warning
+    given, and for the systemic-risk line who acknowledged it and the notification date."""
+
+    __tablename__ = "ai_threshold_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    version_id: Mapped[int] = mapped_column(
+        ForeignKey("ai_model_versions.id", ondelete="CASCADE"), index=True
+    )
+    job_id: Mapped[int | None] = mapped_column(ForeignKey("jobs.id", ondelete="SET NULL"))
+    line: Mapped[str] = mapped_column(String(40))
+    before_flop: Mapped[float] = mapped_column(Double)
+    after_flop: Mapped[float] = mapped_column(Double)
+    at: Mapped[datetime] = mapped_column(Timestamp())
+    acknowledged_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    notify_by: Mapped[date | None] = mapped_column(Date)
+
+
+class AiSystemRow(Base):
+    """An AI system a project builds or deploys, on a registered model version or not.
+    `risk_assessment_id` is the link the risk classification (migration 0012) fills."""
+
+    __tablename__ = "ai_systems"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id"), index=True)
+    name: Mapped[str] = mapped_column(String(63), unique=True)
+    role: Mapped[str] = mapped_column(String(30))
+    intended_purpose: Mapped[str] = mapped_column(Text, default="")
+    model_version_id: Mapped[int | None] = mapped_column(ForeignKey("ai_model_versions.id"))
+    risk_assessment_id: Mapped[int | None] = mapped_column(Integer)
+    created_by: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    created_at: Mapped[datetime] = mapped_column(Timestamp(), default=utcnow)
+
+
+class SandboxRow(Base):
+    """An allocation that is part of a national AI regulatory sandbox (AI Act Art. 57-58)."""
+
+    __tablename__ = "sandboxes"
+
+    allocation_id: Mapped[int] = mapped_column(
+        ForeignKey("allocations.id", ondelete="CASCADE"), primary_key=True
+    )
+    # The national competent authority that runs the sandbox, its member state and its
+    # own reference for this participant.
+    authority: Mapped[str] = mapped_column(String(200))
+    member_state: Mapped[str] = mapped_column(String(2))
+    reference: Mapped[str | None] = mapped_column(String(100))
+    marked_by: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    created_at: Mapped[datetime] = mapped_column(Timestamp(), default=utcnow)
+
+
+class SandboxDocumentRow(Base):
+    """A sandbox plan or exit report as filed (text or Markdown); every filing is kept and
+    the newest of a kind is the current one."""
+
+    __tablename__ = "sandbox_documents"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    allocation_id: Mapped[int] = mapped_column(
+        ForeignKey("sandboxes.allocation_id", ondelete="CASCADE"), index=True
+    )
+    kind: Mapped[str] = mapped_column(String(20))
+    media_type: Mapped[str] = mapped_column(String(40))
+    content: Mapped[str] = mapped_column(Text)
+    filed_by: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    filed_at: Mapped[datetime] = mapped_column(Timestamp())

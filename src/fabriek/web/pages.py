@@ -16,7 +16,7 @@ from fabriek.api.context import Ctx, Db
 from fabriek.domain.errors import NotFound, Unauthenticated
 from fabriek.domain.gpus import GPU_TYPES
 from fabriek.domain.roles import Principal
-from fabriek.services import notifications
+from fabriek.services import audit, notifications
 from fabriek.services.identity import authenticate
 from fabriek.services.overview import factory_overview
 from fabriek.services.paging import PageRequest
@@ -67,10 +67,11 @@ def portal_router() -> APIRouter:
         )
 
     @router.get("/signin", response_class=HTMLResponse)
-    def signin_form(request: Request, next: str = "/notifications") -> HTMLResponse:
+    def signin_form(request: Request, ctx: Ctx, next: str = "/notifications") -> HTMLResponse:
         return templates.TemplateResponse(
-            request, "signin.html", {"page_title": "Sign in", "next": _safe_next(next)}
-        )
+            request, "signin.html",
+            {"page_title": "Sign in", "next": _safe_next(next), "oidc": _oidc_on(ctx)},
+        )  # fmt: skip
 
     @router.post("/signin", response_model=None)
     def signin(
@@ -81,14 +82,16 @@ def portal_router() -> APIRouter:
     ) -> HTMLResponse | RedirectResponse:
         token, next = form.get("token", ""), form.get("next", "/notifications")
         try:
-            authenticate(db, token.strip(), ctx.clock())
+            who = authenticate(db, token.strip(), ctx.clock())
         except Unauthenticated as bad:
             page = templates.TemplateResponse(
                 request, "signin.html",
-                {"page_title": "Sign in", "next": _safe_next(next), "error": bad.detail},
+                {"page_title": "Sign in", "next": _safe_next(next), "error": bad.detail,
+                 "oidc": _oidc_on(ctx)},
                 status_code=401,
             )  # fmt: skip
             return page
+        audit.record_sign_in(db, who, ctx.clock(), "token")
         done = RedirectResponse(_safe_next(next), status_code=303)
         done.set_cookie(
             TOKEN_COOKIE, token.strip(), httponly=True, samesite="strict",
@@ -134,9 +137,15 @@ def portal_router() -> APIRouter:
     return router
 
 
+def _oidc_on(ctx: Ctx) -> bool:
+    """Whether the portal offers sign-in through an OpenID Connect provider."""
+    return ctx.settings.oidc_issuer is not None
+
+
 def _safe_next(target: str) -> str:
     """Only a path on this site: a sign-in link must not send anyone elsewhere."""
-    return target if target.startswith("/") and not target.startswith("//") else "/"
+    # A browser reads '/\\host' as '//host', another site.
+    return target if target.startswith("/") and not target.startswith(("//", "/\\")) else "/"
 
 
 def static_files() -> StaticFiles:

@@ -6,12 +6,12 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, status
 
-from fabriek.api.context import Caller, Db
+from fabriek.api.context import Caller, Ctx, Db
 from fabriek.api.routers import API_PREFIX
 from fabriek.api.schemas import PageOut, paging
 from fabriek.domain.geography import Hub, Province
 from fabriek.domain.organisations import OrganisationKind
-from fabriek.domain.people import Organisation, OrganisationDraft
+from fabriek.domain.people import Organisation, OrganisationChange, OrganisationDraft
 from fabriek.services import organisations
 from fabriek.services.paging import PageRequest
 
@@ -32,11 +32,20 @@ def list_organisations(
 
 
 @router.post("", response_model=Organisation, status_code=status.HTTP_201_CREATED)
-def onboard_organisation(body: OrganisationDraft, db: Db, who: Caller) -> Organisation:
+def onboard_organisation(body: OrganisationDraft, db: Db, who: Caller, ctx: Ctx) -> Organisation:
     """Onboard an organisation (admins; hub staff in their hub's provinces)."""
-    return organisations.onboard_organisation(db, who, body)
+    return organisations.onboard_organisation(db, who, body, ctx.clock())
 
 
 @router.get("/{org_id}", response_model=Organisation)
 def get_organisation(org_id: int, db: Db, _who: Caller) -> Organisation:
     return organisations.get_organisation(db, org_id)
+
+
+@router.patch("/{org_id}", response_model=Organisation)
+def change_organisation(
+    org_id: int, body: OrganisationChange, db: Db, who: Caller, ctx: Ctx
+) -> Organisation:
+    """Set the organisation's domain, which federated sign-ins are matched by (admins; hub
+    staff for their hub's organisations)."""
+    return organisations.change_organisation(db, who, org_id, body, ctx.clock())

@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Response, status
 
-from fabriek.api.context import Caller, Db
+from fabriek.api.context import Caller, Ctx, Db
 from fabriek.api.routers import API_PREFIX
 from fabriek.api.schemas import PageOut, paging
 from fabriek.domain.people import Membership, MembershipDraft, Project, ProjectDraft
@@ -29,8 +29,8 @@ def list_projects(
 
 
 @router.post("", response_model=Project, status_code=status.HTTP_201_CREATED)
-def create_project(body: ProjectDraft, db: Db, who: Caller) -> Project:
-    return projects.create_project(db, who, body)
+def create_project(body: ProjectDraft, db: Db, who: Caller, ctx: Ctx) -> Project:
+    return projects.create_project(db, who, body, ctx.clock())
 
 
 @router.get("/{ref}", response_model=Project)
@@ -44,12 +44,12 @@ def list_members(ref: str, db: Db, who: Caller) -> list[Membership]:
 
 
 @router.post("/{ref}/members", response_model=Membership, status_code=status.HTTP_201_CREATED)
-def add_member(ref: str, body: MembershipDraft, db: Db, who: Caller) -> Membership:
+def add_member(ref: str, body: MembershipDraft, db: Db, who: Caller, ctx: Ctx) -> Membership:
     """Add a member (the project's PI, its hub's staff, admins)."""
-    return projects.add_member(db, who, ref, body)
+    return projects.add_member(db, who, ref, body, ctx.clock())
 
 
 @router.delete("/{ref}/members/{username}", status_code=status.HTTP_204_NO_CONTENT)
-def remove_member(ref: str, username: str, db: Db, who: Caller) -> Response:
-    projects.remove_member(db, who, ref, username)
+def remove_member(ref: str, username: str, db: Db, who: Caller, ctx: Ctx) -> Response:
+    projects.remove_member(db, who, ref, username, ctx.clock())
     return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -31,7 +31,7 @@ def list_sites(
 @router.post("", response_model=Site, status_code=status.HTTP_201_CREATED)
 def register_site(body: SiteDraft, db: Db, who: Caller, ctx: Ctx) -> Site:
     """Register a site (admins)."""
-    site = sites.register_site(db, who, body)
+    site = sites.register_site(db, who, body, ctx.clock())
     ctx.site_shapes.invalidate()
     return site
 
@@ -45,6 +45,6 @@ def get_site(ref: str, db: Db, _who: Caller) -> Site:
 @router.patch("/{ref}", response_model=Site)
 def change_site(ref: str, body: SitePatch, db: Db, who: Caller, ctx: Ctx) -> Site:
     """Change a site's declared figures (admins, the site's operators)."""
-    site = sites.change_site(db, who, ref, body)
+    site = sites.change_site(db, who, ref, body, ctx.clock())
     ctx.site_shapes.invalidate()
     return site

@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, status
 
-from fabriek.api.context import Caller, Db
+from fabriek.api.context import Caller, Ctx, Db
 from fabriek.api.routers import API_PREFIX
 from fabriek.api.schemas import PageOut, paging
 from fabriek.domain.people import User, UserDraft
@@ -27,8 +27,8 @@ def list_users(
 
 
 @router.post("", response_model=User, status_code=status.HTTP_201_CREATED)
-def add_user(body: UserDraft, db: Db, who: Caller) -> User:
-    return users.add_user(db, who, body)
+def add_user(body: UserDraft, db: Db, who: Caller, ctx: Ctx) -> User:
+    return users.add_user(db, who, body, ctx.clock())
 
 
 @router.get("/{ref}", response_model=User)
