@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from hypothesis import assume, given
@@ -19,7 +20,7 @@ from fabriek.domain.audit import (
     BreakKind,
     ChainHead,
     JsonValue,
-    against_head_row,
+    beyond_head,
     canonical,
     entry_hash,
     link_all,
@@ -66,14 +67,15 @@ def changed_event(event: AuditEvent, field: str) -> AuditEvent:
         return replace(event, at=event.at + timedelta(microseconds=1))
     if field == "detail":
         return replace(event, detail={**event.detail, "tampered": True})
+    changed: dict[str, Any] = {}
     if field in {"actor_id", "project_id"}:
-        value = getattr(event, field)
-        return replace(event, **{field: (value or 0) + 1})
+        changed[field] = (getattr(event, field) or 0) + 1
+        return replace(event, **changed)
     if field == "action":
         other = next(a.value for a in AuditAction if a.value != event.action)
         return replace(event, action=other)
-    value = getattr(event, field)
-    return replace(event, **{field: (value or "") + "x"})
+    changed[field] = (getattr(event, field) or "") + "x"
+    return replace(event, **changed)
 
 
 EVENT_FIELDS = ["at", "action", "actor_id", "actor", "project_id", "dataset", "target", "detail"]
@@ -82,11 +84,11 @@ EVENT_FIELDS = ["at", "action", "actor_id", "actor", "project_id", "dataset", "t
 @given(chains)
 def test_a_whole_chain_verifies_with_and_without_its_head(entries: list[AuditEntry]) -> None:
     assert verify_chain(entries) is None
-    assert verify_chain(entries, head_of(entries)) is None
-    assert verify_chain(iter(entries), head_of(entries)) is None  # streamed, read once
-    assert against_head_row(head_of(entries), head_of(entries)) is None
+    assert verify_chain(entries, [head_of(entries)]) is None
+    assert verify_chain(iter(entries), [head_of(entries)]) is None  # streamed, read once
+    assert beyond_head(head_of(entries), head_of(entries)) is None
     # An older anchor: the chain has grown since, and still passes through it.
-    assert verify_chain(entries, ChainHead(entries[0].seq, entries[0].hash)) is None
+    assert verify_chain(entries, [ChainHead(entries[0].seq, entries[0].hash)]) is None
 
 
 @given(chains, st.data())
@@ -120,7 +122,7 @@ def test_an_entry_rewritten_with_its_hash_recomputed_is_named(
         victim.seq, event, victim.prev_hash, entry_hash(victim.prev_hash, victim.seq, event)
     )
     tampered = [*entries[:i], forged, *entries[i + 1 :]]
-    broken = verify_chain(tampered, head_of(entries))
+    broken = verify_chain(tampered, [head_of(entries)])
     assert broken is not None
     assert (broken.seq, broken.kind) == (victim.seq, BreakKind.ALTERED), broken.message
     if i < len(entries) - 1:
@@ -132,7 +134,7 @@ def test_a_removed_entry_is_named(entries: list[AuditEntry], data: st.DataObject
     i = data.draw(st.integers(0, len(entries) - 1))
     gone = entries[i]
     tampered = [*entries[:i], *entries[i + 1 :]]
-    broken = verify_chain(tampered, head_of(entries))
+    broken = verify_chain(tampered, [head_of(entries)])
     assert broken is not None
     assert (broken.seq, broken.kind) == (gone.seq, BreakKind.REMOVED), broken.message
     if i < len(entries) - 1:
@@ -141,8 +143,6 @@ def test_a_removed_entry_is_named(entries: list[AuditEntry], data: st.DataObject
         # The newest entry removed leaves a shorter, consistent chain: only a head kept
         # elsewhere (or the store's head row) reveals it.
         assert verify_chain(tampered) is None
-        row_check = against_head_row(head_of(tampered), head_of(entries))
-        assert row_check is not None and row_check.seq == gone.seq
 
 
 @given(chains, st.integers(1, 5))
@@ -151,7 +151,7 @@ def test_removing_the_newest_entries_is_caught_by_the_head(
 ) -> None:
     assume(cut <= len(entries))
     kept = entries[:-cut]
-    broken = verify_chain(kept, head_of(entries))
+    broken = verify_chain(kept, [head_of(entries)])
     assert broken is not None
     assert (broken.seq, broken.kind) == (len(kept) + 1, BreakKind.REMOVED), broken.message
 
@@ -181,7 +181,7 @@ def test_a_forged_entry_added_at_the_end_is_caught_by_the_head_row(
     extra = link_all(head_of(entries), [AuditEvent("admin", datetime(2030, 1, 1, tzinfo=UTC))])
     grown = [*entries, *extra]
     assert verify_chain(grown) is None  # consistent by itself ...
-    broken = against_head_row(head_of(grown), head_of(entries))  # ... but not Fabriek's
+    broken = beyond_head(head_of(grown), head_of(entries))  # ... but not Fabriek's
     assert broken is not None and broken.seq == extra[0].seq
 
 

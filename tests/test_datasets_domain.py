@@ -156,7 +156,8 @@ def seal(data: bytes, chunk: int, name: str = "a" * 32) -> tuple[bytes, Secret]:
     # A full last chunk is still the last one; empty data is one empty last chunk.
     pieces = [data[i : i + chunk] for i in range(0, len(data), chunk)] or [b""]
     for i, piece in enumerate(pieces):
-        out += sealer.seal(piece, last=i == len(pieces) - 1)
+        nonce, sealed = sealer.seal(piece, last=i == len(pieces) - 1)
+        out += nonce + sealed
     return bytes(out), key
 
 

@@ -7,13 +7,16 @@ import traceback
 
 import typer
 
-from fabriek import grid_commands, server_commands, sim_command
+from fabriek import grid_commands, heat_commands, server_commands, sim_command
+from fabriek.cli import ai_systems as _ai_system_commands  # noqa: F401
 from fabriek.cli import allocations as _allocation_commands  # noqa: F401
 from fabriek.cli import audit as _audit_commands  # noqa: F401
 from fabriek.cli import datasets as _dataset_commands  # noqa: F401
 from fabriek.cli import jobs as _job_commands  # noqa: F401  (registers the job commands)
+from fabriek.cli import models as _model_commands  # noqa: F401
 from fabriek.cli import notifications as _notification_commands  # noqa: F401
 from fabriek.cli import proposals as _access_commands  # noqa: F401
+from fabriek.cli import sandboxes as _sandbox_commands  # noqa: F401
 from fabriek.cli import usage as _usage_commands  # noqa: F401
 from fabriek.cli.app import app
 from fabriek.cli.config import NotSignedIn
@@ -23,6 +26,7 @@ from fabriek.sdk.transfer import TransferFailed
 
 server_commands.register(app)
 grid_commands.register(app)
+heat_commands.register(app)
 app.command()(sim_command.sim)
 
 # Exit codes: 2 for input the user must change (like a usage error), 1 for everything else.

@@ -55,6 +55,10 @@ class Settings(BaseSettings):
         default=None,
         description="TOML file of access tracks and GPU-hour factors; default: the shipped one.",
     )
+    ai_act_rules_file: Path | None = Field(
+        default=None,
+        description="TOML file of the AI Act risk-classification rules; default: the shipped one.",
+    )
     smtp_host: str | None = Field(
         default=None, description="SMTP server for notification e-mail; none: e-mail is off."
     )
@@ -68,6 +72,13 @@ class Settings(BaseSettings):
     public_url: str = Field(
         default="http://127.0.0.1:8000",
         description="The portal's address as users reach it, for links in e-mail.",
+    )
+    heat_weight: float = Field(
+        default=0.5,
+        ge=0.0,
+        le=1.0,
+        description="Weight of heat demand against carbon when timing shiftable jobs at sites "
+        "that reuse heat: cost = carbon x (1 - weight x heat demand); 0: carbon only.",
     )
     oidc_issuer: str | None = Field(
         default=None,

@@ -3,8 +3,8 @@
 A local command like `serve`: it needs no server, only the pure scheduler. With
 `--carbon` (and `--start`, where the trace's time zero falls) it also meters energy and
 carbon, shifts jobs with a `slack_s` toward cleaner hours, and compares with the same
-replay without shifting and with the perfect-foresight optimum; `--grid-cap-kw` caps
-every site's grid power.
+replay without shifting and with the perfect-foresight optimum; `--heat` adds a heat-
+demand profile (weighed by `--heat-weight`); `--grid-cap-kw` caps every site's grid power.
 """
 
 from __future__ import annotations
@@ -17,17 +17,20 @@ from typing import Annotated
 import typer
 
 from fabriek.cli.output import print_json, print_table
+from fabriek.domain.errors import InvalidInput
 from fabriek.scheduler import Policy, TraceError, load_trace, run_simulation
 from fabriek.scheduler.carbon import (
     DEFAULT_HEAT_WEIGHT,
     DEFAULT_MARGIN,
     CarbonError,
+    HourlySeries,
     ShiftConfig,
     load_carbon,
     parse_utc,
 )
 from fabriek.scheduler.power import DEFAULT_PUE, DEFAULT_UTILISATION, GpuPower, PowerModel
 from fabriek.scheduler.simulate import EnergySetup
+from fabriek.services.heat import read_heat_profile
 
 
 def sim(
@@ -78,17 +81,25 @@ def sim(
     heat_weight: Annotated[
         float, typer.Option("--heat-weight", help="cost = carbon x (1 - this x heat demand)")
     ] = DEFAULT_HEAT_WEIGHT,
+    heat: Annotated[
+        Path | None,
+        typer.Option("--heat", help="ETM hourly heat profile CSV (hour_of_year, share columns)"),
+    ] = None,
+    heat_column: Annotated[
+        str | None, typer.Option("--heat-column", help="its share column (default: households')")
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
 ) -> None:
     """Replay a trace with the scheduler production runs; print the quality metrics."""
     try:
         rows = load_trace(trace)
         energy = _energy(carbon, start, grid_cap_kw, pue, utilisation, gpu_power or [],
-                         ShiftConfig(margin, heat_weight) if shift else None)  # fmt: skip
+                         ShiftConfig(margin, heat_weight) if shift else None,
+                         heat, heat_column)  # fmt: skip
         result = run_simulation(
             rows, nodes, gpus_per_node, sites, policy, overestimate, energy=energy
         )
-    except (TraceError, CarbonError, ValueError) as exc:
+    except (TraceError, CarbonError, ValueError, InvalidInput) as exc:
         print(f"fabriek: {exc}", file=sys.stderr)
         raise typer.Exit(2) from None
     summary = result.to_dict()
@@ -114,10 +125,15 @@ def _energy(
     utilisation: float,
     gpu_power: list[str],
     shift: ShiftConfig | None,
+    heat: Path | None = None,
+    heat_column: str | None = None,
 ) -> EnergySetup | None:
-    """The energy setup the options ask for; None without --carbon and --grid-cap-kw."""
+    """The energy setup the options ask for; None without --carbon and --grid-cap-kw. A
+    heat profile is put on the carbon series' hours (same date and hour of day)."""
     if start is not None and carbon is None:
         raise ValueError("--start places the trace on the carbon series: give --carbon too")
+    if heat is not None and carbon is None:
+        raise ValueError("--heat weighs carbon: give --carbon and --start too")
     if carbon is None and grid_cap_kw is None:
         return None
     gpus: dict[str, GpuPower] = {}
@@ -131,7 +147,7 @@ def _energy(
                 f"--gpu-power: {spec!r} is not TYPE=IDLE:FULL watts with 0 <= IDLE <= FULL"
             ) from None
     power = PowerModel(gpus, utilisation, pue)
-    series = None
+    series = demand = None
     if carbon is not None:
         if start is None:
             raise ValueError("--carbon needs --start: the ISO date where the trace's time 0 falls")
@@ -139,5 +155,11 @@ def _energy(
             zero: datetime = parse_utc(start)
         except ValueError:
             raise ValueError(f"--start: {start!r} is not an ISO date (e.g. 2023-01-01)") from None
-        series = load_carbon(carbon).on_clock(zero)
-    return EnergySetup(power=power, carbon=series, grid_cap_kw=grid_cap_kw, shift=shift)
+        dated = load_carbon(carbon)
+        series = dated.on_clock(zero)
+        if heat is not None:
+            profile = read_heat_profile(heat, heat_column)
+            demand = HourlySeries(series.start_s, profile.series(dated.start, len(dated.values)))
+    return EnergySetup(
+        power=power, carbon=series, heat=demand, grid_cap_kw=grid_cap_kw, shift=shift
+    )

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from fabriek.scheduler import HourSignal, Signals, TraceRow, run_simulation, schedule
 from fabriek.scheduler.carbon import (
+    RUN_SHARE_POINTS,
     CarbonError,
     HourlySeries,
     Profile,
@@ -21,6 +22,8 @@ from fabriek.scheduler.carbon import (
     oracle_mean,
     parse_carbon,
     persistence,
+    planned_lengths,
+    run_share_sample,
     seasonal_profile,
 )
 from fabriek.scheduler.policy import SchedulerConfig
@@ -91,13 +94,97 @@ def test_profile_mean_matches_a_fine_sum(values: list[float], x: float, length: 
 def test_a_fading_departure_is_integrated_exactly(
     values: list[float], level: float, decay: float, x: float, length: float
 ) -> None:
-    # Hour t ahead is forecast as values[t mod 24] + level × decay^(t+1): the mean over a
-    # window is the periodic mean plus the departure's continuous integral.
+    # Hour t ahead is forecast as values[t mod 24] + level × decay^(t+1), constant within
+    # the hour: the mean over a window is the periodic mean plus the departure's steps.
     plain, faded = Profile(values), Profile(values, level, decay)
     steps = 4000
     dx = length / steps
-    fine = sum(level * decay ** ((x + (i + 0.5) * dx) + 1) for i in range(steps)) / steps
+    fine = sum(level * decay ** (int(x + (i + 0.5) * dx) + 1) for i in range(steps)) / steps
     assert faded.mean(x, length) - plain.mean(x, length) == pytest.approx(fine, rel=0.01, abs=0.05)
+
+
+@given(st.lists(st.floats(0, 1000), min_size=24, max_size=24),
+       st.lists(st.floats(0, 1), min_size=1, max_size=60), st.floats(0, 1),
+       st.floats(0, 70), st.floats(0.01, 30))  # fmt: skip
+def test_known_heat_demand_lowers_each_hour_by_its_own_factor(
+    values: list[float], heat: list[float], weight: float, x: float, length: float
+) -> None:
+    # Heat demand is known hour by hour ahead: hour t costs carbon(t) × (1 - w × heat[t]),
+    # and carbon alone beyond the hours given.
+    profile = Profile(values, heat=heat, heat_weight=weight)
+    steps = 3000
+    dx = length / steps
+
+    def cost(t: float) -> float:
+        h = int(t)
+        return values[h % 24] * (1 - weight * (heat[h] if h < len(heat) else 0.0))
+
+    fine = sum(cost(x + (i + 0.5) * dx) for i in range(steps)) / steps
+    assert profile.mean(x, length) == pytest.approx(fine, rel=0.01, abs=1.0)
+    assert profile.mean(x, length) <= Profile(values).mean(x, length) + 1e-9
+
+
+@given(st.lists(st.floats(0, 1), max_size=40))
+def test_run_share_sample_is_a_spread_of_observed_shares(shares: list[float]) -> None:
+    sample = run_share_sample(shares)
+    assert len(sample) == RUN_SHARE_POINTS
+    assert list(sample) == sorted(sample)
+    assert all(0 < q <= 1 for q in sample)
+    # Order does not matter, only what was seen; with nothing seen, an even spread.
+    assert run_share_sample(list(reversed(shares))) == sample
+    if shares:
+        assert all(min(shares) - 1e-6 <= q <= max(max(shares), 1e-6) for q in sample)
+    else:
+        assert sample == tuple((2 * i + 1) / 16 for i in range(8))
+
+
+def test_a_run_share_sample_gives_the_lengths_a_job_is_planned_over() -> None:
+    # Runs that used half their limit: a 10-hour limit is planned as 5 hours; beyond three
+    # days the daily cycle averages out, so no plan is longer.
+    assert run_share_sample([0.5] * 100) == (0.5,) * 8
+    assert planned_lengths(10.0, (0.5,) * 8) == (5.0,) * 8
+    assert planned_lengths(1000.0, (0.25, 1.0)) == (72.0, 72.0)
+    assert min(planned_lengths(0.001, (1e-6,))) > 0
+
+
+def test_planning_over_the_run_not_the_limit_finds_the_clean_hour() -> None:
+    # A clean hour at 10:00 before a dirty afternoon, 300 otherwise. At 06:00 a job with a
+    # 2-hour limit that runs about an hour (runs use half their limits) is held for
+    # 10:00. Planned over its whole limit it would be held for 09:00 (09-11 is cleaner
+    # than 10-12), where a one-hour run misses the clean hour.
+    day = [100.0 if h == 10 else 600.0 if 11 <= h < 14 else 300.0 for h in range(24)]
+    profile = Profile(day[6:] + day[:6])
+    run = planned_lengths(2.0, run_share_sample([0.5] * 50))
+    assert best_start(profile, 0.0, 8.0, run, 0.0) == (4, 100.0, 300.0)
+    assert best_start(profile, 0.0, 8.0, planned_lengths(2.0, (1.0,)), 0.0) == (3, 200.0, 300.0)
+
+
+@given(st.lists(st.floats(0, 1000), min_size=24, max_size=24), st.floats(0, 0.999),
+       st.floats(0, 200), st.lists(st.floats(0.01, 100), min_size=1, max_size=8),
+       st.floats(0, 0.5))  # fmt: skip
+def test_a_shifted_job_never_starts_after_its_latest_start(
+    values: list[float], offset: float, latest: float, lengths: list[float], margin: float
+) -> None:
+    found = best_start(Profile(values), offset, latest, lengths, margin)
+    if found is not None:
+        hours, best, now = found
+        assert 1 <= hours <= latest
+        assert best < now * (1 - margin) + 1e-9
+
+
+@given(st.floats(0, 1000), st.floats(0, 0.999), st.floats(0, 200),
+       st.lists(st.floats(0.01, 100), min_size=1, max_size=8),
+       st.lists(st.floats(0, 1), max_size=48))  # fmt: skip
+def test_with_a_flat_forecast_nothing_waits(
+    level: float, offset: float, latest: float, lengths: list[float], shares: list[float]
+) -> None:
+    # A flat carbon forecast and flat heat demand: no later start is cheaper.
+    flat_heat = [shares[0]] * len(shares) if shares else []
+    profile = Profile([level] * 24, heat=flat_heat, heat_weight=0.5)
+    if flat_heat:
+        # Past the hours heat is known, carbon alone counts: only as far as those go.
+        latest = min(latest, max(0.0, len(flat_heat) - max(lengths) - 1))
+    assert best_start(profile, offset, latest, lengths, 0.0) is None
 
 
 def test_persistence_recovers_a_departure_and_its_decay() -> None:
@@ -118,19 +205,19 @@ def test_a_long_job_waits_out_a_dirty_spell_the_daily_cycle_cannot_see() -> None
     # nothing (it is flat), the departure says later is cleaner, so a 48-hour job with 12
     # hours of slack is held; with the departure ignored it is not.
     profile = Profile([300.0] * 24, level=200.0, decay=0.95)
-    assert best_start(profile, 0.0, 11.0, 48.0, 0.0) is not None
-    assert best_start(Profile([300.0] * 24), 0.0, 11.0, 48.0, 0.0) is None
+    assert best_start(profile, 0.0, 11.0, [48.0], 0.0) is not None
+    assert best_start(Profile([300.0] * 24), 0.0, 11.0, [48.0], 0.0) is None
 
 
 def test_best_start_waits_for_the_clean_midday_by_a_margin() -> None:
     profile = Profile(DAY[6:] + DAY[:6])  # element 0: the current hour
     # At 06:00, a one-hour job may start until 14:00: 10:00 is best (100 vs 300).
-    assert best_start(profile, 0.0, 8.0, 1.0, 0.05) == (4, 100.0, 300.0)
+    assert best_start(profile, 0.0, 8.0, [1.0], 0.05) == (4, 100.0, 300.0)
     # Not if it must start by 09:00.
-    assert best_start(profile, 0.0, 3.0, 1.0, 0.05) is None
+    assert best_start(profile, 0.0, 3.0, [1.0], 0.05) is None
     # A margin larger than the gain keeps it.
     flat = Profile([300.0] * 23 + [290.0])
-    assert best_start(flat, 0.0, 23.0, 1.0, 0.05) is None
+    assert best_start(flat, 0.0, 23.0, [1.0], 0.05) is None
 
 
 # --- hourly series and the oracle -----------------------------------------------------------

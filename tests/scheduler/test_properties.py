@@ -70,6 +70,10 @@ def snapshots(draw: st.DrawFn) -> Snapshot:
             submit_time_s=float(draw(st.integers(0, int(now) + 50))),
             gpu_type=draw(st.sampled_from([None, None, None, "h100", "a100"])),
             earliest_start_s=draw(st.one_of(st.none(), st.none(), st.none(), st.floats(0, 2000))),
+            # Its datasets' sites, now and then.
+            sites=draw(
+                st.one_of(st.none(), st.none(), st.frozensets(st.sampled_from(["s0", "s1", "s2"])))
+            ),
         )
         for i in range(draw(st.integers(0, 12)))
     ]
@@ -205,7 +209,10 @@ def test_jobs_start_only_on_their_allocations_sites(snap: Snapshot, policy: Poli
     pending = {j.job_id: j for j in snap.pending}
     for start in schedule(snap, SchedulerConfig(policy=policy)).starts:
         allowed = snap.allocations[pending[start.job_id].project].sites
-        assert allowed is None or start.site in allowed or not start.nodes
+        assert allowed is None or start.site in allowed
+        # ... and only where its datasets may be processed (GPU jobs and others alike).
+        own = pending[start.job_id].sites
+        assert own is None or start.site in own
 
 
 @settings(max_examples=60, deadline=None)

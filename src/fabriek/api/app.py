@@ -13,6 +13,7 @@ from fabriek.api import problems
 from fabriek.api.context import AppContext, new_submitters, utc_now
 from fabriek.api.metrics import MetricsMiddleware, RequestMetrics
 from fabriek.api.routers import (
+    ai_systems,
     allocations,
     audit,
     calls,
@@ -20,16 +21,20 @@ from fabriek.api.routers import (
     health,
     identity,
     jobs,
+    models,
     notifications,
     organisations,
     projects,
     proposals,
     reference,
+    sandboxes,
     sites,
     usage,
     users,
 )
 from fabriek.services.access_config import load_access_config
+from fabriek.services.ai_models import ai_act_rules
+from fabriek.services.ai_systems import load_rule_book
 from fabriek.services.datasets import Vault, sweep_storage
 from fabriek.services.dispatch import Dispatcher, claim_dispatch
 from fabriek.services.engine_registry import EngineRegistry, load_sites_file, tag_prefix
@@ -44,7 +49,7 @@ from fabriek.store.watch import TableWatch
 
 VERSIONED = (
     identity, reference, sites, organisations, users, projects, jobs, notifications,
-    allocations, calls, proposals, usage, audit, datasets,
+    allocations, calls, proposals, usage, audit, datasets, ai_systems, models, sandboxes,
 )  # fmt: skip
 
 
@@ -63,6 +68,10 @@ def create_app(
     sessions = make_sessions(engine)
     configs = load_sites_file(settings.sites_file) if settings.sites_file else {}
     access = load_access_config(settings.access_file)
+    # The AI Act rules file is checked now: a broken one stops the start, not a request.
+    ai_act_rules()
+    # A malformed rules file stops the server now, not the first classification.
+    load_rule_book(settings.ai_act_rules_file)
     with sessions() as session:
         prefix = tag_prefix(installation_id(session))
     registry = EngineRegistry(settings.state_dir, configs, settings.local_gpus, prefix)
@@ -79,6 +88,7 @@ def create_app(
         housekeeping_every_s=settings.housekeeping_interval_s,
         vault=vault,
         staging_root=settings.state_dir / "staging",
+        heat_weight=settings.heat_weight,
     )
 
     @asynccontextmanager

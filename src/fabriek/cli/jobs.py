@@ -29,6 +29,27 @@ Datasets = Annotated[
 ]
 
 
+ModelRef = Annotated[
+    str | None,
+    typer.Option("--model", help="the AI model version it works on, NAME:VERSION"),
+]
+Purpose = Annotated[
+    str | None,
+    typer.Option(
+        "--purpose",
+        help="why it runs for the model: pre-training, fine-tuning, synthetic-data-private, "
+        "synthetic-data-public, evaluation, exploratory-research, reward-model",
+    ),
+]
+Acknowledge = Annotated[
+    bool,
+    typer.Option(
+        "--acknowledge-systemic-risk",
+        help="confirm you will notify the Commission if the job takes the model past 1e25 FLOP",
+    ),
+]
+
+
 def _env(pairs: list[str] | None) -> dict[str, str]:
     out: dict[str, str] = {}
     for pair in pairs or []:
@@ -46,8 +67,11 @@ def _body(**fields: Any) -> dict[str, Any]:
 def _submitted(job: Job, as_json: bool) -> None:
     if as_json:
         print_json(job)
-    else:
-        print(f"Submitted job {job.id}")
+        return
+    print(f"Submitted job {job.id}")
+    for warning in job.ai_act_warnings:
+        # The EU AI Act lines the job may take its model past: said where the user looks.
+        print(f"warning: {warning.message}", file=sys.stderr)
 
 
 @app.command(context_settings={"allow_interspersed_args": False})
@@ -70,6 +94,9 @@ def run(
     preemptible: Annotated[bool, typer.Option("--preemptible", help="may be preempted")] = False,
     shiftable: Annotated[bool, typer.Option("--shiftable", help="may move in time")] = False,
     dataset: Datasets = None,
+    model: ModelRef = None,
+    purpose: Purpose = None,
+    acknowledge: Acknowledge = False,
     as_json: JsonFlag = False,
 ) -> None:
     """Run a command as a job: `fabriek run --gpus 2 --gpu-type h100 --time 1h -- python train.py`."""
@@ -79,6 +106,7 @@ def run(
         environment=_env(env), working_dir=workdir,
         earliest_start=begin.replace(tzinfo=begin.tzinfo or UTC).isoformat() if begin else None,
         preemptible=preemptible or None, shiftable=shiftable or None, datasets=dataset or None,
+        model=model, purpose=purpose, acknowledge_systemic_risk=acknowledge or None,
     )  # fmt: skip
     with client() as c:
         _submitted(c.submit_job(body), as_json)
@@ -94,6 +122,9 @@ def submit(
     name: Name = None,
     env: Env = None,
     dataset: Datasets = None,
+    model: ModelRef = None,
+    purpose: Purpose = None,
+    acknowledge: Acknowledge = False,
     as_json: JsonFlag = False,
 ) -> None:
     """Submit a batch script, as `sbatch` does; its #SBATCH lines are honoured, options win."""
@@ -103,7 +134,8 @@ def submit(
         raise typer.BadParameter(f"cannot read {script}: {exc.strerror}") from None
     body = _body(
         project=project, script=text, gpus=gpus, gpu_type=gpu_type, time_limit=time_limit,
-        name=name, environment=_env(env), datasets=dataset or None,
+        name=name, environment=_env(env), datasets=dataset or None, model=model,
+        purpose=purpose, acknowledge_systemic_risk=acknowledge or None,
     )  # fmt: skip
     with client() as c:
         _submitted(c.submit_job(body), as_json)

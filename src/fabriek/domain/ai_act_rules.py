@@ -13,6 +13,7 @@ Reading the file is the service's job; `fabriek.domain.ai_act_risk` walks the qu
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from datetime import date
 from enum import StrEnum
@@ -20,6 +21,7 @@ from functools import cached_property
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -31,11 +33,18 @@ from pydantic import (
 Language = Literal["en", "nl"]
 LANGUAGES: tuple[Language, ...] = ("en", "nl")
 
+
+def _cites_the_act(value: str) -> str:
+    if not re.match(r"^(Art\. \d+|Annex [IVX]+)", value.strip()) or len(value) > 200:
+        raise ValueError(
+            "cite the article or annex point it rests on, e.g. 'Art. 5(1)(a)' or "
+            "'Annex III, point 4(a)'"
+        )
+    return value.strip()
+
+
 # Every rule rests on the Act's own text: an article, or an annex point.
-Citation = Annotated[
-    str,
-    StringConstraints(strip_whitespace=True, pattern=r"^(Art\.|Annex) ", max_length=200),
-]
+Citation = Annotated[str, AfterValidator(_cites_the_act)]
 QuestionId = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{1,63}$")]
 Slug = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9-]{0,63}$")]
 
@@ -110,11 +119,17 @@ class Question(_Strict):
     cites: Citation
     ask_if: tuple[Condition, ...] = ()
     options: tuple[Option, ...] = Field(default=(), alias="option")
+    # A many-of answer must choose at least this many options (0: "none" is an answer).
+    min_choices: int = Field(default=0, ge=0)
     confirmed: bool = True
     note: str = ""
 
     @model_validator(mode="after")
     def _options_fit_type(self) -> Question:
+        if self.min_choices and (
+            self.type is not AnswerType.MANY_OF or self.min_choices > len(self.options)
+        ):
+            raise ValueError("min_choices is for many-of questions, at most their options")
         if self.type is AnswerType.YES_NO and self.options:
             raise ValueError("a yes-no question has no options")
         if self.type is AnswerType.ONE_OF and len(self.options) < 2:
@@ -354,5 +369,7 @@ def parse_rule_book(data: Mapping[str, Any]) -> RuleBook:
         first = errors[0]
         where = _where(data, tuple(first["loc"]))
         message = str(first["msg"]).removeprefix("Value error, ")
+        if first["type"] == "extra_forbidden":
+            message = "unknown key (a typo?); the file's header lists the keys"
         more = f" (and {len(errors) - 1} more problem(s))" if len(errors) > 1 else ""
         raise ValueError(f"{where + ': ' if where else ''}{message}{more}") from None

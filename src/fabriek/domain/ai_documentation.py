@@ -9,7 +9,6 @@ Pure: the service hands in the model, the version, its ledger and the provider's
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Mapping
 from datetime import datetime
@@ -282,6 +281,39 @@ def to_json(doc: ModelDocumentation) -> str:
     return doc.model_dump_json(indent=2)
 
 
+_YAML_WORDS = frozenset({"y", "n", "yes", "no", "on", "off", "true", "false", "null", "~"})
+
+
+def _printable(code: int) -> bool:
+    """Whether YAML lets the character stand as itself in a double-quoted scalar."""
+    return (
+        code in (0x09, 0x0A, 0x0D) or 0x20 <= code <= 0x7E or 0xA0 <= code <= 0xD7FF
+        or 0xE000 <= code <= 0xFFFD or 0x10000 <= code <= 0x10FFFF
+    ) and code not in (0x0A, 0x0D, 0x09, 0x2028, 0x2029, 0xFEFF)  # fmt: skip
+
+
+def _quote(text: str) -> str:
+    out = []
+    for ch in text:
+        code = ord(ch)
+        if ch in '"\\':
+            out.append("\\" + ch)
+        elif _printable(code):
+            out.append(ch)
+        elif code < 0x100:
+            out.append(f"\\x{code:02x}")
+        elif code < 0x10000:
+            out.append(f"\\u{code:04x}")
+        else:
+            out.append(f"\\U{code:08x}")
+    return '"' + "".join(out) + '"'
+
+
+def _yaml_key(key: str) -> str:
+    plain = re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", key) and key.lower() not in _YAML_WORDS
+    return key if plain else _quote(key)
+
+
 def _yaml_scalar(value: Any) -> str:
     if value is None:
         return "null"
@@ -290,16 +322,24 @@ def _yaml_scalar(value: Any) -> str:
     if isinstance(value, int):
         return str(value)
     if isinstance(value, float):
-        return repr(value) if "e" not in repr(value) else f"{value:.6e}"
-    # A JSON string is a valid YAML double-quoted scalar.
-    return json.dumps(str(value), ensure_ascii=False)
+        # YAML 1.1 readers want a dot in the mantissa and a sign in the exponent.
+        text = repr(value)
+        if "e" in text:
+            mantissa, exponent = text.split("e")
+            mantissa = mantissa if "." in mantissa else f"{mantissa}.0"
+            exponent = exponent if exponent[0] in "+-" else f"+{exponent}"
+            text = f"{mantissa}e{exponent}"
+        return text
+    return _quote(str(value))
 
 
 def to_yaml(value: Mapping[str, Any], indent: int = 0) -> str:
-    """Block-style YAML of nested mappings, lists and scalars (no anchors, no tags)."""
+    """Block-style YAML of nested mappings, lists of scalars and scalars (no anchors, no
+    tags), which the Hub's YAML reader reads back as the same values."""
     pad = " " * indent
     lines: list[str] = []
-    for key, item in value.items():
+    for name, item in value.items():
+        key = _yaml_key(str(name))
         if isinstance(item, Mapping):
             if not item:
                 lines.append(f"{pad}{key}: {{}}")
@@ -343,9 +383,11 @@ def card_metadata(doc: ModelDocumentation, ledger: Ledger) -> dict[str, Any]:
     """The model card's front matter: the Hub's own keys (license, base_model, tags), and
     the AI Act figures under `eu_ai_act`."""
     meta: dict[str, Any] = {**_licence_fields(doc.licence)}
-    bases = [b for b in doc.base_models if b]
-    if bases:
-        meta["base_model"] = bases
+    # The Hub takes `base_model` only as its own repository ids (owner/name); the others
+    # (versions registered here, external names) are kept under `eu_ai_act`.
+    hub_ids = [b for b in doc.base_models if re.fullmatch(r"[\w.-]+/[\w.-]+", b)]
+    if hub_ids:
+        meta["base_model"] = hub_ids
     meta["tags"] = ["eu-ai-act", "fabriek"]
     figures = {
         "provider": doc.provider,
@@ -363,6 +405,7 @@ def card_metadata(doc: ModelDocumentation, ledger: Ledger) -> dict[str, Any]:
         "training_energy_facility_mwh": float(significant(ledger.energy.facility_mwh)),
         "energy_method": ledger.energy.method,
         "hardware": [f"{h.name}: {h.gpu_hours:,.0f} GPU-h" for h in ledger.hardware],
+        "base_models": [b for b in doc.base_models if b],
         "documentation_owed": doc.owed,
     }
     if ledger.architecture is not None:

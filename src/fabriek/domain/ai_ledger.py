@@ -251,7 +251,10 @@ class Ledger(BaseModel):
     )
     sites: list[str] = Field(description="where the counted jobs ran, with jurisdiction")
     last_mfu: float | None = Field(description="the newest MFU a job of this version reported")
-    systemic_risk: bool = Field(description="cumulative compute past the systemic-risk line")
+    systemic_risk: bool = Field(
+        description="cumulative compute past the systemic-risk line, or a job projected past "
+        "it was acknowledged"
+    )
 
 
 # --- building it --------------------------------------------------------------------------
@@ -476,7 +479,12 @@ def build_ledger(
         else None,
         sites=sorted({j.site for j in counted if j.site}),
         last_mfu=last_mfu,
-        systemic_risk=systemic is not None and levels.of(systemic.measure) > systemic.flop,
+        systemic_risk=systemic is not None
+        and (
+            levels.of(systemic.measure) > systemic.flop
+            # It became known that the line will be met: what Art. 52(1) counts from.
+            or any(e.line == systemic.code and e.acknowledged_by for e in events)
+        ),
     )  # fmt: skip
 
 

@@ -680,6 +680,8 @@ def crossings(
 # --- what the API exchanges ---------------------------------------------------------------
 
 _NAME = r"^[a-z0-9][a-z0-9._-]{0,62}$"
+# Paths under /models that are not model names.
+RESERVED_NAMES = frozenset({"projection", "reports", "rules"})
 _VERSION = r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,39}$"
 
 
@@ -771,6 +773,13 @@ class ModelDraft(BaseModel):
     first_version: ModelVersionDraft | None = Field(
         default=None, description="register the first version with the model"
     )
+
+    @field_validator("name")
+    @classmethod
+    def _not_a_route(cls, value: str) -> str:
+        if value in RESERVED_NAMES:
+            raise ValueError(f"{value!r} is a word the API uses; choose another name")
+        return value
 
     @field_validator("input_modalities", "output_modalities")
     @classmethod
@@ -943,3 +952,94 @@ class AcknowledgementRequired(Conflict):
                 "must be true for a job that takes its model past the systemic-risk line",
             )
         ]
+
+
+class ThresholdOut(BaseModel):
+    code: str
+    label: str
+    flop: float
+    measure: Measure
+    meaning: str
+    source: str
+    requires_acknowledgement: bool
+    notify_within_days: int | None
+
+
+class PurposeOut(BaseModel):
+    purpose: JobPurpose
+    counts_as_training: bool
+    counts_as_cumulative: bool
+    source: str
+
+
+class KeyDateOut(BaseModel):
+    on: date
+    what: str
+    source: str
+
+
+class RulesOut(BaseModel):
+    """The AI Act rules Fabriek applies, with their sources (from the shipped data file)."""
+
+    version: str
+    regulation: str
+    thresholds: list[ThresholdOut]
+    modifier_fraction: float
+    modifier_source: str
+    purposes: list[PurposeOut]
+    default_utilisation: float
+    utilisation_band: tuple[float, float]
+    utilisation_source: str
+    architecture_factor: float
+    architecture_source: str
+    dates: list[KeyDateOut]
+
+    @classmethod
+    def of(cls, rules: AiActRules) -> RulesOut:
+        e = rules.estimation
+        return cls(
+            version=rules.version, regulation=rules.regulation,
+            thresholds=[
+                ThresholdOut(code=t.code, label=t.label, flop=t.flop.value, measure=t.measure,
+                             meaning=t.meaning, source=t.source,
+                             requires_acknowledgement=t.acknowledge,
+                             notify_within_days=t.notify_within_days)
+                for t in rules.thresholds
+            ],
+            modifier_fraction=rules.modifier.fraction, modifier_source=rules.modifier.source,
+            purposes=[
+                PurposeOut(purpose=p.purpose, counts_as_training=p.training,
+                           counts_as_cumulative=p.cumulative, source=p.source)
+                for p in rules.purposes.values()
+            ],
+            default_utilisation=e.default_utilisation,
+            utilisation_band=(e.utilisation_low, e.utilisation_high),
+            utilisation_source=e.utilisation_source,
+            architecture_factor=e.architecture_factor,
+            architecture_source=e.architecture_source,
+            dates=[KeyDateOut(on=d.on, what=d.what, source=d.source) for d in rules.dates],
+        )  # fmt: skip
+
+
+class LineProjection(BaseModel):
+    code: str
+    label: str
+    line_flop: float
+    measure: Measure
+    after_flop: float
+    fraction: float = Field(description="after / line")
+    crossed: bool = Field(description="the planned compute takes the model past it")
+    exceeded: bool = Field(description="past it after the planned compute")
+
+
+class ComputeProjection(BaseModel):
+    """Planned GPU-hours as FLOP, against the AI Act's compute lines."""
+
+    gpu_hours: dict[str, float] = Field(description="raw GPU-hours per GPU type planned")
+    source: str = Field(description="where the GPU-hours come from")
+    purpose: JobPurpose
+    planned: EstimateOut
+    model: str | None
+    before_flop: float = Field(description="the model's cumulative compute now (0: none)")
+    lines: list[LineProjection]
+    warnings: list[ComputeWarning]

@@ -219,49 +219,47 @@ def _original_place(entry: AuditEntry, highest_seq: int) -> int | None:
 
 def verify_chain(
     entries: Iterable[AuditEntry],
-    expected_head: ChainHead | None = None,
+    anchors: Iterable[ChainHead] = (),
     highest_seq: int | None = None,
 ) -> ChainBreak | None:
     """The first bad entry of a chain, or None when it is whole.
 
     `entries` must come in ascending `seq` order, as the store keeps them: reordering in the
     store means changing sequence numbers. They are read once, one at a time, so the chain
-    may be streamed. `expected_head`, a head written down earlier, also reveals the removal
-    of the newest entries and a chain rewritten with recomputed hashes up to that head.
-    `highest_seq` bounds where a moved entry's original place is looked for (by default the
-    last entry's of a sequence, else the place where the break is found).
+    may be streamed. `anchors`, heads written down earlier, also reveal the removal of the
+    newest entries and a chain rewritten with recomputed hashes up to an anchor: the chain
+    must reach each, with the anchored hash. `highest_seq` bounds where a moved entry's
+    original place is looked for (by default the last entry's of a sequence, else the place
+    where the break is found).
     """
     if highest_seq is None and isinstance(entries, Sequence) and entries:
         highest_seq = entries[-1].seq
+    expected = {a.seq: a.hash for a in anchors if a.seq > 0}
     prev = EMPTY_HEAD
     for entry in entries:
         broken = _check(entry, prev, highest_seq)
         if broken is not None:
             return broken
-        if (
-            expected_head is not None
-            and entry.seq == expected_head.seq
-            and entry.hash != expected_head.hash
-        ):
+        if entry.seq in expected and entry.hash != expected[entry.seq]:
             return ChainBreak(
                 entry.seq,
                 BreakKind.ALTERED,
-                f"entry {entry.seq} does not match the expected head: the chain was "
+                f"entry {entry.seq} does not match the head anchored for it: the chain was "
                 f"rewritten at or before entry {entry.seq}",
             )
         prev = ChainHead(entry.seq, entry.hash)
-    if expected_head is not None and prev.seq < expected_head.seq:
+    furthest = max(expected, default=0)
+    if prev.seq < furthest:
         first_gone = prev.seq + 1
         gone = (
             f"entry {first_gone} was removed"
-            if first_gone == expected_head.seq
-            else f"entries {first_gone} to {expected_head.seq} were removed"
+            if first_gone == furthest
+            else f"entries {first_gone} to {furthest} were removed"
         )
         return ChainBreak(
             first_gone,
             BreakKind.REMOVED,
-            f"the chain ends at entry {prev.seq} but reached entry {expected_head.seq} "
-            f"before: {gone}",
+            f"the chain ends at entry {prev.seq} but reached entry {furthest} before: {gone}",
         )
     return None
 
@@ -313,27 +311,17 @@ def _check(entry: AuditEntry, prev: ChainHead, highest_seq: int | None) -> Chain
     return None
 
 
-def against_head_row(last: ChainHead, stored: ChainHead) -> ChainBreak | None:
-    """Whether a whole chain ending at `last` ends where the store's head row says it does.
-
-    The head row is written with every append, so a chain that ends earlier lost its newest
-    entries, and one that ends later had entries added by some other way than Fabriek."""
-    if stored.seq > last.seq:
-        first_gone = last.seq + 1
+def beyond_head(last: ChainHead, head: ChainHead) -> ChainBreak | None:
+    """Whether a whole chain ending at `last` goes past the store's head row. Every append
+    moves the head in its own transaction, so an entry past it was added some other way."""
+    if last.seq > head.seq:
         return ChainBreak(
-            first_gone,
-            BreakKind.REMOVED,
-            f"the chain ends at entry {last.seq} but its head names entry {stored.seq}: "
-            f"the newest entries ({first_gone} to {stored.seq}) were removed",
-        )
-    if stored.seq < last.seq:
-        return ChainBreak(
-            stored.seq + 1,
+            head.seq + 1,
             BreakKind.ALTERED,
-            f"entry {stored.seq + 1} was added by hand: the head names entry {stored.seq} "
-            "as the newest",
+            f"entry {head.seq + 1} was added by hand: the head names entry {head.seq} as the "
+            "newest",
         )
-    if stored.hash != last.hash:
+    if last.seq == head.seq and last.hash != head.hash:
         return ChainBreak(
             last.seq,
             BreakKind.ALTERED,

@@ -10,6 +10,7 @@ from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from fabriek.domain.ai_models import ComputeWarning, JobPurpose
 from fabriek.domain.errors import Conflict
 from fabriek.domain.residency import parse_dataset_ref
 
@@ -125,6 +126,17 @@ class JobDraft(BaseModel):
         description="datasets the job reads: NAME (its project's), PROJECT/NAME (granted to "
         "it), optionally @VERSION; they are decrypted for the job at $FABRIEK_DATASETS/NAME",
     )
+    model: str | None = Field(
+        default=None, description="the model version the job works on, NAME:VERSION"
+    )
+    purpose: JobPurpose | None = Field(
+        default=None, description="why it runs for the model: decides whether its compute counts"
+    )
+    acknowledge_systemic_risk: bool = Field(
+        default=False,
+        description="confirm notifying the Commission when the job takes its model past the "
+        "systemic-risk line (EU AI Act Art. 52)",
+    )
 
     @field_validator("datasets")
     @classmethod
@@ -159,6 +171,11 @@ class JobDraft(BaseModel):
                 raise ValueError("times need a zone, e.g. 2026-03-01T12:00:00Z")
         if self.earliest_start and self.deadline and self.deadline <= self.earliest_start:
             raise ValueError("the deadline must come after the earliest start")
+        if self.model is not None and self.purpose is None:
+            known = ", ".join(p.value for p in JobPurpose)
+            raise ValueError(f"a job for a model needs its 'purpose': one of {known}")
+        if self.purpose is not None and self.model is None:
+            raise ValueError("a 'purpose' needs the 'model' (NAME:VERSION) it is for")
         return self
 
 
@@ -196,6 +213,12 @@ class Job(BaseModel):
     exit_code: int | None
     gpu_hours: float
     datasets: list[str] = Field(default_factory=list, description="PROJECT/NAME@VERSION read")
+    model: str | None = Field(default=None, description="the model version, NAME:VERSION")
+    purpose: str | None = Field(default=None, description="why it runs for the model")
+    ai_act_warnings: list[ComputeWarning] = Field(
+        default_factory=list,
+        description="at submission: EU AI Act compute lines the job may take its model past",
+    )
     submitted_at: datetime
     started_at: datetime | None
     ended_at: datetime | None

@@ -24,6 +24,9 @@ class NotificationKind(StrEnum):
     REVIEW_ASSIGNED = "review-assigned"
     # The access team: a proposal broke its track's turnaround promise.
     TURNAROUND_BREACH = "turnaround-breach"
+    # A project's members: a job submitted for one of its AI models is projected to take
+    # the model past an EU AI Act compute line (1e23, one third of a base, 1e25 ...).
+    AI_ACT_THRESHOLD = "ai-act-threshold"
 
 
 class Delivery(StrEnum):

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 from fabriek.scheduler.backfill import End, plan_reservation
-from fabriek.scheduler.carbon import ShiftConfig, best_start
+from fabriek.scheduler.carbon import ShiftConfig, best_start, planned_lengths, run_share_sample
 from fabriek.scheduler.decisions import CycleResult, Decision, Preempt, Reservation, Start, Wait
 from fabriek.scheduler.fairshare import fair_tree_factors
 from fabriek.scheduler.placement import Capacity, Sites
@@ -81,6 +81,7 @@ class _Cycle:
         self._lowest_tier = min((a.tier for a in snapshot.allocations.values()), default=0)
         self.wake_s: float | None = None
         self._holds: dict[tuple[Sites, int, int], tuple[float, str] | None] = {}
+        self._run_shares: tuple[float, ...] | None = None
 
     def _budgets(self) -> dict[str, float]:
         """GPU-hours each project may still commit: budget left minus what its running
@@ -210,15 +211,18 @@ class _Cycle:
         latest_h = (job.latest_start_s - shift.guard_s - hour_start) / 3600.0
         if latest_h < 1.0:
             return False
-        # The run is taken as the time limit, in whole hours (at most three days: beyond
-        # that the daily cycle averages out), so that jobs share the look-ups.
-        length = min(max(1, math.ceil(job.time_limit_s / 3600.0)), 72)
+        # Time limits are taken in quarter octaves (within 9 %), so that jobs share the
+        # look-ups: with many thousands waiting, few distinct plans are made per cycle.
+        octaves = round(4 * math.log2(max(job.time_limit_s, 60.0) / 3600.0))
         sites = self._sites_of(job)
-        key = (sites, length, math.floor(latest_h))
+        key = (sites, octaves, math.floor(latest_h))
         if key in self._holds:
             held = self._holds[key]
         else:
-            held = self._holds[key] = self._plan_hold(sites, hour_start, latest_h, length)
+            if self._run_shares is None:
+                self._run_shares = run_share_sample(self.snap.run_shares)
+            lengths = planned_lengths(2.0 ** (octaves / 4), self._run_shares)
+            held = self._holds[key] = self._plan_hold(sites, hour_start, latest_h, lengths)
         if held is None:
             return False
         until, detail = held
@@ -228,10 +232,11 @@ class _Cycle:
         return True
 
     def _plan_hold(
-        self, sites: Sites, hour_start: float, latest_h: float, length: int
+        self, sites: Sites, hour_start: float, latest_h: float, lengths: tuple[float, ...]
     ) -> tuple[float, str] | None:
-        """Until when a job of `length` hours that may start up to `latest_h` hours after
-        this hour's start is held, and the words; None: it is not held."""
+        """Until when a job planned to run any of `lengths` hours (equally likely) that may
+        start up to `latest_h` hours after this hour's start is held, and the words; None:
+        it is not held."""
         shift = self.config.shift
         assert shift is not None
         signals = self.snap.signals
@@ -242,7 +247,7 @@ class _Cycle:
             profile = signals.forecast(name, self.now, shift.heat_weight, shift.forecast_days)
             if profile is None:
                 return None
-            found = best_start(profile, offset_h, latest_h, float(length), shift.margin)
+            found = best_start(profile, offset_h, latest_h, lengths, shift.margin)
             if found is None:
                 return None
             if chosen is None or found[0] < chosen[0]:
@@ -272,7 +277,11 @@ class _Cycle:
     def _start(self, job: PendingJob, outlasts: bool) -> bool:
         if job.gpus <= 0:
             # A job without GPUs needs no placement; the engine picks a node.
-            site = self.snap.sites[0].name if self.snap.sites else ""
+            sites = self._sites_of(job)
+            names = [s.name for s in self.snap.sites if sites is None or s.name in sites]
+            if not names:
+                return False
+            site = names[0]
             self.decisions.append(Start(job.job_id, site, ()))
             return True
         placement = self.capacity.find(job.gpus, job.gpu_type, outlasts, self._sites_of(job))

@@ -7,7 +7,8 @@ without one at its board power (as before the model existed). A job may start on
 where the budget of every hour its time limit covers has room for it beside all jobs
 running now, so no hour is ever over budget. The carbon and heat signals order otherwise
 equal placements and, through a forecast made from past hours only (`carbon.py`), hold
-flexible jobs back for cleaner hours.
+flexible jobs back for cleaner hours. Heat demand is a calendar profile, known ahead: the
+forecast takes the series' own heat demand of the hours to come (up to `HEAT_AHEAD_H`).
 """
 
 from __future__ import annotations
@@ -26,6 +27,9 @@ from fabriek.scheduler.carbon import (
 from fabriek.scheduler.power import PowerModel
 
 HOUR_S = 3600.0
+# How far ahead the forecast takes heat demand from the series (a month): a job that may
+# wait longer is costed at carbon alone beyond it.
+HEAT_AHEAD_H = 31 * 24
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,8 +111,9 @@ class Signals:
         return least
 
     def forecast(self, site: str, now_s: float, heat_weight: float, days: int) -> Profile | None:
-        """The seasonal-naive forecast of the hourly cost at `site` from the hour holding
-        `now_s`, made from earlier hours only; None without enough carbon history."""
+        """The forecast of the hourly cost at `site` from the hour holding `now_s`: carbon
+        from earlier hours only (`carbon.py`), heat demand as the series has it for the
+        hours to come; None without enough carbon history."""
         hour = self.hour_of(now_s)
         key = (site, hour, heat_weight, days)
         if key in self._profiles:
@@ -119,13 +124,15 @@ class Signals:
             lo = max(0, hour - days * 24)
             window: list[float | None] = [None] * (hour - lo)
             for j in range(lo, min(hour, len(series))):
-                s = series[j]
-                if s.carbon_g_per_kwh is not None:
-                    window[j - lo] = hour_cost(s.carbon_g_per_kwh, s.heat_demand, heat_weight)
+                window[j - lo] = series[j].carbon_g_per_kwh
             values = seasonal_profile(window, hour - lo, days)
             if values is not None:
                 level, decay = persistence(window, values, hour - lo)
-                found = Profile(values, level, decay)
+                heat: list[float | None] = []
+                if heat_weight > 0:
+                    ahead = series[max(hour, 0) : max(hour, 0) + HEAT_AHEAD_H]
+                    heat = [s.heat_demand for s in ahead]
+                found = Profile(values, level, decay, heat, heat_weight)
         if len(self._profiles) > 4096:
             self._profiles.clear()
         self._profiles[key] = found

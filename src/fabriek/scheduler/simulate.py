@@ -9,21 +9,32 @@ ended there, as Slurm does, and counted as timed out. Jobs the cluster can never
 are reported as skipped. A preempted job is requeued and later reruns from the start.
 
 With an `EnergySetup` the replay also meters energy (the power model), carbon (an hourly
-series on the trace's clock), a per-site grid cap, and deadlines: a job with `slack_s`
-may start up to submission + slack and is held back for cleaner hours within that; it
-is replayed a second time without shifting, and the perfect-foresight optimum within
-each job's slack (ignoring capacity) is computed, to compare.
+series on the trace's clock), heat demand (likewise, optional), a per-site grid cap, and
+deadlines: a job with `slack_s` may start up to submission + slack and is held back for
+cleaner hours within that; it is replayed a second time without shifting, and the
+perfect-foresight optimum within each job's slack (ignoring capacity) is computed, to
+compare. As live, the scheduler learns how much of their time limits runs use from the
+runs that have ended so far (the latest `RUN_SHARE_MEMORY`), never from the trace.
 """
 
 from __future__ import annotations
 
+import bisect
 import dataclasses
 import heapq
 import math
+from collections import deque
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 
-from fabriek.scheduler.carbon import HourlySeries, ShiftConfig, oracle_mean
+from fabriek.scheduler.carbon import (
+    RUN_SHARE_MEMORY,
+    HourlySeries,
+    ShiftConfig,
+    clip_share,
+    oracle_mean,
+    sample_of_sorted,
+)
 from fabriek.scheduler.decisions import Preempt, Start
 from fabriek.scheduler.fairshare import DEFAULT_HALF_LIFE_S
 from fabriek.scheduler.metrics import JobOutcome, Summary, summarise
@@ -52,12 +63,14 @@ class SkippedJob:
 @dataclass(frozen=True, slots=True)
 class EnergySetup:
     """Energy, carbon and grid for a replay. `carbon` is on the trace's clock (see
-    `CarbonSeries.on_clock`); `grid_cap_kw` caps every site's IT power x PUE in every
-    hour; `shift` None replays without holding flexible jobs back. `compare` also
-    replays the same jobs without shifting (for `co2_kg_immediate`)."""
+    `CarbonSeries.on_clock`); `heat`, on the same clock and hours, is the heat demand
+    (0..1) the shift's heat weight counts; `grid_cap_kw` caps every site's IT power x PUE
+    in every hour; `shift` None replays without holding flexible jobs back. `compare`
+    also replays the same jobs without shifting (for `co2_kg_immediate`)."""
 
     power: PowerModel = field(default_factory=PowerModel)
     carbon: HourlySeries | None = None
+    heat: HourlySeries | None = None
     grid_cap_kw: float | None = None
     shift: ShiftConfig | None = field(default_factory=ShiftConfig)
     compare: bool = True
@@ -68,7 +81,9 @@ class EnergyResult:
     """What a replay with an `EnergySetup` metered. Energy is facility energy (IT x PUE)
     of the jobs' GPUs; carbon is that energy times the hourly intensity (location-based).
     `*_immediate` come from the second replay without shifting (None when not run);
-    the oracle starts each job, on its own, at the best time within its slack."""
+    the oracle starts each job, on its own, at the best time within its slack.
+    `heat_weighted_kwh` is the energy times the heat demand of the hours it was used in
+    (with a heat series): the energy that came when heat was wanted."""
 
     energy_kwh: float
     co2_kg: float | None
@@ -81,6 +96,8 @@ class EnergyResult:
     grid_cap_violations_immediate: int | None
     avg_jct_s_immediate: float | None
     avg_wait_s_immediate: float | None
+    heat_weighted_kwh: float | None = None
+    heat_weighted_kwh_immediate: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,6 +168,8 @@ def run_simulation(
     rows = sorted(trace_rows, key=lambda r: r.submit_time_s)
     if energy is not None and energy.carbon is not None:
         _check_covered(rows, energy.carbon)
+    if energy is not None and energy.heat is not None and energy.carbon is None:
+        raise ValueError("a heat-demand series needs a carbon series: heat weighs carbon")
     jobs, skipped, allocations = _prepare(rows, cluster, overestimate, energy is not None)
     signals = _signals(cluster, energy) if energy is not None else Signals()
     if energy is not None:
@@ -245,7 +264,16 @@ def _signals(cluster: SimCluster, energy: EnergySetup) -> Signals:
     outside = {n: HourSignal(power_budget_kw=cap) for n in names} if cap is not None else {}
     if energy.carbon is None:
         return Signals(outside=outside, power=energy.power)
-    hours = [HourSignal(cap, value) for value in energy.carbon.values]
+    heat = energy.heat
+    if heat is not None and (heat.start_s, len(heat.values)) != (
+        energy.carbon.start_s,
+        len(energy.carbon.values),
+    ):
+        raise ValueError("the heat-demand series must cover the carbon series' hours")
+    demand = heat.values if heat is not None else (None,) * len(energy.carbon.values)
+    hours = [
+        HourSignal(cap, value, h) for value, h in zip(energy.carbon.values, demand, strict=True)
+    ]
     return Signals(
         start_s=energy.carbon.start_s,
         by_site=dict.fromkeys(names, hours),
@@ -278,6 +306,10 @@ def _metered(replay: _Replay, immediate: _Replay | None, energy: EnergySetup) ->
         grid_cap_violations_immediate=immediate.violations() if immediate else None,
         avg_jct_s_immediate=plain.avg_jct_s if plain else None,
         avg_wait_s_immediate=plain.avg_wait_s if plain else None,
+        heat_weighted_kwh=replay.heat_kwh if energy.heat is not None else None,
+        heat_weighted_kwh_immediate=(
+            immediate.heat_kwh if immediate is not None and energy.heat is not None else None
+        ),
     )
 
 
@@ -365,6 +397,13 @@ class _Replay:
         self.wake_set: set[float] = set()
         self.energy_kwh = 0.0
         self.co2_kg = 0.0
+        self.heat_kwh = 0.0
+        # The shares of their time limits the latest ended runs used, in end order and
+        # sorted, and the sample the scheduler plans with (rebuilt after a change).
+        self.shares: deque[float] = deque()
+        self.sorted_shares: list[float] = []
+        self.share_sample: tuple[float, ...] = ()
+        self.shares_changed = False
         # Grid power per site now, and since when it has been over the cap (if it is).
         self.site_watts: dict[str, float] = {}
         self.over_since: dict[str, float] = {}
@@ -401,6 +440,7 @@ class _Replay:
             allocations=self.allocations,
             usage=self.usage.snapshot(now) if self.needs_usage else {},
             signals=self.signals,
+            run_shares=self._share_sample(),
         )
         result = schedule(snapshot, self.config)
         for decision in result.decisions:
@@ -460,7 +500,26 @@ class _Replay:
                         "trace's clock); give a longer series or an earlier --start"
                     )
                 self.co2_kg += job.watts / 1e6 * carbon.integral_h(job.start_s, now)
+            heat = self.energy.heat
+            if heat is not None and now > job.start_s:
+                self.heat_kwh += job.watts / 1000.0 * heat.integral_h(job.start_s, now)
         return job
+
+    def _ended(self, share: float) -> None:
+        """Remember what share of its time limit a run used (the latest ones only)."""
+        share = clip_share(share)
+        self.shares.append(share)
+        bisect.insort(self.sorted_shares, share)
+        if len(self.shares) > RUN_SHARE_MEMORY:
+            old = self.shares.popleft()
+            del self.sorted_shares[bisect.bisect_left(self.sorted_shares, old)]
+        self.shares_changed = True
+
+    def _share_sample(self) -> tuple[float, ...]:
+        if self.shares_changed:
+            self.share_sample = sample_of_sorted(self.sorted_shares)
+            self.shares_changed = False
+        return self.share_sample
 
     def _power(self, site: str, delta: float, now: float) -> None:
         """Change a site's grid power; note the hours it spends over the cap."""
@@ -498,7 +557,10 @@ class _Replay:
         )
 
     def _finish(self, job_id: int, now: float) -> None:
-        self._release(job_id, now).end_s = now
+        job = self._release(job_id, now)
+        job.end_s = now
+        limit = job.pending.time_limit_s
+        self._ended((now - job.start_s) / limit if limit > 0 else 1.0)
 
     def _preempt(self, job_id: int, now: float) -> None:
         self.preemptions += 1

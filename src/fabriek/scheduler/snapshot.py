@@ -128,6 +128,9 @@ class Snapshot:
     in `allocations` waits with reason `NoAllocation`. Budgets are in normalised
     GPU-hours: an hour of one GPU of type `t` costs `gpu_hour_factors[t]` (1 if absent);
     a job that takes any type is checked at the dearest type it could get.
+    `run_shares` are the fractions of their time limits that recently ended runs used
+    (any number of them; `carbon.run_share_sample` summarises): how long a flexible job
+    is planned to run when it is timed for cleaner hours. Empty: unknown.
     """
 
     now_s: float
@@ -138,6 +141,7 @@ class Snapshot:
     usage: Mapping[UserKey, GpuHours] = field(default_factory=dict)
     signals: Signals = field(default_factory=Signals)
     gpu_hour_factors: Mapping[str, float] = field(default_factory=dict)
+    run_shares: Sequence[float] = ()
 
 
 def site_from_groups(name: str, groups: Sequence[NodeGroup]) -> SiteState:

@@ -10,6 +10,16 @@ from typing import Any, Generic, TypeVar
 import httpx
 from pydantic import BaseModel
 
+from fabriek.domain.ai_ledger import Ledger
+from fabriek.domain.ai_models import (
+    ComputeProjection,
+    JobReport,
+    Model,
+    ModelDetail,
+    ModelVersion,
+    RulesOut,
+)
+from fabriek.domain.ai_systems import AiSystem, Classification
 from fabriek.domain.allocations import Allocation, Charge
 from fabriek.domain.audit import AuditEntryView, VerifyReport
 from fabriek.domain.datasets import (
@@ -30,6 +40,7 @@ from fabriek.domain.people import (
     User,
 )
 from fabriek.domain.proposals import AllocationSummary, Call, Proposal, Review
+from fabriek.domain.sandboxes import Sandbox
 from fabriek.domain.sites import Site
 from fabriek.domain.usage import UsageLine
 from fabriek.sdk.transfer import Progress, file_blocks, file_sha256, receive
@@ -374,10 +385,11 @@ class FabriekClient:
         return str(self._get("/audit/head")["head"])
 
     def audit_verify(self, expected_head: str | None = None) -> VerifyReport:
-        """Check the whole audit chain (admins); `ok` is false when it is broken."""
-        return VerifyReport.model_validate(
-            self._get("/audit/verify", {"expected_head": expected_head})
-        )
+        """Check the whole audit chain (admins); `ok` is false when it is broken. The server
+        reads every entry (some 10,000 a second), so a long trail may take minutes."""
+        params = {"expected_head": expected_head} if expected_head else {}
+        answer = self.request("GET", "/api/v1/audit/verify", params=params, timeout=1800.0)
+        return VerifyReport.model_validate(answer.json())
 
     # --- datasets -----------------------------------------------------------------------
 
@@ -473,9 +485,132 @@ class FabriekClient:
             self._post(f"/organisation-keys/{organisation_id}/rotate", {})
         )
 
+    # --- AI models (EU AI Act) -------------------------------------------------------------
+
+    def models(
+        self, limit: int = 100, offset: int = 0, project: str | None = None
+    ) -> Listing[Model]:
+        """The AI models of the projects you can see, newest first."""
+        params = {"limit": limit, "offset": offset, "project": project}
+        return self._listing(Model, "/models", params)
+
+    def model(self, name: str) -> ModelDetail:
+        return ModelDetail.model_validate(self._get(f"/models/{name}"))
+
+    def create_model(self, body: Mapping[str, Any]) -> ModelDetail:
+        """Register a model (see `ModelDraft` for the fields)."""
+        return ModelDetail.model_validate(self._post("/models", body))
+
+    def add_model_version(self, name: str, body: Mapping[str, Any]) -> ModelVersion:
+        """Register a version (see `ModelVersionDraft`)."""
+        return ModelVersion.model_validate(self._post(f"/models/{name}/versions", body))
+
+    def add_model_base(self, ref: str, body: Mapping[str, Any]) -> ModelVersion:
+        """Record one more base model of NAME:VERSION (see `BaseModelDraft`)."""
+        name, version = _split_model_ref(ref)
+        path = f"/models/{name}/versions/{version}/bases"
+        return ModelVersion.model_validate(self._post(path, body))
+
+    def model_ledger(self, ref: str) -> Ledger:
+        """The compute and energy ledger of NAME:VERSION."""
+        name, version = _split_model_ref(ref)
+        return Ledger.model_validate(self._get(f"/models/{name}/versions/{version}/ledger"))
+
+    def model_documentation(self, ref: str, fmt: str = "json") -> str:
+        """The documentation of NAME:VERSION as `json`, `md` or `card` text."""
+        name, version = _split_model_ref(ref)
+        path = f"/api/v1/models/{name}/versions/{version}/documentation"
+        return self.request("GET", path, params={"format": fmt}).text
+
+    def set_model_documentation(
+        self, ref: str, answers: Mapping[str, str | None]
+    ) -> dict[str, str]:
+        """The provider's answers to the documentation form (None removes one)."""
+        name, version = _split_model_ref(ref)
+        path = f"/api/v1/models/{name}/versions/{version}/documentation"
+        result: dict[str, str] = self.request("PUT", path, json=dict(answers)).json()
+        return result
+
+    def report_job(
+        self, job_id: int, mfu: float | None = None, tokens: int | None = None
+    ) -> JobReport:
+        """Report a job's model FLOP utilisation and/or training tokens processed."""
+        body: dict[str, Any] = {"job_id": job_id}
+        if mfu is not None:
+            body["mfu"] = mfu
+        if tokens is not None:
+            body["tokens"] = tokens
+        return JobReport.model_validate(self._post("/models/reports", body))
+
+    def compute_projection(self, **params: Any) -> ComputeProjection:
+        """Planned GPU-hours as FLOP against the AI Act lines: `proposal=`, `allocation=` or
+        `gpu_hours=` (with `gpu_type=`), optionally `model=`, `mfu=`, `purpose=`."""
+        return ComputeProjection.model_validate(self._get("/models/projection", params))
+
+    def ai_act_rules(self) -> RulesOut:
+        return RulesOut.model_validate(self._get("/models/rules"))
+
+    # --- regulatory sandboxes -------------------------------------------------------------
+
+    def sandbox(self, allocation_id: int) -> Sandbox:
+        return Sandbox.model_validate(self._get(f"/allocations/{allocation_id}/sandbox"))
+
+    def mark_sandbox(self, allocation_id: int, body: Mapping[str, Any]) -> Sandbox:
+        """Mark an allocation as part of a sandbox (see `SandboxDraft`)."""
+        response = self.request("PUT", f"/api/v1/allocations/{allocation_id}/sandbox", json=body)
+        return Sandbox.model_validate(response.json())
+
+    def file_sandbox_document(
+        self, allocation_id: int, kind: str, text: str, media_type: str = "text/markdown"
+    ) -> Sandbox:
+        """File the sandbox `plan` or `exit-report` as text or Markdown."""
+        response = self.request(
+            "PUT",
+            f"/api/v1/allocations/{allocation_id}/sandbox/{kind}",
+            content=text.encode(),
+            headers={"Content-Type": media_type},
+        )
+        return Sandbox.model_validate(response.json())
+
+    def sandbox_document(self, allocation_id: int, kind: str) -> str:
+        return self.request("GET", f"/api/v1/allocations/{allocation_id}/sandbox/{kind}").text
+
+    # --- AI systems and their risk classification ----------------------------------------
+
+    def ai_systems(self, limit: int = 100, offset: int = 0, **filters: Any) -> Listing[AiSystem]:
+        return self._listing(AiSystem, "/ai-systems", {"limit": limit, "offset": offset, **filters})
+
+    def ai_system(self, ref: str) -> AiSystem:
+        """One AI system by id or name."""
+        return AiSystem.model_validate(self._get(f"/ai-systems/{ref}"))
+
+    def register_ai_system(self, body: Mapping[str, Any]) -> AiSystem:
+        """Register an AI system (see `AiSystemDraft`)."""
+        return AiSystem.model_validate(self._post("/ai-systems", body))
+
+    def classification(self, ref: str) -> Classification:
+        """The system's current classification: answers so far, next question or result."""
+        return Classification.model_validate(self._get(f"/ai-systems/{ref}/classification"))
+
+    def answer_classification(self, ref: str, answers: Mapping[str, Any]) -> Classification:
+        """Record answers by question id (yes-no, an option id, or option ids) and walk on."""
+        body = self._post(f"/ai-systems/{ref}/classification/answers", {"answers": answers})
+        return Classification.model_validate(body)
+
+    def start_classification(self, ref: str) -> Classification:
+        """Start a new classification of the system; earlier ones are kept."""
+        response = self.request("POST", f"/api/v1/ai-systems/{ref}/classifications")
+        return Classification.model_validate(response.json())
+
 
 # Transfers of several GiB: the server may take a while after the last byte (fsync, commit).
 _TRANSFER_TIMEOUT = httpx.Timeout(30.0, read=600.0, write=600.0)
+
+
+def _split_model_ref(ref: str) -> tuple[str, str]:
+    """NAME:VERSION as its two path segments (the server checks them)."""
+    name, _, version = ref.partition(":")
+    return name, version
 
 
 def _api_error(response: httpx.Response) -> ApiError:

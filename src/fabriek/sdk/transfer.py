@@ -51,7 +51,7 @@ def receive(response: httpx.Response, dest: Path, progress: Progress | None = No
     try:
         fd = os.open(aside, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "wb") as out:
-            for block in response.iter_bytes(BLOCK_BYTES):
+            for block in response.iter_bytes():
                 digest.update(block)
                 out.write(block)
                 if progress:

@@ -16,7 +16,7 @@ from collections.abc import Iterator, Mapping
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, event, func, insert, or_, select, true, update
+from sqlalchemy import ColumnElement, Row, event, func, insert, or_, select, true, update
 from sqlalchemy.orm import Session, SessionTransaction
 
 from fabriek.domain.audit import (
@@ -28,7 +28,7 @@ from fabriek.domain.audit import (
     ChainBreak,
     ChainHead,
     VerifyReport,
-    against_head_row,
+    beyond_head,
     link_all,
     normalise_detail,
     parse_head,
@@ -79,10 +79,11 @@ def record(
         action=AuditAction(action).value,
         at=at,
         actor_id=actor_id,
-        actor=actor,
+        # Clipped to the columns' sizes: an over-long name must not fail the change itself.
+        actor=actor[:63] if actor is not None else None,
         project_id=project_id,
-        dataset=dataset,
-        target=target,
+        dataset=dataset[:200] if dataset is not None else None,
+        target=target[:300] if target is not None else None,
         detail=normalise_detail(detail),
     )
     # Begin the transaction now if the caller has not yet, so that a rollback before the
@@ -231,7 +232,7 @@ def _row_values(entry: AuditEntry) -> dict[str, Any]:
     }
 
 
-def _entry(row: AuditRow) -> AuditEntry:
+def _entry(row: AuditRow | Row[Any]) -> AuditEntry:
     return AuditEntry(
         seq=row.seq,
         event=AuditEvent(
@@ -337,28 +338,29 @@ def _visible_project_id(session: Session, who: Principal, ref: str) -> int:
 
 def head(session: Session) -> ChainHead:
     """The newest entry's sequence number and hash, as the head row has them."""
-    row = session.get(AuditHeadRow, HEAD_ID)
+    # A query, not `session.get`: the row must be read afresh, never from the session's map.
+    row = session.execute(
+        select(AuditHeadRow.seq, AuditHeadRow.hash).where(AuditHeadRow.id == HEAD_ID)
+    ).first()
     return ChainHead(row.seq, row.hash) if row is not None else EMPTY_HEAD
 
 
 def _stream(session: Session) -> Iterator[AuditEntry]:
-    # Keyset pages: each query is short, and no entry is held longer than its batch.
+    # Keyset pages of plain rows (no ORM identity map): each query is short, and no entry
+    # is held longer than its batch.
     after = 0
     while True:
-        rows = list(
-            session.scalars(
-                select(AuditRow)
-                .where(AuditRow.seq > after)
-                .order_by(AuditRow.seq)
-                .limit(_VERIFY_BATCH)
-            )
-        )
+        rows = session.execute(
+            select(AuditRow.__table__)
+            .where(AuditRow.seq > after)
+            .order_by(AuditRow.seq)
+            .limit(_VERIFY_BATCH)
+        ).all()
         for row in rows:
             yield _entry(row)
         if len(rows) < _VERIFY_BATCH:
             return
         after = rows[-1].seq
-        session.expunge_all()
 
 
 def check(
@@ -366,9 +368,12 @@ def check(
 ) -> tuple[int, ChainBreak | None]:
     """How many entries the chain has, and its first break (None: whole).
 
-    Besides the chain itself, its newest entry must be the one the head row names: removing
-    the newest entries without also rewriting that row shows. `expected_head`, written down
-    elsewhere earlier, catches even that."""
+    Besides the chain itself, the head row is checked: the chain must reach the entry it
+    named when the check began (so removing the newest entries without also rewriting the
+    row shows), and no entry may lie past it when the check ends (appends during the check
+    move it; an entry added past Fabriek does not). `expected_head`, written down elsewhere
+    earlier, catches a rewritten head row too."""
+    started = head(session)  # first: every entry up to it is committed, so will be read
     highest = session.scalar(select(func.max(AuditRow.seq))) or 0
     count = 0
     last = EMPTY_HEAD
@@ -380,9 +385,10 @@ def check(
             last = ChainHead(entry.seq, entry.hash)
             yield entry
 
-    broken = verify_chain(counted(), expected_head, highest_seq=highest)
+    anchors = [started] if expected_head is None else [started, expected_head]
+    broken = verify_chain(counted(), anchors, highest_seq=highest)
     if broken is None:
-        broken = against_head_row(last, head(session))
+        broken = beyond_head(last, head(session))
     return count, broken
 
 

@@ -20,8 +20,9 @@ concurrent upload cannot slip between reading the current key and using it).
 from __future__ import annotations
 
 import hashlib
+import itertools
 import threading
-from collections.abc import AsyncIterable, Callable, Collection, Iterator
+from collections.abc import AsyncIterable, Callable, Collection, Generator, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -335,9 +336,8 @@ def _visible_query(session: Session, who: Principal) -> Select[DatasetRow, Proje
 def _usernames(session: Session, ids: Collection[int]) -> dict[int, str]:
     if not ids:
         return {}
-    return {
-        i: n for i, n in session.execute(select(UserRow.id, UserRow.username).where(UserRow.id.in_(list(ids))))
-    }  # fmt: skip
+    rows = session.execute(select(UserRow.id, UserRow.username).where(UserRow.id.in_(list(ids))))
+    return {i: n for i, n in rows}
 
 
 def _version_view(row: DatasetVersionRow, users: dict[int, str]) -> DatasetVersion:
@@ -359,7 +359,9 @@ def _dataset_view(
     users: dict[int, str],
     versions: list[DatasetVersionRow],
     grants: list[str],
+    with_versions: bool = True,
 ) -> Dataset:
+    """The API's view; `versions` newest first (listings show only the latest's figures)."""
     latest = versions[0] if versions else None
     return Dataset(
         id=row.id,
@@ -385,7 +387,7 @@ def _dataset_view(
         latest_version=latest.number if latest else None,
         size_bytes=latest.size_bytes if latest else None,
         sha256=latest.sha256 if latest else None,
-        versions=[_version_view(v, users) for v in versions],
+        versions=[_version_view(v, users) for v in versions] if with_versions else [],
         grants=grants,
     )
 
@@ -513,10 +515,9 @@ def list_datasets(
             if who.is_admin and not _granted_to(session, d.id, mine)
             else Access.GRANTED
         )
+        organisation = orgs.get(p.organisation_id, "?")
         items.append(
-            _dataset_view(
-                d, p, orgs.get(p.organisation_id, "?"), access, users, latest[d.id][:1], []
-            )
+            _dataset_view(d, p, organisation, access, users, latest[d.id], [], with_versions=False)
         )
     return Page(items, total, page.limit, page.offset)
 
@@ -591,17 +592,19 @@ def _plan_upload(
     return plan
 
 
-def _seal_into(sealer: Sealer, digest: Any, incoming: Incoming, block: bytes, last: bool) -> None:
+def _seal_into(
+    sealer: Sealer, digest: Any, incoming: Incoming, block: memoryview, last: bool
+) -> None:
     """Hash and seal `block` (whole chunks, or the final part) and write the records."""
     size = sealer.chunk_bytes
     if last:
         digest.update(block)
-        incoming.write(sealer.seal(block, last=True))
+        incoming.write(*sealer.seal(block, last=True))
         return
     for start in range(0, len(block), size):
         chunk = block[start : start + size]
         digest.update(chunk)
-        incoming.write(sealer.seal(chunk, last=False))
+        incoming.write(*sealer.seal(chunk, last=False))
 
 
 def _commit_version(
@@ -686,7 +689,9 @@ async def upload_version(
     incoming = await run_in_threadpool(vault.objects.receive, object_name)
     try:
         incoming.write(sealer.header)
-        pending = bytearray()
+        # The pieces as they arrive, joined once per chunk (the one copy the data gets).
+        parts: list[bytes] = []
+        held = 0
         size = 0
         async for piece in body:
             size += len(piece)
@@ -695,14 +700,18 @@ async def upload_version(
                     plan.project, plan.used_bytes, size, vault.quota_bytes, so_far=True
                 )
                 raise TooLarge(refusal or "over the quota")
-            pending += piece
-            if len(pending) > sealer.chunk_bytes:
+            parts.append(piece)
+            held += len(piece)
+            if held > sealer.chunk_bytes:
                 # Keep the tail: only the end of the body says which chunk is the last.
-                whole = (len(pending) - 1) // sealer.chunk_bytes * sealer.chunk_bytes
-                block = bytes(pending[:whole])
-                del pending[:whole]
+                joined = b"".join(parts)
+                whole = (held - 1) // sealer.chunk_bytes * sealer.chunk_bytes
+                block = memoryview(joined)[:whole]
                 await run_in_threadpool(_seal_into, sealer, digest, incoming, block, False)
-        await run_in_threadpool(_seal_into, sealer, digest, incoming, bytes(pending), True)
+                parts = [joined[whole:]]
+                held = len(parts[0])
+        tail = memoryview(b"".join(parts))
+        await run_in_threadpool(_seal_into, sealer, digest, incoming, tail, True)
         if declared_bytes is not None and size != declared_bytes:
             raise InvalidInput.on(
                 "content-length",
@@ -746,11 +755,22 @@ def open_plaintext(session: Session, vault: Vault, version: DatasetVersionRow) -
     except FileNotFoundError:
         raise StoreError(f"the ciphertext of object {name} is missing from the storage") from None
 
-    def chunks() -> Iterator[bytes]:
+    def chunks() -> Generator[bytes]:
         with source:
             yield from open_sealed(data_key, name, source)
 
-    return chunks()
+    opened = chunks()
+    # The first chunk is checked before anything is sent: a damaged object is then an
+    # error the caller can report, not a download that breaks off.
+    try:
+        first = next(opened)
+    except Undecryptable:
+        opened.close()
+        raise StoreError(
+            f"the stored data of object {name} fails its integrity check (altered or "
+            "damaged); it cannot be served: restore the object from a backup"
+        ) from None
+    return itertools.chain([first], opened)
 
 
 @dataclass(frozen=True)
@@ -1022,6 +1042,14 @@ def rotate_key(
             f"only an admin or a principal investigator of a project of {org.name} may rotate "
             "its key"
         )
+    if _current_key_row(session, organisation_id) is None:
+        # A first key, committed on its own (an upload may be making it too: one wins), so
+        # that the lock below has a row to hold against the organisation's uploads.
+        _add_org_key(session, vault, organisation_id, 1, now)
+        try:
+            session.commit()
+        except IntegrityError:
+            session.rollback()
     _lock_org_keys(session, organisation_id)
     current = _current_key_row(session, organisation_id)
     old_version = current.version if current else None

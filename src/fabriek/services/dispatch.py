@@ -43,13 +43,14 @@ from fabriek.engines.base import (
     Placement,
     poll_all,
 )
+from fabriek.scheduler.carbon import DEFAULT_HEAT_WEIGHT
 from fabriek.services import audit, job_datasets
 from fabriek.services.access_config import load_access_config
 from fabriek.services.datasets import Vault
 from fabriek.services.engine_registry import EngineRegistry
 from fabriek.services.job_datasets import DatasetUnavailable
 from fabriek.services.jobs import SiteShapeCache, spec_from_row, transition
-from fabriek.services.scheduling import recent_usage, run_cycle
+from fabriek.services.scheduling import recent_run_shares, recent_usage, run_cycle
 from fabriek.store.tables import JobRow, SiteRow
 
 log = logging.getLogger("fabriek.dispatch")
@@ -96,12 +97,15 @@ class Dispatcher:
         housekeeping_every_s: float = HOUSEKEEPING_EVERY_S,
         vault: Vault | None = None,
         staging_root: Path | None = None,
+        heat_weight: float = DEFAULT_HEAT_WEIGHT,
     ) -> None:
         """`shapes` is shared with the API, so a site registered there is seen at once.
         `housekeeping(now)` runs about once a minute (notices, e-mail). Jobs that read
         datasets get them decrypted under `staging_root` (with `vault`'s keys) while they
-        run; without a vault such jobs fail to start."""
+        run; without a vault such jobs fail to start. `heat_weight` weighs heat demand
+        against carbon when flexible jobs are timed."""
         self.sessions = sessions
+        self.heat_weight = heat_weight
         self.vault = vault
         self.staging_root = staging_root
         self.access = access or load_access_config()
@@ -122,6 +126,7 @@ class Dispatcher:
         self._observed_at = float("-inf")
         self._usage: dict[tuple[str, str], GpuHours] = {}
         self._usage_read_at = float("-inf")
+        self._run_shares: list[float] = []
 
     # -- the loop ----------------------------------------------------------------------------
 
@@ -212,8 +217,12 @@ class Dispatcher:
             # Fair-share usage moves by the hour: reading it once a minute is plenty.
             if time.monotonic() - self._usage_read_at > USAGE_EVERY_S:
                 self._usage = recent_usage(session, now.timestamp())
+                self._run_shares = recent_run_shares(session, now)
                 self._usage_read_at = time.monotonic()
-            placed = run_cycle(session, shapes, now, depth, down, reasons, self.access, self._usage)
+            placed = run_cycle(
+                session, shapes, now, depth, down, reasons, self.access, self._usage,
+                self.heat_weight, self._run_shares,
+            )  # fmt: skip
             session.commit()
         return placed.started
 

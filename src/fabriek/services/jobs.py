@@ -33,7 +33,7 @@ from fabriek.domain.jobs import (
     check_transition,
 )
 from fabriek.domain.roles import Principal, Role
-from fabriek.services import job_datasets
+from fabriek.services import ai_models, job_datasets
 from fabriek.services.allocations import record_charge
 from fabriek.services.metering import record_energy
 from fabriek.services.paging import Page, PageRequest, count_all
@@ -254,6 +254,8 @@ class PreparedJob:
     values: dict[str, Any]
     project: str
     user: str
+    # Its link to an AI model version, with the compute lines it was warned about.
+    model_link: ai_models.JobLink | None = None
 
 
 def prepare_job(
@@ -290,7 +292,13 @@ def prepare_job(
         gpu_seconds=0.0, cancel_requested=False,
         datasets=[d.to_json() for d in datasets] or None,
     )  # fmt: skip
-    return PreparedJob(values, project_name, who.username)
+    link = None
+    if draft.model is not None and draft.purpose is not None:
+        link = ai_models.plan_job_link(
+            session, who, project_id, project_name, draft.model, draft.purpose,
+            draft.acknowledge_systemic_risk, spec, now,
+        )  # fmt: skip
+    return PreparedJob(values, project_name, who.username, link)
 
 
 def write_jobs(session: Session, prepared: Sequence[PreparedJob]) -> list[Job]:
@@ -310,10 +318,34 @@ def write_jobs(session: Session, prepared: Sequence[PreparedJob]) -> list[Job]:
           "to_state": p.values["state"], "reason": "submitted"}
          for job_id, p in zip(ids, prepared, strict=True)],
     )  # fmt: skip
+    links = [(i, p.model_link) for i, p in zip(ids, prepared, strict=True) if p.model_link]
+    if links:
+        ai_models.write_job_links(session, links, prepared[0].values["submitted_at"])
     session.commit()
     return [
-        Job(**_job_fields(JobRow(id=job_id, **p.values), p.project, p.user, None))
+        Job(
+            **_job_fields(JobRow(id=job_id, **p.values), p.project, p.user, None),
+            **_link_fields(p.model_link),
+        )
         for job_id, p in zip(ids, prepared, strict=True)
+    ]
+
+
+def _link_fields(link: ai_models.JobLink | None) -> dict[str, Any]:
+    if link is None:
+        return {}
+    return {"model": link.ref, "purpose": link.purpose.value,
+            "ai_act_warnings": list(link.warnings)}  # fmt: skip
+
+
+def _with_models(session: Session, jobs: list[Job]) -> list[Job]:
+    """The jobs with the model version and purpose each is linked to, if any."""
+    linked = ai_models.job_models(session, [j.id for j in jobs])
+    return [
+        j.model_copy(update={"model": linked[j.id][0], "purpose": linked[j.id][1]})
+        if j.id in linked
+        else j
+        for j in jobs
     ]
 
 
@@ -401,7 +433,8 @@ def list_jobs(
         query = query.where(UserRow.username == user)
     total = count_all(session, query)
     rows = session.execute(query.limit(page.limit).offset(page.offset)).all()
-    return Page([Job(**_job_fields(*r)) for r in rows], total, page.limit, page.offset)
+    items = _with_models(session, [Job(**_job_fields(*r)) for r in rows])
+    return Page(items, total, page.limit, page.offset)
 
 
 def _visible_row(
@@ -415,7 +448,7 @@ def _visible_row(
 
 
 def get_job(session: Session, who: Principal, job_id: int) -> Job:
-    return Job(**_job_fields(*_visible_row(session, who, job_id)))
+    return _with_models(session, [Job(**_job_fields(*_visible_row(session, who, job_id)))])[0]
 
 
 def job_events(session: Session, who: Principal, job_id: int) -> list[JobEvent]:

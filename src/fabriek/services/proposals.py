@@ -57,7 +57,7 @@ from fabriek.services import audit
 from fabriek.services.calls import call_row, runs_calls
 from fabriek.services.notifications import notify, notify_once, staff_with_role
 from fabriek.services.paging import Page, PageRequest, count_all, fetch_page
-from fabriek.services.projects import visible_projects
+from fabriek.services.projects import visible_accounts, visible_projects
 from fabriek.services.transactions import commit
 from fabriek.store.tables import (
     AllocationRow,
@@ -842,10 +842,11 @@ def file_final_report(
 ) -> AllocationSummary:
     """File an allocation's final report (its project's principal investigator), which
     lifts the organisation's block on new proposals if this one was overdue."""
+    # Whoever may see the allocation (the access team too) is told 403, not 404.
     found = session.execute(
         select(AllocationRow, ProjectRow.name)
         .join(ProjectRow, ProjectRow.id == AllocationRow.project_id)
-        .where(AllocationRow.id == allocation_id, visible_projects(who, AllocationRow.project_id))
+        .where(AllocationRow.id == allocation_id, visible_accounts(who, AllocationRow.project_id))
     ).first()
     if found is None:
         raise NotFound("allocation", allocation_id)

@@ -34,13 +34,16 @@ from fabriek.scheduler import (
     schedule,
     site_from_groups,
 )
+from fabriek.scheduler.carbon import DEFAULT_HEAT_WEIGHT, RUN_SHARE_MEMORY, ShiftConfig
 from fabriek.scheduler.fairshare import DEFAULT_HALF_LIFE_S, UsageRecord, decayed_usage
+from fabriek.scheduler.policy import SchedulerConfig
 from fabriek.scheduler.power import PowerModel
-from fabriek.scheduler.signals import HourSignal, Signals
+from fabriek.scheduler.signals import HEAT_AHEAD_H, HourSignal, Signals
 from fabriek.services import allocations, job_datasets
 from fabriek.services.jobs import transition
 from fabriek.store.tables import (
     GridIntensityRow,
+    HeatDemandRow,
     JobRow,
     OrganisationRow,
     ProjectRow,
@@ -53,6 +56,8 @@ PENDING_BATCH = 20_000
 CARBON_HISTORY_DAYS = 8
 # Usage older than this many half-lives weighs under 0.4 %: not worth reading.
 USAGE_HALF_LIVES = 8
+# How long jobs run against their limits is learned from runs that ended this recently.
+RUN_SHARE_DAYS = 7
 
 
 @dataclass
@@ -106,13 +111,16 @@ def site_signals(session: Session, shapes: Sequence[SiteShape], now: datetime) -
     (`fabriek grid load`): the scheduler forecasts from it, past hours only, and holds
     flexible jobs (shiftable, with a deadline) for cleaner hours within their slack. A
     zone without recent data gives no forecast, and nothing is shifted there.
+
+    The heat demand of the zone (`fabriek heat load`), from this hour up to `HEAT_AHEAD_H`
+    ahead, at sites that declare a heat-reuse share: heat nobody takes is worth nothing,
+    so a site without reuse is timed by carbon alone. Heat demand is a calendar profile,
+    so its hours to come are known, not forecast.
     """
-    budgets = {
-        s.name: HourSignal(power_budget_kw=s.grid_limit_kw / (s.pue or 1.0))
-        for s in shapes
-        if s.grid_limit_kw
-    }
-    first = now.replace(minute=0, second=0, microsecond=0) - timedelta(days=CARBON_HISTORY_DAYS)
+    standing = {s.name: s.grid_limit_kw / (s.pue or 1.0) for s in shapes if s.grid_limit_kw}
+    budgets = {name: HourSignal(power_budget_kw=kw) for name, kw in standing.items()}
+    this_hour = now.replace(minute=0, second=0, microsecond=0)
+    first = this_hour - timedelta(days=CARBON_HISTORY_DAYS)
     zones = {s.grid_zone for s in shapes}
     history: dict[str, dict[datetime, float]] = defaultdict(dict)
     for zone, hour, value in session.execute(
@@ -123,20 +131,65 @@ def site_signals(session: Session, shapes: Sequence[SiteShape], now: datetime) -
         )
     ):
         history[zone][hour] = value
-    hours = int((now - first).total_seconds() // 3600) + 1
-    by_site = {
-        s.name: [
-            HourSignal(carbon_g_per_kwh=history[s.grid_zone].get(first + timedelta(hours=i)))
-            for i in range(hours)
+    reusing = set(
+        session.scalars(
+            select(SiteRow.name).where(
+                SiteRow.name.in_([s.name for s in shapes]), SiteRow.heat_reuse_share > 0
+            )
+        )
+    )
+    heat_zones = {s.grid_zone for s in shapes if s.name in reusing and history.get(s.grid_zone)}
+    demand: dict[str, dict[datetime, float]] = defaultdict(dict)
+    if heat_zones:
+        for zone, hour, value in session.execute(
+            select(HeatDemandRow.zone, HeatDemandRow.hour, HeatDemandRow.demand).where(
+                HeatDemandRow.zone.in_(heat_zones),
+                HeatDemandRow.hour >= this_hour,
+                HeatDemandRow.hour < this_hour + timedelta(hours=HEAT_AHEAD_H),
+            )
+        ):
+            demand[zone][hour] = value
+    past = int((now - first).total_seconds() // 3600) + 1
+    by_site: dict[str, list[HourSignal]] = {}
+    for s in shapes:
+        carbon = history.get(s.grid_zone)
+        if not carbon:
+            continue
+        heat = demand.get(s.grid_zone) if s.name in reusing else None
+        # Every hour carries the standing grid budget: a window inside the series is
+        # capped as one beyond it is.
+        budget = standing.get(s.name)
+        hours = past + (HEAT_AHEAD_H - 1 if heat else 0)
+        when = [first + timedelta(hours=i) for i in range(hours)]
+        by_site[s.name] = [
+            HourSignal(budget, carbon.get(t), heat.get(t) if heat else None) for t in when
         ]
-        for s in shapes
-        if history.get(s.grid_zone)
-    }
     if not budgets and not by_site:
         return Signals()
     return Signals(
         start_s=first.timestamp(), by_site=by_site, outside=budgets, power=PowerModel(pue=1.0)
     )
+
+
+def recent_run_shares(session: Session, now: datetime) -> list[float]:
+    """What share of its time limit each of the latest ended runs used (at most
+    `RUN_SHARE_MEMORY`, ended within `RUN_SHARE_DAYS`): how long runs last against their
+    limits, which is how long a flexible job is planned to run when it is timed."""
+    rows = session.execute(
+        select(JobRow.started_at, JobRow.ended_at, JobRow.time_limit_s)
+        .where(
+            JobRow.started_at.is_not(None),
+            JobRow.ended_at >= now - timedelta(days=RUN_SHARE_DAYS),
+            JobRow.time_limit_s > 0,
+        )
+        .order_by(JobRow.ended_at.desc())
+        .limit(RUN_SHARE_MEMORY)
+    ).all()
+    return [
+        max(0.0, (ended - started).total_seconds()) / limit
+        for started, ended, limit in rows
+        if started is not None and ended is not None
+    ]
 
 
 def _latest_start(job: JobRow) -> float | None:
@@ -157,10 +210,14 @@ def run_cycle(
     down_reasons: Mapping[str, str],
     access: AccessConfig,
     usage: Mapping[tuple[str, str], GpuHours] | None = None,
+    heat_weight: float = DEFAULT_HEAT_WEIGHT,
+    run_shares: Sequence[float] | None = None,
 ) -> Placed:
     """Read the factory, schedule, and write the decisions (not committed). `usage` is the
-    users' decayed recent usage (read from the store when not given). A started job is
-    charged to its project's current allocation at its GPU type's factor."""
+    users' decayed recent usage and `run_shares` what share of their limits recent runs
+    used (each read from the store when not given). `heat_weight` weighs heat demand
+    against carbon in timing flexible jobs. A started job is charged to its project's
+    current allocation at its GPU type's factor."""
     now_s = now.timestamp()
     allocations.lock_active(session, now)
     names = (
@@ -242,6 +299,10 @@ def run_cycle(
                        _latest_start(job), verdict.allowed if verdict is not None else None)
         )  # fmt: skip
     current = allocations.for_cycle(session, now, access, organisations, organisations, commitment)
+    signals = site_signals(session, shapes, now)
+    ran: Sequence[float] = ()
+    if signals.by_site and any(p.latest_start_s is not None for p in pending):
+        ran = recent_run_shares(session, now) if run_shares is None else run_shares
     snapshot = Snapshot(
         now_s=now_s,
         pending=pending,
@@ -250,9 +311,10 @@ def run_cycle(
         allocations=current.allocations,
         usage=recent_usage(session, now_s) if usage is None else usage,
         gpu_hour_factors=access.gpu_hour_factors,
-        signals=site_signals(session, shapes, now),
+        signals=signals,
+        run_shares=ran,
     )
-    result = schedule(snapshot)
+    result = schedule(snapshot, SchedulerConfig(shift=ShiftConfig(heat_weight=heat_weight)))
     site_ids = {n: i for n, i in session.execute(select(SiteRow.name, SiteRow.id))}
     node_types = {(s.name, n.name): n.gpu_type for s in snapshot.sites for n in s.nodes}
     placed = Placed()

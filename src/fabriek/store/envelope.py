@@ -136,9 +136,10 @@ class Sealer:
         self._index = 0
         self._done = False
 
-    def seal(self, plaintext: bytes, last: bool) -> bytes:
-        """The record of the next chunk: nonce and ciphertext with its tag. Every chunk but
-        the last holds exactly `chunk_bytes`."""
+    def seal(self, plaintext: bytes | memoryview, last: bool) -> tuple[bytes, bytes]:
+        """The record of the next chunk, as its two parts: the nonce, and the ciphertext with
+        its tag (written one after the other, never joined: no copy of a MiB). Every chunk
+        but the last holds exactly `chunk_bytes`."""
         if self._done:
             raise ValueError("the last chunk was already sealed")
         if len(plaintext) > self.chunk_bytes or (not last and len(plaintext) != self.chunk_bytes):
@@ -147,7 +148,7 @@ class Sealer:
         aad = _chunk_aad(self.header, self._object, self._index, last)
         self._index += 1
         self._done = last
-        return nonce + self._aead.encrypt(nonce, plaintext, aad)
+        return nonce, self._aead.encrypt(nonce, plaintext, aad)
 
 
 def open_sealed(data_key: Secret, object_name: str, source: BinaryIO) -> Iterator[bytes]:

@@ -79,12 +79,18 @@ class Incoming:
         self._published = False
         self.written = 0
 
-    def write(self, data: bytes) -> None:
-        view = memoryview(data)
-        while view:
-            done = self._file.write(view)
-            view = view[done or 0 :]
-        self.written += len(data)
+    def write(self, *parts: bytes) -> None:
+        """Append the parts, in order, with as few system calls as the kernel allows."""
+        pending = [memoryview(p) for p in parts if p]
+        fd = self._file.fileno()
+        while pending:
+            done = os.writev(fd, pending)
+            self.written += done
+            while pending and done >= len(pending[0]):
+                done -= len(pending[0])
+                pending.pop(0)
+            if pending and done:
+                pending[0] = pending[0][done:]
 
     def publish(self) -> None:
         """Make the object durable and move it into place (atomically); the lock stays until

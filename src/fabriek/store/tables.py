@@ -463,6 +463,19 @@ class GridIntensityRow(Base):
     source: Mapped[str] = mapped_column(String(200), default="")
 
 
+class HeatDemandRow(Base):
+    """Hourly heat demand in a zone, 0..1 of the year's peak (district heat wanted), from
+    a typical-year profile mapped onto the calendar (`fabriek heat load`); `source` names
+    the profile, its column and version."""
+
+    __tablename__ = "heat_demand"
+
+    zone: Mapped[str] = mapped_column(String(8), primary_key=True)
+    hour: Mapped[datetime] = mapped_column(Timestamp(), primary_key=True)
+    demand: Mapped[float]
+    source: Mapped[str] = mapped_column(String(200), default="")
+
+
 class AuditRow(Base):
     """One entry of the append-only audit trail, hash-chained to the entry before it (see
     `fabriek.domain.audit`). No foreign keys: the trail outlives the users, projects and
@@ -700,6 +713,8 @@ class AiSystemRow(Base):
     risk_assessment_id: Mapped[int | None] = mapped_column(Integer)
     created_by: Mapped[int] = mapped_column(ForeignKey("users.id"))
     created_at: Mapped[datetime] = mapped_column(Timestamp(), default=utcnow)
+    # The legal entity that places the system on the market (migration 0012).
+    provider: Mapped[str | None] = mapped_column(String(200))
 
 
 class SandboxRow(Base):
@@ -734,3 +749,39 @@ class SandboxDocumentRow(Base):
     content: Mapped[str] = mapped_column(Text)
     filed_by: Mapped[int] = mapped_column(ForeignKey("users.id"))
     filed_at: Mapped[datetime] = mapped_column(Timestamp())
+
+
+class AiClassificationRow(Base):
+    """One EU AI Act risk classification of an AI system: the rule book's version it was
+    last walked under and, once finished, its tiers and result as shown then (the evidence
+    an Art. 6(4) assessment needs). A system's latest one is its current classification."""
+
+    __tablename__ = "ai_classifications"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    system_id: Mapped[int] = mapped_column(
+        ForeignKey("ai_systems.id", ondelete="CASCADE"), index=True
+    )
+    rules_version: Mapped[str] = mapped_column(String(64))
+    started_by: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    started_at: Mapped[datetime] = mapped_column(Timestamp())
+    updated_at: Mapped[datetime] = mapped_column(Timestamp())
+    finished_at: Mapped[datetime | None] = mapped_column(Timestamp())
+    tiers: Mapped[list[str]] = mapped_column(JSON, default=list)
+    result: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+
+
+class AiRiskAnswerRow(Base):
+    """One recorded answer of a classification, with the articles it rests on and who gave
+    it when; a changed answer replaces the row."""
+
+    __tablename__ = "ai_risk_answers"
+
+    classification_id: Mapped[int] = mapped_column(
+        ForeignKey("ai_classifications.id", ondelete="CASCADE"), primary_key=True
+    )
+    question: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[Any] = mapped_column(JSON)
+    cites: Mapped[list[str]] = mapped_column(JSON, default=list)
+    answered_by: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    answered_at: Mapped[datetime] = mapped_column(Timestamp())
