@@ -19,7 +19,9 @@ import httpx
 import pytest
 from sqlalchemy import select, text
 
+from fabriek.domain.errors import NotFound
 from fabriek.sdk import ApiUnreachable, FabriekClient
+from fabriek.services import datasets
 from fabriek.services.demo import demo_token
 from fabriek.store.db import make_engine, make_sessions
 from fabriek.store.envelope import (
@@ -31,7 +33,7 @@ from fabriek.store.envelope import (
     read_master_key,
     unwrap,
 )
-from fabriek.store.tables import Base, DatasetVersionRow, OrganisationKeyRow
+from fabriek.store.tables import Base, DatasetVersionRow, OrganisationKeyRow, ProjectRow
 from tests.conftest import Client, problem_of
 from tests.servers import LiveServer
 from tests.test_api_budgets import new_project
@@ -261,7 +263,7 @@ def test_who_may_see_read_write_and_grant(client: Client, unique: str) -> None:
 
 
 def test_a_grant_to_another_organisation_needs_the_owners_consent(
-    client: Client, unique: str
+    client: Client, unique: str, server: LiveServer
 ) -> None:
     pieter, admin, mo = client("pieter"), client("admin"), client("mo")
     register(pieter, "dutch-llm", unique, classification="confidential")
@@ -279,6 +281,17 @@ def test_a_grant_to_another_organisation_needs_the_owners_consent(
     assert consented.status_code == 201, consented.text
     assert consented.json()["cross_organisation"] is True
     assert mo.get(f"/api/v1/datasets/dutch-llm/{unique}/content").content == b"trade secrets"
+    # What a job of legal-nl will use: the version it may read, decrypted.
+    engine = make_engine(server.settings.database_url)
+    with make_sessions(engine)() as session:
+        legal = session.scalars(select(ProjectRow.id).where(ProjectRow.name == "legal-nl")).one()
+        read = datasets.readable_by_project(session, legal, "dutch-llm", unique)
+        assert not read.owned and read.dataset.classification == "confidential"
+        vault = datasets.Vault.from_settings(server.settings)
+        assert b"".join(datasets.open_plaintext(session, vault, read.version)) == b"trade secrets"
+        with pytest.raises(NotFound):
+            datasets.readable_by_project(session, legal + 10_000, "dutch-llm", unique)
+    engine.dispose()
     again = pieter.post(grants, json={"project": "legal-nl", "cross_organisation": True})
     assert "already holds a grant" in str(problem_of(again, 409)["detail"])
     assert problem_of(pieter.post(grants, json={"project": "no-such-project"}), 422)

@@ -221,7 +221,6 @@ class Profile:
         total = sum(lengths)
         return sum(self.integral(x + length) - start for length in lengths) / total
 
-
     def cheapest_later(self, lengths: tuple[float, ...], last: int) -> tuple[int, float]:
         """The whole hour h in [1, last] (last >= 1) whose start costs least for a run of
         `lengths` (`expected`), and that cost; the earliest such hour on a tie."""

@@ -502,7 +502,7 @@ def list_datasets(
         query.order_by(ProjectRow.name, DatasetRow.name).limit(page.limit).offset(page.offset)
     ).all()
     ids = [d.id for d, _ in rows]
-    latest = _versions_of(session, ids)
+    versions_by_dataset = _versions_of(session, ids)
     mine = _memberships(session, who)
     users = _usernames(session, {d.created_by for d, _ in rows})
     orgs = _organisation_names(session, {p.organisation_id for _, p in rows})
@@ -517,7 +517,16 @@ def list_datasets(
         )
         organisation = orgs.get(p.organisation_id, "?")
         items.append(
-            _dataset_view(d, p, organisation, access, users, latest[d.id], [], with_versions=False)
+            _dataset_view(
+                d,
+                p,
+                organisation,
+                access,
+                users,
+                versions_by_dataset[d.id],
+                [],
+                with_versions=False,
+            )
         )
     return Page(items, total, page.limit, page.offset)
 
@@ -771,6 +780,44 @@ def open_plaintext(session: Session, vault: Vault, version: DatasetVersionRow) -
             "damaged); it cannot be served: restore the object from a backup"
         ) from None
     return itertools.chain([first], opened)
+
+
+@dataclass(frozen=True)
+class ProjectRead:
+    """A version a project may read, with the terms a site must satisfy to hold it."""
+
+    dataset: DatasetRow
+    version: DatasetVersionRow
+    owned: bool
+
+
+def readable_by_project(
+    session: Session, project_id: int, owner: str, name: str, version: int | None = None
+) -> ProjectRead:
+    """The version (latest by default) of `owner`/`name` that project `project_id` may read:
+    it owns the dataset or holds a grant. NotFound otherwise, without saying which. For jobs:
+    check each site with `residency_allows(Residency(read.dataset.residency), ...)`, then
+    `open_plaintext(session, vault, read.version)`."""
+    if name_problem(name) is not None:
+        raise NotFound("dataset", f"{owner}/{name!r}")
+    row = session.execute(
+        select(DatasetRow)
+        .join(ProjectRow, ProjectRow.id == DatasetRow.project_id)
+        .where(_project_by_ref(owner), DatasetRow.name == name)
+    ).scalar_one_or_none()
+    owned = row is not None and row.project_id == project_id
+    if row is None or not (owned or _granted_to(session, row.id, [project_id])):
+        raise NotFound("dataset", f"{owner}/{name}")
+    query = select(DatasetVersionRow).where(DatasetVersionRow.dataset_id == row.id)
+    query = (
+        query.where(DatasetVersionRow.number == version)
+        if version is not None
+        else query.order_by(DatasetVersionRow.number.desc()).limit(1)
+    )
+    found = session.scalars(query).first()
+    if found is None:
+        raise NotFound("data", f"of {owner}/{name}" + (f" version {version}" if version else ""))
+    return ProjectRead(row, found, owned)
 
 
 @dataclass(frozen=True)
