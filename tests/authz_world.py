@@ -33,7 +33,7 @@ from fabriek.services.demo import demo_token
 from fabriek.services.identity import issue_token
 from fabriek.store.db import make_engine, make_sessions
 from fabriek.store.tables import UserRow
-from fabriek.web.pages import TOKEN_COOKIE
+from fabriek.web.layout import TOKEN_COOKIE
 from tests.oidc_provider import OidcProvider, running_provider
 from tests.servers import LiveServer
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import logging
 import os
 import shutil
 import socket
@@ -424,9 +425,10 @@ def encodings(secret: Secret) -> list[bytes]:
     ]
 
 
-def test_no_key_material_in_answers_or_rows(
-    client: Client, unique: str, server: LiveServer
+def test_no_key_material_in_answers_rows_or_logs(
+    client: Client, unique: str, server: LiveServer, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.DEBUG)
     pieter = client("pieter")
     answers = [
         pieter.post("/api/v1/datasets", json={"project": "dutch-llm", "name": unique}).content
@@ -437,6 +439,8 @@ def test_no_key_material_in_answers_or_rows(
         pieter.get("/api/v1/datasets").content,
         pieter.get("/api/v1/organisation-keys").content,
         client("admin").get("/api/v1/organisation-keys").content,
+        pieter.post(f"/api/v1/datasets/dutch-llm/{unique}/versions", content=b"x").content,
+        pieter.get(f"/api/v1/datasets/dutch-llm/{unique}/content").content,
     ]
     master, orgs, data_keys = keys_in_store(server.settings.database_url, server.settings.state_dir)
     secrets_ = [e for k in [master, *orgs, *data_keys] for e in encodings(k)]
@@ -452,9 +456,12 @@ def test_no_key_material_in_answers_or_rows(
                         else str(value).encode()
                     )
     engine.dispose()
+    logged = [r.getMessage().encode() for r in caplog.records]
+    assert logged, "the server's logs were captured"
     for secret in secrets_:
         assert not any(secret in a for a in answers)
         assert not any(secret in v for v in dumped)
+        assert not any(secret in line for line in logged)
 
 
 def test_a_dataset_of_a_project_one_is_not_in_cannot_be_registered(

@@ -448,6 +448,10 @@ MATRIX: dict[str, Row] = {
     ),
     # -- the portal (signed in by cookie; being sent to the sign-in page stands for 401)
     "GET /": Row("public"),
+    "POST /language": Row("public", send=form(lambda w, who: {"lang": "nl", "next": "/"})),
+    "GET /home": Row("signed-in"),
+    "GET /home/jobs": Row("signed-in"),
+    "GET /operator": Row("site-operator"),
     "GET /signin": Row("public"),
     "POST /signin": Row("public", send=form(member_token)),
     "POST /signout": Row("public"),
@@ -477,13 +481,6 @@ KNOWN_DEVIATIONS: dict[tuple[str, Who], tuple[Answer, str]] = {
         "does not exist': services/datasets.py register checks membership and admin only",
     ),
 }
-for _who in (W.OTHER_TENANT, W.REVIEWER, W.ACCESS_TEAM, W.OTHER_HUB, W.SITE_OPERATOR):
-    KNOWN_DEVIATIONS["POST /api/v1/models", _who] = (
-        ALLOW,
-        "registering a model in a project the caller cannot see is a 422 ('no project you "
-        "can see'), where every other route naming a project it cannot see says 404: "
-        "services/ai_models.py _project_for",
-    )
 
 
 def answer_of(response: httpx.Response) -> Answer | int:

@@ -3,6 +3,7 @@ the end), list them, grant and revoke other projects' access, remove them, rotat
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import date
@@ -31,7 +32,7 @@ from fabriek.domain.datasets import (
     name_problem,
 )
 from fabriek.domain.errors import InvalidInput
-from fabriek.sdk import ApiError, FabriekClient
+from fabriek.sdk import ApiError, ApiUnreachable, FabriekClient
 from fabriek.sdk.transfer import file_sha256
 
 data_app = typer.Typer(
@@ -59,6 +60,7 @@ def _bar(label: str, total: int | None) -> Iterator[Callable[[int], None]]:
         TimeRemainingColumn(),
         console=progress_console,
         transient=True,
+        disable=not progress_console.is_terminal,
     ) as progress:
         task = progress.add_task(label, total=total)
         yield lambda n: progress.advance(task, n)
@@ -142,14 +144,24 @@ def push(
                     f"({', '.join(sorted(given))} not changed)",
                     style="dim",
                 )
+            registered = False
         except ApiError as exc:
             if exc.status != 404:
                 raise
             c.register_dataset({"project": owner, "name": dataset, **given})
-        with _bar("checking", size) as advance:
-            digest = file_sha256(file, advance)
-        with _bar(f"pushing {dataset}", size) as advance:
-            version = c.push_version(owner, dataset, file, sha256=digest, progress=advance)
+            registered = True
+        try:
+            with _bar("checking", size) as advance:
+                digest = file_sha256(file, advance)
+            with _bar(f"pushing {dataset}", size) as advance:
+                version = c.push_version(owner, dataset, file, sha256=digest, progress=advance)
+        except BaseException:
+            # A first push that failed leaves no empty dataset behind (where the caller may
+            # delete it: a member who is not the principal investigator may not).
+            if registered:
+                with contextlib.suppress(ApiError, ApiUnreachable):
+                    c.delete_dataset(owner, dataset)
+            raise
     if as_json:
         print_json(version)
         return
@@ -190,6 +202,7 @@ def pull(
         with Progress(
             TextColumn("{task.description}"), BarColumn(), DownloadColumn(binary_units=True),
             TransferSpeedColumn(), TimeRemainingColumn(), console=progress_console, transient=True,
+            disable=not progress_console.is_terminal,
         ) as progress:  # fmt: skip
             task = progress.add_task(f"pulling {name}", total=None)
 

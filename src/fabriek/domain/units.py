@@ -87,3 +87,9 @@ class GpuSeconds(Quantity):
 def gpu_hours(gpus: int, seconds: float) -> GpuHours:
     """GPU-hours of `gpus` GPUs held for `seconds`."""
     return GpuHours(gpus * seconds / 3600.0)
+
+
+class Watts(Quantity):
+    """Power: energy per unit of time (1 kWh over an hour is 1,000 W)."""
+
+    symbol = "W"

@@ -66,12 +66,16 @@ class EnergySetup:
     `CarbonSeries.on_clock`); `heat`, on the same clock and hours, is the heat demand
     (0..1) the shift's heat weight counts; `grid_cap_kw` caps every site's IT power x PUE
     in every hour; `shift` None replays without holding flexible jobs back. `compare`
-    also replays the same jobs without shifting (for `co2_kg_immediate`)."""
+    also replays the same jobs without shifting (for `co2_kg_immediate`). `run_shares`,
+    when given, are what the scheduler plans runs with instead of the shares learned from
+    ended runs (to compare: `(1.0,)` plans over the whole time limit, `()` over an even
+    spread)."""
 
     power: PowerModel = field(default_factory=PowerModel)
     carbon: HourlySeries | None = None
     heat: HourlySeries | None = None
     grid_cap_kw: float | None = None
+    run_shares: Sequence[float] | None = None
     shift: ShiftConfig | None = field(default_factory=ShiftConfig)
     compare: bool = True
 
@@ -404,6 +408,7 @@ class _Replay:
         self.sorted_shares: list[float] = []
         self.share_sample: tuple[float, ...] = ()
         self.shares_changed = False
+        self.fixed_shares = energy.run_shares if energy is not None else None
         # Grid power per site now, and since when it has been over the cap (if it is).
         self.site_watts: dict[str, float] = {}
         self.over_since: dict[str, float] = {}
@@ -440,7 +445,7 @@ class _Replay:
             allocations=self.allocations,
             usage=self.usage.snapshot(now) if self.needs_usage else {},
             signals=self.signals,
-            run_shares=self._share_sample(),
+            run_shares=self._share_sample() if self.fixed_shares is None else self.fixed_shares,
         )
         result = schedule(snapshot, self.config)
         for decision in result.decisions:

@@ -280,7 +280,7 @@ def _project_for(session: Session, who: Principal, ref: str) -> ProjectRow:
         )
     )
     if row is None:
-        raise InvalidInput.on("project", f"no project {ref!r} you can see")
+        raise NotFound("project", ref)
     if not _may_edit(who, row.id):
         raise Forbidden(f"only members of project {row.name} may register its models")
     return row

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy.orm import Session
 
+from fabriek.domain.errors import NotFound
 from fabriek.domain.jobs import TERMINAL_STATES, Job
 from fabriek.domain.roles import Principal
 from fabriek.engines.base import EngineUnavailable, LogStream
@@ -32,3 +33,40 @@ def read_output(
 
 def is_finished(job: Job) -> bool:
     return job.state in TERMINAL_STATES
+
+
+def read_tail(
+    session: Session,
+    who: Principal,
+    job_id: int,
+    stream: LogStream,
+    size: int,
+    dispatcher: Dispatcher,
+) -> tuple[Job, bytes, bool]:
+    """The last `size` bytes of a job's stdout or stderr, and whether anything came before
+    them. The output's length is found by probing (doubling, then halving), so a tail of a
+    long log costs a few small reads, never the whole log."""
+    job, handle = job_handle(session, who, job_id)
+    if handle is None or job.site is None:
+        return job, b"", False
+    try:
+        engine = dispatcher.engine(job.site)
+
+        def has_byte_at(offset: int) -> bool:
+            return bool(engine.read_log(handle, stream, offset, 1))
+
+        if not has_byte_at(0):
+            return job, b"", False
+        # Output reaches past `known` and ends at or before `beyond`.
+        known, beyond = 0, size
+        while has_byte_at(beyond):
+            known, beyond = beyond, beyond * 2
+        while beyond - known > size:
+            middle = (known + beyond) // 2
+            known, beyond = (middle, beyond) if has_byte_at(middle) else (known, middle)
+        start = max(0, beyond - 2 * size)
+        data = engine.read_log(handle, stream, start, 2 * size)
+    except (EngineUnavailable, FileNotFoundError, NotFound):
+        # No output to show (the engine is away, or kept none): the page says so.
+        return job, b"", False
+    return job, data[-size:], start + len(data) > size

@@ -60,6 +60,14 @@ def usage(
 ) -> list[UsageLine]:
     """The caller's visible usage (their projects'; their hub's for hub staff; all for admins
     and the access team) between `start` and `end`, grouped and stepped."""
+    return roll_up(energy_records(session, start, end, _visible(who)), by, step)
+
+
+def energy_records(
+    session: Session, start: datetime, end: datetime, *where: ColumnElement[bool]
+) -> list[EnergyHour]:
+    """The hourly energy records between `start` and `end` (those `where` lets through),
+    each with what a rollup groups by and its site's factors for the hour."""
     rows = session.execute(
         select(
             JobEnergyRow.hour, JobEnergyRow.job_id, UserRow.username, ProjectRow.name,
@@ -79,10 +87,10 @@ def usage(
             and_(GridIntensityRow.zone == SiteRow.grid_zone,
                  GridIntensityRow.hour == JobEnergyRow.hour),
         )
-        .where(JobEnergyRow.hour >= start, JobEnergyRow.hour < end, _visible(who))
+        .where(JobEnergyRow.hour >= start, JobEnergyRow.hour < end, *where)
         .limit(MAX_RECORDS)
     ).all()  # fmt: skip
-    records = [
+    return [
         EnergyHour(
             hour=r[0], job_id=r[1], user=r[2], project=r[3], organisation=r[4], sector=r[5],
             hub=r[6], province=r[7], site=r[8], gpu_seconds=r[9], it_kwh=r[10],
@@ -92,4 +100,3 @@ def usage(
         )
         for r in rows
     ]  # fmt: skip
-    return roll_up(records, by, step)

@@ -26,7 +26,8 @@ from fabriek.domain.roles import Principal
 from fabriek.services import identity, oidc
 from fabriek.services.oidc_client import RelyingParty, RelyingPartyConfig, SignInRefused
 from fabriek.settings import Settings
-from fabriek.web.pages import TOKEN_COOKIE, Form, _safe_next, _signed_in, _to_signin, templates
+from fabriek.web.layout import TOKEN_COOKIE, page, safe_next, signed_in, to_signin
+from fabriek.web.pages import AFTER_SIGNIN, Form
 
 # The sign-in's state, for the callback to compare with the provider's answer. Lax, not
 # Strict: the callback is a navigation from the provider's site, which must carry it.
@@ -65,13 +66,10 @@ def _config(settings: Settings) -> RelyingPartyConfig:
 def _problem(
     request: Request, refused: SignInRefused, next_path: str | None = None
 ) -> HTMLResponse:
-    page = templates.TemplateResponse(
-        request, "signin_problem.html",
-        {"page_title": "Sign-in did not work", "problem": refused.detail, "next": next_path},
-        status_code=refused.status,
-    )  # fmt: skip
-    page.delete_cookie(STATE_COOKIE, path="/signin/oidc")
-    return page
+    answer = page(request, "signin_problem.html", "signin.problem_title", None,
+                  {"problem": refused.detail, "next": next_path}, status_code=refused.status)  # fmt: skip
+    answer.delete_cookie(STATE_COOKIE, path="/signin/oidc")
+    return answer
 
 
 def _secure(request: Request, ctx: AppContext) -> bool:
@@ -95,14 +93,14 @@ def oidc_router() -> APIRouter:
             return parties.setdefault(config, RelyingParty(config))
 
     @router.get("/signin/oidc", response_model=None)
-    def start(request: Request, db: Db, ctx: Ctx, next: str = "/notifications") -> Response:
+    def start(request: Request, db: Db, ctx: Ctx, next: str = AFTER_SIGNIN) -> Response:
         """Off to the provider's login page."""
         try:
             secrets = new_login_secrets()
             url = party(ctx).authorization_url(secrets)
         except SignInRefused as refused:
             return _problem(request, refused)
-        oidc.begin_login(db, secrets, _safe_next(next), ctx.clock())
+        oidc.begin_login(db, secrets, safe_next(next), ctx.clock())
         away = RedirectResponse(url, status_code=303)
         away.set_cookie(
             STATE_COOKIE, secrets.state, max_age=int(oidc.LOGIN_TTL.total_seconds()),
@@ -149,18 +147,16 @@ def oidc_router() -> APIRouter:
             done = oidc.sign_in(db, who, ctx.clock(), ctx.settings.token_days)
         except SignInRefused as refused:
             return _problem(request, refused)
-        page = templates.TemplateResponse(
-            request, "signed_in.html",
-            {"page_title": "Signed in", "who": done, "next": pending.next_path},
-        )  # fmt: skip
+        signed = page(request, "signed_in.html", "signed_in.title", None,
+                      {"person": done, "next": pending.next_path})  # fmt: skip
         # A page, not a redirect: the session cookie is SameSite=Strict, and a redirect
         # that began on the provider's site would not carry it on the first request.
-        page.set_cookie(
+        signed.set_cookie(
             TOKEN_COOKIE, done.session_token, httponly=True, samesite="strict",
             secure=_secure(request, ctx), max_age=SESSION_S,
         )  # fmt: skip
-        page.delete_cookie(STATE_COOKIE, path="/signin/oidc")
-        return page
+        signed.delete_cookie(STATE_COOKIE, path="/signin/oidc")
+        return signed
 
     def tokens_page(
         request: Request,
@@ -172,35 +168,33 @@ def oidc_router() -> APIRouter:
     ) -> HTMLResponse:
         found = identity.list_tokens(db, who)
         context = {
-            "page_title": "Your API tokens",
-            "who": who,
             "tokens": [t for t in found if t.name != oidc.SESSION_TOKEN_NAME],
             "default_days": ctx.settings.token_days,
             **(extra or {}),
         }
-        return templates.TemplateResponse(request, "tokens.html", context, status_code=status_code)
+        return page(request, "tokens.html", "tokens.title", who, context, status_code)
 
     @router.get("/tokens", response_model=None)
     def tokens(request: Request, db: Db, ctx: Ctx) -> Response:
         """The signed-in person's API tokens (for the CLI and scripts)."""
-        who = _signed_in(request, db, ctx)
+        who = signed_in(request, db, ctx)
         if who is None:
-            return _to_signin("/tokens")
+            return to_signin("/tokens")
         return tokens_page(request, db, ctx, who)
 
     @router.post("/tokens", response_model=None)
     def make_token(request: Request, db: Db, ctx: Ctx, form: Form) -> Response:
         """A new API token; its secret is on this page only."""
-        who = _signed_in(request, db, ctx)
+        who = signed_in(request, db, ctx)
         if who is None:
-            return _to_signin("/tokens")
+            return to_signin("/tokens")
         name, days = form.get("name", "").strip(), form.get("days", "").strip()
         if not name or len(name) > 100 or name == oidc.SESSION_TOKEN_NAME:
             return tokens_page(request, db, ctx, who,
-                               {"error": "give the token a name of 1 to 100 characters"}, 422)  # fmt: skip
+                               {"error": "tokens.bad_name"}, 422)  # fmt: skip
         if days and not (days.isdigit() and 1 <= int(days) <= 3650):
             return tokens_page(request, db, ctx, who,
-                               {"error": "days valid: a whole number from 1 to 3650"}, 422)  # fmt: skip
+                               {"error": "tokens.bad_days"}, 422)  # fmt: skip
         draft = TokenDraft(name=name, expires_in_days=int(days) if days else None)
         new = identity.issue_token(db, who.user_id, draft, ctx.clock(), ctx.settings.token_days)
         db.commit()
@@ -208,13 +202,13 @@ def oidc_router() -> APIRouter:
 
     @router.post("/tokens/{key}/revoke", response_model=None)
     def revoke_token(key: str, request: Request, db: Db, ctx: Ctx) -> Response:
-        who = _signed_in(request, db, ctx)
+        who = signed_in(request, db, ctx)
         if who is None:
-            return _to_signin("/tokens")
+            return to_signin("/tokens")
         try:
             identity.revoke_token(db, who, key, ctx.clock())
-        except NotFound as gone:
-            return tokens_page(request, db, ctx, who, {"error": str(gone)}, 404)
+        except NotFound:
+            return tokens_page(request, db, ctx, who, {"error": "tokens.not_found"}, 404)
         return RedirectResponse("/tokens", status_code=303)
 
     return router

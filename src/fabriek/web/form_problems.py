@@ -1,0 +1,70 @@
+"""What the portal says when a form or a service refuses: each problem next to the field
+it concerns (the rest above the form), and a service's refusal of a whole page in its own
+words, with the status the API would answer (404 for what the person may not know exists,
+403 for what they see but may not do, 409 for a state that does not allow it)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from fastapi import Request
+from fastapi.responses import HTMLResponse
+from pydantic import ValidationError
+
+from fabriek.api.problems import STATUS
+from fabriek.domain.errors import FabriekError, FieldProblem
+from fabriek.domain.roles import Principal
+from fabriek.web.layout import page
+
+# The bucket of problems that belong to no one field of the form.
+GENERAL = "_"
+
+# The page's heading for each status.
+TITLES = {403: "portal_problem.forbidden", 404: "portal_problem.not_found",
+          409: "portal_problem.conflict", 422: "portal_problem.invalid"}  # fmt: skip
+
+
+@dataclass
+class FormProblems:
+    """What is wrong with a submitted form: a message per field of the form (`known`),
+    shown next to it; problems of anything else are general, shown above the form."""
+
+    known: frozenset[str]
+    fields: dict[str, str] = field(default_factory=dict)
+
+    def add(self, name: str, message: str) -> None:
+        # The first problem of a field is the one to fix first.
+        self.fields.setdefault(name if name in self.known else GENERAL, message)
+
+    def add_all(self, found: Iterable[FieldProblem], rename: Mapping[str, str]) -> None:
+        """A service's problems, each renamed to the form's field where the names differ."""
+        for p in found:
+            self.add(rename.get(p.field, p.field), p.message)
+
+    def add_invalid(self, bad: ValidationError, rename: Mapping[str, str]) -> None:
+        """A model's validation errors, by the first part of where each was found."""
+        for error in bad.errors():
+            where = [str(part) for part in error.get("loc") or ()]
+            dotted, first = ".".join(where), where[0] if where else GENERAL
+            self.add(rename.get(dotted, rename.get(first, first)), _message(error))
+
+    def __bool__(self) -> bool:
+        return bool(self.fields)
+
+
+def _message(error: Any) -> str:
+    return str(error.get("msg", "invalid")).removeprefix("Value error, ")
+
+
+def status_of(error: FabriekError) -> int:
+    """The HTTP status the API answers this error with."""
+    return next((s for kind, s in STATUS.items() if isinstance(error, kind)), 400)
+
+
+def problem_page(request: Request, who: Principal | None, error: FabriekError) -> HTMLResponse:
+    """A page that says why the service refused, in its own words."""
+    status = status_of(error)
+    return page(request, "portal_problem.html", TITLES.get(status, "portal_problem.other"), who,
+                {"detail": error.detail}, status_code=status)  # fmt: skip

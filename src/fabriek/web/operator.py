@@ -1,0 +1,68 @@
+"""The operator's page: per site, the draw on the grid connection hour by hour against its
+limit, PUE, WUE and heat reused, and the EU data-centre report with its completeness flags.
+Site operators see the sites they run; admins see every site."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, Response
+
+from fabriek.api.context import Ctx, Db
+from fabriek.domain.eed import EedReport
+from fabriek.domain.errors import InvalidInput
+from fabriek.services import eed_report
+from fabriek.services.site_power import SiteLoad, may_operate, site_loads
+from fabriek.store.tables import SiteRow
+from fabriek.web.charts import Chart, Series
+from fabriek.web.layout import forbidden, page, signed_in, to_signin
+
+
+def power_chart(load: SiteLoad) -> Chart:
+    """Grid draw per hour, with the connection's limit as a dashed line."""
+    series = [
+        Series("operator.grid_draw", list(load.grid_kw)),
+        Series("operator.it_power", list(load.it_kw), kind="line"),
+    ]
+    if load.site.grid_limit_kw:
+        series.append(Series("operator.grid_limit", [load.site.grid_limit_kw] * len(load.hours),
+                             kind="line", dashed=True))  # fmt: skip
+    return Chart(
+        f"power-{load.site.name}", "operator.power_title",
+        [h.strftime("%m-%d %H:00") for h in load.hours], series,
+        unit="unit.kw", axis="operator.hour", digits=1, note="operator.power_note",
+    )  # fmt: skip
+
+
+def operator_router() -> APIRouter:
+    """`/operator`."""
+    router = APIRouter(include_in_schema=False)
+
+    @router.get("/operator", response_class=HTMLResponse, response_model=None)
+    def operator(request: Request, db: Db, ctx: Ctx, year: int | None = None) -> Response:
+        """The sites the caller operates: load, efficiency and the EU report."""
+        who = signed_in(request, db, ctx)
+        if who is None:
+            return to_signin(request)
+        if not may_operate(who):
+            return forbidden(request, who, "operator.forbidden")
+        now = ctx.clock()
+        # The report is filed for the calendar year that ended.
+        report_year = year if year is not None and 2020 <= year <= now.year else now.year - 1
+        loads = site_loads(db, who, now)
+        try:
+            figures = eed_report.load_operator_figures()
+        except InvalidInput:
+            figures = {}
+        reports: dict[str, EedReport] = {}
+        for load in loads:
+            row = db.get(SiteRow, load.site.id)
+            assert row is not None
+            reports[load.site.name] = eed_report.build_report(
+                db, row, report_year, figures.get((load.site.name, report_year)), None
+            )
+        return page(request, "operator.html", "operator.title", who, {
+            "loads": loads, "charts": {load.site.name: power_chart(load) for load in loads},
+            "reports": reports, "report_year": report_year, "now": now,
+        })  # fmt: skip
+
+    return router
