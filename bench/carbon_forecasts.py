@@ -126,7 +126,7 @@ class Timer:
 
     def error_by_lead(self, k: int, leads: int) -> list[float]:
         """RMS error of the forecasts of the past week by lead (0..leads), non-decreasing."""
-        if k not in self.errors:
+        if len(self.errors.get(k, ())) <= leads:
             total, count = [0.0] * (leads + 1), [0] * (leads + 1)
             for origin in range(k - WEEK, k):
                 p = self.profile(origin)

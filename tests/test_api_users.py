@@ -38,6 +38,20 @@ def test_hub_staff_add_people_of_their_hub_without_roles(client: Client, unique:
     problem_of(hanna.post("/api/v1/users", json=with_role), 403)
 
 
+def test_hub_staff_see_only_the_people_their_hub_serves(client: Client) -> None:
+    # Hanna serves Brainport (Noord-Brabant: Fontys, Eindhoven Photonics); Henk serves
+    # Noord-Nederland (Groningen). Personal data is shared no wider than the hub serves.
+    hanna = client("hanna")
+    names = {
+        u["username"] for u in hanna.get("/api/v1/users", params={"limit": 1000}).json()["items"]
+    }
+    assert {"hanna", "sanne"} <= names and "henk" not in names and "pieter" not in names
+    assert hanna.get("/api/v1/users/sanne").status_code == 200
+    problem_of(hanna.get("/api/v1/users/henk"), 404)
+    admin_sees = client("admin").get("/api/v1/users", params={"limit": 1000}).json()["items"]
+    assert {"hanna", "henk", "pieter"} <= {u["username"] for u in admin_sees}
+
+
 def test_members_cannot_add_or_list_users(client: Client, unique: str) -> None:
     maria = client("maria")
     problem_of(maria.post("/api/v1/users", json=user_body(unique)), 403)

@@ -72,8 +72,9 @@ RULES: dict[str, dict[Who, Answer]] = {
     "site-operator": answers(403, site_operator=A, admin=A),
     # One's own token or notification: nobody else learns it exists, admins included.
     "self": answers(404, member=A),
-    # A person's record: themselves, hub staff (who add people to projects), admins.
-    "person": answers(404, member=A, hub_staff=A, other_hub=A, admin=A),
+    # A person's record: themselves, the staff of the hub that serves their organisation
+    # or projects (who add people to projects; personal data goes no wider), admins.
+    "person": answers(404, member=A, hub_staff=A, admin=A),
     # The project and what runs in it: its members, its hub, admins (visible_projects).
     "project-viewer": answers(404, member=A, pi=A, hub_staff=A, admin=A),
     # ... and its budgets: the access team too (visible_accounts).
@@ -86,7 +87,9 @@ RULES: dict[str, dict[Who, Answer]] = {
     # Marking an allocation as a regulatory sandbox; filing its plan and exit report.
     "sandbox-marker": answers(404, member=403, pi=403, hub_staff=403, access_team=A, admin=A),
     "sandbox-filer": answers(404, member=A, pi=A, hub_staff=403, access_team=A, admin=A),
-    "proposal-viewer": answers(404, member=A, pi=A, hub_staff=A, access_team=A, admin=A),
+    # The subject proposal is a draft: the applicants' own (and their hub's, who see the
+    # project); the access team sees a proposal once it is submitted.
+    "proposal-viewer": answers(404, member=A, pi=A, hub_staff=A, admin=A),
     "proposal-members": answers(404, member=A, pi=A, hub_staff=403, access_team=403, admin=403),
     # The PI wrote the subject proposal; a plain member may not withdraw it.
     "proposal-author-or-pi": answers(
@@ -104,6 +107,9 @@ RULES: dict[str, dict[Who, Answer]] = {
     "dataset-data": answers(404, member=A, pi=A, admin=403),
     "dataset-manager": answers(404, member=403, pi=A, admin=A),
     "organisation-key": answers(403, pi=A, admin=A),
+    # The portal's decision queue: whoever runs some call (the access team, admins, hub
+    # staff for their regional track).
+    "call-runners": answers(403, access_team=A, hub_staff=A, other_hub=A, admin=A),
 }
 
 Payload = dict[str, Any]  # keyword arguments of httpx.Client.request: json, content, data, ...
@@ -207,6 +213,28 @@ def model(w: World, who: Who) -> dict[str, Any]:
 
 def documentation(w: World, who: Who) -> dict[str, Any]:
     return {provider_keys(ai_act_rules())[0]: "Written for the matrix."}
+
+
+def job_form(w: World, who: Who) -> dict[str, str]:
+    """The portal's job form, filled in."""
+    return {"project": w.project, "command": "true", "time_limit": "1m", "name": w.fresh("j")}
+
+
+def proposal_form(w: World, who: Who) -> dict[str, str]:
+    """The portal's proposal form, filled in (saved as a draft)."""
+    return {"project": w.project, "title": w.fresh("proposal"), "sector": "semiconductors",
+            "abstract": "Defect detection on wafer images.", "gpu_h100": "100", "months": "1",
+            "ai_risk": "minimal", "residency": "any", "action": "draft"}  # fmt: skip
+
+
+def review_form(w: World, who: Who) -> dict[str, str]:
+    """The portal's review form: no conflict of interest, a score."""
+    return {"kind": "scientific", "coi": "none", "score": "4", "comment": "sound"}
+
+
+def reviewer_form(w: World, who: Who) -> dict[str, str]:
+    """The decision page's form asking someone for a scientific review."""
+    return {"kind": "scientific", "reviewer_scientific": w.spare_reviewer}
 
 
 def member_token(w: World, who: Who) -> dict[str, str]:
@@ -463,18 +491,58 @@ MATRIX: dict[str, Row] = {
     "GET /tokens": Row("signed-in"),
     "POST /tokens": Row("signed-in", send=form(lambda w, who: {"name": w.fresh("t")})),
     "POST /tokens/{key}/revoke": Row("self", path=OWN_TOKEN),
+    # -- the portal's job pages
+    "GET /jobs": Row("signed-in"),
+    "GET /jobs/new": Row("signed-in"),
+    "POST /jobs": Row("project-members", send=form(job_form)),
+    "GET /jobs/{job_id}": Row("project-viewer", path=JOB),
+    "GET /jobs/{job_id}/live": Row("project-viewer", path=JOB),
+    "POST /jobs/{job_id}/cancel": Row(
+        "pi-hub-or-admin", path=JOB, send=form(lambda w, who: {"confirm": "yes"})
+    ),
+    # -- the portal's access pages
+    "GET /calls": Row("signed-in"),
+    "GET /calls/{ref}/apply": Row("signed-in", path=lambda w: {"ref": w.call}),
+    "POST /calls/{ref}/apply": Row(
+        "project-members", path=lambda w: {"ref": w.call}, send=form(proposal_form)
+    ),
+    "GET /proposals": Row("signed-in"),
+    "GET /proposals/{proposal_id}": Row("proposal-viewer", path=proposal("draft")),
+    "POST /proposals/{proposal_id}/submit": Row("proposal-members", path=proposal("draft")),
+    "POST /proposals/{proposal_id}/withdraw": Row(
+        "proposal-author-or-pi",
+        path=proposal("draft"),
+        send=form(lambda w, who: {"confirm": "yes"}),
+    ),
+    "POST /proposals/{proposal_id}/review": Row(
+        "assigned-reviewer",
+        path=proposal("under-review", reviewer="rita"),
+        send=form(review_form),
+    ),
+    "GET /reviews": Row("signed-in"),
+    "GET /decisions": Row("call-runners"),
+    "GET /proposals/{proposal_id}/decide": Row("runs-the-call", path=proposal("submitted")),
+    "POST /proposals/{proposal_id}/check": Row(
+        "runs-the-call", path=proposal("submitted"), send=form(lambda w, who: {"passed": "yes"})
+    ),
+    "POST /proposals/{proposal_id}/reviewers": Row(
+        "runs-the-call",
+        path=proposal("under-review"),
+        send=form(reviewer_form),
+    ),
+    "POST /proposals/{proposal_id}/decide": Row(
+        "runs-the-call",
+        path=proposal("under-review"),
+        send=form(lambda w, who: {"decision": "reject", "reason": "the budget is spent"}),
+    ),
+    # -- the portal's hub desk
+    "GET /hub": Row("hub-staff"),
 }
 
 # Where the service answers otherwise than the matrix says it should: (route, role) → what
 # it answers now and why the matrix's answer is the right one. Each is pinned: once the
 # service is fixed, the test says to remove the entry.
 KNOWN_DEVIATIONS: dict[tuple[str, Who], tuple[Answer, str]] = {
-    ("POST /api/v1/jobs", W.HUB_STAFF): (
-        404,
-        "the hub's staff see the project (GET /projects/{ref} answers them), yet submitting "
-        "to it says 'project does not exist': services/jobs.py _submit_project checks "
-        "membership and admin only",
-    ),
     ("POST /api/v1/datasets", W.HUB_STAFF): (
         404,
         "the hub's staff see the project, yet registering a dataset in it says 'project "

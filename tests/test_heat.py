@@ -157,6 +157,8 @@ def test_heat_demand_is_stored_replaced_and_fed_only_where_heat_is_reused(demo_u
             assert stored == 240
             with pytest.raises(InvalidInput, match="not after"):
                 load_heat_demand(session, "NL", flat, start, start, "none")
+            with pytest.raises(InvalidInput, match="not a grid zone"):
+                load_heat_demand(session, "Netherlands", flat, start, start + timedelta(1), "")
             signals = site_signals(session, site_shapes(session), now)
     finally:
         engine.dispose()

@@ -21,7 +21,7 @@ from fabriek.cli.output import console, print_json
 from fabriek.domain import eed
 from fabriek.domain.errors import InvalidInput
 from fabriek.server_app import build_app
-from fabriek.services import demo, eed_report
+from fabriek.services import demo, demo_history, eed_report
 from fabriek.settings import Settings
 from fabriek.store.db import make_engine, make_sessions, redact
 from fabriek.store.migrate import require_current, upgrade
@@ -101,7 +101,10 @@ def demo_load(
         if demo.is_loaded(session):
             pass
         elif demo.is_empty(session):
-            demo.load_demo(session, datetime.now(UTC))
+            now = datetime.now(UTC)
+            demo.load_demo(session, now)
+            # A year of use, so the dashboards have something to show.
+            demo_history.load_history(session, now)
         elif if_empty:
             console.print("The database already holds a factory; the demo was not loaded.")
             return

@@ -82,7 +82,8 @@ class Portal:
 
     def check(self, page: Page, name: str) -> None:
         """Accessibility check (axe-core, WCAG 2.1 A/AA) and a screenshot named `name`."""
-        page.add_script_tag(content=self.axe)
+        # Evaluated, not added as a <script>: a page with JavaScript off runs no script tags.
+        page.evaluate("source => { (0, eval)(source); }", self.axe)
         found = page.evaluate(
             "tags => axe.run(document, {runOnly: {type: 'tag', values: tags}})", WCAG_TAGS
         )
@@ -157,11 +158,9 @@ def portal(portal_url: str, axe_source: str) -> Portal:
     return Portal(portal_url, axe_source)
 
 
-@pytest.fixture
-def page(browser: Browser, portal: Portal) -> Iterator[Page]:
-    """A fresh page (no cookies, English first) that records what must fail the test."""
+def _tracked(browser: Browser, portal: Portal, javascript: bool) -> Iterator[Page]:
     context = browser.new_context(
-        locale="en-GB", viewport={"width": 1280, "height": 900}, extra_http_headers={}
+        locale="en-GB", viewport={"width": 1280, "height": 900}, java_script_enabled=javascript
     )
     problems = portal.problems
     mine = portal.url + "/"
@@ -192,3 +191,15 @@ def page(browser: Browser, portal: Portal) -> Iterator[Page]:
     yield opened
     context.close()
     assert not problems, "the browser saw:\n  " + "\n  ".join(problems)
+
+
+@pytest.fixture
+def page(browser: Browser, portal: Portal) -> Iterator[Page]:
+    """A fresh page (no cookies, English first) that records what must fail the test."""
+    yield from _tracked(browser, portal, javascript=True)
+
+
+@pytest.fixture
+def page_without_js(browser: Browser, portal: Portal) -> Iterator[Page]:
+    """The same with JavaScript off: what a page offers without it."""
+    yield from _tracked(browser, portal, javascript=False)

@@ -355,6 +355,27 @@ def test_a_flexible_job_is_held_only_into_spare_capacity() -> None:
     assert reasons_with(14).get(1) is not WaitReason.CLEANER_HOUR
 
 
+def test_spare_capacity_counts_the_power_budget_not_only_free_gpus() -> None:
+    # 16 free GPUs, but the grid budget allows 6 (700 W each, utilisation 1, PUE 1) and
+    # jobs that cannot wait ask for 4: 2 are spare, so a 4-GPU flexible job is not held
+    # (it would only meet a later crowd), while a 2-GPU one is.
+    now = 8 * 86400 + 6 * 3600.0
+    hours = [HourSignal(4.2, v) for v in days(10)]
+    signals = Signals(by_site={"s1": hours}, power=PowerModel(utilisation=1.0, pue=1.0))
+
+    def held(gpus: int) -> bool:
+        flexible = pending(1, gpus=gpus, limit=3600.0, submit=now - 10,
+                           latest_start_s=now + 12 * 3600)  # fmt: skip
+        rigid = pending(2, gpus=4, submit=now - 5)
+        snap = snapshot([flexible, rigid], sites=[site()], signals=signals, now=now)
+        return {w.job_id: w.reason for w in schedule(snap).waits}.get(1) is (
+            WaitReason.CLEANER_HOUR
+        )
+
+    assert held(2)
+    assert not held(4)
+
+
 def test_a_job_is_never_held_within_the_guard_of_its_latest_start() -> None:
     signals = carbon_signals(days(10))
     now = 8 * 86400 + 6 * 3600.0

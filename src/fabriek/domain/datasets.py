@@ -16,7 +16,6 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 NAME_MAX_CHARS = 128
 DESCRIPTION_MAX_CHARS = 4000
-SHA256_HEX = r"^[0-9a-f]{64}$"
 GIB = 1024**3
 MIB = 1024**2
 

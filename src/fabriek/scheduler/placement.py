@@ -219,6 +219,20 @@ class Capacity:
             }
         return self._where
 
+    def usable_free(self) -> int:
+        """Free GPUs that the power budgets of this hour also leave room for (every free
+        GPU where a site has no budget), each counted at its site's dearest GPU's power."""
+        if not self.capped:
+            return self.total_free
+        usable = 0
+        for site, left in self.power_left.items():
+            pools = [p for p in self.pools if p.site == site]
+            free = sum(sum(p.free) for p in pools)
+            watts = max((p.watts for p in pools), default=0.0)
+            room = free if left == math.inf or watts <= 0 else max(0, int(left // watts))
+            usable += min(free, room)
+        return usable
+
     def never_fits(self, gpus: int, gpu_type: str | None, sites: Sites = None) -> bool:
         """`reasons.never_fits` on this cycle's nodes, from the pools' sizes."""
         pools, largest = self.matching(gpu_type, sites)

@@ -145,11 +145,12 @@ class _Cycle:
         shifting = self.config.shift is not None and bool(self.snap.signals.by_site)
         spare = 0
         if shifting:
-            # Shift only into spare capacity: the GPUs free now beyond what the jobs that
-            # cannot wait (no latest start) ask for. Where they would use them all, holding a
-            # flexible job only pushes it into a later crowd and toward its deadline.
+            # Shift only into spare capacity: the GPUs free now (and within the power
+            # budgets) beyond what the jobs that cannot wait (no latest start) ask for. Where
+            # they would use them all, holding a flexible job only pushes it into a later
+            # crowd and toward its deadline.
             rigid = sum(j.gpus for j in self.snap.pending if j.latest_start_s is None)
-            spare = capacity.total_free - rigid
+            spare = capacity.usable_free() - rigid
         capped = capacity.capped
         for job in self._order():
             gpus = job.gpus

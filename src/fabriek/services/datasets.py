@@ -28,10 +28,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import anyio.to_thread
 from sqlalchemy import Select, delete, false, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
-from starlette.concurrency import run_in_threadpool
 
 from fabriek.domain.audit import AuditAction
 from fabriek.domain.datasets import (
@@ -687,7 +687,7 @@ async def upload_version(
     `incoming/` with a fresh data key while hashing the plaintext; then check the declared
     SHA-256, publish the object and commit its row. Whatever goes wrong (a mismatch, the
     quota, a cut-off body), nothing is left on disk or in the database."""
-    plan = await run_in_threadpool(
+    plan = await anyio.to_thread.run_sync(
         _plan_upload, sessions, vault, who, clock(), project, name, declared_bytes
     )
     room = vault.quota_bytes - plan.used_bytes
@@ -695,7 +695,7 @@ async def upload_version(
     data_key = new_key()
     sealer = Sealer(data_key, object_name, vault.chunk_bytes)
     digest = hashlib.sha256()
-    incoming = await run_in_threadpool(vault.objects.receive, object_name)
+    incoming = await anyio.to_thread.run_sync(vault.objects.receive, object_name)
     try:
         incoming.write(sealer.header)
         # The pieces as they arrive, joined once per chunk (the one copy the data gets).
@@ -716,11 +716,11 @@ async def upload_version(
                 joined = b"".join(parts)
                 whole = (held - 1) // sealer.chunk_bytes * sealer.chunk_bytes
                 block = memoryview(joined)[:whole]
-                await run_in_threadpool(_seal_into, sealer, digest, incoming, block, False)
+                await anyio.to_thread.run_sync(_seal_into, sealer, digest, incoming, block, False)
                 parts = [joined[whole:]]
                 held = len(parts[0])
         tail = memoryview(b"".join(parts))
-        await run_in_threadpool(_seal_into, sealer, digest, incoming, tail, True)
+        await anyio.to_thread.run_sync(_seal_into, sealer, digest, incoming, tail, True)
         if declared_bytes is not None and size != declared_bytes:
             raise InvalidInput.on(
                 "content-length",
@@ -734,8 +734,8 @@ async def upload_version(
                 f"the data that arrived has SHA-256 {actual}, not the declared "
                 f"{declared_sha256}; nothing was kept: check the file and push again",
             )
-        await run_in_threadpool(incoming.publish)
-        version = await run_in_threadpool(
+        await anyio.to_thread.run_sync(incoming.publish)
+        version = await anyio.to_thread.run_sync(
             _commit_version, sessions, vault, who, clock(), plan, object_name, data_key, size,
             actual,
         )  # fmt: skip

@@ -31,6 +31,7 @@ from fabriek.services import demo
 from fabriek.services.access_config import load_access_config
 from fabriek.store.tables import (
     AllocationRow,
+    Base,
     ChargeRow,
     GridIntensityRow,
     JobEnergyRow,
@@ -262,7 +263,8 @@ def load_history(session: Session, now: datetime) -> int:
         ])  # fmt: skip
     session.execute(insert(JobEnergyRow), records)
     session.execute(insert(ChargeRow), charges)
-    session.execute(insert(JobEventRow), events)
+    # Core, not ORM, inserts: one executemany however the rows' None fields fall.
+    session.execute(insert(Base.metadata.tables[JobEventRow.__tablename__]), events)
     _award(session, accounts, charges)
     _grid_series(session, start, now, rng)
     session.commit()

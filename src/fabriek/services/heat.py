@@ -3,6 +3,7 @@ the hours asked for and stored, so the live scheduler can weigh heat reuse."""
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -15,6 +16,8 @@ from fabriek.store.tables import HeatDemandRow
 
 # Longest span one load may cover: a decade of hours is already 87,600 rows.
 MAX_YEARS = 10
+# A grid zone as sites name theirs (`domain.sites.GridZone`): NL, DE, DK-DK1, ...
+ZONE = re.compile(r"^[A-Z]{2}(-[A-Z0-9]{1,5})?$")
 
 
 def read_heat_profile(path: Path, column: str | None = None) -> HeatProfile:
@@ -40,6 +43,8 @@ def load_heat_demand(
     """Store a zone's heat demand for every hour from `first` up to `until` (UTC, whole
     hours), replacing what was stored for those hours; commits; how many hours."""
     zone = zone.upper()
+    if not ZONE.match(zone):
+        raise InvalidInput.on("zone", f"{zone!r} is not a grid zone such as NL, DE or DK-DK1")
     start = first.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
     end = until.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
     if end <= start:

@@ -231,11 +231,21 @@ def _submit_project(
             )
         return first[0], first[1]
     found = (refs or ProjectRefCache()).get(session, ref)
-    if found is None or not (who.in_project(found[0]) or who.is_admin):
+    if found is not None and who.in_project(found[0]):
+        return found
+    # Not a member: those who may see the project (admins, its hub's staff) are told why;
+    # for anyone else it does not exist.
+    if found is None or (
+        not who.is_admin
+        and session.scalar(
+            select(ProjectRow.id).where(
+                ProjectRow.id == found[0], visible_projects(who, ProjectRow.id)
+            )
+        )
+        is None
+    ):
         raise NotFound("project", ref)
-    if not who.in_project(found[0]):
-        raise Forbidden(f"only members of project {found[1]} may submit jobs to it")
-    return found
+    raise Forbidden(f"only members of project {found[1]} may submit jobs to it")
 
 
 # Built once: a statement object reused with new parameters skips SQLAlchemy's per-call

@@ -80,14 +80,18 @@ REVIEWER_ROLE = {ReviewKind.TECHNICAL: Role.SITE_OPERATOR, ReviewKind.SCIENTIFIC
 
 
 def _visible(who: Principal) -> ColumnElement[bool]:
-    """Proposals the caller may see: all for the access team and admins; else those of the
-    projects they see, and those they are assigned to review."""
-    if runs_calls(who):
+    """Proposals the caller may see: those of the projects they see, those they are
+    assigned to review, and for the access team every submitted one (a draft is the
+    applicants' own until they submit it; admins see everything)."""
+    if who.is_admin:
         return true()
     assigned = ProposalRow.id.in_(
         select(ReviewRow.proposal_id).where(ReviewRow.reviewer_id == who.user_id)
     )
-    return visible_projects(who, ProposalRow.project_id) | assigned
+    seen = visible_projects(who, ProposalRow.project_id) | assigned
+    if runs_calls(who):
+        return seen | (ProposalRow.state != ProposalState.DRAFT.value)
+    return seen
 
 
 def _may_run(who: Principal, track: Track | None, organisation: OrganisationRow) -> bool:

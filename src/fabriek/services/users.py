@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, false, select
 from sqlalchemy.orm import Session
 
 from fabriek.domain.errors import Forbidden, InvalidInput, NotFound
@@ -107,9 +107,28 @@ def get_user(session: Session, who: Principal, ref: str) -> User:
         else query.where(UserRow.username == ref)
     )
     row = session.scalars(query).first()
-    if row is None or not (row.id == who.user_id or who.is_admin or who.has_role(Role.HUB_STAFF)):
+    if row is None or not (
+        row.id == who.user_id
+        or who.is_admin
+        or session.scalar(select(UserRow.id).where(UserRow.id == row.id, _in_my_hubs(who)))
+    ):
         raise NotFound("user", ref)
     return user_from_row(session, row)
+
+
+def _in_my_hubs(who: Principal) -> ColumnElement[bool]:
+    """People a hub's staff may look up: those of the hub's organisations, and members of
+    its organisations' projects (personal data is shared no wider than the hub serves)."""
+    hubs = who.scopes(Role.HUB_STAFF)
+    if not hubs:
+        return false()
+    orgs = select(OrganisationRow.id).where(OrganisationRow.hub.in_(hubs))
+    members = (
+        select(MembershipRow.user_id)
+        .join(ProjectRow, ProjectRow.id == MembershipRow.project_id)
+        .where(ProjectRow.organisation_id.in_(orgs))
+    )
+    return UserRow.organisation_id.in_(orgs) | UserRow.id.in_(members)
 
 
 def list_users(
@@ -118,6 +137,8 @@ def list_users(
     if not (who.is_admin or who.has_role(Role.HUB_STAFF)):
         raise Forbidden("only admins and hub staff may list users")
     query = select(UserRow).order_by(UserRow.id)
+    if not who.is_admin:
+        query = query.where(_in_my_hubs(who))
     if q:
         query = query.where(UserRow.username.ilike(f"%{q}%") | UserRow.full_name.ilike(f"%{q}%"))
     rows, total = fetch_page(session, query, page)

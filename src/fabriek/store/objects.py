@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
+from fabriek.store.db import StoreError
+
 _NAME = re.compile(r"[0-9a-f]{32}")
 
 
@@ -75,9 +77,7 @@ class Incoming:
             still_ours = False
         if not still_ours:
             self._file.close()
-            raise FileExistsError(f"upload file {self._path} was swept away; try again")
-        self._published = False
-        self.written = 0
+            raise StoreError("another server process was cleaning up uploads just then; push again")
 
     def write(self, *parts: bytes) -> None:
         """Append the parts, in order, with as few system calls as the kernel allows."""
@@ -85,7 +85,6 @@ class Incoming:
         fd = self._file.fileno()
         while pending:
             done = os.writev(fd, pending)
-            self.written += done
             while pending and done >= len(pending[0]):
                 done -= len(pending[0])
                 pending.pop(0)
@@ -101,7 +100,6 @@ class Incoming:
         os.replace(self._path, final)
         _fsync_dir(final.parent)
         self._path = final
-        self._published = True
 
     def discard(self) -> None:
         """Remove what was written (published or not) and let go."""

@@ -184,25 +184,35 @@ def _hour_label(hour: datetime) -> str:
 
 
 def ledger_charts(hours: list[LedgerHour]) -> list[Chart]:
-    """The job's GPU power, energy and carbon per clock hour, each drawn and as a table."""
+    """The job's GPU power, energy and carbon per clock hour, each drawn and as a table.
+    A short job's figures are shown in Wh and g rather than as rows of zeros in kWh and kg."""
     labels = [_hour_label(h.hour) for h in hours]
+    small = max(h.facility_energy.value for h in hours) < 1.0
+    scale = 1000.0 if small else 1.0
+
+    def kwh(values: list[float]) -> list[float | None]:
+        return [v * scale for v in values]
+
     power = Chart(
         "job-power", "job_page.power_title", labels,
         [Series("job_page.gpu_power", [h.gpu_power.value if h.gpu_power else None
                                        for h in hours])],
-        unit="unit.watts", axis="job_page.hour_utc", digits=0,
+        unit="job_page.unit_watts", axis="job_page.hour_utc", digits=0,
     )  # fmt: skip
     energy = Chart(
         "job-energy", "job_page.energy_title", labels,
-        [Series("job_page.gpu_energy", [h.gpu_energy.value for h in hours], stack="it"),
-         Series("job_page.cpu_energy", [h.cpu_energy.value for h in hours], stack="it")],
-        unit="unit.kwh", axis="job_page.hour_utc", digits=3, stacked=True,
-        extra=[Series("job_page.facility_energy", [h.facility_energy.value for h in hours])],
+        [Series("job_page.gpu_energy", kwh([h.gpu_energy.value for h in hours]), stack="it"),
+         Series("job_page.cpu_energy", kwh([h.cpu_energy.value for h in hours]), stack="it")],
+        unit="job_page.unit_wh" if small else "unit.kwh", axis="job_page.hour_utc", digits=3,
+        stacked=True,
+        extra=[Series("job_page.facility_energy", kwh([h.facility_energy.value for h in hours]))],
     )  # fmt: skip
     carbon = Chart(
         "job-carbon", "job_page.carbon_title", labels,
-        [Series("job_page.carbon", [h.carbon.value if h.carbon else None for h in hours])],
-        unit="unit.kg_co2e", axis="job_page.hour_utc", digits=3,
+        [Series("job_page.carbon", [h.carbon.value * scale if h.carbon else None
+                                    for h in hours])],
+        unit="job_page.unit_g_co2e" if small else "unit.kg_co2e", axis="job_page.hour_utc",
+        digits=3,
         note=None if all(h.carbon is not None for h in hours) else "job_page.carbon_unknown",
     )  # fmt: skip
     return [power, energy, carbon]

@@ -77,9 +77,30 @@ def operators(who: Principal | None) -> bool:
     return who is not None and (who.is_admin or who.has_role(Role.SITE_OPERATOR))
 
 
+def reviewers(who: Principal | None) -> bool:
+    """Those who may be asked for reviews: reviewers (scientific), site staff (technical)."""
+    return who is not None and (who.has_role(Role.REVIEWER) or who.has_role(Role.SITE_OPERATOR))
+
+
+def call_runners(who: Principal | None) -> bool:
+    """Those who decide proposals: the access team, admins, hub staff (regional track)."""
+    return who is not None and (
+        who.is_admin or who.has_role(Role.ACCESS_TEAM) or who.has_role(Role.HUB_STAFF)
+    )
+
+
+def hub_staff(who: Principal | None) -> bool:
+    return who is not None and (who.is_admin or who.has_role(Role.HUB_STAFF))
+
+
 NAV: list[NavItem] = [
     NavItem("nav.dashboard", "/", everyone),
     NavItem("nav.home", "/home", signed_in_people),
+    NavItem("nav.jobs", "/jobs", signed_in_people),
+    NavItem("nav.calls", "/calls", signed_in_people),
+    NavItem("nav.reviews", "/reviews", reviewers),
+    NavItem("nav.decisions", "/decisions", call_runners),
+    NavItem("nav.hub", "/hub", hub_staff),
     NavItem("nav.operator", "/operator", operators),
     NavItem("nav.notifications", "/notifications", signed_in_people),
     NavItem("nav.tokens", "/tokens", signed_in_people),

@@ -1,0 +1,59 @@
+"""The hub desk: an AI hub's staff see the organisations and projects of the provinces
+their hub serves, what each used this year (GPU-hours, energy, carbon) and the hub's use
+per month; support tickets take their place here once the factory keeps them."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, Response
+
+from fabriek.api.context import Ctx, Db
+from fabriek.domain.errors import FabriekError
+from fabriek.domain.usage import UsageLine
+from fabriek.services.hub_desk import HubDesk, desk_hubs, hub_desk
+from fabriek.web.charts import Chart, Series
+from fabriek.web.form_problems import problem_page
+from fabriek.web.layout import forbidden, page, signed_in, to_signin
+
+
+def month_chart(desk: HubDesk) -> Chart:
+    """The hub's GPU-hours per month of the year, with energy and carbon in the table;
+    months without use are shown as zero, so the year reads whole."""
+    by_month: dict[str, UsageLine] = {line.period: line for line in desk.months}
+    labels = [f"{desk.year}-{m:02d}" for m in range(1, 13)]
+
+    def figure(name: str) -> list[float | None]:
+        return [float(getattr(by_month[m], name)) if m in by_month else 0.0 for m in labels]
+
+    return Chart(
+        "hub-months", "hub_desk.months_title", labels,
+        [Series("figure.gpu_hours", figure("gpu_hours"))],
+        unit="unit.gpu_hours", axis="hub_desk.month", digits=1,
+        extra=[Series("figure.energy", figure("kwh_facility"), unit="unit.kwh"),
+               Series("figure.carbon", figure("kg_co2e"), unit="unit.kg_co2e")],
+    )  # fmt: skip
+
+
+def hub_router() -> APIRouter:
+    """`/hub`: the desk of the signed-in person's hub (admins choose any)."""
+    router = APIRouter(include_in_schema=False)
+
+    @router.get("/hub", response_class=HTMLResponse, response_model=None)
+    def desk(
+        request: Request, db: Db, ctx: Ctx, hub: str | None = None, year: int | None = None
+    ) -> Response:
+        """One hub's organisations, projects and their use in a year."""
+        who = signed_in(request, db, ctx)
+        if who is None:
+            return to_signin(request)
+        if not desk_hubs(who):
+            return forbidden(request, who, "hub_desk.forbidden")
+        try:
+            found = hub_desk(db, who, hub or None, year, ctx.clock())
+        except FabriekError as bad:
+            return problem_page(request, who, bad)
+        return page(request, "hub_desk.html", "hub_desk.title", who,
+                    {"desk": found, "chart": month_chart(found),
+                     "title_params": {"hub": found.hub.name}})  # fmt: skip
+
+    return router
