@@ -542,13 +542,7 @@ MATRIX: dict[str, Row] = {
 # Where the service answers otherwise than the matrix says it should: (route, role) → what
 # it answers now and why the matrix's answer is the right one. Each is pinned: once the
 # service is fixed, the test says to remove the entry.
-KNOWN_DEVIATIONS: dict[tuple[str, Who], tuple[Answer, str]] = {
-    ("POST /api/v1/datasets", W.HUB_STAFF): (
-        404,
-        "the hub's staff see the project, yet registering a dataset in it says 'project "
-        "does not exist': services/datasets.py register checks membership and admin only",
-    ),
-}
+KNOWN_DEVIATIONS: dict[tuple[str, Who], tuple[Answer, str]] = {}
 
 
 def answer_of(response: httpx.Response) -> Answer | int:
