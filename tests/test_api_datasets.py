@@ -36,6 +36,7 @@ from fabriek.store.envelope import (
 )
 from fabriek.store.tables import Base, DatasetVersionRow, OrganisationKeyRow, ProjectRow
 from tests.conftest import Client, problem_of
+from tests.people import new_person
 from tests.servers import LiveServer
 from tests.test_api_budgets import new_project
 from tests.test_api_users import org_id
@@ -217,7 +218,7 @@ def test_personal_data_needs_its_terms(client: Client, unique: str) -> None:
     assert "already has a dataset" in str(problem_of(again, 409)["detail"])
 
 
-def test_who_may_see_read_write_and_grant(client: Client, unique: str) -> None:
+def test_who_may_see_read_write_and_grant(client: Client, unique: str, server: LiveServer) -> None:
     pieter, maria, mo, admin = client("pieter"), client("maria"), client("mo"), client("admin")
     register(pieter, "dutch-llm", unique)
     assert upload(pieter, "dutch-llm", unique, b"weights of evidence").status_code == 201
@@ -238,10 +239,11 @@ def test_who_may_see_read_write_and_grant(client: Client, unique: str) -> None:
     assert "only the principal investigator of dutch-llm" in str(problem_of(refused, 403)["detail"])
     assert problem_of(maria.delete(f"/api/v1/datasets/dutch-llm/{unique}"), 403)
     # A project of the same organisation is granted without more ado, and reads.
-    sister = new_project(client, f"{unique}-b", pi="rita")
+    # Rita here is a new colleague at TU Delft, not the demo's reviewer (who is in no project).
+    rita = new_person(server, f"{unique}-rita", "Technische Universiteit Delft")
+    sister = new_project(client, f"{unique}-b", pi=f"{unique}-rita")
     made = pieter.post(f"/api/v1/datasets/dutch-llm/{unique}/grants", json={"project": sister})
     assert made.status_code == 201 and made.json()["cross_organisation"] is False
-    rita = client("rita")
     assert rita.get(content).content == b"v2"
     seen = rita.get(f"/api/v1/datasets/dutch-llm/{unique}").json()
     assert seen["access"] == "granted" and seen["grants"] == []  # others' grants are not hers
@@ -259,7 +261,7 @@ def test_who_may_see_read_write_and_grant(client: Client, unique: str) -> None:
     seen_actions = [(e["action"], e["actor"]) for e in reversed(trail)]
     assert seen_actions == [
         ("upload", "pieter"), ("upload", "maria"), ("grant", "pieter"),
-        ("download", "rita"), ("revoke", "pieter"),
+        ("download", f"{unique}-rita"), ("revoke", "pieter"),
     ]  # fmt: skip
 
 
