@@ -165,7 +165,8 @@ def main() -> int:
         "| plan | heat weight | grid cap kW | CO2 immediate t | CO2 shifted t | CO2 oracle t "
         "| saved t | saved % | share of oracle's saving | deadline misses (immediate) "
         "| cap violations (immediate) | avg JCT h shifted / immediate "
-        "| avg wait h shifted / immediate | heat-hour energy % shifted / immediate | replay s |"
+        "| avg wait h shifted / immediate | heat-weighted MWh shifted / immediate (share of energy) "
+        "| replay s |"
     )
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     classes: dict[str, list[float]] = {}
@@ -196,8 +197,10 @@ def main() -> int:
                 hot = "-"
                 if e.heat_weighted_kwh is not None and e.heat_weighted_kwh_immediate is not None:
                     hot = (
-                        f"{e.heat_weighted_kwh / e.energy_kwh:.2%} / "
-                        f"{e.heat_weighted_kwh_immediate / e.energy_kwh:.2%}"
+                        f"{e.heat_weighted_kwh / 1000:,.1f} / "
+                        f"{e.heat_weighted_kwh_immediate / 1000:,.1f} "
+                        f"({e.heat_weighted_kwh / e.energy_kwh:.2%} / "
+                        f"{e.heat_weighted_kwh_immediate / e.energy_kwh:.2%})"
                     )
                 print(
                     f"| {plan} | {weight:g} | {cap_text if cap else 'none'} "

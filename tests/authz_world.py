@@ -360,6 +360,62 @@ class World:
         ok(pi.put(f"{API}/allocations/{self.allocation}/sandbox/plan", **document()))
         return int(self.allocation)
 
+    # -- the expertise network and the knowledge base ----------------------------------------------
+
+    @cached_property
+    def expert(self) -> int:
+        """An expert of the subject's hub (Brainport) with hours to spare."""
+        body = {"name": self.fresh("expert"), "organisation": "Fontys Hogescholen",
+                "hub": "brainport", "skills": ["mlops"], "hours_per_month": 40}  # fmt: skip
+        return int(ok(self.as_(Who.HUB_STAFF).post(f"{API}/experts", json=body), 201)["id"])
+
+    def new_expertise_request(self) -> int:
+        """A request for expertise about the subject's draft proposal, by its PI."""
+        body = {"skills": ["mlops"], "hours": 1, "proposal_id": self.listed_proposal}
+        made = ok(self.as_(Who.PI).post(f"{API}/expertise-requests", json=body), 201)
+        return int(made["id"])
+
+    @cached_property
+    def expertise_request(self) -> int:
+        return self.new_expertise_request()
+
+    @cached_property
+    def assigned_request(self) -> int:
+        """A request with `expert` assigned to it (by the subject's hub staff)."""
+        request_id = self.new_expertise_request()
+        assign = {"expert_id": self.expert, "hours": 1}
+        ok(self.as_(Who.HUB_STAFF).post(
+            f"{API}/expertise-requests/{request_id}/assignments", json=assign), 201)  # fmt: skip
+        return request_id
+
+    @cached_property
+    def article(self) -> str:
+        """A knowledge-base article written by the subject's hub staff."""
+        body = {"slug": self.fresh("article"), "language": "en", "title": "Authorisation matrix",
+                "body": "What each role may do."}  # fmt: skip
+        return str(ok(self.as_(Who.HUB_STAFF).post(f"{API}/kb/articles", json=body), 201)["slug"])
+
+    # -- support tickets ---------------------------------------------------------------------------
+
+    def new_ticket(self) -> int:
+        """A ticket the member opens about the subject's project: it goes to the subject's
+        hub (Brainport)."""
+        body = {"subject": self.fresh("ticket"), "category": "jobs", "project": self.project}
+        made = ok(self.as_(Who.MEMBER).post(f"{API}/support/tickets", json=body), 201)
+        return int(made["id"])
+
+    @cached_property
+    def ticket(self) -> int:
+        return self.new_ticket()
+
+    @cached_property
+    def ticket_attachment(self) -> int:
+        """A file the member attached to `ticket`."""
+        made = ok(self.as_(Who.MEMBER).post(
+            f"{API}/support/tickets/{self.ticket}/attachments", params={"name": "run.log"},
+            content=b"epoch 1: loss nan\n", headers={"Content-Type": "text/plain"}), 201)  # fmt: skip
+        return int(made["id"])
+
     # -- sign-in through an institution ------------------------------------------------------------
 
     @cached_property

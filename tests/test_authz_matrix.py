@@ -110,6 +110,16 @@ RULES: dict[str, dict[Who, Answer]] = {
     # The portal's decision queue: whoever runs some call (the access team, admins, hub
     # staff for their regional track).
     "call-runners": answers(403, access_team=A, hub_staff=A, other_hub=A, admin=A),
+    # Assigning experts to the subject's request for expertise and logging their hours: the
+    # staff of the requester's hub and admins; the applicants who see the request, 403.
+    "request-hub": answers(404, member=403, pi=403, hub_staff=A, admin=A),
+    # The subject's support ticket (the member's, about the subject's project, at its hub):
+    # its people, the hub's staff and the central desk (access team, admins) see it and
+    # write on it; only the staff handle it (triage, status, handover).
+    "ticket-viewer": answers(404, member=A, pi=A, hub_staff=A, access_team=A, admin=A),
+    "ticket-handlers": answers(404, member=403, pi=403, hub_staff=A, access_team=A, admin=A),
+    # The subject hub's monthly support report: its staff and the central desk.
+    "desk-report": answers(403, hub_staff=A, access_team=A, admin=A),
 }
 
 Payload = dict[str, Any]  # keyword arguments of httpx.Client.request: json, content, data, ...
@@ -215,6 +225,36 @@ def documentation(w: World, who: Who) -> dict[str, Any]:
     return {provider_keys(ai_act_rules())[0]: "Written for the matrix."}
 
 
+def expert(w: World, who: Who) -> dict[str, Any]:
+    return {"name": w.fresh("expert"), "organisation": "Fontys Hogescholen", "hub": "brainport",
+            "skills": ["mlops"], "hours_per_month": 8}  # fmt: skip
+
+
+def expertise_request(w: World, who: Who) -> dict[str, Any]:
+    return {"skills": ["mlops"], "proposal_id": w.listed_proposal}
+
+
+def article(w: World, who: Who) -> dict[str, Any]:
+    return {"slug": w.fresh("article"), "language": "nl", "title": "Matrix",
+            "body": "Wie mag wat."}  # fmt: skip
+
+
+def ticket(w: World, who: Who) -> dict[str, Any]:
+    return {"subject": w.fresh("ticket"), "category": "onboarding"}
+
+
+def attachment(name: str) -> Payload:
+    """A log file attached to a ticket."""
+    return {"content": b"epoch 1: loss nan\n", "params": {"name": f"{name}.log"},
+            "headers": {"Content-Type": "text/plain"}}  # fmt: skip
+
+
+def inbound_mail() -> Payload:
+    """An e-mail as the support mailbox pipes it in."""
+    text = "From: someone@example.org\r\nTo: support@localhost\r\nSubject: help\r\n\r\nHi\r\n"
+    return {"content": text.encode(), "headers": {"Content-Type": "message/rfc822"}}
+
+
 def job_form(w: World, who: Who) -> dict[str, str]:
     """The portal's job form, filled in."""
     return {"project": w.project, "command": "true", "time_limit": "1m", "name": w.fresh("j")}
@@ -257,6 +297,9 @@ OWN_TOKEN = lambda w: {"key": w.member_token_key()}  # noqa: E731
 OWN_NOTIFICATION = lambda w: {"notification_id": w.member_notification}  # noqa: E731
 ORGANISATION = lambda w: {"org_id": w.organisation_id}  # noqa: E731
 SITE = lambda w: {"ref": OPERATED_SITE}  # noqa: E731
+EXPERT = lambda w: {"expert_id": w.expert}  # noqa: E731
+REQUEST = lambda w: {"request_id": w.expertise_request}  # noqa: E731
+TICKET = lambda w: {"ticket_id": w.ticket}  # noqa: E731
 NOTHING: Callable[[World], dict[str, Any]] = lambda w: {}  # noqa: E731
 
 
@@ -473,6 +516,80 @@ MATRIX: dict[str, Row] = {
     ),
     "GET /api/v1/models/{name}/versions/{version}/documentation": Row(
         "project-viewer", path=MODEL_VERSION
+    ),
+    # -- the expertise network
+    "GET /api/v1/skills": Row("signed-in"),
+    "GET /api/v1/experts": Row(
+        "signed-in", listed=Listing("signed-in", lambda w: w.expert, NOTHING)
+    ),
+    "POST /api/v1/experts": Row("own-hub", send=js(expert)),
+    "GET /api/v1/experts/{expert_id}": Row("signed-in", path=EXPERT),
+    "PATCH /api/v1/experts/{expert_id}": Row(
+        "own-hub", path=EXPERT, send=js(lambda w, who: {"hours_per_month": 40})
+    ),
+    "GET /api/v1/expertise-requests": Row(
+        "signed-in", listed=Listing("proposal-viewer", lambda w: w.expertise_request, NOTHING)
+    ),
+    # About the subject's draft proposal: whoever sees its project may ask.
+    "POST /api/v1/expertise-requests": Row("proposal-viewer", send=js(expertise_request)),
+    "GET /api/v1/expertise-requests/{request_id}": Row("proposal-viewer", path=REQUEST),
+    "GET /api/v1/expertise-requests/{request_id}/matches": Row("proposal-viewer", path=REQUEST),
+    # Assigned by the first allowed caller; again is a 409 from the rules, past authorisation.
+    "POST /api/v1/expertise-requests/{request_id}/assignments": Row(
+        "request-hub", path=REQUEST, send=js(lambda w, who: {"expert_id": w.expert, "hours": 1})
+    ),
+    "POST /api/v1/expertise-requests/{request_id}/consultations": Row(
+        "request-hub",
+        path=lambda w: {"request_id": w.assigned_request},
+        send=js(lambda w, who: {"hours": 0.5}),
+    ),
+    # -- the knowledge base
+    "GET /api/v1/kb/search": Row("signed-in", send=lambda w, who: {"params": {"q": "budget"}}),
+    "POST /api/v1/kb/suggestions": Row("signed-in", send=js(lambda w, who: {"text": "budget"})),
+    "GET /api/v1/kb/articles": Row("signed-in"),
+    "POST /api/v1/kb/articles": Row("hub-staff", send=js(article)),
+    "GET /api/v1/kb/articles/{slug}": Row("signed-in", path=lambda w: {"slug": w.article}),
+    "PATCH /api/v1/kb/articles/{slug}": Row(
+        "hub-staff",
+        path=lambda w: {"slug": w.article},
+        send=js(lambda w, who: {"links": ["docs/access.md"]}),
+    ),
+    # -- the support centre
+    "GET /api/v1/support/categories": Row("signed-in"),
+    "GET /api/v1/support/tickets": Row(
+        "signed-in", listed=Listing("ticket-viewer", lambda w: w.ticket, NOTHING)
+    ),
+    "POST /api/v1/support/tickets": Row("signed-in", send=js(ticket)),
+    "GET /api/v1/support/tickets/{ticket_id}": Row("ticket-viewer", path=TICKET),
+    "PATCH /api/v1/support/tickets/{ticket_id}": Row(
+        "ticket-handlers", path=TICKET, send=js(lambda w, who: {"priority": "normal"})
+    ),
+    "POST /api/v1/support/tickets/{ticket_id}/messages": Row(
+        "ticket-viewer", path=TICKET, send=js(lambda w, who: {"body": f"From {who}."})
+    ),
+    # Triaged already for the second handler: no change, past authorisation.
+    "POST /api/v1/support/tickets/{ticket_id}/status": Row(
+        "ticket-handlers", path=TICKET, send=js(lambda w, who: {"status": "triaged"})
+    ),
+    # A fresh ticket for each caller: a handed-over ticket leaves its hub's hands.
+    "POST /api/v1/support/tickets/{ticket_id}/handover": Row(
+        "ticket-handlers",
+        path=lambda w: {"ticket_id": w.new_ticket()},
+        fresh=True,
+        send=js(lambda w, who: {"to": "central"}),
+    ),
+    "POST /api/v1/support/tickets/{ticket_id}/attachments": Row(
+        "ticket-viewer", path=TICKET, send=lambda w, who: attachment(w.fresh("log"))
+    ),
+    "GET /api/v1/support/tickets/{ticket_id}/attachments/{attachment_id}": Row(
+        "ticket-viewer",
+        path=lambda w: {"ticket_id": w.ticket, "attachment_id": w.ticket_attachment},
+    ),
+    # The mail server's pipe: the central desk's gateway account (a message naming no
+    # ticket is bounced: an answer past authorisation).
+    "POST /api/v1/support/inbound": Row("access-team", send=lambda w, who: inbound_mail()),
+    "GET /api/v1/support/report": Row(
+        "desk-report", send=lambda w, who: {"params": {"hub": "brainport"}}
     ),
     # -- the portal (signed in by cookie; being sent to the sign-in page stands for 401)
     "GET /": Row("public"),

@@ -12,11 +12,14 @@ from fabriek.cli import ai_systems as _ai_system_commands  # noqa: F401
 from fabriek.cli import allocations as _allocation_commands  # noqa: F401
 from fabriek.cli import audit as _audit_commands  # noqa: F401
 from fabriek.cli import datasets as _dataset_commands  # noqa: F401
+from fabriek.cli import experts as _expert_commands  # noqa: F401
 from fabriek.cli import jobs as _job_commands  # noqa: F401  (registers the job commands)
+from fabriek.cli import knowledge as _knowledge_commands  # noqa: F401
 from fabriek.cli import models as _model_commands  # noqa: F401
 from fabriek.cli import notifications as _notification_commands  # noqa: F401
 from fabriek.cli import proposals as _access_commands  # noqa: F401
 from fabriek.cli import sandboxes as _sandbox_commands  # noqa: F401
+from fabriek.cli import support as _support_commands  # noqa: F401
 from fabriek.cli import usage as _usage_commands  # noqa: F401
 from fabriek.cli.app import app
 from fabriek.cli.config import NotSignedIn

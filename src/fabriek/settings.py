@@ -112,3 +112,21 @@ class Settings(BaseSettings):
         gt=0,
         description="Most dataset data (all versions, before encryption) a project may hold, GiB.",
     )
+    support_file: Path | None = Field(
+        default=None,
+        description="TOML file of the support centre's routing and service levels; default: "
+        "the shipped one.",
+    )
+    support_address: str | None = Field(
+        default=None,
+        description="The support mailbox; replies go to support+T42-<key>@ its domain and are "
+        "piped back with `fabriek support inbound`; default: support@ the SMTP_FROM domain.",
+    )
+    support_attachment_max_mib: float = Field(
+        default=10.0, gt=0, le=1024, description="Largest file attached to a ticket, MiB."
+    )
+    support_attachment_types: str = Field(
+        default="text/plain,text/markdown,text/csv,application/json,application/pdf,"
+        "image/png,image/jpeg",
+        description="Media types a ticket may have attached, comma-separated.",
+    )

@@ -18,9 +18,11 @@ from fabriek.api.routers import (
     audit,
     calls,
     datasets,
+    experts,
     health,
     identity,
     jobs,
+    knowledge,
     models,
     notifications,
     organisations,
@@ -29,6 +31,7 @@ from fabriek.api.routers import (
     reference,
     sandboxes,
     sites,
+    support,
     usage,
     users,
 )
@@ -42,6 +45,7 @@ from fabriek.services.housekeeping import housekeeping
 from fabriek.services.identity import PRINCIPAL_TABLES, PrincipalCache, installation_id
 from fabriek.services.jobs import ProjectRefCache, SiteShapeCache
 from fabriek.services.submissions import SubmissionWriter
+from fabriek.services.support_config import load_support_config
 from fabriek.settings import Settings
 from fabriek.store.db import make_engine, make_sessions
 from fabriek.store.migrate import require_current
@@ -50,6 +54,7 @@ from fabriek.store.watch import TableWatch
 VERSIONED = (
     identity, reference, sites, organisations, users, projects, jobs, notifications,
     allocations, calls, proposals, usage, audit, datasets, ai_systems, models, sandboxes,
+    experts, knowledge, support,
 )  # fmt: skip
 
 
@@ -72,6 +77,8 @@ def create_app(
     ai_act_rules()
     # A malformed rules file stops the server now, not the first classification.
     load_rule_book(settings.ai_act_rules_file)
+    # A malformed support file (routing, service levels) stops the server now too.
+    load_support_config(settings.support_file)
     with sessions() as session:
         prefix = tag_prefix(installation_id(session))
     registry = EngineRegistry(settings.state_dir, configs, settings.local_gpus, prefix)

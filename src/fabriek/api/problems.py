@@ -18,6 +18,7 @@ from fabriek.domain.errors import (
     NotFound,
     TooLarge,
     Unauthenticated,
+    UnsupportedType,
 )
 from fabriek.store.db import StoreError
 
@@ -32,6 +33,7 @@ STATUS: dict[type[FabriekError], int] = {
     Unauthenticated: 401,
     Forbidden: 403,
     TooLarge: 413,
+    UnsupportedType: 415,
     StoreError: 503,
 }
 TITLES = {
@@ -42,6 +44,7 @@ TITLES = {
     405: "Method not allowed",
     409: "Conflict",
     413: "Content too large",
+    415: "Unsupported media type",
     422: "Invalid input",
     500: "Internal error",
     503: "Unavailable",

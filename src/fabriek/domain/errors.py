@@ -70,3 +70,10 @@ class TooLarge(FabriekError):
 
     def __init__(self, detail: str) -> None:
         super().__init__(detail, "too-large")
+
+
+class UnsupportedType(FabriekError):
+    """The content is of a kind the caller may not send here (HTTP 415)."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail, "unsupported-type")

@@ -27,6 +27,12 @@ class NotificationKind(StrEnum):
     # A project's members: a job submitted for one of its AI models is projected to take
     # the model past an EU AI Act compute line (1e23, one third of a base, 1e25 ...).
     AI_ACT_THRESHOLD = "ai-act-threshold"
+    # The staff of a support desk: a ticket reached their desk (new, or handed over).
+    SUPPORT_TICKET = "support-ticket"
+    # The staff handling a ticket: the user replied (in the portal, the API or by e-mail).
+    SUPPORT_REPLY = "support-reply"
+    # The desk's staff and the central desk: a ticket broke its service level.
+    SUPPORT_BREACH = "support-breach"
 
 
 class Delivery(StrEnum):

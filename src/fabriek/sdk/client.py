@@ -29,7 +29,9 @@ from fabriek.domain.datasets import (
     KeyRotation,
     OrganisationKey,
 )
+from fabriek.domain.expertise import Expert, ExpertiseRequest, RequestMatches, Skill
 from fabriek.domain.jobs import Job, JobEvent
+from fabriek.domain.knowledge import Article, ArticleSummary, Suggestion
 from fabriek.domain.notifications import Notification, NotificationSettings
 from fabriek.domain.people import (
     Membership,
@@ -42,6 +44,15 @@ from fabriek.domain.people import (
 from fabriek.domain.proposals import AllocationSummary, Call, Proposal, Review
 from fabriek.domain.sandboxes import Sandbox
 from fabriek.domain.sites import Site
+from fabriek.domain.support import (
+    Attachment,
+    CategoryInfo,
+    InboundResult,
+    Message,
+    Ticket,
+    TicketSummary,
+)
+from fabriek.domain.support_report import SupportReport
 from fabriek.domain.usage import UsageLine
 from fabriek.sdk.transfer import Progress, file_blocks, file_sha256, receive
 
@@ -575,6 +586,86 @@ class FabriekClient:
     def sandbox_document(self, allocation_id: int, kind: str) -> str:
         return self.request("GET", f"/api/v1/allocations/{allocation_id}/sandbox/{kind}").text
 
+    # --- the expertise network ------------------------------------------------------------
+
+    def skills(self) -> list[Skill]:
+        return [Skill.model_validate(s) for s in self._get("/skills")]
+
+    def experts(self, limit: int = 100, offset: int = 0, **filters: Any) -> Listing[Expert]:
+        """The directory; filters: skill, hub, language, month, include_inactive."""
+        return self._listing(Expert, "/experts", {"limit": limit, "offset": offset, **filters})
+
+    def expert(self, expert_id: int) -> Expert:
+        return Expert.model_validate(self._get(f"/experts/{expert_id}"))
+
+    def create_expert(self, body: Mapping[str, Any]) -> Expert:
+        """Add an expert (see `ExpertDraft`)."""
+        return Expert.model_validate(self._post("/experts", body))
+
+    def update_expert(self, expert_id: int, body: Mapping[str, Any]) -> Expert:
+        """Change an expert (see `ExpertPatch`)."""
+        response = self.request("PATCH", f"/api/v1/experts/{expert_id}", json=body)
+        return Expert.model_validate(response.json())
+
+    def expertise_requests(
+        self, limit: int = 100, offset: int = 0, **filters: Any
+    ) -> Listing[ExpertiseRequest]:
+        """Requests for expertise; filters: hub, ticket_id, proposal_id."""
+        params = {"limit": limit, "offset": offset, **filters}
+        return self._listing(ExpertiseRequest, "/expertise-requests", params)
+
+    def expertise_request(self, request_id: int) -> ExpertiseRequest:
+        return ExpertiseRequest.model_validate(self._get(f"/expertise-requests/{request_id}"))
+
+    def request_expertise(self, body: Mapping[str, Any]) -> ExpertiseRequest:
+        """Ask for expertise (see `ExpertiseRequestDraft`)."""
+        return ExpertiseRequest.model_validate(self._post("/expertise-requests", body))
+
+    def expertise_matches(self, request_id: int, month: str | None = None) -> RequestMatches:
+        body = self._get(f"/expertise-requests/{request_id}/matches", {"month": month})
+        return RequestMatches.model_validate(body)
+
+    def assign_expert(self, request_id: int, body: Mapping[str, Any]) -> ExpertiseRequest:
+        """Assign an expert (see `AssignmentDraft`)."""
+        found = self._post(f"/expertise-requests/{request_id}/assignments", body)
+        return ExpertiseRequest.model_validate(found)
+
+    def log_consultation(self, request_id: int, body: Mapping[str, Any]) -> ExpertiseRequest:
+        """Log hours delivered (see `ConsultationDraft`)."""
+        found = self._post(f"/expertise-requests/{request_id}/consultations", body)
+        return ExpertiseRequest.model_validate(found)
+
+    # --- the knowledge base -------------------------------------------------------------
+
+    def kb_search(self, query: str, lang: str | None = None, limit: int = 10) -> list[Suggestion]:
+        found = self._get("/kb/search", {"q": query, "lang": lang, "limit": limit})
+        return [Suggestion.model_validate(s) for s in found]
+
+    def kb_suggest(
+        self, text: str, language: str | None = None, limit: int = 5
+    ) -> list[Suggestion]:
+        """Articles for a text being written, such as a ticket."""
+        body = {"text": text, "language": language, "limit": limit}
+        return [Suggestion.model_validate(s) for s in self._post("/kb/suggestions", body)]
+
+    def kb_articles(
+        self, limit: int = 100, offset: int = 0, lang: str | None = None
+    ) -> Listing[ArticleSummary]:
+        params = {"limit": limit, "offset": offset, "lang": lang}
+        return self._listing(ArticleSummary, "/kb/articles", params)
+
+    def kb_article(self, slug: str) -> Article:
+        return Article.model_validate(self._get(f"/kb/articles/{slug}"))
+
+    def kb_create_article(self, body: Mapping[str, Any]) -> Article:
+        """Write an article (see `ArticleDraft`)."""
+        return Article.model_validate(self._post("/kb/articles", body))
+
+    def kb_update_article(self, slug: str, body: Mapping[str, Any]) -> Article:
+        """Change an article (see `ArticlePatch`)."""
+        response = self.request("PATCH", f"/api/v1/kb/articles/{slug}", json=body)
+        return Article.model_validate(response.json())
+
     # --- AI systems and their risk classification ----------------------------------------
 
     def ai_systems(self, limit: int = 100, offset: int = 0, **filters: Any) -> Listing[AiSystem]:
@@ -601,6 +692,76 @@ class FabriekClient:
         """Start a new classification of the system; earlier ones are kept."""
         response = self.request("POST", f"/api/v1/ai-systems/{ref}/classifications")
         return Classification.model_validate(response.json())
+
+    # --- the support centre ---------------------------------------------------------------
+
+    def support_categories(self) -> list[CategoryInfo]:
+        return [CategoryInfo.model_validate(c) for c in self._get("/support/categories")]
+
+    def open_ticket(self, body: Mapping[str, Any]) -> Ticket:
+        """Open a support ticket (see `TicketDraft` for the fields)."""
+        return Ticket.model_validate(self._post("/support/tickets", body))
+
+    def tickets(self, limit: int = 100, offset: int = 0, **filters: Any) -> Listing[TicketSummary]:
+        return self._listing(
+            TicketSummary, "/support/tickets", {"limit": limit, "offset": offset, **filters}
+        )
+
+    def ticket(self, ticket_id: int) -> Ticket:
+        return Ticket.model_validate(self._get(f"/support/tickets/{ticket_id}"))
+
+    def reply_ticket(
+        self, ticket_id: int, body: str, internal: bool = False, status: str | None = None
+    ) -> Message:
+        """Reply to a ticket, or leave an internal note (the staff handling it)."""
+        draft: dict[str, Any] = {"body": body, "internal": internal}
+        if status:
+            draft["status"] = status
+        return Message.model_validate(self._post(f"/support/tickets/{ticket_id}/messages", draft))
+
+    def set_ticket_status(self, ticket_id: int, status: str, note: str | None = None) -> Ticket:
+        body = self._post(f"/support/tickets/{ticket_id}/status", {"status": status, "note": note})
+        return Ticket.model_validate(body)
+
+    def hand_over_ticket(self, ticket_id: int, to: str, note: str | None = None) -> Ticket:
+        body = self._post(f"/support/tickets/{ticket_id}/handover", {"to": to, "note": note})
+        return Ticket.model_validate(body)
+
+    def update_ticket(self, ticket_id: int, change: Mapping[str, Any]) -> Ticket:
+        response = self.request("PATCH", f"/api/v1/support/tickets/{ticket_id}", json=change)
+        return Ticket.model_validate(response.json())
+
+    def attach_to_ticket(
+        self, ticket_id: int, path: Path, media_type: str, internal: bool = False
+    ) -> Attachment:
+        """Attach a file to a ticket, its type given as `media_type`."""
+        response = self.request(
+            "POST",
+            f"/api/v1/support/tickets/{ticket_id}/attachments",
+            params={"name": path.name, "internal": internal},
+            content=path.read_bytes(),
+            headers={"Content-Type": media_type},
+        )
+        return Attachment.model_validate(response.json())
+
+    def ticket_attachment(self, ticket_id: int, attachment_id: int) -> bytes:
+        path = f"/api/v1/support/tickets/{ticket_id}/attachments/{attachment_id}"
+        return self.request("GET", path).content
+
+    def inbound_email(self, message: bytes) -> InboundResult:
+        """Hand an e-mail from the support mailbox to the server (the central desk)."""
+        response = self.request(
+            "POST",
+            "/api/v1/support/inbound",
+            content=message,
+            headers={"Content-Type": "message/rfc822"},
+        )
+        return InboundResult.model_validate(response.json())
+
+    def support_report(self, hub: str | None = None, month: str | None = None) -> SupportReport:
+        return SupportReport.model_validate(
+            self._get("/support/report", {"hub": hub, "month": month})
+        )
 
 
 # Transfers of several GiB: the server may take a while after the last byte (fsync, commit).

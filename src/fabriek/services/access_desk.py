@@ -58,7 +58,9 @@ def applying_projects(session: Session, who: Principal) -> list[ApplyingProject]
     return [ApplyingProject(*row) for row in rows]
 
 
-def runs_proposal(session: Session, who: Principal, proposal: Proposal, access: AccessConfig) -> bool:
+def runs_proposal(
+    session: Session, who: Principal, proposal: Proposal, access: AccessConfig
+) -> bool:
     """Whether the caller checks, assigns reviewers to and decides this proposal: the
     access team and admins; on a hub-run track also the staff of the applicant's hub (the
     rule `services.proposals` enforces)."""

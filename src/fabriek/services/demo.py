@@ -22,6 +22,7 @@ from fabriek.domain.proposals import add_months
 from fabriek.domain.roles import Role
 from fabriek.domain.sites import NodeGroupDraft, SiteDraft
 from fabriek.services.access_config import load_access_config
+from fabriek.services.expertise_demo import load_expertise_demo
 from fabriek.store.tables import (
     AllocationRow,
     ApiTokenRow,
@@ -279,4 +280,5 @@ def load_demo(session: Session, now: datetime, token_days: int = 3650) -> None:
                 closes_at=now + timedelta(days=14) if cutoff else None, created_at=now,
             )
         )  # fmt: skip
+    load_expertise_demo(session, users["admin"].id, now)
     session.commit()

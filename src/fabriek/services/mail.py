@@ -37,11 +37,11 @@ BATCH = 5000
 SMTP_TIMEOUT_S = 15.0
 
 
-class _Refused(Exception):
+class Refused(Exception):
     """The server refused this one message (a recipient, its content), not every message."""
 
 
-class _Smtp:
+class SmtpConnection:
     """One SMTP connection for a round, opened at the first message (none when there is
     nothing to send)."""
 
@@ -49,7 +49,7 @@ class _Smtp:
         self.settings = settings
         self._conn: smtplib.SMTP | None = None
 
-    def __enter__(self) -> _Smtp:
+    def __enter__(self) -> SmtpConnection:
         return self
 
     def __exit__(
@@ -78,7 +78,7 @@ class _Smtp:
 
     def send(self, message: EmailMessage) -> None:
         """Hand one message to the server; returns once the server accepted it.
-        Raises `_Refused` when only this message was refused, OSError when the server is
+        Raises `Refused` when only this message was refused, OSError when the server is
         unreachable or refuses everything."""
         if self._conn is None:
             self._conn = self._connect()
@@ -90,10 +90,10 @@ class _Smtp:
             # An address this server cannot take (non-ASCII without SMTPUTF8): this one only.
             smtplib.SMTPNotSupportedError,
         ) as exc:
-            raise _Refused(str(exc)) from exc
+            raise Refused(str(exc)) from exc
 
 
-def _one_line(text: str) -> str:
+def one_line(text: str) -> str:
     # Header values must not break lines (and a subject never should).
     return " ".join(text.split())
 
@@ -118,7 +118,7 @@ def _message(settings: Settings, to: str, subject: str, text: str, now: datetime
     message = EmailMessage()
     message["From"] = settings.smtp_from
     message["To"] = to
-    message["Subject"] = _one_line(subject)
+    message["Subject"] = one_line(subject)
     message["Date"] = format_datetime(now)
     # The sender's domain names the message, without asking DNS for this host's name.
     message["Message-ID"] = make_msgid("fabriek", settings.smtp_from.rpartition("@")[2] or None)
@@ -143,7 +143,7 @@ def _digest(
     parts = [f"Your Fabriek digest: {count}, oldest first.\n"]
     for row in rows:
         parts.append(
-            f"\n== {_one_line(row.subject)}\n   {row.created_at:%Y-%m-%d %H:%M} UTC, {row.kind}\n\n"
+            f"\n== {one_line(row.subject)}\n   {row.created_at:%Y-%m-%d %H:%M} UTC, {row.kind}\n\n"
             + _entry(settings, row)
         )
     text = "".join(parts) + _footer(settings, Delivery.DIGEST)
@@ -188,14 +188,14 @@ def send_due_email(session: Session, now: datetime, settings: Settings) -> int:
     if not rows:
         return 0
     sent = 0
-    with _Smtp(settings) as smtp:
+    with SmtpConnection(settings) as smtp:
         for user_id, group in groupby(rows, key=lambda r: r[0].user_id):
             pending = list(group)
             email = pending[0][1]
             notes = [n for n, _ in pending]
             try:
                 sent += _deliver(session, smtp, settings, user_id, email, notes, now)
-            except _Refused as exc:
+            except Refused as exc:
                 session.rollback()
                 log.warning("e-mail to user %s refused, retried next round: %s", user_id, exc)
             except OSError as exc:
@@ -205,7 +205,7 @@ def send_due_email(session: Session, now: datetime, settings: Settings) -> int:
                     "the next round",
                     settings.smtp_host,
                     settings.smtp_port,
-                    _one_line(str(exc)) or type(exc).__name__,
+                    one_line(str(exc)) or type(exc).__name__,
                 )
                 break
     return sent
@@ -213,7 +213,7 @@ def send_due_email(session: Session, now: datetime, settings: Settings) -> int:
 
 def _deliver(
     session: Session,
-    smtp: _Smtp,
+    smtp: SmtpConnection,
     settings: Settings,
     user_id: int,
     email: str,

@@ -208,6 +208,7 @@ def _proposal_values(db: Db, ctx: Ctx, who: Principal, proposal: Proposal) -> di
         "can_withdraw": undecided
         and (who.leads_project(proposal.project_id) or proposal.author == who.username),
         "gpu_types": GPU_TYPES,
+        "now": ctx.clock(),
     }
 
 
@@ -373,7 +374,9 @@ def access_router() -> APIRouter:
             return to_signin(f"/proposals/{proposal_id}")
         if form.get("confirm") != "yes":
             problems = FormProblems(frozenset({"confirm"}))
-            problems.add("confirm", translate(language_of(request), "proposal_page.confirm_missing"))
+            problems.add(
+                "confirm", translate(language_of(request), "proposal_page.confirm_missing")
+            )
             return proposal_page(request, db, ctx, who, proposal_id, problems=problems)
         try:
             proposals.withdraw_proposal(db, who, proposal_id, ctx.access, ctx.clock())

@@ -1,0 +1,555 @@
+"""The expertise network: experts at the hubs, universities and TO2 institutes, with skills
+from a controlled vocabulary; requests for expertise; and the pure rule that matches a
+request to experts by skills, region and hours left, and explains the match.
+
+The shapes the services and the API exchange, and the rules; no I/O, no clock.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import date, datetime
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from fabriek.domain.geography import HUBS, Hub, Province
+from fabriek.domain.people import Email
+
+# -- the vocabulary of skills ------------------------------------------------------------------
+
+_CODE = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")
+
+
+class Skill(BaseModel):
+    """One skill of the controlled vocabulary, with its labels in English and Dutch."""
+
+    model_config = ConfigDict(frozen=True)
+
+    code: str
+    en: str
+    nl: str
+
+
+@dataclass(frozen=True)
+class SkillVocabulary:
+    """The skills experts may claim and requests may ask for, by code."""
+
+    version: str
+    skills: dict[str, Skill]
+
+    def label(self, code: str) -> str:
+        found = self.skills.get(code)
+        return found.en if found else code
+
+    def unknown(self, codes: Iterable[str]) -> list[str]:
+        """The codes that are not in the vocabulary, in the order given."""
+        return [c for c in codes if c not in self.skills]
+
+    def describe_unknown(self, codes: Iterable[str]) -> str | None:
+        """A sentence naming the unknown codes and the known ones; None when all are known."""
+        bad = self.unknown(codes)
+        if not bad:
+            return None
+        known = ", ".join(sorted(self.skills))
+        return f"unknown skill {', '.join(repr(b) for b in bad)}; known skills: {known}"
+
+
+def parse_vocabulary(data: Mapping[str, Any]) -> SkillVocabulary:
+    """The vocabulary from its TOML data; ValueError names what is wrong."""
+    version = data.get("version")
+    if not isinstance(version, str) or not version:
+        raise ValueError("the vocabulary needs a version string")
+    entries = data.get("skills")
+    if not isinstance(entries, list) or not entries:
+        raise ValueError("the vocabulary needs at least one [[skills]] entry")
+    skills: dict[str, Skill] = {}
+    for n, entry in enumerate(entries, start=1):
+        if not isinstance(entry, dict):
+            raise ValueError(f"skill {n} is not a table")
+        code, en, nl = entry.get("code"), entry.get("en"), entry.get("nl")
+        if not isinstance(code, str) or not _CODE.match(code):
+            raise ValueError(f"skill {n}: code {code!r} must be lower-case words joined by '-'")
+        if not isinstance(en, str) or not en or not isinstance(nl, str) or not nl:
+            raise ValueError(f"skill {code}: needs both an English (en) and a Dutch (nl) label")
+        if code in skills:
+            raise ValueError(f"skill {code} is listed twice")
+        skills[code] = Skill(code=code, en=en, nl=nl)
+    return SkillVocabulary(version, skills)
+
+
+# -- regions: which hubs are near a requester --------------------------------------------------
+
+# Provinces that share a border (over land or a dam: Fryslân and Noord-Holland meet at the
+# Afsluitdijk). A hub neighbours another when one of its provinces borders one of the other's.
+PROVINCE_BORDERS: dict[Province, frozenset[Province]] = {
+    p: frozenset(n)
+    for p, n in {
+        Province.GRONINGEN: {Province.FRYSLAN, Province.DRENTHE},
+        Province.FRYSLAN: {
+            Province.GRONINGEN, Province.DRENTHE, Province.OVERIJSSEL, Province.FLEVOLAND,
+            Province.NOORD_HOLLAND,
+        },
+        Province.DRENTHE: {Province.GRONINGEN, Province.FRYSLAN, Province.OVERIJSSEL},
+        Province.OVERIJSSEL: {
+            Province.FRYSLAN, Province.DRENTHE, Province.GELDERLAND, Province.FLEVOLAND,
+        },
+        Province.FLEVOLAND: {
+            Province.FRYSLAN, Province.OVERIJSSEL, Province.GELDERLAND, Province.UTRECHT,
+            Province.NOORD_HOLLAND,
+        },
+        Province.GELDERLAND: {
+            Province.OVERIJSSEL, Province.FLEVOLAND, Province.UTRECHT, Province.ZUID_HOLLAND,
+            Province.NOORD_BRABANT, Province.LIMBURG,
+        },
+        Province.UTRECHT: {
+            Province.FLEVOLAND, Province.GELDERLAND, Province.NOORD_HOLLAND,
+            Province.ZUID_HOLLAND,
+        },
+        Province.NOORD_HOLLAND: {
+            Province.FRYSLAN, Province.FLEVOLAND, Province.UTRECHT, Province.ZUID_HOLLAND,
+        },
+        Province.ZUID_HOLLAND: {
+            Province.NOORD_HOLLAND, Province.UTRECHT, Province.GELDERLAND,
+            Province.NOORD_BRABANT, Province.ZEELAND,
+        },
+        Province.ZEELAND: {Province.ZUID_HOLLAND, Province.NOORD_BRABANT},
+        Province.NOORD_BRABANT: {
+            Province.ZEELAND, Province.ZUID_HOLLAND, Province.GELDERLAND, Province.LIMBURG,
+        },
+        Province.LIMBURG: {Province.NOORD_BRABANT, Province.GELDERLAND},
+    }.items()
+}  # fmt: skip
+
+
+def neighbouring_hubs(hub: Hub) -> frozenset[Hub]:
+    """The other hubs whose provinces border one of `hub`'s."""
+    near = {n for p in HUBS[hub].provinces for n in PROVINCE_BORDERS[p]}
+    return frozenset(
+        other
+        for other, info in HUBS.items()
+        if other is not hub and any(p in near for p in info.provinces)
+    )
+
+
+class Region(StrEnum):
+    """Where an expert works, seen from the requester: nearer ranks higher."""
+
+    OWN_HUB = "own-hub"
+    NEIGHBOURING_HUB = "neighbouring-hub"
+    OTHER_HUB = "other-hub"
+
+
+def region_of(expert_hub: Hub, requester_hub: Hub) -> Region:
+    if expert_hub is requester_hub:
+        return Region.OWN_HUB
+    if expert_hub in neighbouring_hubs(requester_hub):
+        return Region.NEIGHBOURING_HUB
+    return Region.OTHER_HUB
+
+
+# -- availability ------------------------------------------------------------------------------
+
+
+def month_start(day: date) -> date:
+    """The first day of the month `day` is in: months are keyed by it."""
+    return day.replace(day=1)
+
+
+def parse_month(text: str) -> date:
+    """'2026-11' (or any day of it, '2026-11-29') as the first day of that month."""
+    try:
+        if re.fullmatch(r"\d{4}-\d{2}", text.strip()):
+            return date.fromisoformat(text.strip() + "-01")
+        return month_start(date.fromisoformat(text.strip()))
+    except ValueError:
+        raise ValueError(f"{text!r} is not a month; write it as YYYY-MM, e.g. 2026-11") from None
+
+
+@dataclass(frozen=True)
+class Booking:
+    """One assignment's hours in one month: those it reserved there (in the month it was
+    made for; 0 in others) and those logged as delivered there."""
+
+    reserved: float
+    delivered: float
+
+
+def hours_booked(bookings: Iterable[Booking]) -> float:
+    """An expert's hours taken in a month: each assignment counts what it reserved, or
+    what was delivered if that is more (overrun uses availability too)."""
+    return sum(max(b.reserved, b.delivered) for b in bookings)
+
+
+def hours_left(hours_per_month: float, bookings: Iterable[Booking]) -> float:
+    """What an expert can still take on in a month; never below nothing."""
+    return max(0.0, hours_per_month - hours_booked(bookings))
+
+
+# -- matching ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ExpertOption:
+    """An expert as the matching rule sees them, for one month."""
+
+    id: int
+    name: str
+    hub: Hub
+    skills: frozenset[str]
+    languages: frozenset[str]
+    hours_per_month: float
+    hours_left: float
+
+
+@dataclass(frozen=True)
+class Need:
+    """What a request asks for: the skills, the hours, the requester's hub and province,
+    and a language it prefers (None: any)."""
+
+    skills: frozenset[str]
+    hours: float
+    hub: Hub
+    province: Province | None
+    language: str | None = None
+
+
+# Points of the score. A matched skill outweighs everything else together
+# (region 20 + language 5 + availability up to 4 < 100), so an expert with more of the
+# skills asked always ranks above one with fewer.
+SKILL_POINTS = 100.0
+REGION_POINTS = {Region.OWN_HUB: 20.0, Region.NEIGHBOURING_HUB: 10.0, Region.OTHER_HUB: 0.0}
+LANGUAGE_POINTS = 5.0
+AVAILABILITY_POINTS = 4.0
+
+
+class Candidate(BaseModel):
+    """An expert proposed for a request, with the reasons for their place."""
+
+    model_config = ConfigDict(frozen=True)
+
+    rank: int
+    expert_id: int
+    name: str
+    hub: Hub
+    score: float
+    matched_skills: list[str]
+    missing_skills: list[str]
+    region: Region
+    speaks_language: bool | None = Field(description="None when the request names no language")
+    hours_left: float = Field(description="hours the expert can still take on in the month")
+    hours_per_month: float
+    why: list[str] = Field(description="the match explained, one line per criterion")
+
+
+class PassedOver(BaseModel):
+    """An expert not proposed, and why."""
+
+    model_config = ConfigDict(frozen=True)
+
+    expert_id: int
+    name: str
+    reason: str
+
+
+class MatchResult(BaseModel):
+    candidates: list[Candidate]
+    passed_over: list[PassedOver]
+
+
+class RequestMatches(MatchResult):
+    """The match of one request, for one month's availability."""
+
+    request_id: int
+    month: date
+
+
+def score(option: ExpertOption, need: Need) -> float:
+    """How well an expert fits a request (higher is better); see the points above."""
+    matched = len(option.skills & need.skills)
+    points = SKILL_POINTS * matched + REGION_POINTS[region_of(option.hub, need.hub)]
+    if need.language is not None and need.language in option.languages:
+        points += LANGUAGE_POINTS
+    if option.hours_per_month > 0:
+        points += AVAILABILITY_POINTS * min(1.0, option.hours_left / option.hours_per_month)
+    return points
+
+
+def _hours(value: float) -> str:
+    return f"{value:g} h"
+
+
+def _region_line(option: ExpertOption, need: Need, region: Region) -> str:
+    where = HUBS[option.hub].name
+    home = HUBS[need.hub].name
+    serves = f", the hub serving {need.province.value}" if need.province else ""
+    if region is Region.OWN_HUB:
+        return f"region: works at {where}{serves}"
+    if region is Region.NEIGHBOURING_HUB:
+        return f"region: works at {where}, a neighbour of {home}{serves}"
+    return f"region: works at {where}, not next to {home}{serves}"
+
+
+def match(
+    need: Need,
+    experts: Iterable[ExpertOption],
+    labels: Mapping[str, str] | None = None,
+    month: date | None = None,
+) -> MatchResult:
+    """The experts to propose for `need`, best first, each explained; and those passed
+    over: without any skill asked, or without the hours asked left in the month."""
+    names = labels or {}
+
+    def label(code: str) -> str:
+        return names.get(code, code)
+
+    in_month = f" in {month:%Y-%m}" if month else ""
+    ranked: list[tuple[float, ExpertOption]] = []
+    passed: list[PassedOver] = []
+    for option in experts:
+        if not option.skills & need.skills:
+            passed.append(
+                PassedOver(expert_id=option.id, name=option.name,
+                           reason="has none of the skills asked")
+            )  # fmt: skip
+        elif option.hours_left < need.hours:
+            passed.append(
+                PassedOver(
+                    expert_id=option.id, name=option.name,
+                    reason=f"only {_hours(option.hours_left)} left of "
+                    f"{_hours(option.hours_per_month)}{in_month}; {_hours(need.hours)} asked",
+                )
+            )  # fmt: skip
+        else:
+            ranked.append((score(option, need), option))
+    ranked.sort(key=lambda pair: (-pair[0], pair[1].name, pair[1].id))
+    candidates = []
+    for rank, (points, option) in enumerate(ranked, start=1):
+        matched = sorted(option.skills & need.skills)
+        missing = sorted(need.skills - option.skills)
+        region = region_of(option.hub, need.hub)
+        skills_line = (
+            f"skills: has {', '.join(label(s) for s in matched)} "
+            f"({len(matched)} of {len(need.skills)} asked)"
+        )
+        if missing:
+            skills_line += f"; lacks {', '.join(label(s) for s in missing)}"
+        why = [skills_line, _region_line(option, need, region)]
+        speaks: bool | None = None
+        if need.language is not None:
+            speaks = need.language in option.languages
+            spoken = ", ".join(sorted(option.languages)) or "none recorded"
+            why.append(
+                f"language: speaks {need.language}"
+                if speaks
+                else f"language: does not speak {need.language} (speaks {spoken})"
+            )
+        why.append(
+            f"availability: {_hours(option.hours_left)} left of "
+            f"{_hours(option.hours_per_month)}{in_month}; {_hours(need.hours)} asked"
+        )
+        candidates.append(
+            Candidate(
+                rank=rank, expert_id=option.id, name=option.name, hub=option.hub,
+                score=round(points, 3), matched_skills=matched, missing_skills=missing,
+                region=region, speaks_language=speaks, hours_left=option.hours_left,
+                hours_per_month=option.hours_per_month, why=why,
+            )
+        )  # fmt: skip
+    return MatchResult(candidates=candidates, passed_over=passed)
+
+
+# -- what the API exchanges ----------------------------------------------------------------------
+
+_LANGUAGE = re.compile(r"^[a-z]{2}$")
+MAX_HOURS_PER_MONTH = 200.0
+
+
+def _languages(values: list[str]) -> list[str]:
+    cleaned = []
+    for value in values:
+        code = value.strip().lower()
+        if not _LANGUAGE.match(code):
+            raise ValueError(f"{value!r} is not a two-letter language code such as nl or en")
+        if code not in cleaned:
+            cleaned.append(code)
+    return cleaned
+
+
+def _skills(values: list[str]) -> list[str]:
+    cleaned: list[str] = []
+    for value in values:
+        code = value.strip().lower()
+        if code and code not in cleaned:
+            cleaned.append(code)
+    if not cleaned:
+        raise ValueError("name at least one skill")
+    return cleaned
+
+
+class ExpertDraft(BaseModel):
+    """A new expert in the directory."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(min_length=2, max_length=200)
+    email: Email | None = None
+    organisation: str = Field(min_length=2, max_length=200, description="where they work")
+    hub: Hub = Field(description="the AI hub whose network they are part of")
+    skills: list[str] = Field(min_length=1, description="codes from GET /api/v1/skills")
+    languages: list[str] = Field(default_factory=lambda: ["nl", "en"], min_length=1)
+    hours_per_month: float = Field(ge=0, le=MAX_HOURS_PER_MONTH)
+
+    @field_validator("skills")
+    @classmethod
+    def _skill_codes(cls, value: list[str]) -> list[str]:
+        return _skills(value)
+
+    @field_validator("languages")
+    @classmethod
+    def _language_codes(cls, value: list[str]) -> list[str]:
+        return _languages(value)
+
+
+class ExpertPatch(BaseModel):
+    """Changes to an expert; what is left out stays as it is."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str | None = Field(default=None, min_length=2, max_length=200)
+    email: Email | None = None
+    organisation: str | None = Field(default=None, min_length=2, max_length=200)
+    hub: Hub | None = None
+    skills: list[str] | None = Field(default=None, min_length=1)
+    languages: list[str] | None = Field(default=None, min_length=1)
+    hours_per_month: float | None = Field(default=None, ge=0, le=MAX_HOURS_PER_MONTH)
+    active: bool | None = Field(default=None, description="false: no longer takes requests")
+
+    @field_validator("skills")
+    @classmethod
+    def _skill_codes(cls, value: list[str] | None) -> list[str] | None:
+        return None if value is None else _skills(value)
+
+    @field_validator("languages")
+    @classmethod
+    def _language_codes(cls, value: list[str] | None) -> list[str] | None:
+        return None if value is None else _languages(value)
+
+
+class Expert(BaseModel):
+    """An expert in the directory, with the hours they have left this month. The e-mail
+    address is shown to hub staff and admins only."""
+
+    id: int
+    name: str
+    email: str | None
+    organisation: str
+    hub: Hub
+    hub_name: str
+    skills: list[str]
+    languages: list[str]
+    hours_per_month: float
+    hours_left: float = Field(description="in `month`")
+    month: date = Field(description="the month `hours_left` is for (its first day)")
+    active: bool
+
+
+class ExpertiseRequestDraft(BaseModel):
+    """A request for expertise, from a support ticket or about a proposal (or neither).
+    The requester's organisation decides the region and the sector: a proposal's own, the
+    one named, or the caller's."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    skills: list[str] = Field(min_length=1, description="codes from GET /api/v1/skills")
+    hours: float = Field(default=2.0, gt=0, le=MAX_HOURS_PER_MONTH, description="hours needed")
+    description: str = Field(default="", max_length=4000)
+    language: str | None = Field(default=None, description="preferred language, e.g. nl")
+    ticket_id: int | None = Field(default=None, ge=1)
+    proposal_id: int | None = Field(default=None, ge=1)
+    organisation_id: int | None = Field(default=None, ge=1)
+
+    @field_validator("skills")
+    @classmethod
+    def _skill_codes(cls, value: list[str]) -> list[str]:
+        return _skills(value)
+
+    @field_validator("language")
+    @classmethod
+    def _language_code(cls, value: str | None) -> str | None:
+        return None if value is None else _languages([value])[0]
+
+    @model_validator(mode="after")
+    def _one_subject(self) -> ExpertiseRequestDraft:
+        if self.ticket_id is not None and self.proposal_id is not None:
+            raise ValueError("a request is about a ticket or a proposal, not both")
+        return self
+
+
+class Assignment(BaseModel):
+    """An expert assigned to a request: the hours reserved in a month and delivered."""
+
+    expert_id: int
+    expert: str
+    hub: Hub
+    month: date
+    hours_reserved: float
+    hours_delivered: float
+    assigned_by: str
+    assigned_at: datetime
+
+
+class Consultation(BaseModel):
+    """Hours an expert delivered on a request, on a day."""
+
+    id: int
+    expert_id: int
+    expert: str
+    day: date
+    hours: float
+    note: str
+    logged_by: str
+    logged_at: datetime
+
+
+class ExpertiseRequest(BaseModel):
+    id: int
+    skills: list[str]
+    hours: float
+    description: str
+    language: str | None
+    ticket_id: int | None
+    proposal_id: int | None
+    organisation: str
+    province: Province
+    hub: Hub
+    sector: str
+    created_by: str
+    created_at: datetime
+    assignments: list[Assignment]
+    consultations: list[Consultation]
+    hours_delivered: float
+
+
+class AssignmentDraft(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    expert_id: int = Field(ge=1)
+    hours: float | None = Field(
+        default=None, gt=0, le=MAX_HOURS_PER_MONTH, description="default: the hours asked"
+    )
+    month: str | None = Field(default=None, description="YYYY-MM; default: this month")
+
+
+class ConsultationDraft(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    hours: float = Field(gt=0, le=24, description="hours delivered that day")
+    expert_id: int | None = Field(
+        default=None, ge=1, description="default: the one expert assigned"
+    )
+    day: date | None = Field(default=None, description="the day; default today")
+    note: str = Field(default="", max_length=2000)
