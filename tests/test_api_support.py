@@ -435,7 +435,9 @@ def test_a_hubs_monthly_report(
     report = ok(staff.get(f"{API}/report", params={"hub": "brightlands", "month": "2024-11"}))
     assert report["hub_name"] == "AI-hub Brightlands" and report["tickets"] == 3
     assert report["by_category_and_sector"] == {
-        "energy-and-sustainability": {"scale-up": 1}, "jobs-and-software": {"scale-up": 2}}
+        "energy-and-sustainability": {"scale-up": 1},
+        "jobs-and-software": {"scale-up": 2},
+    }
     assert report["first_answer"] == {"count": 2, "median_hours": 84.5, "mean_hours": 84.5,
                                       "within_service_level": 1}  # fmt: skip
     assert report["resolution"]["count"] == 1 and report["resolution"]["median_hours"] == 24.0
@@ -449,3 +451,25 @@ def test_a_hubs_monthly_report(
     central = ok(client("eva").get(f"{API}/report", params={"hub": "brightlands",
                                                            "month": "2024-11"}))  # fmt: skip
     assert central["tickets"] == report["tickets"]
+
+
+def test_the_report_counts_the_expert_hours_the_hub_delivered(
+    server: LiveServer, client: Client, unique: str
+) -> None:
+    world = limburg(server, client, unique)
+    lisa, bram = client(token=world.user.token), client(token=world.staff.token)
+    ticket = ok(lisa.post(f"{API}/tickets", json=ticket_body(subject=f"{unique} help")), 201)
+    expert = ok(bram.post("/api/v1/experts", json={
+        "name": f"Expert {unique}", "organisation": "Universiteit Maastricht",
+        "hub": "brightlands", "skills": ["mlops"], "hours_per_month": 20}), 201)  # fmt: skip
+    request = ok(bram.post("/api/v1/expertise-requests", json={
+        "skills": ["mlops"], "hours": 3, "ticket_id": ticket["id"],
+        "organisation_id": org_id(client, LIMBURG_ORG)}), 201)  # fmt: skip
+    path = f"/api/v1/expertise-requests/{request['id']}"
+    ok(bram.post(f"{path}/assignments", json={"expert_id": expert["id"]}), 201)
+    day = datetime.now(UTC).date()
+    ok(bram.post(f"{path}/consultations", json={"hours": 2.5, "day": day.isoformat()}), 201)
+    report = ok(bram.get(f"{API}/report", params={"month": f"{day:%Y-%m}"}))
+    assert report["hub"] == "brightlands"
+    assert report["expert_hours"] >= 2.5
+    assert report["expert_hours_by_sector"]["start-ups"] >= 2.5  # a scale-up counts there

@@ -63,11 +63,11 @@ def test_a_ticket_from_the_command_line(server: LiveServer, unique: str, tmp_pat
     assert "job" in shown and "failed (exit code 139)" in shown and "wafer 17: segfault" in shown
     assert "Which driver version do you use?" in shown and "driver.log" in shown
     assert "vendor library" not in shown  # the internal note is the staff's
-    assert "vendor library" in support(server, "hanna", "show", reference).stdout
+    as_staff = json.loads(support(server, "hanna", "show", reference, "--json").stdout)
+    assert "Segfault in the vendor library; known." in [m["body"] for m in as_staff["messages"]]
 
     saved = tmp_path / "back.log"
-    attachment = json.loads(support(server, "hanna", "show", reference, "--json").stdout)[
-        "attachments"][0]["id"]  # fmt: skip
+    attachment = as_staff["attachments"][0]["id"]
     support(server, "hanna", "download", reference, str(attachment), "-o", str(saved))
     assert saved.read_text() == "driver 550.54\n"
 
@@ -75,8 +75,6 @@ def test_a_ticket_from_the_command_line(server: LiveServer, unique: str, tmp_pat
     report = json.loads(support(server, "hanna", "report", "--hub", "brainport", "--month", month,
                                 "--json").stdout)  # fmt: skip
     assert report["hub"] == "brainport" and report["tickets"] >= 1
-    assert "Tickets by category and sector" in support(server, "hanna", "report").stdout
-    assert "central desk" in support(server, "sanne", "categories").stdout
     assert (
         f"{reference} is closed" in support(server, "sanne", "status", reference, "closed").stdout
     )
@@ -97,5 +95,3 @@ def test_bad_input_is_one_line(server: LiveServer, tmp_path: Path) -> None:
     reference = opened.split("Opened ")[1].split(" ")[0]
     line = one_line_error(support(server, "mo", "attach", reference, str(program), check=False), 1)
     assert "are not accepted; allowed:" in line
-    line = one_line_error(support(server, "mo", "report", check=False), 1)
-    assert "for the staff of an AI hub and the central desk" in line

@@ -96,9 +96,7 @@ def test_large_groups_are_never_merged_with_each_other_except_to_hide_a_pool(
 @given(groups_of([f"g{i}" for i in range(8)]))
 def test_merging_what_was_published_changes_nothing(groups: list[Group]) -> None:
     once = merge_small_groups(groups)
-    as_groups = [
-        Group("+".join(p.keys), organisations_in(groups, p.keys), p.totals) for p in once
-    ]
+    as_groups = [Group("+".join(p.keys), organisations_in(groups, p.keys), p.totals) for p in once]
     again = merge_small_groups(as_groups)
     assert [p.totals for p in again] == [p.totals for p in once]
 
@@ -117,9 +115,7 @@ def test_children_add_up_to_their_published_parent(children: list[Group]) -> Non
     for p in published_children:
         assert p.organisations >= MINIMUM_ORGANISATIONS
     for parent in published_parents:
-        inside = [
-            c for c in published_children if all(PARENT[k] in parent.keys for k in c.keys)
-        ]
+        inside = [c for c in published_children if all(PARENT[k] in parent.keys for k in c.keys)]
         # No residue: a published parent is exactly the sum of its published children.
         assert close(total(inside), parent.totals)
     shown = sorted(k for c in published_children for k in c.keys)

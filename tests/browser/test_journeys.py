@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import re
 
+import httpx
 from playwright.sync_api import Page, expect
 
+from fabriek.services.demo import demo_token
 from tests.browser.conftest import Portal
+from tests.jobs_helpers import submit, wait_for
 
 
 def test_the_public_visitor_reads_the_dashboard_in_english_and_dutch(
@@ -48,8 +51,8 @@ def test_the_public_visitor_reads_the_dashboard_in_english_and_dutch(
     expect(page.get_by_role("heading", level=1)).to_have_text("The factory at a glance")
 
 
-def test_the_dashboard_works_without_javascript(page_without_js: Page, portal: Portal) -> None:
-    page = page_without_js
+def test_the_dashboard_works_without_javascript(page_without_scripts: Page, portal: Portal) -> None:
+    page = page_without_scripts
     page.goto(portal.url + "/")
     # No canvas to look at: the tables are open, with the figures in them.
     table = page.locator("#by-hub table")
@@ -72,6 +75,21 @@ def test_the_skip_link_is_the_first_stop_of_the_keyboard(portal: Portal, page: P
 
 
 def test_a_member_signs_in_and_sees_projects_budgets_and_jobs(portal: Portal, page: Page) -> None:
+    with httpx.Client(
+        base_url=portal.url,
+        timeout=30,
+        headers={"Authorization": f"Bearer {demo_token('maria').token}"},
+    ) as api:
+        job = submit(api, project="dutch-llm", command=["sleep", "600"], time_limit="20m",
+                     gpus=1, name="portal-journey")  # fmt: skip
+        try:
+            wait_for(api, job["id"], {"running"})
+            home_of_maria(portal, page, job["id"])
+        finally:
+            api.post(f"/api/v1/jobs/{job['id']}/cancel")
+
+
+def home_of_maria(portal: Portal, page: Page, running: int) -> None:
     page.goto(portal.url + "/home")
     expect(page).to_have_url(re.compile(r"/signin\?next=/home$"))
     portal.sign_in(page, "maria")
@@ -85,6 +103,13 @@ def test_a_member_signs_in_and_sees_projects_budgets_and_jobs(portal: Portal, pa
         expect(card.get_by_text(re.compile(r"^Consumed: [\d,.]+ GPU-h"))).not_to_have_count(0)
         expect(card.get_by_text(re.compile(r"^Remaining: "))).not_to_have_count(0)
         expect(card.get_by_text(re.compile(r"ends \d{4}-\d{2}-\d{2}"))).not_to_have_count(0)
+    # Her running job, linked to its page, and what it commits of the budget.
+    going = page.locator("#home-jobs table").nth(0)
+    expect(going.get_by_role("link", name=str(running))).to_have_attribute(
+        "href", f"/jobs/{running}"
+    )
+    expect(going).to_contain_text("running")
+    expect(page.get_by_text(re.compile(r"^Committed to running jobs: (?!0\.0 GPU)"))).not_to_have_count(0)
     recent = page.locator("#home-jobs table").nth(1)
     links = recent.locator("tbody a[href^='/jobs/']")
     assert links.count() > 0
@@ -109,8 +134,9 @@ def test_an_operator_sees_the_load_the_efficiency_and_the_eu_report(
     power.get_by_text("Show the numbers").click()
     rows = power.locator("tbody tr")
     expect(rows).to_have_count(48)
-    # The grid-connection limit is beside every hour's draw.
+    # The grid-connection limit is beside every hour's draw; far above it, it is said so.
     assert all("2,500.0" in r for r in rows.all_inner_texts())
+    expect(page.get_by_text(re.compile(r"limit, 2,500 kW, is far above the draw"))).to_be_visible()
     expect(page.get_by_text("PUE (declared)")).to_be_visible()
     expect(page.get_by_text("WUE (declared)")).to_be_visible()
     report = page.get_by_role("heading", name=re.compile(r"EU data-centre report for \d{4}"))

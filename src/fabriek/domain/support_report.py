@@ -76,7 +76,10 @@ class SupportReport(BaseModel):
     breaches: BreachCounts
     still_open: int
     expert_hours: float = Field(description="consultation hours the hub's experts delivered")
-    expert_hours_by_sector: dict[str, float]
+    expert_hours_by_sector: dict[str, float] = Field(
+        description="by the expertise network's sectors: start-ups, smes, industry, research, "
+        "public"
+    )
     notes: list[str]
 
 

@@ -243,6 +243,20 @@ def load_history(session: Session, now: datetime) -> int:
                         energy.append(hours)
                         charges.append(charge)
             day += timedelta(days=1)
+        # The projects with a current allocation have spent some of it already.
+        if account.switch_at is not None:
+            for _ in range(3):
+                made = _job(rng, account, placements, now - timedelta(hours=20), now,
+                            access.factor, within_s=14 * 3600, longest_h=5.0)  # fmt: skip
+                if made is not None:
+                    jobs.append(made[0])
+                    energy.append(made[1])
+                    charges.append(made[2])
+    # Numbered in the order they were submitted, as live jobs are.
+    order = sorted(range(len(jobs)), key=lambda i: jobs[i]["submitted_at"])
+    jobs = [jobs[i] for i in order]
+    energy = [energy[i] for i in order]
+    charges = [charges[i] for i in order]
     ids = list(session.scalars(
         insert(JobRow).returning(JobRow.id, sort_by_parameter_order=True), jobs
     ))  # fmt: skip
@@ -278,12 +292,16 @@ def _job(
     day: datetime,
     now: datetime,
     factor: Any,
+    within_s: int = 86400,
+    longest_h: float = 72.0,
 ) -> tuple[dict[str, Any], list[dict[str, Any]], dict[str, Any]] | None:
+    """One finished job started in [day, day + within_s), with its records and charge;
+    None when it would not have ended yet."""
     site = rng.choice([s for s in account.sites if s in placements])
     where = rng.choice(placements[site])
     gpus = min(rng.choices(GPU_COUNTS, GPU_WEIGHTS)[0], where.capacity)
-    hours = min(72.0, rng.lognormvariate(1.8, 0.9))
-    started = day + timedelta(seconds=rng.randrange(86400))
+    hours = min(longest_h, rng.lognormvariate(1.8, 0.9))
+    started = day + timedelta(seconds=rng.randrange(within_s))
     ended = started + timedelta(seconds=int(hours * 3600))
     if ended >= now - timedelta(minutes=5):
         return None

@@ -207,4 +207,3 @@ def public_dashboard(session: Session, start: datetime, end: datetime) -> Dashbo
         start, end, months, len(everyone), total, sorted(by_month, key=lambda p: p.keys[0]),
         by_province, hubs, by_sector,
     )  # fmt: skip
-

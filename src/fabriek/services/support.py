@@ -17,7 +17,7 @@ import uuid
 from collections import defaultdict
 from collections.abc import AsyncIterable, Callable, Collection, Iterable
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import anyio
@@ -120,7 +120,6 @@ from fabriek.store.tables import (
 # the output's end is read to find them.
 LOG_LINES = 20
 _LOG_TAIL_BYTES = 8192
-_READ_BYTES = 64 * 1024
 MIB = 1024 * 1024
 
 
@@ -130,7 +129,6 @@ class SupportOptions:
 
     config: SupportConfig
     support_address: str
-    public_url: str
     attachments_dir: Path
     attachment_max_bytes: int
     attachment_types: frozenset[str]
@@ -141,7 +139,6 @@ class SupportOptions:
         return cls(
             config=load_support_config(settings.support_file),
             support_address=settings.support_address or f"support@{domain}",
-            public_url=settings.public_url.rstrip("/"),
             attachments_dir=settings.state_dir / "support" / "attachments",
             attachment_max_bytes=int(settings.support_attachment_max_mib * MIB),
             attachment_types=parse_media_types(settings.support_attachment_types),
@@ -680,7 +677,11 @@ def _event(
 
 
 def _due_text(moment: datetime) -> str:
-    return f"{moment.astimezone(AMSTERDAM):%A %d %B %Y %H:%M} (Amsterdam time)"
+    """A due moment as people say it: a term ending at midnight is 'the end of' its day."""
+    local = moment.astimezone(AMSTERDAM)
+    if local.hour == local.minute == local.second == 0:
+        return f"the end of {local - timedelta(days=1):%A %d %B %Y} (Amsterdam time)"
+    return f"{local:%A %d %B %Y %H:%M} (Amsterdam time)"
 
 
 def open_ticket(

@@ -105,7 +105,7 @@ def pause_after(attempts: int) -> timedelta:
     return min(MAX_PAUSE, timedelta(minutes=2 ** max(0, min(attempts - 1, 10))))
 
 
-def _message(settings: Settings, support_address: str, row: SupportMailRow) -> EmailMessage:
+def _message(settings: Settings, row: SupportMailRow) -> EmailMessage:
     message = EmailMessage()
     message["From"] = formataddr(("Fabriek support", settings.smtp_from))
     message["To"] = row.to_address
@@ -131,7 +131,6 @@ def send_support_mail(session: Session, now: datetime, settings: Settings) -> in
     With e-mail off (`smtp_host` unset) everything stays queued."""
     if not settings.smtp_host:
         return 0
-    support_address = settings.support_address or f"support@{_domain(settings.smtp_from)}"
     due = list(
         session.scalars(
             select(SupportMailRow)
@@ -150,7 +149,7 @@ def send_support_mail(session: Session, now: datetime, settings: Settings) -> in
     with SmtpConnection(settings) as smtp:
         for row in due:
             try:
-                smtp.send(_message(settings, support_address, row))
+                smtp.send(_message(settings, row))
             except Refused as exc:
                 row.attempts += 1
                 row.last_error = one_line(str(exc))[:500]

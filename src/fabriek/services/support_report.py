@@ -22,6 +22,7 @@ from fabriek.domain.support_report import (
     month_bounds,
     summarise,
 )
+from fabriek.services import expertise
 from fabriek.services.support import clock_of, is_central_desk, waits_of
 from fabriek.store.tables import SupportTicketRow
 
@@ -51,10 +52,6 @@ def _desk(who: Principal, hub: str | None) -> str:
 def _expert_hours(session: Session, desk: str, start: datetime) -> tuple[dict[str, float], str]:
     """The hub's consultation hours in the month by sector, from the expertise network; with
     a note when there are none to read."""
-    try:
-        from fabriek.services import expertise
-    except ImportError:
-        return {}, "expert hours: the expertise network is not part of this Fabriek; counted 0"
     try:
         # A savepoint: a store without the consultations' table must not spoil the report's
         # transaction (PostgreSQL refuses everything after an error otherwise).

@@ -16,20 +16,33 @@ from fabriek.store.tables import SiteRow
 from fabriek.web.charts import Chart, Series
 from fabriek.web.layout import forbidden, page, signed_in, to_signin
 
+# A limit this many times the highest draw is drawn off the chart's scale (the draw would
+# be a flat line at the bottom); the page says so and the table keeps it beside each hour.
+LIMIT_OFF_SCALE = 3.0
+
+
+def limit_on_scale(load: SiteLoad) -> bool:
+    """Whether the grid-connection limit is drawn as a line on the power chart."""
+    limit = load.site.grid_limit_kw
+    return bool(limit) and limit is not None and limit <= LIMIT_OFF_SCALE * load.peak_grid_kw
+
 
 def power_chart(load: SiteLoad) -> Chart:
-    """Grid draw per hour, with the connection's limit as a dashed line."""
+    """Grid draw per hour, with the connection's limit as a dashed line (or, far above the
+    draw, in the table only)."""
     series = [
         Series("operator.grid_draw", list(load.grid_kw)),
         Series("operator.it_power", list(load.it_kw), kind="line"),
     ]
+    extra: list[Series] = []
     if load.site.grid_limit_kw:
-        series.append(Series("operator.grid_limit", [load.site.grid_limit_kw] * len(load.hours),
-                             kind="line", dashed=True))  # fmt: skip
+        limit = Series("operator.grid_limit", [load.site.grid_limit_kw] * len(load.hours),
+                       kind="line", dashed=True)  # fmt: skip
+        (series if limit_on_scale(load) else extra).append(limit)
     return Chart(
         f"power-{load.site.name}", "operator.power_title",
         [h.strftime("%m-%d %H:00") for h in load.hours], series,
-        unit="unit.kw", axis="operator.hour", digits=1, note="operator.power_note",
+        unit="unit.kw", axis="operator.hour", digits=1, note="operator.power_note", extra=extra,
     )  # fmt: skip
 
 
@@ -62,6 +75,7 @@ def operator_router() -> APIRouter:
             )
         return page(request, "operator.html", "operator.title", who, {
             "loads": loads, "charts": {load.site.name: power_chart(load) for load in loads},
+            "on_scale": {load.site.name: limit_on_scale(load) for load in loads},
             "reports": reports, "report_year": report_year, "now": now,
         })  # fmt: skip
 
