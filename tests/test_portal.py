@@ -73,3 +73,11 @@ def test_signed_in_people_see_their_notifications(
         assert ids[0] in {n["id"] for n in read["items"]}
         unread_page = browser.get("/notifications", params={"unread": "true"}).text
         assert f"{unique}: 80 % used" not in unread_page
+
+
+def test_a_form_with_absurdly_many_fields_is_refused_not_a_server_error(client: Client) -> None:
+    body = "&".join(f"f{i}=x" for i in range(200))
+    answer = client().post(
+        "/signin", content=body, headers={"Content-Type": "application/x-www-form-urlencoded"}
+    )
+    assert answer.status_code == 422, answer.text

@@ -12,7 +12,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 
 from fabriek.api.context import Ctx, Db
-from fabriek.domain.errors import NotFound, Unauthenticated
+from fabriek.domain.errors import InvalidInput, NotFound, Unauthenticated
 from fabriek.services import audit, notifications
 from fabriek.services.identity import authenticate
 from fabriek.services.paging import PageRequest
@@ -32,9 +32,18 @@ AFTER_SIGNIN = "/home"
 
 async def form_fields(request: Request) -> dict[str, str]:
     """An HTML form's fields (application/x-www-form-urlencoded), read without another
-    dependency: the portal's forms are a field or two."""
+    dependency. The portal's largest form has a few dozen fields; more is not a person at a
+    form, and gets a 422 rather than costing the server."""
     body = (await request.body()).decode("utf-8", errors="replace")
-    return {k: v[0] for k, v in parse_qs(body, max_num_fields=20).items()}
+    try:
+        return {k: v[0] for k, v in parse_qs(body, max_num_fields=MAX_FORM_FIELDS).items()}
+    except ValueError:
+        raise InvalidInput(
+            f"a form of more than {MAX_FORM_FIELDS} fields; send the page's own form"
+        ) from None
+
+
+MAX_FORM_FIELDS = 64
 
 
 Form = Annotated[dict[str, str], Depends(form_fields)]
