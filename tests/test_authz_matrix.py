@@ -277,6 +277,17 @@ def reviewer_form(w: World, who: Who) -> dict[str, str]:
     return {"kind": "scientific", "reviewer_scientific": w.spare_reviewer}
 
 
+def ai_system_form(w: World, who: Who) -> dict[str, str]:
+    """The portal's form registering an AI system."""
+    return {"project": w.project, "name": w.fresh("system"), "provider": "Authz B.V.",
+            "intended_purpose": "Sorts wafer images by defect", "role": "provider"}  # fmt: skip
+
+
+def ticket_form(w: World, who: Who) -> dict[str, str]:
+    """The portal's ticket form, sent after the check for answers."""
+    return {"category": "onboarding", "subject": w.fresh("ticket"), "action": "submit"}
+
+
 def member_token(w: World, who: Who) -> dict[str, str]:
     """The portal's sign-in form, filled in with the member's token."""
     return {"token": w.tokens[W.MEMBER], "next": "/"}
@@ -654,6 +665,24 @@ MATRIX: dict[str, Row] = {
     ),
     # -- the portal's hub desk
     "GET /hub": Row("hub-staff"),
+    # -- the portal's AI Act pages
+    "GET /ai-systems": Row("signed-in"),
+    "POST /ai-systems": Row("project-members-or-admin", send=form(ai_system_form)),
+    "GET /ai-systems/{ref}/classify": Row("project-viewer", path=SYSTEM),
+    "POST /ai-systems/{ref}/classify": Row(
+        "project-members-or-admin",
+        path=SYSTEM,
+        send=form(lambda w, who: {"question": "ai_system", "ai_system": "yes"}),
+    ),
+    "POST /ai-systems/{ref}/classify/restart": Row("project-members-or-admin", path=SYSTEM),
+    # -- the portal's support centre
+    "GET /support": Row("signed-in"),
+    "GET /support/new": Row("signed-in"),
+    "POST /support/new": Row("signed-in", send=form(ticket_form)),
+    "GET /support/{ticket_id}": Row("ticket-viewer", path=TICKET),
+    "POST /support/{ticket_id}/messages": Row(
+        "ticket-viewer", path=TICKET, send=form(lambda w, who: {"body": f"From {who}."})
+    ),
 }
 
 # Where the service answers otherwise than the matrix says it should: (route, role) → what

@@ -211,6 +211,8 @@ def test_the_hub_desk_shows_ones_own_hub_only(browser: Browser) -> None:
     refused = henk.get("/hub", params={"hub": "brainport"})
     assert refused.status_code == 403 and "AI-hub Brainport" in refused.text
     assert henk.get("/hub", params={"hub": "atlantis"}).status_code == 422
+    not_a_year = henk.get("/hub", params={"year": "last"})
+    assert not_a_year.status_code == 422 and "not a year" in not_a_year.text
     admin = browser("admin")
     assert "Eindhoven Photonics" in admin.get("/hub", params={"hub": "brainport"}).text
 

@@ -10,6 +10,7 @@ from fastapi import FastAPI
 from fabriek.api.app import create_app
 from fabriek.settings import Settings
 from fabriek.web.access_pages import access_router
+from fabriek.web.ai_act_pages import ai_act_router
 from fabriek.web.dashboard import dashboard_router
 from fabriek.web.home import home_router
 from fabriek.web.hub_pages import hub_router
@@ -17,12 +18,14 @@ from fabriek.web.jobs_pages import jobs_router
 from fabriek.web.oidc import oidc_router
 from fabriek.web.operator import operator_router
 from fabriek.web.pages import portal_router, static_files
+from fabriek.web.support_pages import support_router
 
 
 def build_app(settings: Settings | None = None) -> FastAPI:
     """The whole application; settings from the environment when not given."""
     portal = [dashboard_router(), portal_router(), oidc_router(), home_router(), operator_router()]
     portal += [jobs_router(), access_router(), hub_router()]
+    portal += [ai_act_router(), support_router()]
     app = create_app(settings or Settings(), extra_routers=portal)
     app.mount("/static", static_files(), name="static")
     return app

@@ -163,7 +163,8 @@ def test_hub_staff_open_the_hub_desk(portal: Portal, page: Page) -> None:
             .all_text_contents()]  # fmt: skip
     assert any(u > 0 for u in used), used
     expect(page.locator("#hub-months canvas")).to_be_visible()
-    expect(page.locator("#tickets-placeholder")).to_contain_text("once the factory keeps them")
+    # The hub's open tickets, each with its service-level state.
+    expect(page.locator("#hub-tickets caption")).to_contain_text("open ticket(s) at this hub")
     portal.check(page, "hub-desk")
 
     # Another hub's staff member may not open Brainport's desk.

@@ -1,6 +1,6 @@
 """The hub desk: an AI hub's staff see the organisations and projects of the provinces
 their hub serves, what each used this year (GPU-hours, energy, carbon) and the hub's use
-per month; support tickets take their place here once the factory keeps them."""
+per month, and its open support tickets with their service-level state."""
 
 from __future__ import annotations
 
@@ -8,12 +8,20 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 
 from fabriek.api.context import Ctx, Db
-from fabriek.domain.errors import FabriekError
+from fabriek.domain.errors import FabriekError, InvalidInput
+from fabriek.domain.roles import Principal
+from fabriek.domain.support import TicketSummary
 from fabriek.domain.usage import UsageLine
+from fabriek.services import support
 from fabriek.services.hub_desk import HubDesk, desk_hubs, hub_desk
+from fabriek.services.paging import Page, PageRequest
+from fabriek.services.support import SupportOptions
 from fabriek.web.charts import Chart, Series
 from fabriek.web.form_problems import problem_page
 from fabriek.web.layout import forbidden, page, signed_in, to_signin
+
+# The open tickets the desk lists: the newest; the full queue is in `fabriek support list`.
+TICKETS_SHOWN = 50
 
 
 def month_chart(desk: HubDesk) -> Chart:
@@ -34,13 +42,21 @@ def month_chart(desk: HubDesk) -> Chart:
     )  # fmt: skip
 
 
+def open_tickets(db: Db, who: Principal, ctx: Ctx, hub: str) -> Page[TicketSummary]:
+    """The hub's open support tickets with their service-level state, newest first."""
+    config = SupportOptions.from_settings(ctx.settings).config
+    return support.list_tickets(
+        db, who, config, ctx.clock(), PageRequest(limit=TICKETS_SHOWN), ["open"], hub
+    )
+
+
 def hub_router() -> APIRouter:
     """`/hub`: the desk of the signed-in person's hub (admins choose any)."""
     router = APIRouter(include_in_schema=False)
 
     @router.get("/hub", response_class=HTMLResponse, response_model=None)
     def desk(
-        request: Request, db: Db, ctx: Ctx, hub: str | None = None, year: int | None = None
+        request: Request, db: Db, ctx: Ctx, hub: str | None = None, year: str | None = None
     ) -> Response:
         """One hub's organisations, projects and their use in a year."""
         who = signed_in(request, db, ctx)
@@ -49,11 +65,14 @@ def hub_router() -> APIRouter:
         if not desk_hubs(who):
             return forbidden(request, who, "hub_desk.forbidden")
         try:
-            found = hub_desk(db, who, hub or None, year, ctx.clock())
+            if year and not year.strip().isdigit():
+                raise InvalidInput.on("year", f"{year!r} is not a year like 2026")
+            found = hub_desk(db, who, hub or None, int(year) if year else None, ctx.clock())
         except FabriekError as bad:
             return problem_page(request, who, bad)
         return page(request, "hub_desk.html", "hub_desk.title", who,
                     {"desk": found, "chart": month_chart(found),
+                     "tickets": open_tickets(db, who, ctx, found.hub.hub.value),
                      "title_params": {"hub": found.hub.name}})  # fmt: skip
 
     return router

@@ -101,6 +101,8 @@ NAV: list[NavItem] = [
     NavItem("nav.reviews", "/reviews", reviewers),
     NavItem("nav.decisions", "/decisions", call_runners),
     NavItem("nav.hub", "/hub", hub_staff),
+    NavItem("nav_ai.ai_systems", "/ai-systems", signed_in_people),
+    NavItem("nav_ai.support", "/support", signed_in_people),
     NavItem("nav.operator", "/operator", operators),
     NavItem("nav.notifications", "/notifications", signed_in_people),
     NavItem("nav.tokens", "/tokens", signed_in_people),
