@@ -49,7 +49,6 @@ def test_a_provider_classifies_an_ai_system_under_the_ai_act(portal: Portal, pag
 
     page.locator("#f-scope_exclusions-personal-use").uncheck()
     answer(page, "None of these")
-    print("DEBUG", page.url, page.locator("main").inner_text()[:1500])
     answer(page, "No")
     page.locator("#f-prohibited_practices-social-scoring").check()
     page.get_by_role("button", name="Answer and continue").click()

@@ -109,7 +109,9 @@ def home_of_maria(portal: Portal, page: Page, running: int) -> None:
         "href", f"/jobs/{running}"
     )
     expect(going).to_contain_text("running")
-    expect(page.get_by_text(re.compile(r"^Committed to running jobs: (?!0\.0 GPU)"))).not_to_have_count(0)
+    expect(
+        page.get_by_text(re.compile(r"^Committed to running jobs: (?!0\.0 GPU)"))
+    ).not_to_have_count(0)
     recent = page.locator("#home-jobs table").nth(1)
     links = recent.locator("tbody a[href^='/jobs/']")
     assert links.count() > 0

@@ -124,7 +124,7 @@ def ai_act_router() -> APIRouter:
         values: dict[str, list[str]], problems: FormProblems, status_code: int = 200,
     ) -> HTMLResponse:  # fmt: skip
         return page(request, "ai_classify.html", "ai_classify.title", who,
-                    {"c": current, "chosen": values, "none": NONE,
+                    {"c": current, "chosen": values, "none_choice": NONE,
                      "problems": problems.fields, "general": GENERAL,
                      "title_params": {"system": current.system}},
                     status_code=status_code)  # fmt: skip
