@@ -24,6 +24,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from tests.setup_lock import machine_setup
+
 SLURM_COMMANDS = ("slurmctld", "slurmd", "sbatch", "squeue", "scontrol", "scancel", "munged")
 MUNGE_KEY = Path("/etc/munge/munge.key")
 MUNGE_RUN_DIR = Path("/run/munge")
@@ -125,6 +127,11 @@ def ensure_slurm_installed() -> str | None:
 
     Returns None when ready, or a loud, human-readable reason why not, for `pytest.skip`.
     """
+    with machine_setup():
+        return _ensure_slurm_installed()
+
+
+def _ensure_slurm_installed() -> str | None:
     missing = _missing_commands()
     if missing:
         if os.geteuid() != 0:

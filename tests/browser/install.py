@@ -12,6 +12,8 @@ import shutil
 import subprocess
 from pathlib import Path
 
+from tests.setup_lock import machine_setup
+
 CHROMIUM = Path("/usr/bin/chromium")
 # axe-core's version, pinned: a new release may add rules, and a test run should not change
 # its verdict because a registry moved on.
@@ -25,6 +27,11 @@ class Unavailable(Exception):
 
 def _apt_install(package: str) -> str | None:
     """`apt-get install -y package`; None on success, else apt's last words."""
+    with machine_setup():
+        return _apt_install_now(package)
+
+
+def _apt_install_now(package: str) -> str | None:
     if shutil.which("apt-get") is None:
         return "apt-get is not on this machine"
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
@@ -56,11 +63,16 @@ def ensure_chromium() -> Path:
 
 def ensure_axe() -> str:
     """The source of axe-core's axe.min.js, installed with npm into the test cache."""
+    with machine_setup():
+        return _ensure_axe()
+
+
+def _ensure_axe() -> str:
     where = CACHE / f"axe-core-{AXE_VERSION}"
     script = where / "node_modules" / "axe-core" / "axe.min.js"
     if not script.exists():
         if shutil.which("npm") is None:
-            why = _apt_install("npm")
+            why = _apt_install_now("npm")
             if why is not None or shutil.which("npm") is None:
                 raise Unavailable(f"npm is missing and could not be installed: {why}")
         where.mkdir(parents=True, exist_ok=True)
