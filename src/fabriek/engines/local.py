@@ -254,16 +254,16 @@ class LocalEngine:
         return env
 
     def _energy_meter(self, gpus: tuple[int, ...]) -> dict[str, Any] | None:
-        """What the runner reads the GPUs' energy with: NVML's counters on real GPUs, the
-        constant-power test double where one is configured, else nothing (modelled)."""
-        if not gpus:
-            return None
-        if self.inventory.source == "nvml":
+        """What the runner reads energy with: NVML's counters on real GPUs, the constant-power
+        test double where one is configured, and the CPU packages' RAPL counters wherever
+        they can be read (else the metering models them)."""
+        if gpus and self.inventory.source == "nvml":
             return {"kind": "nvml", "gpus": list(gpus)}
-        if self.energy_test_double_watts:
+        if gpus and self.energy_test_double_watts:
             return {"kind": "test-double", "gpus": list(gpus),
                     "watts": self.energy_test_double_watts}  # fmt: skip
-        return None
+        # No GPU counter: the CPU packages' RAPL counters still, where the kernel allows.
+        return {"kind": "cpu", "gpus": []}
 
     def _create_job_dir(self, job: EngineJob, job_dir: Path, gpus: tuple[int, ...]) -> bool:
         """Build the job directory aside and rename it into place, so that it appears whole

@@ -13,8 +13,9 @@ reader never sees half a file):
 - `stdout`, `stderr`: the job's output.
 - `cancel` (touched by the engine before it signals): cancel even if the signal came early.
 - `status.json`: the end: exit code, signal, timed out, cancelled, start and end times.
-- `energy.json`: readings of the job's GPUs' total-energy counters (mJ) at its start, at
-  every clock hour and at its end, when `job.json` names an energy meter.
+- `energy.json`: readings of the job's GPUs' total-energy counters (mJ), and of the CPU
+  packages' RAPL counters (µJ) where readable, at its start, at every clock hour and at its
+  end, when `job.json` names an energy meter.
 """
 
 from __future__ import annotations
@@ -137,6 +138,9 @@ class EnergyMeter:
         self.gpus = [int(g) for g in (spec or {}).get("gpus", [])]
         self.watts = float((spec or {}).get("watts", 0.0))
         self.readings: list[dict[str, Any]] = []
+        # CPU packages' RAPL counters (µJ) where the kernel lets us read them; the job's
+        # share of them is its CPUs over the machine's (the metering applies it).
+        self.rapl = rapl_zones(Path((spec or {}).get("rapl_root", RAPL_ROOT)))
         self._nvml: Any = None
         if self.kind == "nvml":
             with contextlib.suppress(OSError, AttributeError):
@@ -164,12 +168,51 @@ class EnergyMeter:
 
     def sample(self) -> None:
         """Read the counters now and record the reading (no-op without a meter)."""
-        if not self.gpus or self.kind is None:
+        if self.kind is None:
             return
-        counters = self._counters()
-        if counters is not None:
-            self.readings.append({"at": now_iso(), "mj": counters})
-            write_json(self.path, {"readings": self.readings})
+        counters = self._counters() if self.gpus else None
+        rapl = read_rapl(self.rapl)
+        if counters is None and not rapl:
+            return
+        reading: dict[str, Any] = {"at": now_iso(), "mj": counters or {}}
+        if rapl:
+            reading["rapl_uj"] = rapl
+            reading["rapl_range_uj"] = {name: top for name, (_, top) in self.rapl.items()}
+            reading["node_cpus"] = os.cpu_count() or 1
+        self.readings.append(reading)
+        write_json(self.path, {"readings": self.readings})
+
+
+RAPL_ROOT = "/sys/class/powercap"
+
+
+def rapl_zones(root: Path) -> dict[str, tuple[Path, int]]:
+    """The CPU package zones (intel-rapl:N, named package-N) whose counter is readable:
+    name -> (energy_uj file, max_energy_range_uj). Empty where there are none or the kernel
+    keeps them to root."""
+    zones: dict[str, tuple[Path, int]] = {}
+    with contextlib.suppress(OSError):
+        for zone in sorted(root.glob("intel-rapl:*")):
+            if zone.name.count(":") != 1:  # a sub-zone (core, uncore, dram)
+                continue
+            try:
+                name = (zone / "name").read_text().strip()
+                top = int((zone / "max_energy_range_uj").read_text())
+                int((zone / "energy_uj").read_text())
+            except (OSError, ValueError):
+                continue
+            if name.startswith("package"):
+                zones[name] = (zone / "energy_uj", top)
+    return zones
+
+
+def read_rapl(zones: dict[str, tuple[Path, int]]) -> dict[str, int]:
+    """Each zone's counter now (µJ); a zone that cannot be read is left out."""
+    out: dict[str, int] = {}
+    for name, (path, _) in zones.items():
+        with contextlib.suppress(OSError, ValueError):
+            out[name] = int(path.read_text())
+    return out
 
 
 def _next_hour(now_wall: float) -> float:

@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 from fabriek.domain.energy import (
     CounterReading,
     Source,
+    cpu_energy_rapl,
     cpu_power_model,
     gpu_energy_nvml,
     gpu_power_model,
@@ -38,7 +39,7 @@ def measured_gpu_kwh_by_hour(readings: list[dict[str, Any]]) -> dict[datetime, f
     covers. None with fewer than two readings: nothing was measured."""
     parsed = sorted(
         ((datetime.fromisoformat(r["at"]), {str(g): int(v) for g, v in r["mj"].items()})
-         for r in readings),
+         for r in readings if r.get("mj")),
         key=lambda r: r[0],
     )  # fmt: skip
     if len(parsed) < 2:
@@ -51,6 +52,35 @@ def measured_gpu_kwh_by_hour(readings: list[dict[str, Any]]) -> dict[datetime, f
         )
         for hour, part in split_by_hour(span, t0, t1):
             hours[hour] += part.value
+    return dict(hours)
+
+
+def measured_cpu_kwh_by_hour(
+    readings: list[dict[str, Any]], job_cpus: int
+) -> dict[datetime, float] | None:
+    """The job's CPU energy per clock hour from the node's RAPL package counters (µJ, with
+    wrap-around at each zone's range), times its share of the node's CPUs: the counters
+    measure every job on the node. None with fewer than two readings that carry them."""
+    parsed = sorted(
+        (r for r in readings if r.get("rapl_uj")), key=lambda r: datetime.fromisoformat(r["at"])
+    )
+    if len(parsed) < 2:
+        return None
+    hours: dict[datetime, float] = defaultdict(float)
+    for a, b in pairwise(parsed):
+        t0, t1 = datetime.fromisoformat(a["at"]), datetime.fromisoformat(b["at"])
+        zones = sorted(set(a["rapl_uj"]) & set(b["rapl_uj"]))
+        share = min(1.0, max(1, job_cpus) / max(1, int(b.get("node_cpus", 1))))
+        span = cpu_energy_rapl(
+            [
+                CounterReading(z, t, int(r["rapl_uj"][z]))
+                for t, r in ((t0, a), (t1, b))
+                for z in zones
+            ],
+            max((int(v) for v in b.get("rapl_range_uj", {}).values()), default=2**32),
+        )
+        for hour, part in split_by_hour(span, t0, t1):
+            hours[hour] += part.value * share
     return dict(hours)
 
 
@@ -67,16 +97,28 @@ def record_energy(session: Session, job: JobRow, now: datetime) -> int:
     )
     cpu_model = cpu_power_model(max(1, job.cpus or 1))
     measured = measured_gpu_kwh_by_hour(job.energy_readings or []) if job.gpus else None
+    measured_cpu = measured_cpu_kwh_by_hour(job.energy_readings or [], job.cpus or 1)
     hours = hour_shares(job.started_at, ended)
     for hour, seconds in hours:
-        cpu = modelled_energy(cpu_model, 1, seconds)
+        modelled_cpu = modelled_energy(cpu_model, 1, seconds)
+        cpu_kwh = measured_cpu.get(hour, 0.0) if measured_cpu is not None else modelled_cpu.value
+        cpu_source = (
+            f"{Source.MEASURED_RAPL.value} × CPU share"
+            if measured_cpu is not None
+            else modelled_cpu.source.value
+        )
         if measured is not None:
             gpu_kwh = measured.get(hour, 0.0)
-            source = f"{Source.MEASURED_NVML.value} GPUs, {cpu.source.value} CPUs"
+            source = f"{Source.MEASURED_NVML.value} GPUs, {cpu_source} CPUs"
         else:
             gpu = modelled_energy(gpu_model, job.gpus, seconds) if gpu_model else None
             gpu_kwh = gpu.value if gpu else 0.0
-            source = f"{cpu.source.value}: {gpu_model.name if gpu_model else 'no GPU'}"
+            model = gpu_model.name if gpu_model else "no GPU"
+            source = (
+                f"{modelled_cpu.source.value}: {model}"
+                if measured_cpu is None
+                else f"{modelled_cpu.source.value}: {model}; {cpu_source} CPUs"
+            )
         session.add(
             JobEnergyRow(
                 job_id=job.id,
@@ -84,7 +126,7 @@ def record_energy(session: Session, job: JobRow, now: datetime) -> int:
                 hour=hour,
                 gpu_seconds=job.gpus * seconds,
                 gpu_kwh=gpu_kwh,
-                cpu_kwh=cpu.value,
+                cpu_kwh=cpu_kwh,
                 source=source,
             )
         )
