@@ -433,6 +433,9 @@ def test_planned_compute_is_projected_against_the_lines(client: Client, unique: 
     open_call(client, unique, "start-up")
     asked = client("sanne").post("/api/v1/proposals", json=draft_body(unique, project))
     assert asked.status_code == 201, asked.text
+    # The access team weighs it once it is submitted (a draft is the applicants' own).
+    sent = client("sanne").post(f"/api/v1/proposals/{asked.json()['id']}/submit")
+    assert sent.status_code == 200, sent.text
     weighed = eva.get("/api/v1/models/projection", params={"proposal": asked.json()["id"]}).json()
     assert weighed["gpu_hours"] == {"h100": 2000.0}
     assert weighed["planned"]["flop"] == pytest.approx(2000 * 3600 * H100_PEAK * 0.4)
