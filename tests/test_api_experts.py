@@ -288,3 +288,9 @@ def test_an_expert_changed_or_retired_is_matched_accordingly(client: Client, uni
     assert expert in {e["id"] for e in everyone.json()["items"]}
     problem_of(client("admin").patch(f"{API}/experts/{expert}", json={"skills": ["x"]}), 422)
     problem_of(client("hanna").patch(f"{API}/experts/{expert}", json={"active": True}), 403)
+    # Adding and changing experts is on the audit trail.
+    trail = client("admin").get(f"{API}/audit", params={"action": "admin", "limit": 1000})
+    changes = [
+        e["detail"]["change"] for e in trail.json()["items"] if e["target"] == f"expert {expert}"
+    ]
+    assert sorted(changes) == ["expert-add", "expert-change", "expert-change"], changes

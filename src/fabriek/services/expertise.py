@@ -45,6 +45,7 @@ from fabriek.domain.expertise import (
 from fabriek.domain.geography import HUBS, Hub, Province
 from fabriek.domain.organisations import SECTOR_OF, OrganisationKind
 from fabriek.domain.roles import Principal, Role
+from fabriek.services import audit
 from fabriek.services.paging import Page, PageRequest, fetch_page
 from fabriek.services.permissions import may_manage_hub, require_hub
 from fabriek.services.projects import visible_projects
@@ -229,6 +230,7 @@ def create_expert(session: Session, who: Principal, draft: ExpertDraft, now: dat
     require_hub(who, draft.hub.value, "add experts to its network")
     _require_known(draft.skills)
     row = add_expert(session, who.user_id, draft, now)
+    audit.record_admin(session, who, now, "expert-add", target=f"expert {row.id}", hub=row.hub)
     commit(session, "the directory changed meanwhile; try again")
     return get_expert(session, who, row.id, now)
 
@@ -267,6 +269,9 @@ def update_expert(
             setattr(row, name, value.strip() if isinstance(value, str) else value)
     if "email" in changes:
         row.email = patch.email
+    audit.record_admin(
+        session, who, now, "expert-change", target=f"expert {row.id}", fields=sorted(changes)
+    )
     commit(session, "the expert changed meanwhile; try again")
     return get_expert(session, who, row.id, now)
 

@@ -36,6 +36,7 @@ from fabriek.domain.knowledge import (
 )
 from fabriek.domain.roles import Principal, Role
 from fabriek.domain.stemming import DUTCH_STOP_WORDS, ENGLISH_STOP_WORDS, stem_dutch, words
+from fabriek.services import audit
 from fabriek.services.paging import Page, PageRequest, fetch_page
 from fabriek.services.transactions import commit
 from fabriek.store.tables import ArticleRow, UserRow
@@ -299,6 +300,7 @@ def create_article(session: Session, who: Principal, draft: ArticleDraft, now: d
         raise InvalidInput.on("slug", f"{draft.slug!r} is taken; choose another")
     _link_translation(session, draft.slug, draft.language, draft.translation)
     row = add_article(session, who.user_id, draft, now)
+    audit.record_admin(session, who, now, "article-add", target=f"article {row.slug}")
     commit(session, f"an article {draft.slug!r} was written meanwhile; choose another slug")
     return _view(session, row)
 
@@ -321,5 +323,8 @@ def update_article(
     row.updated_by, row.updated_at = who.user_id, now
     session.flush()
     _index(session, row)
+    audit.record_admin(
+        session, who, now, "article-change", target=f"article {row.slug}", fields=sorted(changes)
+    )
     commit(session, "the article changed meanwhile; try again")
     return _view(session, row)
