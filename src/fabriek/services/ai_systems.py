@@ -10,12 +10,10 @@ rules shows at once (answers it can no longer read are dropped, and say so).
 
 from __future__ import annotations
 
-import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
-from importlib import resources
 from pathlib import Path
 
 from sqlalchemy import ColumnElement, Row, Select, select
@@ -35,6 +33,7 @@ from fabriek.domain.ai_systems import (
 )
 from fabriek.domain.errors import Conflict, Forbidden, InvalidInput, NotFound
 from fabriek.domain.roles import Principal
+from fabriek.services.config_files import load_config_file
 from fabriek.services.paging import Page, PageRequest, count_all
 from fabriek.services.projects import visible_projects
 from fabriek.services.transactions import clash_is_conflict, commit
@@ -55,25 +54,7 @@ RULES_FILE = "ai_act_rules.toml"
 
 @lru_cache(maxsize=4)
 def _rule_book(path: Path | None) -> RuleBook:
-    try:
-        if path is None:
-            text = resources.files("fabriek.config").joinpath(RULES_FILE).read_text()
-            where = f"the shipped {RULES_FILE}"
-        else:
-            text = Path(path).read_text()
-            where = str(path)
-    except OSError as missing:
-        raise InvalidInput(
-            f"cannot read the AI Act rules file {path}: {missing.strerror}"
-        ) from None
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as bad:
-        raise InvalidInput(f"{where} is not valid TOML: {bad}") from None
-    try:
-        return parse_rule_book(data)
-    except ValueError as bad:
-        raise InvalidInput(f"{where}: {bad}") from None
+    return load_config_file(path, RULES_FILE, "AI Act rules", parse_rule_book)
 
 
 def load_rule_book(path: Path | None = None) -> RuleBook:
