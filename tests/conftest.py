@@ -89,3 +89,21 @@ def problem_of(response: httpx.Response, status: int) -> dict[str, object]:
 
 
 REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def browser(server: LiveServer) -> Iterator[Callable[[str], httpx.Client]]:
+    """`browser("sanne")`: an HTTP client signed in to the portal by its cookie (the
+    Playwright tests under tests/browser/ have a `browser` of their own: a real Chromium)."""
+    opened: list[httpx.Client] = []
+
+    def sign_in(username: str) -> httpx.Client:
+        c = httpx.Client(base_url=server.url, timeout=30)
+        opened.append(c)
+        done = c.post("/signin", data={"token": demo_token(username).token, "next": "/home"})
+        assert done.status_code == 303, done.text
+        return c
+
+    yield sign_in
+    for c in opened:
+        c.close()

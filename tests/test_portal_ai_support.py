@@ -7,41 +7,11 @@ themselves run in a real browser: tests/browser/test_ai_support_journeys.py.)"""
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator
 
 import httpx
-import pytest
 
-from fabriek.services.demo import demo_token
 from tests.conftest import Client
-from tests.servers import LiveServer
-
-Browser = Callable[[str], httpx.Client]
-
-
-@pytest.fixture
-def browser(server: LiveServer) -> Iterator[Browser]:
-    """`browser("sanne")`: an HTTP client signed in to the portal by its cookie."""
-    opened: list[httpx.Client] = []
-
-    def sign_in(username: str) -> httpx.Client:
-        c = httpx.Client(base_url=server.url, timeout=30)
-        opened.append(c)
-        done = c.post("/signin", data={"token": demo_token(username).token, "next": "/home"})
-        assert done.status_code == 303, done.text
-        return c
-
-    yield sign_in
-    for c in opened:
-        c.close()
-
-
-def field_error(html: str, name: str) -> str:
-    """The problem shown next to field `name` (empty when there is none)."""
-    found = re.search(rf'id="f-{re.escape(name)}-error"[^>]*>(.*?)</p>', html, re.S)
-    if found is None:
-        return ""
-    return re.sub(r"<[^>]+>", "", found.group(1)).replace("&#39;", "'").strip()
+from tests.portal_forms import Browser, field_error
 
 
 def next_question(html: str) -> str:
