@@ -55,7 +55,7 @@ from fabriek.domain.errors import Conflict, Forbidden, InvalidInput, NotFound, T
 from fabriek.domain.roles import Principal, Role
 from fabriek.services.audit import record_as
 from fabriek.services.paging import Page, PageRequest, count_all
-from fabriek.services.projects import visible_projects
+from fabriek.services.projects import may_see_project
 from fabriek.services.transactions import commit
 from fabriek.settings import Settings
 from fabriek.store.db import StoreError
@@ -452,14 +452,7 @@ def register(session: Session, who: Principal, now: datetime, draft: DatasetDraf
     # Those who may see the project (admins, its hub's staff) are told why they may not;
     # for anyone else it does not exist.
     if project is None or (
-        project.id not in mine
-        and not who.is_admin
-        and session.scalar(
-            select(ProjectRow.id).where(
-                ProjectRow.id == project.id, visible_projects(who, ProjectRow.id)
-            )
-        )
-        is None
+        project.id not in mine and not may_see_project(session, who, project.id)
     ):
         raise NotFound("project", draft.project)
     if project.id not in mine:

@@ -37,7 +37,7 @@ from fabriek.services import ai_models, job_datasets
 from fabriek.services.allocations import record_charge
 from fabriek.services.metering import record_energy
 from fabriek.services.paging import Page, PageRequest, count_all
-from fabriek.services.projects import visible_projects
+from fabriek.services.projects import may_see_project, visible_projects
 from fabriek.services.sites import site_from_row
 from fabriek.store.tables import (
     JobEventRow,
@@ -235,15 +235,7 @@ def _submit_project(
         return found
     # Not a member: those who may see the project (admins, its hub's staff) are told why;
     # for anyone else it does not exist.
-    if found is None or (
-        not who.is_admin
-        and session.scalar(
-            select(ProjectRow.id).where(
-                ProjectRow.id == found[0], visible_projects(who, ProjectRow.id)
-            )
-        )
-        is None
-    ):
+    if found is None or not may_see_project(session, who, found[0]):
         raise NotFound("project", ref)
     raise Forbidden(f"only members of project {found[1]} may submit jobs to it")
 

@@ -36,6 +36,19 @@ def visible_projects(who: Principal, project_id: InstrumentedAttribute[int]) -> 
     )
 
 
+def may_see_project(session: Session, who: Principal, project_id: int) -> bool:
+    """Whether the caller may see this one project (`visible_projects`): who may see it is
+    told why they may not act on it (403); for anyone else it does not exist (404)."""
+    return (
+        session.scalar(
+            select(ProjectRow.id).where(
+                ProjectRow.id == project_id, visible_projects(who, ProjectRow.id)
+            )
+        )
+        is not None
+    )
+
+
 def visible_accounts(who: Principal, project_id: InstrumentedAttribute[int]) -> ColumnElement[bool]:
     """Whether the caller may see a project's allocations and usage: as `visible_projects`,
     and every project for the access team, who award and watch the budgets."""

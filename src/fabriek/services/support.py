@@ -93,7 +93,7 @@ from fabriek.services.dispatch import Dispatcher
 from fabriek.services.job_output import read_tail
 from fabriek.services.notifications import notify, notify_once, staff_with_role
 from fabriek.services.paging import Page, PageRequest, count_all
-from fabriek.services.projects import visible_projects
+from fabriek.services.projects import may_see_project
 from fabriek.services.support_config import load_support_config
 from fabriek.services.support_outbox import queue_ticket_mail
 from fabriek.settings import Settings
@@ -270,12 +270,7 @@ def _require_own(
     is told it does not exist, one who can (their hub's staff) that it is not theirs."""
     if who.in_project(project_id):
         return
-    seen = session.scalar(
-        select(ProjectRow.id).where(
-            ProjectRow.id == project_id, visible_projects(who, ProjectRow.id)
-        )
-    )
-    if seen is None:
+    if not may_see_project(session, who, project_id):
         raise NotFound(*what.split(" ", 1))
     raise Forbidden(
         f"{what} belongs to project {project}, which you are not a member of: open a ticket "
