@@ -9,16 +9,16 @@ from fastapi import FastAPI
 
 from fabriek.api.app import create_app
 from fabriek.settings import Settings
-from fabriek.web.access_pages import access_router
-from fabriek.web.ai_act_pages import ai_act_router
-from fabriek.web.dashboard import dashboard_router
+from fabriek.web.access import access_router
+from fabriek.web.ai_act import ai_act_router
 from fabriek.web.home import home_router
-from fabriek.web.hub_pages import hub_router
-from fabriek.web.jobs_pages import jobs_router
+from fabriek.web.identity import portal_router, static_files
+from fabriek.web.jobs import jobs_router
 from fabriek.web.oidc import oidc_router
 from fabriek.web.operator import operator_router
-from fabriek.web.pages import portal_router, static_files
-from fabriek.web.support_pages import support_router
+from fabriek.web.public_dashboard import dashboard_router
+from fabriek.web.support.hub_desk import hub_router
+from fabriek.web.support.tickets import support_router
 
 
 def build_app(settings: Settings | None = None) -> FastAPI:

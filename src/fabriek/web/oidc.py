@@ -26,8 +26,8 @@ from fabriek.domain.roles import Principal
 from fabriek.services import identity, oidc
 from fabriek.services.oidc_client import RelyingParty, RelyingPartyConfig, SignInRefused
 from fabriek.settings import Settings
+from fabriek.web.identity import AFTER_SIGNIN, Form
 from fabriek.web.layout import TOKEN_COOKIE, page, safe_next, signed_in, to_signin
-from fabriek.web.pages import AFTER_SIGNIN, Form
 
 # The sign-in's state, for the callback to compare with the provider's answer. Lax, not
 # Strict: the callback is a navigation from the provider's site, which must carry it.

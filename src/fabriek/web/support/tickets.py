@@ -20,10 +20,10 @@ from fabriek.domain.support import Category, MessageDraft, TicketDraft
 from fabriek.services import jobs, knowledge, support
 from fabriek.services.paging import PageRequest
 from fabriek.services.support import SupportOptions
-from fabriek.web.form_problems import GENERAL, FormProblems, problem_page, status_of
+from fabriek.web.forms import GENERAL, FormProblems, problem_page, status_of
 from fabriek.web.i18n import language_of, translate
+from fabriek.web.identity import Form
 from fabriek.web.layout import page, signed_in, to_signin
-from fabriek.web.pages import Form
 
 TICKETS_PER_PAGE = 100
 # The recent jobs the form offers to ask about.

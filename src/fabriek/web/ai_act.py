@@ -23,10 +23,10 @@ from fabriek.domain.roles import Principal
 from fabriek.services import ai_systems
 from fabriek.services.access_desk import applying_projects
 from fabriek.services.paging import PageRequest
-from fabriek.web.form_problems import GENERAL, FormProblems, problem_page, status_of
+from fabriek.web.forms import GENERAL, FormProblems, problem_page, status_of
 from fabriek.web.i18n import language_of, translate
+from fabriek.web.identity import Form
 from fabriek.web.layout import page, signed_in, to_signin
-from fabriek.web.pages import Form
 
 SYSTEMS_PER_PAGE = 100
 # The registration form's fields, as the form and the draft name them.

@@ -30,10 +30,10 @@ from fabriek.services import job_ledger, job_output, jobs, projects
 from fabriek.services.access_desk import applying_projects
 from fabriek.services.paging import PageRequest
 from fabriek.web.charts import Chart, Series
-from fabriek.web.form_problems import GENERAL, FormProblems, problem_page, status_of
+from fabriek.web.forms import GENERAL, FormProblems, problem_page, status_of
 from fabriek.web.i18n import language_of, translate
+from fabriek.web.identity import Form
 from fabriek.web.layout import page, signed_in, templates, to_signin
-from fabriek.web.pages import Form
 
 # How much of each output stream a job's page shows: the end, where a run's news is.
 LOG_TAIL_BYTES = 16 * 1024

@@ -43,10 +43,10 @@ from fabriek.services.access_desk import (
     runs_proposal,
 )
 from fabriek.services.paging import PageRequest
-from fabriek.web.form_problems import GENERAL, FormProblems, problem_page, status_of
+from fabriek.web.forms import GENERAL, FormProblems, problem_page, status_of
 from fabriek.web.i18n import language_of, translate
+from fabriek.web.identity import Form
 from fabriek.web.layout import forbidden, page, signed_in, to_signin
-from fabriek.web.pages import Form
 
 LISTED = PageRequest(limit=500)
 

@@ -17,7 +17,7 @@ from fabriek.services.hub_desk import HubDesk, desk_hubs, hub_desk
 from fabriek.services.paging import Page, PageRequest
 from fabriek.services.support import SupportOptions
 from fabriek.web.charts import Chart, Series
-from fabriek.web.form_problems import problem_page
+from fabriek.web.forms import problem_page
 from fabriek.web.layout import forbidden, page, signed_in, to_signin
 
 # The open tickets the desk lists: the newest; the full queue is in `fabriek support list`.
