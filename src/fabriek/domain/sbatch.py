@@ -6,13 +6,14 @@ exactly which line to fix.
 
 What `parse_sbatch_script` reads, as sbatch itself does: `#SBATCH` lines from the top of the
 script up to the first line that is neither blank nor a comment; later `#SBATCH` lines are
-plain comments. Options it understands: `--job-name`/`-J`, `--time`/`-t`, `--nodes`/`-N`,
-`--cpus-per-task`/`-c`, `--mem`, `--gres=gpu[:TYPE][:N]`, `--gpus`/`-G [TYPE:]N` and
-`--gpus-per-node [TYPE:]N`. Every other sbatch option (`--output`, `--partition`,
-`--account`, `--mail-type`, ...) is ignored and listed in `SbatchDirectives.ignored`:
-placement, accounting and mail are Fabriek's business, not the script's. `--gpus-per-task`
-and `--gpus-per-socket` are refused rather than ignored, because dropping them would run the
-job without the GPUs it wants. When an option is given twice the later one wins, as in sbatch.
+plain comments. No directive is ignored: a script means what it says or is refused. Honoured
+(`HONOURED`): `--job-name`/`-J`, `--time`/`-t`, `--nodes`/`-N`, `--cpus-per-task`/`-c`,
+`--mem`, `--gres=gpu[:TYPE][:N]`, `--gpus`/`-G [TYPE:]N` and `--gpus-per-node [TYPE:]N`.
+Every other sbatch option is refused with the line, the directive and what to do instead:
+`--output`/`--error` because Fabriek keeps a job's output itself (`fabriek logs`), the
+project, placement and mail options because Fabriek decides them (`--project` chooses the
+project), the rest because Fabriek does not honour them. When an option is given twice the
+later one wins, as in sbatch.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from fabriek.domain.errors import FieldProblem, InvalidInput
 from fabriek.domain.gpus import GPU_TYPES
@@ -132,7 +133,7 @@ class SbatchDirectives:
     """What a script's `#SBATCH` lines ask for; None where the script says nothing.
 
     `gpus` is the job's total: `--gres=gpu:N` and `--gpus-per-node=N` count per node, so they
-    are multiplied by the script's `--nodes`. `ignored` lists the options left to Fabriek.
+    are multiplied by the script's `--nodes`.
     """
 
     job_name: str | None = None
@@ -142,13 +143,41 @@ class SbatchDirectives:
     cpus_per_task: int | None = None
     memory_gb: int | None = None
     nodes: int | None = None
-    ignored: tuple[str, ...] = ()
 
 
 _SHORT = {"-J": "--job-name", "-t": "--time", "-c": "--cpus-per-task", "-N": "--nodes"}
 _SHORT |= {"-G": "--gpus"}
 _READ = frozenset(_SHORT.values()) | {"--mem", "--gres", "--gpus-per-node"}
-_REFUSED = frozenset({"--gpus-per-task", "--gpus-per-socket"})
+HONOURED = (
+    "--job-name (-J), --time (-t), --nodes (-N), --cpus-per-task (-c), --mem, "
+    "--gres=gpu[:TYPE][:N], --gpus (-G) and --gpus-per-node"
+)
+_LOGS = (
+    "Fabriek keeps every job's output and standard error itself: read them with "
+    "`fabriek logs JOB`; remove this line"
+)
+_DECIDED = "Fabriek chooses the site and nodes; ask for a GPU type with --gres=gpu:TYPE:N"
+_GPUS_PER = "not supported; ask with --gpus=N or --gres=gpu:N"
+# Why the options users often paste are refused, and what to do instead.
+_REFUSED: Mapping[str, str] = {
+    "--output": _LOGS,
+    "--error": _LOGS,
+    "--open-mode": _LOGS,
+    "--account": "choose the project with `fabriek submit --project` (-A), not in the script",
+    "--partition": _DECIDED,
+    "--qos": _DECIDED,
+    "--constraint": _DECIDED,
+    "--nodelist": _DECIDED,
+    "--exclude": _DECIDED,
+    "--clusters": _DECIDED,
+    "--mail-type": "Fabriek tells you itself when a job ends: see `fabriek notifications`",
+    "--mail-user": "Fabriek tells you itself when a job ends: see `fabriek notifications`",
+    "--gpus-per-task": _GPUS_PER,
+    "--gpus-per-socket": _GPUS_PER,
+}
+_SHORT_NAMES = {"-o": "--output", "-e": "--error", "-A": "--account", "-p": "--partition"}
+_SHORT_NAMES |= {"-q": "--qos", "-C": "--constraint", "-w": "--nodelist", "-x": "--exclude"}
+_SHORT_NAMES |= {"-M": "--clusters"}
 # sbatch options that take no value, so the token after them is the next option.
 _LONG_FLAG_WORDS = (
     "--exclusive --hold --ignore-pbs --no-kill --no-requeue --requeue --overcommit "
@@ -262,7 +291,6 @@ class _Collected:
     cpus_per_task: int | None = None
     memory_gb: int | None = None
     nodes: int | None = None
-    ignored: list[str] = field(default_factory=list)
 
     def apply(self, option: str, value: str) -> None:
         """Read the value of one option this module understands."""
@@ -299,8 +327,15 @@ class _Collected:
             cpus_per_task=self.cpus_per_task,
             memory_gb=self.memory_gb,
             nodes=self.nodes,
-            ignored=tuple(self.ignored),
         )
+
+
+def _refusal(option: str) -> str:
+    """Why an sbatch option Fabriek does not honour is refused rather than ignored."""
+    reason = _REFUSED.get(_SHORT_NAMES.get(option, option))
+    if reason is not None:
+        return reason
+    return f"Fabriek does not honour {option}, so it refuses it; it honours {HONOURED}"
 
 
 def _takes_value(option: str) -> bool:
@@ -340,13 +375,10 @@ def _read_line(rest: str, into: _Collected) -> None:
             attached = tokens[i]
             token = f"{token} {attached}"
             i += 1
-        if option in _REFUSED:
-            raise _BadDirective(token, "not supported; ask with --gpus=N or --gres=gpu:N")
         if option not in _READ:
             if not option.startswith("--") and option[1:] not in _SHORT_FLAGS | _SHORT_WITH_VALUE:
                 raise _BadDirective(token, f"{option} is not an sbatch option")
-            into.ignored.append(token)
-            continue
+            raise _BadDirective(token, _refusal(option))
         if attached is None:
             raise _BadDirective(token, f"{option} needs a value")
         try:
