@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 
 from fabriek.domain.calendar import AMSTERDAM
 from fabriek.domain.people import TokenDraft
-from fabriek.domain.support import MessageDraft, StatusChange, TicketDraft
+from fabriek.domain.support.shapes import MessageDraft, StatusChange, TicketDraft
 from fabriek.services import support
 from fabriek.services.access_config import load_access_config
 from fabriek.services.identity import issue_token, principal_for_user

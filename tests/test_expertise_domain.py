@@ -10,21 +10,19 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from fabriek.domain.expertise import (
+from fabriek.domain.geography import HUBS, Hub, Province
+from fabriek.domain.support.expertise import (
     PROVINCE_BORDERS,
     Booking,
-    ExpertOption,
-    Need,
     Region,
     hours_booked,
     hours_left,
-    match,
     neighbouring_hubs,
     parse_month,
     parse_vocabulary,
     region_of,
 )
-from fabriek.domain.geography import HUBS, Hub, Province
+from fabriek.domain.support.matching import ExpertOption, Need, match
 from fabriek.services.expertise import vocabulary
 
 SKILLS = ["llm-fine-tuning", "mlops", "ai-act", "robotics", "data-governance"]

@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fabriek.domain.knowledge import plain_text, snippet
-from fabriek.domain.stemming import DUTCH_STOP_WORDS, stem_dutch, words
+from fabriek.domain.support.knowledge import plain_text, snippet
+from fabriek.domain.support.stemming import DUTCH_STOP_WORDS, stem_dutch, words
 from tests.servers import PG_ADMIN, postgres_unavailable
 
 # Word forms users type, and the form an article uses: each pair meets at one stem.

@@ -12,31 +12,12 @@ from hypothesis import strategies as st
 
 from fabriek.domain.calendar import AMSTERDAM, working_days_between
 from fabriek.domain.geography import HUBS, Hub, Province
-from fabriek.domain.support import (
-    CENTRAL,
-    OPEN_STATUSES,
-    TRANSITIONS,
-    About,
-    AboutKind,
-    Category,
-    ServiceLevel,
-    Status,
-    SupportConfig,
-    Wait,
-    after_staff_reply,
-    after_user_reply,
+from fabriek.domain.support.attachments import (
     check_attachment_start,
     check_attachment_type,
-    parse_about,
-    parse_category,
-    parse_queue,
-    parse_support_config,
-    parse_ticket_reference,
-    route,
     safe_filename,
-    service_clock,
 )
-from fabriek.domain.support_mail import (
+from fabriek.domain.support.mail import (
     ReplyToken,
     find_tokens,
     html_to_text,
@@ -44,7 +25,29 @@ from fabriek.domain.support_mail import (
     reply_address,
     strip_quoted,
 )
-from fabriek.domain.support_report import TicketFacts, month_bounds, summarise
+from fabriek.domain.support.report import TicketFacts, month_bounds, summarise
+from fabriek.domain.support.routing import (
+    CENTRAL,
+    ServiceLevel,
+    SupportConfig,
+    parse_queue,
+    parse_support_config,
+    route,
+)
+from fabriek.domain.support.service_levels import Wait, service_clock
+from fabriek.domain.support.tickets import (
+    OPEN_STATUSES,
+    TRANSITIONS,
+    About,
+    AboutKind,
+    Category,
+    Status,
+    after_staff_reply,
+    after_user_reply,
+    parse_about,
+    parse_category,
+    parse_ticket_reference,
+)
 from fabriek.services.support_config import load_support_config
 
 CONFIG = load_support_config()

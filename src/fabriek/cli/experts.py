@@ -9,7 +9,7 @@ import typer
 
 from fabriek.cli.app import JsonFlag, Limit, app, client
 from fabriek.cli.output import console, print_json, print_table
-from fabriek.domain.expertise import ExpertiseRequest
+from fabriek.domain.support.expertise import ExpertiseRequest
 
 experts_app = typer.Typer(help="Experts of the AI hubs' network, and requests for expertise.")
 app.add_typer(experts_app, name="experts")

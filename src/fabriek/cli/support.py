@@ -16,8 +16,9 @@ from fabriek.cli.app import JsonFlag, Limit, app, client
 from fabriek.cli.output import console, print_json, print_table
 from fabriek.domain.calendar import AMSTERDAM
 from fabriek.domain.errors import InvalidInput
-from fabriek.domain.support import Ticket, parse_ticket_reference
-from fabriek.domain.support_report import DurationStats
+from fabriek.domain.support.report import DurationStats
+from fabriek.domain.support.shapes import Ticket
+from fabriek.domain.support.tickets import parse_ticket_reference
 
 support_app = typer.Typer(
     help="Support tickets: ask your AI hub or the central desk for help.", no_args_is_help=True

@@ -29,9 +29,7 @@ from fabriek.domain.datasets import (
     KeyRotation,
     OrganisationKey,
 )
-from fabriek.domain.expertise import Expert, ExpertiseRequest, RequestMatches, Skill
 from fabriek.domain.jobs import Job, JobEvent
-from fabriek.domain.knowledge import Article, ArticleSummary, Suggestion
 from fabriek.domain.notifications import Notification, NotificationSettings
 from fabriek.domain.people import (
     Membership,
@@ -44,7 +42,11 @@ from fabriek.domain.people import (
 from fabriek.domain.proposals import AllocationSummary, Call, Proposal, Review
 from fabriek.domain.sandboxes import Sandbox
 from fabriek.domain.sites import Site
-from fabriek.domain.support import (
+from fabriek.domain.support.expertise import Expert, ExpertiseRequest, Skill
+from fabriek.domain.support.knowledge import Article, ArticleSummary, Suggestion
+from fabriek.domain.support.matching import RequestMatches
+from fabriek.domain.support.report import SupportReport
+from fabriek.domain.support.shapes import (
     Attachment,
     CategoryInfo,
     InboundResult,
@@ -52,7 +54,6 @@ from fabriek.domain.support import (
     Ticket,
     TicketSummary,
 )
-from fabriek.domain.support_report import SupportReport
 from fabriek.domain.usage import UsageLine
 from fabriek.sdk.transfer import Progress, file_blocks, file_sha256, receive
 

@@ -21,7 +21,10 @@ from sqlalchemy.orm import Session
 
 from fabriek.domain.calendar import AMSTERDAM
 from fabriek.domain.errors import Conflict, Forbidden, InvalidInput, NotFound
-from fabriek.domain.expertise import (
+from fabriek.domain.geography import HUBS, Hub, Province
+from fabriek.domain.organisations import SECTOR_OF, OrganisationKind
+from fabriek.domain.roles import Principal, Role
+from fabriek.domain.support.expertise import (
     Assignment,
     AssignmentDraft,
     Booking,
@@ -31,20 +34,14 @@ from fabriek.domain.expertise import (
     ExpertDraft,
     ExpertiseRequest,
     ExpertiseRequestDraft,
-    ExpertOption,
     ExpertPatch,
-    MatchResult,
-    Need,
     SkillVocabulary,
     hours_left,
-    match,
     month_start,
     parse_month,
     parse_vocabulary,
 )
-from fabriek.domain.geography import HUBS, Hub, Province
-from fabriek.domain.organisations import SECTOR_OF, OrganisationKind
-from fabriek.domain.roles import Principal, Role
+from fabriek.domain.support.matching import ExpertOption, MatchResult, Need, match
 from fabriek.services import audit
 from fabriek.services.paging import Page, PageRequest, fetch_page
 from fabriek.services.permissions import may_manage_hub, require_hub

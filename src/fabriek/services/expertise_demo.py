@@ -10,9 +10,9 @@ from importlib import resources
 
 from sqlalchemy.orm import Session
 
-from fabriek.domain.expertise import ExpertDraft
 from fabriek.domain.geography import Hub
-from fabriek.domain.knowledge import ArticleDraft
+from fabriek.domain.support.expertise import ExpertDraft
+from fabriek.domain.support.knowledge import ArticleDraft
 from fabriek.services.expertise import add_expert
 from fabriek.services.knowledge import add_article
 

@@ -25,7 +25,8 @@ from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from fabriek.domain.errors import Forbidden, InvalidInput, NotFound
-from fabriek.domain.knowledge import (
+from fabriek.domain.roles import Principal, Role
+from fabriek.domain.support.knowledge import (
     Article,
     ArticleDraft,
     ArticlePatch,
@@ -34,8 +35,7 @@ from fabriek.domain.knowledge import (
     Suggestion,
     snippet,
 )
-from fabriek.domain.roles import Principal, Role
-from fabriek.domain.stemming import DUTCH_STOP_WORDS, ENGLISH_STOP_WORDS, stem_dutch, words
+from fabriek.domain.support.stemming import DUTCH_STOP_WORDS, ENGLISH_STOP_WORDS, stem_dutch, words
 from fabriek.services import audit
 from fabriek.services.paging import Page, PageRequest, fetch_page
 from fabriek.services.transactions import commit

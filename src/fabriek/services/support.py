@@ -36,55 +36,52 @@ from fabriek.domain.errors import (
 from fabriek.domain.geography import Province
 from fabriek.domain.notifications import NotificationKind
 from fabriek.domain.roles import Principal, Role
-from fabriek.domain.support import (
-    CATEGORY_NAMES,
-    CENTRAL,
-    OPEN_STATUSES,
-    TRANSITIONS,
-    USER_MAY_SET,
-    About,
-    AboutKind,
+from fabriek.domain.support.attachments import (
+    check_attachment_start,
+    check_attachment_type,
+    is_text_type,
+    parse_media_types,
+    safe_filename,
+)
+from fabriek.domain.support.mail import ReplyToken, reply_address
+from fabriek.domain.support.routing import CENTRAL, SupportConfig, parse_queue, queue_name, route
+from fabriek.domain.support.service_levels import ServiceClock, Wait, auto_close_due, service_clock
+from fabriek.domain.support.shapes import (
     Attachment,
     BudgetContext,
-    Category,
     CategoryInfo,
     DatasetContext,
     Handover,
     JobContext,
     Message,
     MessageDraft,
-    Priority,
     ProposalContext,
-    ServiceClock,
     ServiceLevelView,
-    Status,
     StatusChange,
-    SupportConfig,
     Ticket,
     TicketChange,
     TicketContext,
     TicketDraft,
     TicketEvent,
     TicketSummary,
-    Wait,
+)
+from fabriek.domain.support.tickets import (
+    CATEGORY_NAMES,
+    OPEN_STATUSES,
+    TRANSITIONS,
+    USER_MAY_SET,
+    About,
+    AboutKind,
+    Category,
+    Priority,
+    Status,
     after_staff_reply,
     after_user_reply,
-    auto_close_due,
-    check_attachment_start,
-    check_attachment_type,
-    is_text_type,
     may_move,
     parse_about,
     parse_category,
-    parse_media_types,
-    parse_queue,
-    queue_name,
-    route,
-    safe_filename,
-    service_clock,
     ticket_reference,
 )
-from fabriek.domain.support_mail import ReplyToken, reply_address
 from fabriek.domain.tracks import AccessConfig
 from fabriek.engines.base import LogStream
 from fabriek.services import audit

@@ -6,7 +6,7 @@ from __future__ import annotations
 from functools import cache
 from pathlib import Path
 
-from fabriek.domain.support import SupportConfig, parse_support_config
+from fabriek.domain.support.routing import SupportConfig, parse_support_config
 from fabriek.services.config_files import load_config_file
 
 

@@ -26,8 +26,9 @@ from sqlalchemy.orm import Session
 
 from fabriek.domain.errors import Forbidden, InvalidInput
 from fabriek.domain.roles import Principal
-from fabriek.domain.support import InboundResult, Status, ticket_reference
-from fabriek.domain.support_mail import find_tokens, html_to_text, is_automatic, strip_quoted
+from fabriek.domain.support.mail import find_tokens, html_to_text, is_automatic, strip_quoted
+from fabriek.domain.support.shapes import InboundResult
+from fabriek.domain.support.tickets import Status, ticket_reference
 from fabriek.services.identity import principal_for_user
 from fabriek.services.support import (
     SupportOptions,

@@ -14,14 +14,15 @@ from sqlalchemy.orm import Session
 from fabriek.domain.calendar import AMSTERDAM
 from fabriek.domain.errors import Forbidden, InvalidInput
 from fabriek.domain.roles import Principal, Role
-from fabriek.domain.support import CENTRAL, Category, SupportConfig, parse_queue, queue_name
-from fabriek.domain.support_report import (
+from fabriek.domain.support.report import (
     UNKNOWN_SECTOR,
     SupportReport,
     TicketFacts,
     month_bounds,
     summarise,
 )
+from fabriek.domain.support.routing import CENTRAL, SupportConfig, parse_queue, queue_name
+from fabriek.domain.support.tickets import Category
 from fabriek.services import expertise
 from fabriek.services.support import clock_of, is_central_desk, waits_of
 from fabriek.store.tables import SupportTicketRow

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, Query, status
 from fabriek.api.context import Caller, Ctx, Db
 from fabriek.api.routers import API_PREFIX
 from fabriek.api.schemas import PageOut, paging
-from fabriek.domain.expertise import (
+from fabriek.domain.support.expertise import (
     AssignmentDraft,
     ConsultationDraft,
     Expert,
@@ -18,9 +18,9 @@ from fabriek.domain.expertise import (
     ExpertiseRequest,
     ExpertiseRequestDraft,
     ExpertPatch,
-    RequestMatches,
     Skill,
 )
+from fabriek.domain.support.matching import RequestMatches
 from fabriek.services import expertise
 from fabriek.services.paging import PageRequest
 

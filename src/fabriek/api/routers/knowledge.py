@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, Query, status
 from fabriek.api.context import Caller, Ctx, Db
 from fabriek.api.routers import API_PREFIX
 from fabriek.api.schemas import PageOut, paging
-from fabriek.domain.knowledge import (
+from fabriek.domain.support.knowledge import (
     Article,
     ArticleDraft,
     ArticlePatch,

@@ -16,7 +16,9 @@ from fabriek.api.context import Caller, Ctx, Db
 from fabriek.api.routers import API_PREFIX
 from fabriek.api.schemas import PageOut, paging
 from fabriek.domain.errors import InvalidInput, TooLarge
-from fabriek.domain.support import (
+from fabriek.domain.support.attachments import media_type_of
+from fabriek.domain.support.report import SupportReport
+from fabriek.domain.support.shapes import (
     Attachment,
     CategoryInfo,
     Handover,
@@ -28,9 +30,7 @@ from fabriek.domain.support import (
     TicketChange,
     TicketDraft,
     TicketSummary,
-    media_type_of,
 )
-from fabriek.domain.support_report import SupportReport
 from fabriek.services import support, support_mail, support_report
 from fabriek.services.paging import PageRequest
 from fabriek.services.support import SupportOptions

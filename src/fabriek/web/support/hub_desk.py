@@ -10,7 +10,7 @@ from fastapi.responses import HTMLResponse, Response
 from fabriek.api.context import Ctx, Db
 from fabriek.domain.errors import FabriekError, InvalidInput
 from fabriek.domain.roles import Principal
-from fabriek.domain.support import TicketSummary
+from fabriek.domain.support.shapes import TicketSummary
 from fabriek.domain.usage import UsageLine
 from fabriek.services import support
 from fabriek.services.hub_desk import HubDesk, desk_hubs, hub_desk

@@ -16,7 +16,8 @@ from pydantic import ValidationError
 from fabriek.api.context import Ctx, Db
 from fabriek.domain.errors import FabriekError, InvalidInput
 from fabriek.domain.roles import Principal
-from fabriek.domain.support import Category, MessageDraft, TicketDraft
+from fabriek.domain.support.shapes import MessageDraft, TicketDraft
+from fabriek.domain.support.tickets import Category
 from fabriek.services import jobs, knowledge, support
 from fabriek.services.paging import PageRequest
 from fabriek.services.support import SupportOptions

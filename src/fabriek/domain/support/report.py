@@ -14,7 +14,8 @@ from datetime import datetime, timedelta
 from pydantic import BaseModel, Field
 
 from fabriek.domain.calendar import AMSTERDAM
-from fabriek.domain.support import Category, ServiceClock
+from fabriek.domain.support.service_levels import ServiceClock
+from fabriek.domain.support.tickets import Category
 
 _MONTH = re.compile(r"^(\d{4})-(\d{2})$")
 UNKNOWN_SECTOR = "unknown"

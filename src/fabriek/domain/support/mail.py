@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from html.parser import HTMLParser
 from typing import Final
 
-from fabriek.domain.support import ticket_reference
+from fabriek.domain.support.tickets import ticket_reference
 
 # T42-0123456789abcdef: a ticket's number and its reply key (16 hex digits, 64 bits), so a
 # reply address cannot be guessed from a ticket number.
