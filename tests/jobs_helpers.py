@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import time
 from typing import Any
 
@@ -33,7 +34,6 @@ def wait_for(
 
 
 def py(code: str) -> list[str]:
-    """A command that runs Python code with this interpreter."""
-    import sys
-
-    return [sys.executable, "-c", code]
+    """A command that runs Python code with a Python every job's user may run: jobs run as
+    their own unprivileged users, who cannot reach a virtual environment in root's home."""
+    return [shutil.which("python3", path="/usr/local/bin:/usr/bin:/bin") or "python3", "-c", code]

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from fabriek.domain.accounts import JobOwner
 from fabriek.domain.errors import NotFound
 from fabriek.domain.jobs import TERMINAL_STATES, JobSpec, JobState
 from fabriek.engines import local_runner
@@ -24,6 +25,10 @@ from fabriek.engines.base import (
 )
 from fabriek.engines.gpus import discover_gpus, gpu_type_from_name, nvml_gpu_names
 from fabriek.engines.local import LocalEngine
+
+
+# Whom the tests' jobs run as: the engine runs every job as its owner's own user.
+ALICE = JobOwner(user_id=1, user="alice", project_id=1, project="climate")
 
 
 def make_engine(state_dir: Path, gpus: int = 4) -> LocalEngine:
@@ -41,7 +46,7 @@ def engine(tmp_path: Path) -> Iterator[LocalEngine]:
 
 def job(job_id: int, *argv: str, gpus: int = 0, time_limit_s: int = 60) -> EngineJob:
     spec = JobSpec(name=f"job{job_id}", command=argv, gpus=gpus, time_limit_s=time_limit_s)
-    return EngineJob(job_id, spec)
+    return EngineJob(job_id, spec, owner=ALICE)
 
 
 def wait_for(engine: LocalEngine, handle: str, timeout: float = 10.0) -> Observation:
@@ -95,13 +100,13 @@ def test_a_command_that_does_not_exist_fails_with_a_reason(engine: LocalEngine) 
 
 def test_a_script_runs_with_bash_in_the_job_directory(engine: LocalEngine) -> None:
     spec = JobSpec(name="s", script="#!/bin/bash\necho $0 $FABRIEK_JOB_ID\npwd\n")
-    handle = engine.submit(EngineJob(7, spec))
+    handle = engine.submit(EngineJob(7, spec, owner=ALICE))
     assert wait_for(engine, handle).state == JobState.COMPLETED
-    job_dir = engine.state_dir / handle
+    work = engine.state_dir / handle / "work"  # the job's own workspace
     assert engine.read_log(handle, LogStream.STDOUT).decode().split() == [
-        str(job_dir / "script.sh"),
+        str(work / "script.sh"),
         "7",
-        str(job_dir),
+        str(work),
     ]
 
 
@@ -112,7 +117,7 @@ def test_the_job_sees_its_environment_but_not_the_control_planes(
     spec = JobSpec(
         name="env", command=("env",), environment={"MODEL": "llama", "CUDA_VISIBLE_DEVICES": "9"}
     )
-    handle = engine.submit(EngineJob(1, spec))
+    handle = engine.submit(EngineJob(1, spec, owner=ALICE))
     wait_for(engine, handle)
     seen = dict(
         line.split("=", 1)
@@ -201,23 +206,23 @@ def test_jobs_this_machine_can_never_run_are_rejected(
     engine: LocalEngine, spec: JobSpec, says: str
 ) -> None:
     with pytest.raises(EngineRejected, match=says):
-        engine.submit(EngineJob(1, spec))
+        engine.submit(EngineJob(1, spec, owner=ALICE))
 
 
 @pytest.mark.skipif(shutil.which("apptainer") is not None, reason="apptainer is installed")
 def test_a_container_without_apptainer_is_rejected(engine: LocalEngine) -> None:
     spec = JobSpec(name="c", command=("true",), container_image="docker://python:3.12")
     with pytest.raises(EngineRejected, match="apptainer is not installed"):
-        engine.submit(EngineJob(1, spec))
+        engine.submit(EngineJob(1, spec, owner=ALICE))
 
 
-def test_submit_is_idempotent_per_job_id(engine: LocalEngine, tmp_path: Path) -> None:
-    marks = tmp_path / "marks"
-    first = engine.submit(job(1, "bash", "-c", f"echo x >> {marks}"))
-    again = engine.submit(job(1, "bash", "-c", f"echo y >> {marks}"))
+def test_submit_is_idempotent_per_job_id(engine: LocalEngine) -> None:
+    # The mark is left in the job's workspace: its own folder outlives it.
+    first = engine.submit(job(1, "bash", "-c", "echo x >> marks"))
+    again = engine.submit(job(1, "bash", "-c", "echo y >> marks"))
     assert first == again and engine.known_jobs() == {1: first}
     wait_for(engine, first)
-    assert marks.read_text() == "x\n"
+    assert (engine.state_dir / first / "work" / "marks").read_text() == "x\n"
 
 
 def test_a_new_engine_adopts_running_and_finished_jobs(tmp_path: Path) -> None:
@@ -280,7 +285,7 @@ def test_a_relative_state_dir_works_from_anywhere(
 ) -> None:
     monkeypatch.chdir(tmp_path)
     relative = make_engine(Path("jobs"))
-    handle = relative.submit(EngineJob(1, JobSpec(name="s", script="echo hi\n")))
+    handle = relative.submit(EngineJob(1, JobSpec(name="s", script="echo hi\n"), owner=ALICE))
     monkeypatch.chdir("/")
     assert wait_for(relative, handle).state == JobState.COMPLETED
     assert relative.read_log(handle, LogStream.STDOUT) == b"hi\n"
@@ -288,7 +293,7 @@ def test_a_relative_state_dir_works_from_anywhere(
 
 def test_a_missing_working_directory_fails_the_job_with_a_reason(engine: LocalEngine) -> None:
     spec = JobSpec(name="w", command=("true",), working_dir="/no/such/dir")
-    seen = wait_for(engine, engine.submit(EngineJob(1, spec)))
+    seen = wait_for(engine, engine.submit(EngineJob(1, spec, owner=ALICE)))
     assert seen.state == JobState.FAILED
     assert seen.reason and "working directory '/no/such/dir'" in seen.reason
 

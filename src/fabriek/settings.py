@@ -41,6 +41,13 @@ class Settings(BaseSettings):
         ge=0,
         description="Virtual GPUs of a local-engine site without GPUs; default: the site's own.",
     )
+    local_id_base: int = Field(
+        default=1_900_000_000,
+        ge=1000,
+        le=2**31 - 2,
+        description="First UID and GID of the local engine's job users: a person's jobs run "
+        "as UID base + their number, in the project's group GID base + its number.",
+    )
     workers: int = Field(
         default=1,
         ge=1,

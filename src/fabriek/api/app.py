@@ -18,11 +18,9 @@ from fabriek.api.routers import (
     audit,
     calls,
     datasets,
-    experts,
     health,
     identity,
     jobs,
-    knowledge,
     models,
     notifications,
     organisations,
@@ -35,26 +33,26 @@ from fabriek.api.routers import (
     usage,
     users,
 )
-from fabriek.services.access_config import load_access_config
+from fabriek.services.access.config import load_access_config
 from fabriek.services.ai_models import ai_act_rules
 from fabriek.services.ai_systems import load_rule_book
-from fabriek.services.datasets import Vault, sweep_storage
+from fabriek.services.datasets.vault import Vault, sweep_storage
 from fabriek.services.dispatch import Dispatcher, claim_dispatch
 from fabriek.services.engine_registry import EngineRegistry, load_sites_file, tag_prefix
 from fabriek.services.housekeeping import housekeeping
 from fabriek.services.identity import PRINCIPAL_TABLES, PrincipalCache, installation_id
 from fabriek.services.jobs import ProjectRefCache, SiteShapeCache
 from fabriek.services.submissions import SubmissionWriter
-from fabriek.services.support_config import load_support_config
+from fabriek.services.support.config import load_support_config
 from fabriek.settings import Settings
-from fabriek.store.db import make_engine, make_sessions
+from fabriek.store.db import database_files, make_engine, make_sessions
 from fabriek.store.migrate import require_current
 from fabriek.store.watch import TableWatch
 
 VERSIONED = (
     identity, reference, sites, organisations, users, projects, jobs, notifications,
     allocations, calls, proposals, usage, audit, datasets, ai_systems, models, sandboxes,
-    experts, knowledge, support,
+    support,
 )  # fmt: skip
 
 
@@ -81,9 +79,18 @@ def create_app(
     load_support_config(settings.support_file)
     with sessions() as session:
         prefix = tag_prefix(installation_id(session))
-    registry = EngineRegistry(settings.state_dir, configs, settings.local_gpus, prefix)
-    shapes = SiteShapeCache()
     vault = Vault.from_settings(settings)
+    # What no job may read, besides the state folder: the store, the keys, the datasets.
+    private = [*database_files(settings.database_url), vault.objects.root, vault.master_key_file]
+    registry = EngineRegistry(
+        settings.state_dir,
+        configs,
+        settings.local_gpus,
+        prefix,
+        private_paths=private,
+        id_base=settings.local_id_base,
+    )
+    shapes = SiteShapeCache()
     dispatcher = Dispatcher(
         sessions,
         registry,

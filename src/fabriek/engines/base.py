@@ -11,8 +11,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
+from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
+from fabriek.domain.accounts import JobOwner
 from fabriek.domain.jobs import JobSpec, JobState
 
 
@@ -33,11 +35,16 @@ class Placement:
 
 @dataclass(frozen=True)
 class EngineJob:
-    """A job handed to an engine: Fabriek's id tags it, so it is never started twice."""
+    """A job handed to an engine: Fabriek's id tags it, so it is never started twice.
+
+    `owner` is whom it runs as (an engine that runs jobs of several people refuses a job
+    without one); `datasets_dir` holds its decrypted datasets, staged for it alone."""
 
     job_id: int
     spec: JobSpec
     placement: Placement = field(default_factory=Placement)
+    owner: JobOwner | None = None
+    datasets_dir: Path | None = None
 
 
 @dataclass(frozen=True)

@@ -5,14 +5,26 @@ files), so a new engine on the same directory, after a restart of the control pl
 sees exactly what the old one saw: finished jobs with their exit status, running jobs with
 the GPUs they hold. Polling only reads those files and `/proc`; it starts no process.
 
+Every job runs as its owner, never with the control plane's privileges. A control plane
+that runs as root (`Isolation.USERS`) runs each job as the person's own unprivileged UID
+with the project's GID, in PID and mount namespaces of its own (`local_jail`): the job sees
+its workspace (`<job>/work/`, its own), its staged datasets (read-only) and the machine's
+programs, but not the state folder, the database, the keys, other jobs' files or
+processes. The runner's files stay in `<job>/`, the root's, so a job cannot forge how it
+ended. A control plane that is not root cannot switch users (`Isolation.SINGLE_USER`): it
+says so when it starts and runs the jobs of one project only.
+
 Limits, on purpose: one control plane per state directory (GPU assignment is kept in this
 process); CPU and memory requests are not enforced (a GPU node's jobs are fenced by their
-GPUs); Linux only (runner liveness comes from `/proc`).
+GPUs); the network is shared (databases must not trust loopback connections); Linux only
+(runner liveness comes from `/proc`, isolation from util-linux's `unshare`).
 """
 
 from __future__ import annotations
 
 import contextlib
+import getpass
+import logging
 import os
 import re
 import shutil
@@ -22,14 +34,23 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
+from fabriek.domain.accounts import (
+    DEFAULT_ID_BASE,
+    IdentityOutOfRange,
+    JobOwner,
+    PosixIdentity,
+    local_identity,
+)
 from fabriek.domain.errors import NotFound
 from fabriek.domain.jobs import TERMINAL_STATES, JobSpec, JobState
+from fabriek.engines import local_jail
 from fabriek.engines import local_runner as files
 from fabriek.engines.base import (
     EngineJob,
@@ -40,10 +61,34 @@ from fabriek.engines.base import (
 )
 from fabriek.engines.gpus import GpuInventory, discover_gpus
 
+log = logging.getLogger(__name__)
+
 _HANDLE = re.compile(r"[0-9]{1,18}", re.ASCII)
+WORK_DIR = "work"  # inside a job's directory: the job's own workspace
+SINGLE_USER_FILE = "single-user-project.json"
+ACCOUNT_FILES = ("passwd", "group")  # the job's view of /etc/passwd and /etc/group
+# The job's own PID and mount namespaces; the jail dies with `unshare`, and the job with it.
+_UNSHARE = (
+    "unshare", "--mount", "--pid", "--fork", "--kill-child", "--mount-proc",
+    "--propagation", "private",
+)  # fmt: skip
 # What a job inherits from the control plane's environment: enough to find programs and
 # run them, and nothing else (the control plane's own settings may hold secrets).
 _INHERITED = ("PATH", "HOME", "USER", "LOGNAME", "LANG", "LC_ALL", "TZ", "TMPDIR", "SHELL")
+
+
+class Isolation(StrEnum):
+    """How a local engine keeps jobs apart."""
+
+    # Root: each job as its owner's own user, in namespaces that show it only its own files.
+    USERS = "users"
+    # Not root: every job as the server's own user, so only one project's jobs may run.
+    SINGLE_USER = "single-user"
+
+
+def default_isolation() -> Isolation:
+    """USERS where this process may switch users (root), else SINGLE_USER."""
+    return Isolation.USERS if os.geteuid() == 0 else Isolation.SINGLE_USER
 
 
 def _parse_time(text: object) -> datetime | None:
@@ -64,12 +109,18 @@ class LocalEngine:
         kill_grace_s: float = 10.0,
         start_timeout_s: float = 60.0,
         energy_test_double_watts: float | None = None,
+        isolation: Isolation | None = None,
+        private_paths: Sequence[Path] = (),
+        id_base: int = DEFAULT_ID_BASE,
     ) -> None:
         """`detect_gpus=False` skips NVML and always uses `virtual_gpus` (tests do this);
         `kill_grace_s` is the wait between SIGTERM and SIGKILL; a job directory whose
         runner never recorded itself within `start_timeout_s` is taken as lost.
         `energy_test_double_watts` gives virtual GPUs an energy counter that grows at that
-        constant power: a test double for NVML where there are no GPUs."""
+        constant power: a test double for NVML where there are no GPUs.
+        `isolation` defaults to what this process can do (`default_isolation`);
+        `private_paths` are hidden from jobs besides `state_dir` (the control plane's state
+        folder, database, keys); UIDs and GIDs are numbered from `id_base`."""
         self.energy_test_double_watts = energy_test_double_watts
         self.name = name
         # Absolute, because runners work from their job directories and outlive our cwd.
@@ -82,6 +133,22 @@ class LocalEngine:
         self._held: dict[int, tuple[int, ...]] = {}  # job id -> GPUs, until it is seen ended
         self._gpus: dict[int, tuple[int, ...]] = {}  # from job.json, which never changes
         self._children: dict[int, subprocess.Popen[bytes]] = {}  # runners to reap
+        self.isolation = isolation or default_isolation()
+        self.id_base = id_base
+        self.private_paths = tuple(
+            dict.fromkeys([self.state_dir, *(Path(p).resolve() for p in private_paths)])
+        )
+        if self.isolation is Isolation.SINGLE_USER:
+            log.warning(
+                "local engine %s runs in single-user mode: the server is not root, so every "
+                "job runs as the server's own user %s, and it accepts the jobs of one project "
+                "only; run the server as root to run each job as its own user",
+                name,
+                getpass.getuser(),
+            )
+        else:
+            # Outside a job's namespaces too, no job user may even look in here.
+            self.state_dir.chmod(0o700)
         self._adopt()
 
     def _adopt(self) -> None:
@@ -128,6 +195,7 @@ class LocalEngine:
             if job_dir.exists():
                 return handle
             self._check(job.job_id, job.spec)
+            identity = self._identity(job.owner)
             self._release_ended()
             free = self._free()
             if job.spec.gpus > len(free):
@@ -137,7 +205,7 @@ class LocalEngine:
                 )
             gpus = free[: job.spec.gpus]
             try:
-                if not self._create_job_dir(job, job_dir, gpus):
+                if not self._create_job_dir(job, job_dir, gpus, identity):
                     return handle  # another process created it first
             except OSError as error:
                 raise EngineUnavailable(f"could not write the job's directory: {error}") from error
@@ -227,15 +295,54 @@ class LocalEngine:
                 "installed on this machine; run a command without a container, or install it"
             )
 
+    def _identity(self, owner: JobOwner | None) -> PosixIdentity | None:
+        """Whom a job runs as; None: as this process's own user (single-user mode)."""
+        if self.isolation is Isolation.SINGLE_USER:
+            if owner is not None:
+                self._claim_single_project(owner)
+            return None
+        if owner is None:
+            raise EngineRejected(
+                "the job names no owner, and this local engine runs every job as its own user"
+            )
+        if shutil.which("unshare") is None:
+            raise EngineRejected(
+                "util-linux's unshare is not installed on this machine: without it no job "
+                "can be kept from the others' files; install util-linux"
+            )
+        try:
+            return local_identity(owner, self.id_base)
+        except IdentityOutOfRange as error:
+            raise EngineRejected(str(error)) from None
+
+    def _claim_single_project(self, owner: JobOwner) -> None:
+        """The first project to run here keeps the engine (across restarts); refuse others."""
+        path = self.state_dir / SINGLE_USER_FILE
+        files.write_json_once(path, {"project_id": owner.project_id, "project": owner.project})
+        claimed = files.read_json(path) or {}
+        if claimed.get("project_id") != owner.project_id:
+            raise EngineRejected(
+                f"the local engine {self.name} runs in single-user mode (the server is not "
+                "root, so a job would run as the server's own user and could read the jobs "
+                f"of others): it runs the jobs of project {claimed.get('project')!r} only; "
+                "run the server as root to run the jobs of several projects"
+            )
+
     def _argv(self, spec: JobSpec, job_dir: Path, gpus: tuple[int, ...]) -> list[str]:
-        argv = list(spec.command) if spec.command else ["bash", str(job_dir / "script.sh")]
+        work = job_dir / WORK_DIR
+        argv = list(spec.command) if spec.command else ["bash", str(work / "script.sh")]
         if not spec.container_image:
             return argv
         nv = ["--nv"] if gpus and self.inventory.source == "nvml" else []
-        return ["apptainer", "exec", *nv, "--bind", str(job_dir), spec.container_image, *argv]
+        return ["apptainer", "exec", *nv, "--bind", str(work), spec.container_image, *argv]
 
-    def _environment(self, job: EngineJob, job_dir: Path, gpus: tuple[int, ...]) -> dict[str, str]:
+    def _environment(
+        self, job: EngineJob, job_dir: Path, gpus: tuple[int, ...], who: PosixIdentity | None
+    ) -> dict[str, str]:
         env = {key: os.environ[key] for key in _INHERITED if key in os.environ}
+        if who is not None:  # not the control plane's home, name and temporary folder
+            home = str(job_dir / WORK_DIR)
+            env.update(HOME=home, USER=who.user, LOGNAME=who.user, TMPDIR="/tmp")
         env.update(job.spec.environment)
         visible = ",".join(str(gpu) for gpu in gpus)
         # Set last, so that a job cannot reach past the GPUs it was given.
@@ -247,7 +354,7 @@ class LocalEngine:
                 "FABRIEK_GPUS": visible,
                 "FABRIEK_JOB_ID": str(job.job_id),
                 "FABRIEK_JOB_NAME": job.spec.name,
-                "FABRIEK_JOB_DIR": str(job_dir),
+                "FABRIEK_JOB_DIR": str(job_dir / WORK_DIR),
                 "FABRIEK_ENGINE": self.name,
             }
         )
@@ -265,23 +372,53 @@ class LocalEngine:
         # No GPU counter: the CPU packages' RAPL counters still, where the kernel allows.
         return {"kind": "cpu", "gpus": []}
 
-    def _create_job_dir(self, job: EngineJob, job_dir: Path, gpus: tuple[int, ...]) -> bool:
+    def _jail(self, job: EngineJob, job_dir: Path, who: PosixIdentity) -> dict[str, Any]:
+        """What `local_jail` needs: how to start it, whom to become, what to hide and show."""
+        work = str(job_dir / WORK_DIR)
+        binds: list[dict[str, Any]] = [{"source": work, "target": work, "writable": True}]
+        if job.datasets_dir is not None:
+            staged = str(Path(job.datasets_dir).resolve())
+            binds.append({"source": staged, "target": staged, "writable": False})
+        for name in ACCOUNT_FILES:
+            if Path("/etc", name).is_file():  # `_write_account_files` wrote our copy
+                binds.append({"source": str(job_dir / name), "target": f"/etc/{name}"})
+        jail = [sys.executable, "-I", "-S", local_jail.__file__, str(job_dir)]
+        return {
+            "command": [*_UNSHARE, *jail],
+            "uid": who.uid,
+            "gid": who.gid,
+            "user": who.user,
+            "hide": [str(path) for path in self.private_paths],
+            "binds": binds,
+        }
+
+    def _create_job_dir(
+        self, job: EngineJob, job_dir: Path, gpus: tuple[int, ...], who: PosixIdentity | None
+    ) -> bool:
         """Build the job directory aside and rename it into place, so that it appears whole
         or not at all. False if it appeared meanwhile."""
         spec = job.spec
         temp = self.state_dir / f".new-{job.job_id}-{uuid.uuid4().hex}"
         temp.mkdir(mode=0o700)  # the job's environment may hold the user's secrets
         try:
+            work = temp / WORK_DIR
+            work.mkdir(mode=0o700)
             if spec.script is not None:
-                (temp / "script.sh").write_text(spec.script)
+                (work / "script.sh").write_text(spec.script)
+            if who is not None:
+                _write_account_files(temp, who, home=job_dir / WORK_DIR)
+                _give(work, who)
+                if job.datasets_dir is not None:
+                    _give(Path(job.datasets_dir), who, writable=False)
             files.write_json(
                 temp / files.JOB_FILE,
                 {
                     "job_id": job.job_id,
                     "name": spec.name,
                     "argv": self._argv(spec, job_dir, gpus),
-                    "env": self._environment(job, job_dir, gpus),
-                    "cwd": spec.working_dir or str(job_dir),
+                    "env": self._environment(job, job_dir, gpus, who),
+                    "cwd": spec.working_dir or str(job_dir / WORK_DIR),
+                    "jail": self._jail(job, job_dir, who) if who is not None else None,
                     "time_limit_s": spec.time_limit_s,
                     "kill_grace_s": self.kill_grace_s,
                     "gpus": list(gpus),
@@ -373,6 +510,35 @@ class LocalEngine:
         else:
             why = f"runner process {runner['pid']} disappeared without recording an exit status"
         return Observation(job_id, handle, JobState.LOST, why + _last_words(job_dir))
+
+
+def _write_account_files(job_dir: Path, who: PosixIdentity, home: Path) -> None:
+    """The machine's /etc/passwd and /etc/group with the job's user and group added, so that
+    `id`, `whoami` and `~` work inside the job (a name the machine has already is left to
+    the machine)."""
+    lines = {
+        "passwd": f"{who.user}:x:{who.uid}:{who.gid}:{who.user}:{home}:/bin/bash",
+        "group": f"{who.group}:x:{who.gid}:{who.user}",
+    }
+    for name, line in lines.items():
+        try:
+            known = Path("/etc", name).read_text()
+        except OSError:
+            continue
+        taken = {entry.split(":", 1)[0] for entry in known.splitlines()}
+        added = "" if line.split(":", 1)[0] in taken else line + "\n"
+        (job_dir / name).write_text(known.rstrip("\n") + "\n" + added)
+        (job_dir / name).chmod(0o644)
+
+
+def _give(root: Path, who: PosixIdentity, *, writable: bool = True) -> None:
+    """Make `root` and everything in it the job user's (read-only unless `writable`)."""
+    for path in [root, *root.rglob("*")]:
+        if path.is_symlink():
+            continue
+        os.chown(path, who.uid, who.gid)
+        if not writable:
+            path.chmod(0o500 if path.is_dir() else 0o400)
 
 
 def _last_words(job_dir: Path) -> str:

@@ -13,6 +13,8 @@ reader never sees half a file):
 - `stdout`, `stderr`: the job's output.
 - `cancel` (touched by the engine before it signals): cancel even if the signal came early.
 - `status.json`: the end: exit code, signal, timed out, cancelled, start and end times.
+- `jail.json` (written by `local_jail.py` when the job runs as its own user): how it
+  ended, or why it could not start.
 - `energy.json`: readings of the job's GPUs' total-energy counters (mJ), and of the CPU
   packages' RAPL counters (µJ) where readable, at its start, at every clock hour and at its
   end, when `job.json` names an energy meter.
@@ -40,6 +42,8 @@ STATUS_FILE = "status.json"
 CANCEL_FILE = "cancel"
 RUNNER_LOG = "runner.log"
 ENERGY_FILE = "energy.json"
+JAIL_FILE = "jail.json"  # written by local_jail.py: how a jailed job ended
+_SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 _NVML_SUCCESS = 0
 
 _PR_SET_PDEATHSIG = 1
@@ -313,12 +317,14 @@ def run(job_dir: Path) -> int:
         write_json(job_dir / STATUS_FILE, _final(0, None, "cancelled", None))
         return 0
     started = now_iso()
+    jail = job.get("jail")
     with (job_dir / "stdout").open("wb") as out, (job_dir / "stderr").open("wb") as err:
         try:
             child = subprocess.Popen(
-                job["argv"],
-                cwd=job["cwd"],
-                env=job["env"],
+                # Jailed: the jail sets up the job's namespaces and becomes its user.
+                jail["command"] if jail else job["argv"],
+                cwd="/" if jail else job["cwd"],
+                env={"PATH": _SYSTEM_PATH} if jail else job["env"],
                 stdin=subprocess.DEVNULL,
                 stdout=out,
                 stderr=err,
@@ -344,9 +350,15 @@ def run(job_dir: Path) -> int:
     meter.sample()
     code = child.returncode
     sig_num = -code if code < 0 else None
+    jailed = read_json(job_dir / JAIL_FILE) if jail else None
+    if jailed and jailed.get("signal"):
+        sig_num = int(jailed["signal"])  # the jail could only exit with 128 + it
     # A job killed by a signal exits, in the shell's words, with 128 + the signal's number.
     exit_code = 128 + sig_num if sig_num else code
-    write_json(job_dir / STATUS_FILE, _final(exit_code, sig_num, cause, started, limit_s))
+    status = _final(exit_code, sig_num, cause, started, limit_s)
+    if jailed and jailed.get("error") and cause == "exited":
+        status["reason"] = str(jailed["error"])[:1000]
+    write_json(job_dir / STATUS_FILE, status)
     return 0
 
 

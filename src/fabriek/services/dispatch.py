@@ -29,6 +29,7 @@ from typing import IO, Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from fabriek.domain.accounts import JobOwner
 from fabriek.domain.capacity import SiteShape
 from fabriek.domain.jobs import ACTIVE_STATES, JobSpec, JobState, can_transition
 from fabriek.domain.residency import DATASETS_ENV
@@ -45,13 +46,13 @@ from fabriek.engines.base import (
 )
 from fabriek.scheduler.carbon import DEFAULT_HEAT_WEIGHT
 from fabriek.services import audit, job_datasets
-from fabriek.services.access_config import load_access_config
+from fabriek.services.access.config import load_access_config
 from fabriek.services.datasets import Vault
 from fabriek.services.engine_registry import EngineRegistry
 from fabriek.services.job_datasets import DatasetUnavailable
 from fabriek.services.jobs import SiteShapeCache, spec_from_row, transition
 from fabriek.services.scheduling import recent_run_shares, recent_usage, run_cycle
-from fabriek.store.tables import JobRow, SiteRow
+from fabriek.store.tables import JobRow, ProjectRow, SiteRow, UserRow
 
 log = logging.getLogger("fabriek.dispatch")
 # Notices and e-mail are about days and thresholds: once a minute is prompt enough.
@@ -107,7 +108,8 @@ class Dispatcher:
         self.sessions = sessions
         self.heat_weight = heat_weight
         self.vault = vault
-        self.staging_root = staging_root
+        # Absolute: jobs run in directories of their own and must reach it from there.
+        self.staging_root = staging_root.resolve() if staging_root is not None else None
         self.access = access or load_access_config()
         self.housekeeping = housekeeping
         self.housekeeping_every_s = housekeeping_every_s
@@ -236,16 +238,28 @@ class Dispatcher:
     def _launch(self) -> int:
         with self.sessions() as session:
             todo = session.execute(
-                select(JobRow, SiteRow.name)
+                select(JobRow, SiteRow.name, UserRow.username, ProjectRow.name)
                 .join(SiteRow, SiteRow.id == JobRow.site_id)
+                .join(UserRow, UserRow.id == JobRow.user_id)
+                .join(ProjectRow, ProjectRow.id == JobRow.project_id)
                 .where(JobRow.state == JobState.STARTING.value, JobRow.handle.is_(None))
                 .order_by(JobRow.id)
             ).all()
             work = [
-                (job.id, site, EngineJob(job.id, self._engine_spec(job, site), Placement()))
-                for job, site in todo
+                (
+                    job.id,
+                    site,
+                    EngineJob(
+                        job.id,
+                        self._engine_spec(job, site),
+                        Placement(),
+                        # Whom it runs as: never the control plane, never a shared account.
+                        owner=JobOwner(job.user_id, user, job.project_id, project),
+                    ),
+                )
+                for job, site, user, project in todo
             ]
-            reads = {job.id: (job.project_id, job.datasets) for job, _ in todo if job.datasets}
+            reads = {job.id: (job.project_id, job.datasets) for job, *_ in todo if job.datasets}
         if not work:
             return 0
 
@@ -324,7 +338,9 @@ class Dispatcher:
         if path is None:
             return engine_job
         env = {**engine_job.spec.environment, DATASETS_ENV: str(path)}
-        return replace(engine_job, spec=replace(engine_job.spec, environment=env))
+        return replace(
+            engine_job, spec=replace(engine_job.spec, environment=env), datasets_dir=path
+        )
 
     def _unstage(self, job_id: int) -> None:
         if self.staging_root is not None:

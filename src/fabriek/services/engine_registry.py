@@ -17,10 +17,11 @@ from __future__ import annotations
 
 import threading
 import tomllib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from fabriek.domain.accounts import DEFAULT_ID_BASE
 from fabriek.domain.errors import InvalidInput
 from fabriek.engines.base import Engine
 from fabriek.engines.local import LocalEngine
@@ -81,8 +82,15 @@ class EngineRegistry:
         configs: dict[str, EngineConfig] | None = None,
         default_gpus: int | None = None,
         tag_prefix: str = "fabriek",
+        private_paths: Sequence[Path] = (),
+        id_base: int = DEFAULT_ID_BASE,
     ) -> None:
+        """`private_paths` are what no job may see besides the state folder (the database,
+        the keys, the dataset store); local jobs' UIDs and GIDs are numbered from
+        `id_base`."""
         self.state_dir = Path(state_dir)
+        self.private_paths = (self.state_dir, *private_paths)
+        self.id_base = id_base
         self.tag_prefix = tag_prefix
         self.configs = configs or {}
         self.default_gpus = default_gpus
@@ -116,6 +124,8 @@ class EngineRegistry:
                 virtual_gpus=config.virtual_gpus or self.default_gpus or site_gpus,
                 gpu_type=None,
                 energy_test_double_watts=config.energy_test_double_watts,
+                private_paths=self.private_paths,
+                id_base=self.id_base,
             ),
             "slurm": lambda: SlurmEngine(
                 site,

@@ -38,6 +38,16 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cur.close()
 
 
+def database_files(url: str) -> tuple[Path, ...]:
+    """The files that hold an embedded (SQLite) store, with its journal and WAL; none for a
+    database server. What jobs must never read."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or parsed.database in {None, "", ":memory:"}:
+        return ()
+    main = Path(str(parsed.database)).resolve()
+    return (main, *(main.with_name(main.name + end) for end in ("-wal", "-shm", "-journal")))
+
+
 def make_engine(url: str) -> Engine:
     """An engine for the URL; on SQLite, creates the file's directory and sets pragmas."""
     try:
