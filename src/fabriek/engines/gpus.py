@@ -1,21 +1,20 @@
 """The GPUs of this machine, found through NVML; virtual ones where there are none.
 
-NVML is loaded with ctypes from the driver's own `libnvidia-ml.so.1`, so finding GPUs needs
-no Python package and works on any machine with an NVIDIA driver. A machine without one gets
+NVML is NVIDIA's own Python binding (`nvidia-ml-py`), which loads the driver's
+`libnvidia-ml.so.1` when there is one and says so when there is not. A machine without one gets
 virtual GPUs: they run jobs exactly as real ones do (each job sees its own
 `CUDA_VISIBLE_DEVICES`), so the whole factory can be tried on a laptop.
 """
 
 from __future__ import annotations
 
-import ctypes
+import contextlib
 import re
 from dataclasses import dataclass
 
-from fabriek.domain.gpus import GPU_TYPES
+import pynvml
 
-_NVML_SUCCESS = 0
-_NAME_BUFFER = 96  # NVML_DEVICE_NAME_V2_BUFFER_SIZE
+from fabriek.domain.gpus import GPU_TYPES
 
 
 @dataclass(frozen=True)
@@ -49,32 +48,23 @@ def gpu_type_from_name(name: str) -> str:
 def nvml_gpu_names() -> tuple[str, ...] | None:
     """The names of this machine's NVIDIA GPUs in NVML order, or None without NVML."""
     try:
-        nvml = ctypes.CDLL("libnvidia-ml.so.1")
-    except OSError:
+        pynvml.nvmlInit()
+    except pynvml.NVMLError:  # no driver library, or no driver loaded
         return None
     try:
-        if nvml.nvmlInit_v2() != _NVML_SUCCESS:
-            return None
-    except AttributeError:
-        return None
-    try:
-        count = ctypes.c_uint(0)
-        if nvml.nvmlDeviceGetCount_v2(ctypes.byref(count)) != _NVML_SUCCESS:
-            return None
         names: list[str] = []
-        for index in range(count.value):
-            handle = ctypes.c_void_p()
-            buffer = ctypes.create_string_buffer(_NAME_BUFFER)
-            if (
-                nvml.nvmlDeviceGetHandleByIndex_v2(index, ctypes.byref(handle)) != _NVML_SUCCESS
-                or nvml.nvmlDeviceGetName(handle, buffer, _NAME_BUFFER) != _NVML_SUCCESS
-            ):
-                names.append("unknown")
-                continue
-            names.append(buffer.value.decode(errors="replace"))
+        for index in range(pynvml.nvmlDeviceGetCount()):
+            try:
+                name = pynvml.nvmlDeviceGetName(pynvml.nvmlDeviceGetHandleByIndex(index))
+            except pynvml.NVMLError:
+                name = "unknown"
+            names.append(name.decode(errors="replace") if isinstance(name, bytes) else name)
         return tuple(names)
+    except pynvml.NVMLError:
+        return None
     finally:
-        nvml.nvmlShutdown()
+        with contextlib.suppress(pynvml.NVMLError):
+            pynvml.nvmlShutdown()
 
 
 def discover_gpus(virtual_gpus: int, gpu_type: str | None, detect: bool = True) -> GpuInventory:

@@ -437,7 +437,8 @@ class LocalEngine:
     def _start_runner(self, job_id: int, job_dir: Path) -> None:
         with (job_dir / files.RUNNER_LOG).open("ab") as log:
             runner = subprocess.Popen(
-                [sys.executable, "-I", "-S", files.__file__, str(job_dir)],
+                # Not -S: the NVML binding is among the environment's packages.
+                [sys.executable, "-I", files.__file__, str(job_dir)],
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=log,

@@ -1,9 +1,10 @@
 """The small process that runs one local job and outlives the control plane that started it.
 
-`LocalEngine` starts it as `python -I -S local_runner.py JOB_DIR` in a session of its own,
-so a restart of the control plane neither kills nor orphans the job. It imports nothing but
-the standard library: it starts fast, and a control plane upgraded while jobs run cannot
-break the runners already running.
+`LocalEngine` starts it as `python -I local_runner.py JOB_DIR` in a session of its own,
+so a restart of the control plane neither kills nor orphans the job. It imports nothing of
+Fabriek and, besides the standard library, only NVIDIA's NVML binding where the job has real
+GPUs: it starts fast, and a control plane upgraded while jobs run cannot break the runners
+already running.
 
 What it reads and writes in JOB_DIR (every write is a temp file plus `os.replace`, so a
 reader never sees half a file):
@@ -44,7 +45,6 @@ RUNNER_LOG = "runner.log"
 ENERGY_FILE = "energy.json"
 JAIL_FILE = "jail.json"  # written by local_jail.py: how a jailed job ended
 _SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-_NVML_SUCCESS = 0
 
 _PR_SET_PDEATHSIG = 1
 # Loaded here, not in the forked child, where loading a library is not safe.
@@ -147,28 +147,28 @@ class EnergyMeter:
         self.rapl = rapl_zones(Path((spec or {}).get("rapl_root", RAPL_ROOT)))
         self._nvml: Any = None
         if self.kind == "nvml":
-            with contextlib.suppress(OSError, AttributeError):
-                lib = ctypes.CDLL("libnvidia-ml.so.1")
-                if lib.nvmlInit_v2() == _NVML_SUCCESS:
-                    self._nvml = lib
+            # Imported only here: the runner needs it only on a machine with NVIDIA GPUs.
+            with contextlib.suppress(ImportError, Exception):
+                import pynvml
+
+                pynvml.nvmlInit()
+                self._nvml = pynvml
 
     def _counters(self) -> dict[str, int] | None:
         if self.kind == "test-double":
             return {str(g): int(self.watts * time.time() * 1000) for g in self.gpus}
         if self._nvml is None:
             return None
-        out: dict[str, int] = {}
-        for index in self.gpus:
-            handle, energy = ctypes.c_void_p(), ctypes.c_ulonglong(0)
-            if (
-                self._nvml.nvmlDeviceGetHandleByIndex_v2(index, ctypes.byref(handle))
-                != _NVML_SUCCESS
-                or self._nvml.nvmlDeviceGetTotalEnergyConsumption(handle, ctypes.byref(energy))
-                != _NVML_SUCCESS
-            ):
-                return None  # a GPU without the counter (before Volta): none is measured
-            out[str(index)] = int(energy.value)
-        return out
+        nvml = self._nvml
+        try:
+            return {
+                str(index): int(
+                    nvml.nvmlDeviceGetTotalEnergyConsumption(nvml.nvmlDeviceGetHandleByIndex(index))
+                )
+                for index in self.gpus
+            }
+        except nvml.NVMLError:
+            return None  # a GPU without the counter (before Volta): none is measured
 
     def sample(self) -> None:
         """Read the counters now and record the reading (no-op without a meter)."""
