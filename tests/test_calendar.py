@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, time, timedelta, timezone, tzinfo
 from zoneinfo import ZoneInfo
 
+import holidays
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -299,3 +300,17 @@ def test_working_days_between_matches_walking_the_days(
     first = start.astimezone(AMSTERDAM).date()
     last = end.astimezone(AMSTERDAM).date()
     assert working_days_between(start, end) == count_by_walking(first, last)
+
+
+# From 1980, when Koninginnedag on a Sunday moved to the Saturday before (it was the Monday
+# after): ours follows the present rules, for promises made today, not the older ones.
+@pytest.mark.parametrize("year", range(1980, 2101))
+def test_the_holidays_agree_with_the_holidays_package_but_for_liberation_day(year: int) -> None:
+    """The `holidays` package keeps the Dutch calendar; ours differs in one thing only, on
+    purpose: Bevrijdingsdag every year, where the package lists it in lustrum years (see
+    `domain/calendar.py` for why)."""
+    theirs = set(holidays.country_holidays("NL", years=year))
+    ours = set(dutch_public_holidays(year))
+    assert ours - theirs <= {date(year, 5, 5)}
+    assert theirs <= ours
+    assert date(year, 5, 5) in ours
