@@ -22,7 +22,8 @@ from sqlalchemy import select, text
 
 from fabriek.domain.errors import NotFound
 from fabriek.sdk import ApiUnreachable, FabriekClient
-from fabriek.services import datasets
+from fabriek.services.datasets.download import open_plaintext, readable_by_project
+from fabriek.services.datasets.vault import Vault
 from fabriek.services.demo import demo_token
 from fabriek.store.db import make_engine, make_sessions
 from fabriek.store.envelope import (
@@ -288,12 +289,12 @@ def test_a_grant_to_another_organisation_needs_the_owners_consent(
     engine = make_engine(server.settings.database_url)
     with make_sessions(engine)() as session:
         legal = session.scalars(select(ProjectRow.id).where(ProjectRow.name == "legal-nl")).one()
-        read = datasets.readable_by_project(session, legal, "dutch-llm", unique)
+        read = readable_by_project(session, legal, "dutch-llm", unique)
         assert not read.owned and read.dataset.classification == "confidential"
-        vault = datasets.Vault.from_settings(server.settings)
-        assert b"".join(datasets.open_plaintext(session, vault, read.version)) == b"trade secrets"
+        vault = Vault.from_settings(server.settings)
+        assert b"".join(open_plaintext(session, vault, read.version)) == b"trade secrets"
         with pytest.raises(NotFound):
-            datasets.readable_by_project(session, legal + 10_000, "dutch-llm", unique)
+            readable_by_project(session, legal + 10_000, "dutch-llm", unique)
     engine.dispose()
     again = pieter.post(grants, json={"project": "legal-nl", "cross_organisation": True})
     assert "already holds a grant" in str(problem_of(again, 409)["detail"])

@@ -24,8 +24,9 @@ from fabriek.domain.datasets import (
     OrganisationKey,
 )
 from fabriek.domain.errors import InvalidInput
-from fabriek.services import datasets
-from fabriek.services.datasets import Vault
+from fabriek.services.datasets import deletion, grants, keys, terms, upload
+from fabriek.services.datasets.download import open_download
+from fabriek.services.datasets.vault import Vault
 from fabriek.services.paging import PageRequest
 from fabriek.store.envelope import Undecryptable
 
@@ -60,20 +61,20 @@ def list_datasets(
 ) -> PageOut[Dataset]:
     """The datasets of the caller's projects and those granted to them (all, for admins),
     each with its latest version."""
-    return PageOut.of(datasets.list_datasets(db, who, page, project, name))
+    return PageOut.of(terms.list_datasets(db, who, page, project, name))
 
 
 @router.post("", response_model=Dataset, status_code=status.HTTP_201_CREATED)
 def register_dataset(body: DatasetDraft, db: Db, who: Caller, ctx: Ctx) -> Dataset:
     """Register a dataset of one of the caller's projects, with its terms; upload its data
     as versions after."""
-    return datasets.register(db, who, ctx.clock(), body)
+    return terms.register(db, who, ctx.clock(), body)
 
 
 @router.get("/{project}/{name}", response_model=Dataset)
 def get_dataset(project: ProjectRef, name: Name, db: Db, who: Caller) -> Dataset:
     """One dataset with its versions (newest first) and, for its owners, its grants."""
-    return datasets.get_dataset(db, who, project, name)
+    return terms.get_dataset(db, who, project, name)
 
 
 @router.delete("/{project}/{name}", status_code=status.HTTP_204_NO_CONTENT)
@@ -82,7 +83,7 @@ def delete_dataset(
 ) -> Response:
     """Delete the dataset and every version: their data keys are destroyed, so no copy of
     the ciphertext can be read again (owner's principal investigator, or an admin)."""
-    datasets.delete_dataset(db, store, who, ctx.clock(), project, name)
+    deletion.delete_dataset(db, store, who, ctx.clock(), project, name)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
@@ -131,7 +132,7 @@ async def upload_version(
     """Upload a new version of the dataset (members of the owning project). The body is
     encrypted as it arrives; a SHA-256 mismatch, a cut-off body or an upload beyond the
     project's quota leaves nothing behind."""
-    return await datasets.upload_version(
+    return await upload.upload_version(
         ctx.sessions, store, who, ctx.clock, project, name, sha256.lower(), content_length,
         _body(request),
     )  # fmt: skip
@@ -163,7 +164,7 @@ def download(
 ) -> StreamingResponse:
     """The data of a version, decrypted as it streams (owning and granted projects'
     members). `X-Content-SHA256` carries its SHA-256 for the client to check at the end."""
-    found = datasets.open_download(db, store, who, ctx.clock(), project, name, version)
+    found = open_download(db, store, who, ctx.clock(), project, name, version)
     return StreamingResponse(
         _guarded(found.chunks, f"{found.project}/{found.dataset} version {found.number}"),
         media_type="application/octet-stream",
@@ -181,7 +182,7 @@ def delete_version(
     project: ProjectRef, name: Name, number: int, db: Db, who: Caller, ctx: Ctx, store: TheVault
 ) -> Response:
     """Delete one version: its data key is destroyed, then its ciphertext."""
-    datasets.delete_version(db, store, who, ctx.clock(), project, name, number)
+    deletion.delete_version(db, store, who, ctx.clock(), project, name, number)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
@@ -193,7 +194,7 @@ def grant(
 ) -> DatasetGrant:
     """Let another project's members read the dataset (owner's principal investigator or
     an admin; a project of another organisation only with the owner's explicit consent)."""
-    return datasets.grant(db, who, ctx.clock(), project, name, body)
+    return grants.grant(db, who, ctx.clock(), project, name, body)
 
 
 @router.delete("/{project}/{name}/grants/{grantee}", status_code=status.HTTP_204_NO_CONTENT)
@@ -201,7 +202,7 @@ def revoke(
     project: ProjectRef, name: Name, grantee: str, db: Db, who: Caller, ctx: Ctx
 ) -> Response:
     """Withdraw a project's grant."""
-    datasets.revoke(db, who, ctx.clock(), project, name, grantee)
+    grants.revoke(db, who, ctx.clock(), project, name, grantee)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
@@ -209,11 +210,11 @@ def revoke(
 def list_keys(db: Db, who: Caller) -> list[OrganisationKey]:
     """Key versions of the organisations the caller may rotate (history only: key material
     never leaves the server)."""
-    return datasets.list_keys(db, who)
+    return keys.list_keys(db, who)
 
 
 @keys_router.post("/{organisation_id}/rotate", response_model=KeyRotation)
 def rotate_key(organisation_id: int, db: Db, who: Caller, ctx: Ctx, store: TheVault) -> KeyRotation:
     """Rotate an organisation's key: a new version wraps every data key, the old one is
     destroyed; no data is re-encrypted (admins, the organisation's principal investigators)."""
-    return datasets.rotate_key(db, store, who, ctx.clock(), organisation_id)
+    return keys.rotate_key(db, store, who, ctx.clock(), organisation_id)

@@ -1,0 +1,147 @@
+"""Reading a version: decrypted on the way out, for a caller (on the audit trail before a
+byte is sent) or for a project's job."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Generator, Iterator
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from fabriek.domain.audit import AuditAction
+from fabriek.domain.datasets import name_problem
+from fabriek.domain.errors import NotFound
+from fabriek.domain.roles import Principal
+from fabriek.services.audit import record_as
+from fabriek.services.datasets.keys import unwrap_org_key
+from fabriek.services.datasets.permissions import (
+    find_dataset,
+    granted_to,
+    project_by_ref,
+    require_reader,
+)
+from fabriek.services.datasets.vault import Vault
+from fabriek.store.db import StoreError
+from fabriek.store.envelope import Undecryptable, data_key_context, open_sealed, unwrap
+from fabriek.store.tables import DatasetRow, DatasetVersionRow, ProjectRow
+
+
+def open_plaintext(session: Session, vault: Vault, version: DatasetVersionRow) -> Iterator[bytes]:
+    """The decrypted data of one version, chunk by chunk. Keys are unwrapped and the object
+    opened before this returns (so a missing key or file is an error now, not mid-stream);
+    an altered chunk raises Undecryptable while iterating."""
+    org_key = unwrap_org_key(session, vault, version.organisation_id, version.key_version)
+    name = version.object_name
+    try:
+        data_key = unwrap(org_key, version.wrapped_data_key, data_key_context(name))
+    except Undecryptable:
+        raise StoreError(f"the data key of object {name} does not unwrap") from None
+    try:
+        source = vault.objects.open(name)
+    except FileNotFoundError:
+        raise StoreError(f"the ciphertext of object {name} is missing from the storage") from None
+
+    def chunks() -> Generator[bytes]:
+        with source:
+            yield from open_sealed(data_key, name, source)
+
+    opened = chunks()
+    # The first chunk is checked before anything is sent: a damaged object is then an
+    # error the caller can report, not a download that breaks off.
+    try:
+        first = next(opened)
+    except Undecryptable:
+        opened.close()
+        raise StoreError(
+            f"the stored data of object {name} fails its integrity check (altered or "
+            "damaged); it cannot be served: restore the object from a backup"
+        ) from None
+    return itertools.chain([first], opened)
+
+
+@dataclass(frozen=True)
+class ProjectRead:
+    """A version a project may read, with the terms a site must satisfy to hold it."""
+
+    dataset: DatasetRow
+    version: DatasetVersionRow
+    owned: bool
+
+
+def readable_by_project(
+    session: Session, project_id: int, owner: str, name: str, version: int | None = None
+) -> ProjectRead:
+    """The version (latest by default) of `owner`/`name` that project `project_id` may read:
+    it owns the dataset or holds a grant. NotFound otherwise, without saying which. For jobs:
+    check each site with `residency_allows(Residency(read.dataset.residency), ...)`, then
+    `open_plaintext(session, vault, read.version)`."""
+    if name_problem(name) is not None:
+        raise NotFound("dataset", f"{owner}/{name!r}")
+    row = session.execute(
+        select(DatasetRow)
+        .join(ProjectRow, ProjectRow.id == DatasetRow.project_id)
+        .where(project_by_ref(owner), DatasetRow.name == name)
+    ).scalar_one_or_none()
+    owned = row is not None and row.project_id == project_id
+    if row is None or not (owned or granted_to(session, row.id, [project_id])):
+        raise NotFound("dataset", f"{owner}/{name}")
+    query = select(DatasetVersionRow).where(DatasetVersionRow.dataset_id == row.id)
+    query = (
+        query.where(DatasetVersionRow.number == version)
+        if version is not None
+        else query.order_by(DatasetVersionRow.number.desc()).limit(1)
+    )
+    found = session.scalars(query).first()
+    if found is None:
+        raise NotFound("data", f"of {owner}/{name}" + (f" version {version}" if version else ""))
+    return ProjectRead(row, found, owned)
+
+
+@dataclass(frozen=True)
+class Download:
+    """A version ready to stream: what it is, and its plaintext chunk by chunk."""
+
+    project: str
+    dataset: str
+    number: int
+    size_bytes: int
+    sha256: str
+    chunks: Iterator[bytes]
+
+
+def open_download(
+    session: Session,
+    vault: Vault,
+    who: Principal,
+    now: datetime,
+    project: str,
+    name: str,
+    version: int | None = None,
+) -> Download:
+    """Open a version (the latest by default) for the caller to read; the download is on
+    the audit trail before a byte is sent."""
+    found = find_dataset(session, who, project, name)
+    require_reader(found)
+    query = select(DatasetVersionRow).where(DatasetVersionRow.dataset_id == found.dataset.id)
+    query = (
+        query.where(DatasetVersionRow.number == version)
+        if version is not None
+        else query.order_by(DatasetVersionRow.number.desc()).limit(1)
+    )
+    row = session.scalars(query).first()
+    if row is None:
+        what = f"version {version} of" if version is not None else "any version of"
+        raise NotFound("data", f"({what} {found.project.name}/{found.dataset.name})")
+    chunks = open_plaintext(session, vault, row)
+    record_as(
+        session, who, AuditAction.DOWNLOAD, now, project_id=found.project.id,
+        dataset=found.dataset.name, target=f"version {row.number}",
+        detail={"project": found.project.name, "version": row.number, "access": found.access.value},
+    )  # fmt: skip
+    session.commit()
+    return Download(
+        found.project.name, found.dataset.name, row.number, row.size_bytes, row.sha256, chunks
+    )
