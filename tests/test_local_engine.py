@@ -26,7 +26,6 @@ from fabriek.engines.base import (
 from fabriek.engines.gpus import discover_gpus, gpu_type_from_name, nvml_gpu_names
 from fabriek.engines.local import LocalEngine
 
-
 # Whom the tests' jobs run as: the engine runs every job as its owner's own user.
 ALICE = JobOwner(user_id=1, user="alice", project_id=1, project="climate")
 

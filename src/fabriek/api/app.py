@@ -14,9 +14,7 @@ from fabriek.api.context import AppContext, new_submitters, utc_now
 from fabriek.api.metrics import MetricsMiddleware, RequestMetrics
 from fabriek.api.routers import (
     ai_systems,
-    allocations,
     audit,
-    calls,
     datasets,
     health,
     identity,
@@ -25,7 +23,6 @@ from fabriek.api.routers import (
     notifications,
     organisations,
     projects,
-    proposals,
     reference,
     sandboxes,
     sites,
@@ -33,16 +30,17 @@ from fabriek.api.routers import (
     usage,
     users,
 )
+from fabriek.api.routers.access import allocations, calls, proposals
 from fabriek.services.access.config import load_access_config
 from fabriek.services.ai_models import ai_act_rules
 from fabriek.services.ai_systems import load_rule_book
 from fabriek.services.datasets.vault import Vault, sweep_storage
-from fabriek.services.dispatch import Dispatcher, claim_dispatch
-from fabriek.services.engine_registry import EngineRegistry, load_sites_file, tag_prefix
 from fabriek.services.housekeeping import housekeeping
 from fabriek.services.identity import PRINCIPAL_TABLES, PrincipalCache, installation_id
 from fabriek.services.jobs import ProjectRefCache, SiteShapeCache
-from fabriek.services.submissions import SubmissionWriter
+from fabriek.services.jobs.dispatch import Dispatcher, claim_dispatch
+from fabriek.services.jobs.engine_registry import EngineRegistry, load_sites_file, tag_prefix
+from fabriek.services.jobs.submissions import SubmissionWriter
 from fabriek.services.support.config import load_support_config
 from fabriek.settings import Settings
 from fabriek.store.db import database_files, make_engine, make_sessions

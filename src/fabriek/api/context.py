@@ -19,14 +19,14 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.concurrency import run_in_threadpool
 
+from fabriek.domain.access.tracks import AccessConfig
 from fabriek.domain.errors import Unauthenticated
 from fabriek.domain.roles import Principal
-from fabriek.domain.tracks import AccessConfig
 from fabriek.services import identity
-from fabriek.services.access_config import load_access_config
-from fabriek.services.dispatch import Dispatcher
+from fabriek.services.access.config import load_access_config
 from fabriek.services.jobs import ProjectRefCache, SiteShapeCache
-from fabriek.services.submissions import SubmissionWriter
+from fabriek.services.jobs.dispatch import Dispatcher
+from fabriek.services.jobs.submissions import SubmissionWriter
 from fabriek.settings import Settings
 
 

@@ -15,10 +15,10 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from fabriek.domain.access.tracks import AccessConfig
 from fabriek.domain.capacity import SiteShape
 from fabriek.domain.jobs import ACTIVE_STATES, JobState
 from fabriek.domain.residency import ResidencyVerdict
-from fabriek.domain.tracks import AccessConfig
 from fabriek.domain.units import GpuHours
 from fabriek.scheduler import (
     Node,
@@ -39,8 +39,9 @@ from fabriek.scheduler.fairshare import DEFAULT_HALF_LIFE_S, UsageRecord, decaye
 from fabriek.scheduler.policy import SchedulerConfig
 from fabriek.scheduler.power import PowerModel
 from fabriek.scheduler.signals import HEAT_AHEAD_H, HourSignal, Signals
-from fabriek.services import allocations, job_datasets
-from fabriek.services.jobs import transition
+from fabriek.services.access import allocations
+from fabriek.services.jobs import datasets as job_datasets
+from fabriek.services.jobs.states import transition
 from fabriek.store.tables import (
     GridIntensityRow,
     HeatDemandRow,

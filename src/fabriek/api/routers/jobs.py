@@ -16,7 +16,8 @@ from fabriek.api.schemas import PageOut, paging
 from fabriek.domain.errors import FabriekError
 from fabriek.domain.jobs import Job, JobDraft, JobEvent, JobState
 from fabriek.engines.base import LogStream
-from fabriek.services import job_output, jobs
+from fabriek.services import jobs
+from fabriek.services.jobs import output as job_output
 from fabriek.services.paging import PageRequest
 
 router = APIRouter(prefix=f"{API_PREFIX}/jobs", tags=["jobs"])

@@ -19,7 +19,7 @@ from concurrent.futures import Future
 from sqlalchemy.orm import Session
 
 from fabriek.domain.jobs import Job
-from fabriek.services.jobs import PreparedJob, write_jobs
+from fabriek.services.jobs.submit import PreparedJob, write_jobs
 
 log = logging.getLogger("fabriek.submissions")
 

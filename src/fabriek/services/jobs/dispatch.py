@@ -29,11 +29,11 @@ from typing import IO, Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from fabriek.domain.access.tracks import AccessConfig
 from fabriek.domain.accounts import JobOwner
 from fabriek.domain.capacity import SiteShape
 from fabriek.domain.jobs import ACTIVE_STATES, JobSpec, JobState, can_transition
 from fabriek.domain.residency import DATASETS_ENV
-from fabriek.domain.tracks import AccessConfig
 from fabriek.domain.units import GpuHours
 from fabriek.engines.base import (
     Engine,
@@ -45,12 +45,15 @@ from fabriek.engines.base import (
     poll_all,
 )
 from fabriek.scheduler.carbon import DEFAULT_HEAT_WEIGHT
-from fabriek.services import audit, job_datasets
+from fabriek.services import audit
 from fabriek.services.access.config import load_access_config
 from fabriek.services.datasets import Vault
-from fabriek.services.engine_registry import EngineRegistry
-from fabriek.services.job_datasets import DatasetUnavailable
-from fabriek.services.jobs import SiteShapeCache, spec_from_row, transition
+from fabriek.services.jobs import datasets as job_datasets
+from fabriek.services.jobs.datasets import DatasetUnavailable
+from fabriek.services.jobs.engine_registry import EngineRegistry
+from fabriek.services.jobs.shapes import SiteShapeCache
+from fabriek.services.jobs.specs import spec_from_row
+from fabriek.services.jobs.states import transition
 from fabriek.services.scheduling import recent_run_shares, recent_usage, run_cycle
 from fabriek.store.tables import JobRow, ProjectRow, SiteRow, UserRow
 

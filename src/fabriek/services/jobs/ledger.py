@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session
 from fabriek.domain.job_ledger import JobEnergy, LedgerHour, job_ledger
 from fabriek.domain.roles import Principal
 from fabriek.domain.units import KilowattHours
-from fabriek.services.jobs import get_job
+from fabriek.services.jobs.queries import get_job
 from fabriek.store.tables import GridIntensityRow, JobEnergyRow, SiteRow
 
 

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from sqlalchemy.orm import Session
 
 from fabriek.domain.errors import NotFound
 from fabriek.domain.jobs import TERMINAL_STATES, Job
 from fabriek.domain.roles import Principal
 from fabriek.engines.base import EngineUnavailable, LogStream
-from fabriek.services.dispatch import Dispatcher
-from fabriek.services.jobs import job_handle
+from fabriek.services.jobs.dispatch import Dispatcher
+from fabriek.services.jobs.queries import job_handle
 
 
 def read_output(
@@ -70,3 +72,27 @@ def read_tail(
         # No output to show (the engine is away, or kept none): the page says so.
         return job, b"", False
     return job, data[-size:], start + len(data) > size
+
+
+@dataclass(frozen=True)
+class OutputTail:
+    """The end of one output stream, as text from a whole line on."""
+
+    stream: str
+    text: str
+    cut: bool
+
+
+def output_tails(
+    session: Session, who: Principal, job_id: int, size: int, dispatcher: Dispatcher
+) -> list[OutputTail]:
+    """The last `size` bytes of a job's stdout and of its stderr, decoded, for a page."""
+    tails = []
+    for stream in (LogStream.STDOUT, LogStream.STDERR):
+        _job, data, cut = read_tail(session, who, job_id, stream, size, dispatcher)
+        text = data.decode("utf-8", errors="replace")
+        if cut and "\n" in text:
+            # The first line was cut anywhere: start at a whole one.
+            text = text.split("\n", 1)[1]
+        tails.append(OutputTail(stream.value, text, cut))
+    return tails
