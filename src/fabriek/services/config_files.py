@@ -1,7 +1,9 @@
 """Reading a configuration file: the one shipped in `fabriek/config/`, or an operator's own.
 
-Every such file (access tracks, support routing, AI Act rules) is read the same way, and a
-problem with it is one line saying which file and what is wrong.
+Every such file (access tracks, support routing, AI Act rules, ...) is read the same way,
+and a problem with it is one line saying which file and what is wrong. `parse` checks the
+data against the file's model (`domain.config_files.FileTable`: no unknown keys, no coerced
+values) before it builds anything from it.
 """
 
 from __future__ import annotations
