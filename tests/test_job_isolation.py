@@ -30,7 +30,8 @@ from fabriek.domain.accounts import (
 from fabriek.domain.jobs import TERMINAL_STATES, JobSpec, JobState
 from fabriek.engines import local_runner
 from fabriek.engines.base import EngineJob, EngineRejected, LogStream, Observation
-from fabriek.engines.local import Isolation, LocalEngine
+from fabriek.engines.local import LocalEngine
+from fabriek.engines.local_isolation import Isolation
 
 # What the victim's dataset holds (as in the datasets tests).
 DATA = b"patient,age\n1,54\n2,61\n" * 1000

@@ -37,20 +37,15 @@ import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
-from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
 from fabriek.domain.accounts import (
     DEFAULT_ID_BASE,
-    IdentityOutOfRange,
-    JobOwner,
     PosixIdentity,
-    local_identity,
 )
 from fabriek.domain.errors import NotFound
 from fabriek.domain.jobs import TERMINAL_STATES, JobSpec, JobState
-from fabriek.engines import local_jail
 from fabriek.engines import local_runner as files
 from fabriek.engines.base import (
     EngineJob,
@@ -60,35 +55,23 @@ from fabriek.engines.base import (
     Observation,
 )
 from fabriek.engines.gpus import GpuInventory, discover_gpus
+from fabriek.engines.local_isolation import (
+    WORK_DIR,
+    Isolation,
+    SingleProject,
+    default_isolation,
+    give,
+    jail_spec,
+    job_identity,
+    write_account_files,
+)
 
 log = logging.getLogger(__name__)
 
 _HANDLE = re.compile(r"[0-9]{1,18}", re.ASCII)
-WORK_DIR = "work"  # inside a job's directory: the job's own workspace
-SINGLE_USER_FILE = "single-user-project.json"
-ACCOUNT_FILES = ("passwd", "group")  # the job's view of /etc/passwd and /etc/group
-# The job's own PID and mount namespaces; the jail dies with `unshare`, and the job with it.
-_UNSHARE = (
-    "unshare", "--mount", "--pid", "--fork", "--kill-child", "--mount-proc",
-    "--propagation", "private",
-)  # fmt: skip
 # What a job inherits from the control plane's environment: enough to find programs and
 # run them, and nothing else (the control plane's own settings may hold secrets).
 _INHERITED = ("PATH", "HOME", "USER", "LOGNAME", "LANG", "LC_ALL", "TZ", "TMPDIR", "SHELL")
-
-
-class Isolation(StrEnum):
-    """How a local engine keeps jobs apart."""
-
-    # Root: each job as its owner's own user, in namespaces that show it only its own files.
-    USERS = "users"
-    # Not root: every job as the server's own user, so only one project's jobs may run.
-    SINGLE_USER = "single-user"
-
-
-def default_isolation() -> Isolation:
-    """USERS where this process may switch users (root), else SINGLE_USER."""
-    return Isolation.USERS if os.geteuid() == 0 else Isolation.SINGLE_USER
 
 
 def _parse_time(text: object) -> datetime | None:
@@ -134,6 +117,7 @@ class LocalEngine:
         self._gpus: dict[int, tuple[int, ...]] = {}  # from job.json, which never changes
         self._children: dict[int, subprocess.Popen[bytes]] = {}  # runners to reap
         self.isolation = isolation or default_isolation()
+        self._claims = SingleProject(name, self.state_dir)
         self.id_base = id_base
         self.private_paths = tuple(
             dict.fromkeys([self.state_dir, *(Path(p).resolve() for p in private_paths)])
@@ -195,7 +179,7 @@ class LocalEngine:
             if job_dir.exists():
                 return handle
             self._check(job.job_id, job.spec)
-            identity = self._identity(job.owner)
+            identity = job_identity(self.isolation, job.owner, self.id_base, self._claims)
             self._release_ended()
             free = self._free()
             if job.spec.gpus > len(free):
@@ -295,39 +279,6 @@ class LocalEngine:
                 "installed on this machine; run a command without a container, or install it"
             )
 
-    def _identity(self, owner: JobOwner | None) -> PosixIdentity | None:
-        """Whom a job runs as; None: as this process's own user (single-user mode)."""
-        if self.isolation is Isolation.SINGLE_USER:
-            if owner is not None:
-                self._claim_single_project(owner)
-            return None
-        if owner is None:
-            raise EngineRejected(
-                "the job names no owner, and this local engine runs every job as its own user"
-            )
-        if shutil.which("unshare") is None:
-            raise EngineRejected(
-                "util-linux's unshare is not installed on this machine: without it no job "
-                "can be kept from the others' files; install util-linux"
-            )
-        try:
-            return local_identity(owner, self.id_base)
-        except IdentityOutOfRange as error:
-            raise EngineRejected(str(error)) from None
-
-    def _claim_single_project(self, owner: JobOwner) -> None:
-        """The first project to run here keeps the engine (across restarts); refuse others."""
-        path = self.state_dir / SINGLE_USER_FILE
-        files.write_json_once(path, {"project_id": owner.project_id, "project": owner.project})
-        claimed = files.read_json(path) or {}
-        if claimed.get("project_id") != owner.project_id:
-            raise EngineRejected(
-                f"the local engine {self.name} runs in single-user mode (the server is not "
-                "root, so a job would run as the server's own user and could read the jobs "
-                f"of others): it runs the jobs of project {claimed.get('project')!r} only; "
-                "run the server as root to run the jobs of several projects"
-            )
-
     def _argv(self, spec: JobSpec, job_dir: Path, gpus: tuple[int, ...]) -> list[str]:
         work = job_dir / WORK_DIR
         argv = list(spec.command) if spec.command else ["bash", str(work / "script.sh")]
@@ -372,26 +323,6 @@ class LocalEngine:
         # No GPU counter: the CPU packages' RAPL counters still, where the kernel allows.
         return {"kind": "cpu", "gpus": []}
 
-    def _jail(self, job: EngineJob, job_dir: Path, who: PosixIdentity) -> dict[str, Any]:
-        """What `local_jail` needs: how to start it, whom to become, what to hide and show."""
-        work = str(job_dir / WORK_DIR)
-        binds: list[dict[str, Any]] = [{"source": work, "target": work, "writable": True}]
-        if job.datasets_dir is not None:
-            staged = str(Path(job.datasets_dir).resolve())
-            binds.append({"source": staged, "target": staged, "writable": False})
-        for name in ACCOUNT_FILES:
-            if Path("/etc", name).is_file():  # `_write_account_files` wrote our copy
-                binds.append({"source": str(job_dir / name), "target": f"/etc/{name}"})
-        jail = [sys.executable, "-I", "-S", local_jail.__file__, str(job_dir)]
-        return {
-            "command": [*_UNSHARE, *jail],
-            "uid": who.uid,
-            "gid": who.gid,
-            "user": who.user,
-            "hide": [str(path) for path in self.private_paths],
-            "binds": binds,
-        }
-
     def _create_job_dir(
         self, job: EngineJob, job_dir: Path, gpus: tuple[int, ...], who: PosixIdentity | None
     ) -> bool:
@@ -406,10 +337,10 @@ class LocalEngine:
             if spec.script is not None:
                 (work / "script.sh").write_text(spec.script)
             if who is not None:
-                _write_account_files(temp, who, home=job_dir / WORK_DIR)
-                _give(work, who)
+                write_account_files(temp, who, home=job_dir / WORK_DIR)
+                give(work, who)
                 if job.datasets_dir is not None:
-                    _give(Path(job.datasets_dir), who, writable=False)
+                    give(Path(job.datasets_dir), who, writable=False)
             files.write_json(
                 temp / files.JOB_FILE,
                 {
@@ -418,7 +349,11 @@ class LocalEngine:
                     "argv": self._argv(spec, job_dir, gpus),
                     "env": self._environment(job, job_dir, gpus, who),
                     "cwd": spec.working_dir or str(job_dir / WORK_DIR),
-                    "jail": self._jail(job, job_dir, who) if who is not None else None,
+                    "jail": (
+                        jail_spec(job_dir, who, job.datasets_dir, self.private_paths)
+                        if who is not None
+                        else None
+                    ),
                     "time_limit_s": spec.time_limit_s,
                     "kill_grace_s": self.kill_grace_s,
                     "gpus": list(gpus),
@@ -511,35 +446,6 @@ class LocalEngine:
         else:
             why = f"runner process {runner['pid']} disappeared without recording an exit status"
         return Observation(job_id, handle, JobState.LOST, why + _last_words(job_dir))
-
-
-def _write_account_files(job_dir: Path, who: PosixIdentity, home: Path) -> None:
-    """The machine's /etc/passwd and /etc/group with the job's user and group added, so that
-    `id`, `whoami` and `~` work inside the job (a name the machine has already is left to
-    the machine)."""
-    lines = {
-        "passwd": f"{who.user}:x:{who.uid}:{who.gid}:{who.user}:{home}:/bin/bash",
-        "group": f"{who.group}:x:{who.gid}:{who.user}",
-    }
-    for name, line in lines.items():
-        try:
-            known = Path("/etc", name).read_text()
-        except OSError:
-            continue
-        taken = {entry.split(":", 1)[0] for entry in known.splitlines()}
-        added = "" if line.split(":", 1)[0] in taken else line + "\n"
-        (job_dir / name).write_text(known.rstrip("\n") + "\n" + added)
-        (job_dir / name).chmod(0o644)
-
-
-def _give(root: Path, who: PosixIdentity, *, writable: bool = True) -> None:
-    """Make `root` and everything in it the job user's (read-only unless `writable`)."""
-    for path in [root, *root.rglob("*")]:
-        if path.is_symlink():
-            continue
-        os.chown(path, who.uid, who.gid)
-        if not writable:
-            path.chmod(0o500 if path.is_dir() else 0o400)
 
 
 def _last_words(job_dir: Path) -> str:
