@@ -39,7 +39,7 @@ def test_run_logs_jobs_and_job(env: dict[str, str], api: httpx.Client) -> None:
     wait_for(api, job_id)
     listed = json.loads(fabriek("jobs", "--json", "--state", "completed", env=env).stdout)
     assert job_id in [j["id"] for j in listed]
-    table = fabriek("jobs", env=env).stdout
+    table = fabriek("jobs", "--all", env=env).stdout  # finished: history, as in sacct
     assert "JOBID" in table and str(job_id) in table
     shown = json.loads(fabriek("job", str(job_id), "--json", env=env).stdout)
     assert shown["state"] == "completed" and shown["events"][-1]["to_state"] == "completed"

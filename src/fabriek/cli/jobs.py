@@ -11,7 +11,8 @@ import typer
 
 from fabriek.cli.app import JsonFlag, Limit, app, client
 from fabriek.cli.output import console, print_json, print_table
-from fabriek.domain.jobs import Job
+from fabriek.domain.jobs import TERMINAL_STATES, Job, JobState
+from fabriek.sdk import FabriekClient
 
 Project = Annotated[str | None, typer.Option("--project", "-A", help="default: your first project")]
 Gpus = Annotated[int | None, typer.Option("--gpus", "-G", min=0, help="GPUs for the job")]
@@ -151,28 +152,51 @@ def _elapsed(job: Job) -> str:
     return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
 
 
+# Like squeue: what is still to run; finished jobs are history, shown with --all or --state.
+WAITING_AND_RUNNING = [s.value for s in JobState if s not in TERMINAL_STATES]
+
+
+def listing_footer(shown: int, total: int, noun: str = "job") -> str:
+    """`4 jobs`, or `showing 100 of 4,234 jobs` when the listing was cut at its limit."""
+    plural = noun if total == 1 else f"{noun}s"
+    if shown < total:
+        return f"showing {shown:,} of {total:,} {plural} (--limit for more)"
+    return f"{total:,} {plural}"
+
+
 @app.command()
 def jobs(
     as_json: JsonFlag = False,
-    state: Annotated[list[str] | None, typer.Option("--state", "-t", help="repeatable")] = None,
+    state: Annotated[
+        list[str] | None,
+        typer.Option("--state", "-t", help="repeatable; default: waiting and running jobs"),
+    ] = None,
+    every: Annotated[
+        bool, typer.Option("--all", "-a", help="finished jobs too, newest first")
+    ] = False,
     project: Annotated[str | None, typer.Option("--project", "-A")] = None,
     site: Annotated[str | None, typer.Option("--site")] = None,
     user: Annotated[str | None, typer.Option("--user", "-u")] = None,
     limit: Limit = 100,
 ) -> None:
-    """The jobs you can see, newest first, like `squeue`."""
+    """The jobs you can see that wait or run, newest first, like `squeue`; `--all` for
+    finished ones too."""
+    states = state or (None if every else WAITING_AND_RUNNING)
     with client() as c:
-        found = c.jobs(limit=limit, states=state, project=project, site=site, user=user)
+        found = c.jobs(limit=limit, states=states, project=project, site=site, user=user)
     if as_json:
         print_json(found.items)
         return
     rows = [
-        (j.id, j.project, j.name[:24], j.user, j.state.value, _elapsed(j),
+        (j.id, j.project, j.name, j.user, j.state.value, _elapsed(j),
          f"{j.gpus}×{j.gpu_type}" if j.gpu_type else j.gpus, j.site or "", j.reason or "")
         for j in found.items
     ]  # fmt: skip
+    footer = listing_footer(len(found.items), found.total)
+    if not state and not every:
+        footer += "; waiting and running only (--all for finished jobs too)"
     print_table(None, ["JOBID", "PROJECT", "NAME", "USER", "STATE", "TIME", "GPUS", "SITE", "REASON"],
-                rows, f"{found.total} job(s)")  # fmt: skip
+                rows, footer, shortened={"NAME", "REASON"})  # fmt: skip
 
 
 @app.command("job")
@@ -198,30 +222,86 @@ def show_job(
     print_table("History", ["At (UTC)", "From", "To", "Reason"], rows)
 
 
+_STREAM_NAMES = {"stdout": "standard output", "stderr": "standard error"}
+
+
+def _whole_log(c: FabriekClient, job_id: int, stream: str) -> bytes:
+    """All of a stream: the server answers in chunks, so read on until it has no more."""
+    chunks: list[bytes] = []
+    at = 0
+    while data := c.logs(job_id, stream, offset=at):
+        chunks.append(data)
+        at += len(data)
+    return b"".join(chunks)
+
+
+def _label(stream: str) -> bytes:
+    return f"==> {_STREAM_NAMES[stream]} <==\n".encode()
+
+
+def _no_output(c: FabriekClient, job_id: int, only: str | None) -> None:
+    """Say why there is nothing to show: the job has not written any yet, or never did."""
+    job = c.job(job_id)
+    what = _STREAM_NAMES[only] if only else "output"
+    if job.state in TERMINAL_STATES:
+        note = f"job {job_id} ended ({job.state.value}) without {what}"
+    else:
+        note = f"job {job_id} is {job.state.value}: no {what} yet"
+    print(note, file=sys.stderr)
+
+
 @app.command()
 def logs(
     job_id: Annotated[int, typer.Argument(help="job id")],
     follow: Annotated[bool, typer.Option("--follow", "-f", help="until the job ends")] = False,
-    stderr: Annotated[bool, typer.Option("--stderr", help="standard error, not output")] = False,
+    stdout: Annotated[bool, typer.Option("--stdout", help="standard output only")] = False,
+    stderr: Annotated[bool, typer.Option("--stderr", help="standard error only")] = False,
 ) -> None:
-    """A job's output; `-f` follows it until the job ends."""
-    stream = "stderr" if stderr else "stdout"
+    """A job's output: standard output, then standard error under its own label;
+    `-f` follows it until the job ends."""
+    if stdout and stderr:
+        raise typer.BadParameter(
+            "--stdout and --stderr show one stream each; give neither for both"
+        )
+    only = "stderr" if stderr else "stdout" if stdout else None
     out = sys.stdout.buffer
     with client() as c:
         if follow:
-            for chunk in c.follow_logs(job_id, stream):
+            shown = b""  # the last chunk written, to know whether it ended its line
+            for chunk in c.follow_logs(job_id, only or "stdout"):
                 out.write(chunk)
                 out.flush()
+                shown = chunk or shown
         else:
-            out.write(c.logs(job_id, stream))
-    out.flush()
+            shown = _whole_log(c, job_id, only or "stdout")
+        # Standard error comes after the output (when following, once the job has ended),
+        # labelled, so a failed job's message is never hidden behind a flag.
+        errors = b"" if only else _whole_log(c, job_id, "stderr")
+        if not follow:
+            out.write(_label("stdout") + shown if shown and errors else shown)
+        if errors:
+            out.write(b"" if not shown or shown.endswith(b"\n") else b"\n")
+            out.write(_label("stderr") + errors)
+        out.flush()
+        if not shown and not errors:
+            _no_output(c, job_id, only)
 
 
 @app.command()
 def cancel(job_ids: Annotated[list[int], typer.Argument(help="one or more job ids")]) -> None:
-    """Cancel jobs, as `scancel` does."""
+    """Cancel jobs, as `scancel` does; a job that has already ended is an error (exit 1)."""
+    ended: list[str] = []
     with client() as c:
         for job_id in job_ids:
-            job = c.cancel_job(job_id)
-            state = "cancelled" if job.state.value == "cancelled" else "cancelling"
+            before = c.job(job_id)
+            job = before if before.state in TERMINAL_STATES else c.cancel_job(job_id)
+            if job.state in TERMINAL_STATES and (
+                before.state in TERMINAL_STATES or job.state is not JobState.CANCELLED
+            ):
+                ended.append(f"job {job_id} has already ended ({job.state.value})")
+                continue
+            state = "cancelled" if job.state is JobState.CANCELLED else "cancelling"
             print(f"Job {job_id}: {state}")
+    if ended:
+        print(f"fabriek: {'; '.join(ended)}: nothing to cancel", file=sys.stderr)
+        raise typer.Exit(1)

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Any
 
 from pydantic import BaseModel
 from rich.console import Console
+from rich.measure import Measurement
 from rich.table import Table
 
 console = Console()
@@ -32,14 +33,38 @@ def print_table(
     columns: Sequence[str],
     rows: Sequence[Sequence[Any]],
     footer: str | None = None,
+    shortened: Collection[str] = (),
 ) -> None:
+    """Rows as a table: on a terminal as wide as the terminal, the `shortened` columns cut
+    with an ellipsis so each row stays one line; into a pipe or file at full width, so no
+    value is cut or wrapped at some assumed 80 columns."""
+    cells = [["" if v is None else str(v) for v in row] for row in rows]
+    full = [max([len(c), *(len(row[i]) for row in cells)]) for i, c in enumerate(columns)]
+    widths: list[int | None] = [None] * len(columns)
+    if console.is_terminal and shortened:
+        # Rich would squeeze every column alike, ids and states too: give the others their
+        # full width and share what is left of the line among the shortened ones.
+        kept = sum(w for w, c in zip(full, columns, strict=True) if c not in shortened)
+        left = console.width - kept - (3 * len(columns) + 1)
+        wanted = sum(w for w, c in zip(full, columns, strict=True) if c in shortened)
+        for i, c in enumerate(columns):
+            if c in shortened and wanted > left:
+                widths[i] = max(len(c), left * full[i] // max(wanted, 1))
     table = Table(title=title, header_style="bold", show_lines=False)
-    for c in columns:
+    for i, c in enumerate(columns):
         table.add_column(
-            c, justify="right" if c.startswith("#") or c in {"GPUs", "Nodes"} else "left"
+            c,
+            justify="right" if c.startswith("#") or c in {"GPUs", "Nodes"} else "left",
+            no_wrap=c in shortened,
+            overflow="ellipsis" if c in shortened else "fold",
+            max_width=widths[i],
         )
-    for row in rows:
-        table.add_row(*("" if v is None else str(v) for v in row))
-    console.print(table)
+    for row in cells:
+        table.add_row(*row)
+    if console.is_terminal:
+        console.print(table)
+    else:
+        natural = Measurement.get(console, console.options.update_width(10_000), table).maximum
+        Console(width=max(console.width, natural)).print(table)
     if footer:
         console.print(footer, style="dim")
