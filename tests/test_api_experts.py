@@ -8,7 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from fabriek.services.expertise import hours_by_hub_and_sector, today
+from fabriek.services.support.expertise import hours_by_hub_and_sector, today
 from fabriek.store.db import make_engine, make_sessions
 from tests.conftest import Client, problem_of
 from tests.servers import LiveServer

@@ -22,9 +22,10 @@ from fabriek.domain.calendar import AMSTERDAM
 from fabriek.domain.people import TokenDraft
 from fabriek.domain.support.shapes import MessageDraft, StatusChange, TicketDraft
 from fabriek.services import support
-from fabriek.services.access_config import load_access_config
+from fabriek.services.access.config import load_access_config
 from fabriek.services.identity import issue_token, principal_for_user
-from fabriek.services.support import SupportOptions
+from fabriek.services.support.chores import close_resolved, escalate_breaches
+from fabriek.services.support.config import SupportOptions
 from fabriek.store.db import make_engine, make_sessions
 from fabriek.store.tables import NotificationRow, UserRow
 from tests.conftest import Client, problem_of
@@ -368,12 +369,12 @@ def test_a_broken_service_level_is_flagged_once_and_escalated(
     assert ticket.service_level.first_answer_due == ams(2099, 4, 15)
 
     tuesday_night = ams(2099, 4, 14, 23, 59)
-    support.escalate_breaches(session, tuesday_night, options.config)
+    escalate_breaches(session, tuesday_night, options.config)
     assert not notifications_of(session, "hanna", "support-breach", ticket.reference)
     assert not support.get_ticket(session, sanne, ticket.id, options, tuesday_night).breached
 
     wednesday = ams(2099, 4, 15, 0, 1)
-    assert support.escalate_breaches(session, wednesday, options.config) >= 1
+    assert escalate_breaches(session, wednesday, options.config) >= 1
     for staff in ("hanna", "eva"):  # the hub's staff and the central desk
         assert notifications_of(session, staff, "support-breach", ticket.reference) == [
             f"{ticket.reference} broke its service level: no first answer in time"
@@ -382,7 +383,7 @@ def test_a_broken_service_level_is_flagged_once_and_escalated(
     assert shown["service_level"]["first_answer_breached"] and shown["breached"]
     assert shown["service_level"]["escalated_at"] is not None
     assert shown["history"][-1]["kind"] == "breach"
-    support.escalate_breaches(session, wednesday + timedelta(days=3), options.config)
+    escalate_breaches(session, wednesday + timedelta(days=3), options.config)
     assert len(notifications_of(session, "eva", "support-breach", ticket.reference)) == 1
 
     # Resolved, not reopened: closed after five working days by itself.
@@ -391,9 +392,9 @@ def test_a_broken_service_level_is_flagged_once_and_escalated(
     resolved_at = ams(2099, 4, 17, 10)  # a Friday
     support.change_status(session, hanna, ticket.id, StatusChange(status="resolved"), options,
                           resolved_at)  # fmt: skip
-    support.close_resolved(session, ams(2099, 4, 24, 23, 59), options.config)
+    close_resolved(session, ams(2099, 4, 24, 23, 59), options.config)
     assert support.get_ticket(session, sanne, ticket.id, options, resolved_at).status == "resolved"
-    support.close_resolved(session, ams(2099, 4, 25), options.config)
+    close_resolved(session, ams(2099, 4, 25), options.config)
     closed = support.get_ticket(session, sanne, ticket.id, options, resolved_at)
     assert closed.status == "closed" and closed.history[-1].note == (
         "closed: not reopened after resolution"

@@ -23,7 +23,7 @@ from fabriek.domain.support.expertise import (
     region_of,
 )
 from fabriek.domain.support.matching import ExpertOption, Need, match
-from fabriek.services.expertise import vocabulary
+from fabriek.services.support.expertise import vocabulary
 
 SKILLS = ["llm-fine-tuning", "mlops", "ai-act", "robotics", "data-governance"]
 NEARER = [Region.OWN_HUB, Region.NEIGHBOURING_HUB, Region.OTHER_HUB]

@@ -48,7 +48,7 @@ from fabriek.domain.support.tickets import (
     parse_category,
     parse_ticket_reference,
 )
-from fabriek.services.support_config import load_support_config
+from fabriek.services.support.config import load_support_config
 
 CONFIG = load_support_config()
 ONE_DAY = ServiceLevel(1, 5)

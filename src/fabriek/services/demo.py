@@ -22,7 +22,7 @@ from fabriek.domain.proposals import add_months
 from fabriek.domain.roles import Role
 from fabriek.domain.sites import NodeGroupDraft, SiteDraft
 from fabriek.services.access_config import load_access_config
-from fabriek.services.expertise_demo import load_expertise_demo
+from fabriek.services.support.demo import load_expertise_demo
 from fabriek.store.tables import (
     AllocationRow,
     ApiTokenRow,

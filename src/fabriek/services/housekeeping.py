@@ -15,8 +15,9 @@ from fabriek.domain.tracks import AccessConfig
 from fabriek.services.mail import send_due_email
 from fabriek.services.notifications import give_budget_notices
 from fabriek.services.proposals import flag_turnaround_breaches
-from fabriek.services.support import SupportOptions, close_resolved, escalate_breaches
-from fabriek.services.support_outbox import send_support_mail
+from fabriek.services.support.chores import close_resolved, escalate_breaches
+from fabriek.services.support.config import SupportOptions
+from fabriek.services.support.outbox import send_support_mail
 from fabriek.settings import Settings
 
 log = logging.getLogger("fabriek.housekeeping")

@@ -13,9 +13,9 @@ from fabriek.domain.roles import Principal
 from fabriek.domain.support.shapes import TicketSummary
 from fabriek.domain.usage import UsageLine
 from fabriek.services import support
-from fabriek.services.hub_desk import HubDesk, desk_hubs, hub_desk
 from fabriek.services.paging import Page, PageRequest
-from fabriek.services.support import SupportOptions
+from fabriek.services.support.config import SupportOptions
+from fabriek.services.support.hub_desk import HubDesk, desk_hubs, hub_desk
 from fabriek.web.charts import Chart, Series
 from fabriek.web.forms import problem_page
 from fabriek.web.layout import forbidden, page, signed_in, to_signin

@@ -18,9 +18,10 @@ from fabriek.domain.errors import FabriekError, InvalidInput
 from fabriek.domain.roles import Principal
 from fabriek.domain.support.shapes import MessageDraft, TicketDraft
 from fabriek.domain.support.tickets import Category
-from fabriek.services import jobs, knowledge, support
+from fabriek.services import jobs, support
 from fabriek.services.paging import PageRequest
-from fabriek.services.support import SupportOptions
+from fabriek.services.support import knowledge
+from fabriek.services.support.config import SupportOptions
 from fabriek.web.forms import GENERAL, FormProblems, problem_page, status_of
 from fabriek.web.i18n import language_of, translate
 from fabriek.web.identity import Form

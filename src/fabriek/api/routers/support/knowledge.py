@@ -18,8 +18,8 @@ from fabriek.domain.support.knowledge import (
     Suggestion,
     SuggestionQuery,
 )
-from fabriek.services import knowledge
 from fabriek.services.paging import PageRequest
+from fabriek.services.support import knowledge
 
 router = APIRouter(prefix=f"{API_PREFIX}/kb", tags=["knowledge base"])
 

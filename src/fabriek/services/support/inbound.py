@@ -30,15 +30,11 @@ from fabriek.domain.support.mail import find_tokens, html_to_text, is_automatic,
 from fabriek.domain.support.shapes import InboundResult
 from fabriek.domain.support.tickets import Status, ticket_reference
 from fabriek.services.identity import principal_for_user
-from fabriek.services.support import (
-    SupportOptions,
-    add_reply,
-    handles,
-    is_central_desk,
-    participants,
-    store_attachment,
-)
-from fabriek.services.support_outbox import queue_bounce
+from fabriek.services.support.attachments import store_attachment
+from fabriek.services.support.config import SupportOptions
+from fabriek.services.support.conversation import add_reply
+from fabriek.services.support.outbox import queue_bounce
+from fabriek.services.support.tickets import handles, is_central_desk, participants
 from fabriek.store.tables import SupportMessageRow, SupportTicketRow, UserRow
 
 # Headers that may carry the address a reply was sent to, as mail servers pass it on.

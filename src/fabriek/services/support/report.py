@@ -23,8 +23,8 @@ from fabriek.domain.support.report import (
 )
 from fabriek.domain.support.routing import CENTRAL, SupportConfig, parse_queue, queue_name
 from fabriek.domain.support.tickets import Category
-from fabriek.services import expertise
-from fabriek.services.support import clock_of, is_central_desk, waits_of
+from fabriek.services.support import expertise
+from fabriek.services.support.tickets import clock_of, is_central_desk, waits_of
 from fabriek.store.tables import SupportTicketRow
 
 log = logging.getLogger("fabriek.support")

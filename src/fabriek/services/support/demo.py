@@ -13,8 +13,8 @@ from sqlalchemy.orm import Session
 from fabriek.domain.geography import Hub
 from fabriek.domain.support.expertise import ExpertDraft
 from fabriek.domain.support.knowledge import ArticleDraft
-from fabriek.services.expertise import add_expert
-from fabriek.services.knowledge import add_article
+from fabriek.services.support.expertise import add_expert
+from fabriek.services.support.knowledge import add_article
 
 # (name, organisation, hub, skills, languages, hours per month): at least one per hub.
 EXPERTS: list[tuple[str, str, Hub, list[str], list[str], float]] = [

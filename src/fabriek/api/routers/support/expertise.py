@@ -21,8 +21,8 @@ from fabriek.domain.support.expertise import (
     Skill,
 )
 from fabriek.domain.support.matching import RequestMatches
-from fabriek.services import expertise
 from fabriek.services.paging import PageRequest
+from fabriek.services.support import expertise, expertise_requests
 
 router = APIRouter(prefix=API_PREFIX, tags=["expertise"])
 
@@ -83,7 +83,7 @@ def list_requests(
     proposal_id: int | None = None,
 ) -> PageOut[ExpertiseRequest]:
     """The requests for expertise the caller may see, newest first."""
-    return PageOut.of(expertise.list_requests(db, who, page, hub, ticket_id, proposal_id))
+    return PageOut.of(expertise_requests.list_requests(db, who, page, hub, ticket_id, proposal_id))
 
 
 @router.post(
@@ -92,12 +92,12 @@ def list_requests(
 def create_request(body: ExpertiseRequestDraft, db: Db, who: Caller, ctx: Ctx) -> ExpertiseRequest:
     """Ask for expertise: about a ticket (hub staff), a proposal, or for one's own
     organisation."""
-    return expertise.create_request(db, who, body, ctx.clock())
+    return expertise_requests.create_request(db, who, body, ctx.clock())
 
 
 @router.get("/expertise-requests/{request_id}", response_model=ExpertiseRequest)
 def get_request(request_id: int, db: Db, who: Caller) -> ExpertiseRequest:
-    return expertise.get_request(db, who, request_id)
+    return expertise_requests.get_request(db, who, request_id)
 
 
 @router.get("/expertise-requests/{request_id}/matches", response_model=RequestMatches)
@@ -106,7 +106,7 @@ def match_request(
 ) -> RequestMatches:
     """The experts to propose, best first, each with the match explained (skills, region,
     language, hours left); and those passed over, with why."""
-    when, found = expertise.match_request(db, who, request_id, ctx.clock(), month)
+    when, found = expertise_requests.match_request(db, who, request_id, ctx.clock(), month)
     return RequestMatches(
         request_id=request_id,
         month=when,
@@ -125,7 +125,7 @@ def assign_expert(
 ) -> ExpertiseRequest:
     """Assign an expert, reserving hours of a month; refused (409) beyond what they have
     left."""
-    return expertise.assign_expert(db, who, request_id, body, ctx.clock())
+    return expertise_requests.assign_expert(db, who, request_id, body, ctx.clock())
 
 
 @router.post(
@@ -137,4 +137,4 @@ def log_consultation(
     request_id: int, body: ConsultationDraft, db: Db, who: Caller, ctx: Ctx
 ) -> ExpertiseRequest:
     """Log hours an assigned expert delivered."""
-    return expertise.log_consultation(db, who, request_id, body, ctx.clock())
+    return expertise_requests.log_consultation(db, who, request_id, body, ctx.clock())

@@ -8,7 +8,7 @@ One interface, two implementations chosen by the store's dialect:
   `ts_headline`.
 - SQLite: FTS5 tables `kb_search_nl` and `kb_search_en`, rowid = the article's id. FTS5
   has no Dutch stemmer, so Dutch text is stemmed here with the Snowball Dutch stemmer
-  (`fabriek.domain.stemming`) before it is stored, and so is the query; English uses FTS5's
+  (`fabriek.domain.support.stemming`) before it is stored, and so is the query; English uses FTS5's
   porter tokenizer. Ranked by `bm25`.
 
 Either way a query is matched against every article in that article's language (so a

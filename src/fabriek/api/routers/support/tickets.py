@@ -31,9 +31,11 @@ from fabriek.domain.support.shapes import (
     TicketDraft,
     TicketSummary,
 )
-from fabriek.services import support, support_mail, support_report
+from fabriek.services import support
 from fabriek.services.paging import PageRequest
-from fabriek.services.support import SupportOptions
+from fabriek.services.support.config import SupportOptions
+from fabriek.services.support.inbound import receive_email, require_mail_gateway
+from fabriek.services.support.report import monthly_report
 
 router = APIRouter(prefix=f"{API_PREFIX}/support", tags=["support"])
 
@@ -204,7 +206,7 @@ async def inbound(request: Request, who: Caller, ctx: Ctx) -> InboundResult:
     """Hand in an e-mail from the support mailbox (the central desk's mail gateway): a
     reply to a ticket's e-mail joins the ticket; anything else is bounced to its sender
     with the reason, and automatic mail is dropped."""
-    support_mail.require_mail_gateway(who)
+    require_mail_gateway(who)
     opts = options(ctx)
     limit = 2 * opts.attachment_max_bytes + _MAIL_OVERHEAD_BYTES
     raw = bytearray()
@@ -215,7 +217,7 @@ async def inbound(request: Request, who: Caller, ctx: Ctx) -> InboundResult:
 
     def receive() -> InboundResult:
         with ctx.sessions() as session:
-            return support_mail.receive_email(session, who, bytes(raw), opts, ctx.clock())
+            return receive_email(session, who, bytes(raw), opts, ctx.clock())
 
     return await run_in_threadpool(receive)
 
@@ -232,4 +234,4 @@ def report(
     """A desk's month: tickets by category and sector, time to first answer and to
     resolution, service levels broken, expert hours delivered (hub staff: their own hub;
     the central desk: any)."""
-    return support_report.monthly_report(db, who, hub, month, opts.config, ctx.clock())
+    return monthly_report(db, who, hub, month, opts.config, ctx.clock())
