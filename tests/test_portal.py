@@ -81,3 +81,25 @@ def test_a_form_with_absurdly_many_fields_is_refused_not_a_server_error(client: 
         "/signin", content=body, headers={"Content-Type": "application/x-www-form-urlencoded"}
     )
     assert answer.status_code == 422, answer.text
+
+
+def test_anonymous_visitors_sign_in_and_come_back_to_the_page_they_were_on(
+    client: Client,
+) -> None:
+    anonymous = client()
+    back = {
+        ("GET", "/jobs?offset=50"): "/jobs%3Foffset%3D50",
+        ("GET", "/home/jobs"): "/home",
+        ("GET", "/jobs/5/live"): "/jobs/5",
+        ("POST", "/jobs"): "/jobs/new",
+        ("POST", "/proposals/7/withdraw"): "/proposals/7",
+        ("POST", "/proposals/7/check"): "/proposals/7/decide",
+        ("POST", "/ai-systems/x/classify/restart"): "/ai-systems/x/classify",
+        ("POST", "/support/3/messages"): "/support/3",
+        ("POST", "/tokens/abc/revoke"): "/tokens",
+        ("GET", "/notifications?unread=true"): "/notifications",
+    }
+    for (method, path), target in back.items():
+        away = anonymous.request(method, path, data={} if method == "POST" else None)
+        assert away.status_code == 303, (method, path, away.status_code)
+        assert away.headers["location"] == f"/signin?next={target}", (method, path)

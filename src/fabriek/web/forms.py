@@ -1,22 +1,51 @@
-"""What the portal says when a form or a service refuses: each problem next to the field
-it concerns (the rest above the form), and a service's refusal of a whole page in its own
-words, with the status the API would answer (404 for what the person may not know exists,
-403 for what they see but may not do, 409 for a state that does not allow it)."""
+"""The portal's forms: reading a submitted form (`Form`, `FormLists`), and what the portal
+says when a form or a service refuses: each problem next to the field it concerns (the rest
+above the form), and a service's refusal of a whole page in its own words, with the status
+the API would answer (404 for what the person may not know exists, 403 for what they see
+but may not do, 409 for a state that does not allow it)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Annotated, Any
+from urllib.parse import parse_qs
 
-from fastapi import Request
+from fastapi import Depends, Request
 from fastapi.responses import HTMLResponse
 from pydantic import ValidationError
 
 from fabriek.api.problems import STATUS
-from fabriek.domain.errors import FabriekError, FieldProblem
+from fabriek.domain.errors import FabriekError, FieldProblem, InvalidInput
 from fabriek.domain.roles import Principal
 from fabriek.web.layout import page
+
+# The portal's largest form has a few dozen fields; more is not a person at a form, and
+# gets a 422 rather than costing the server.
+MAX_FORM_FIELDS = 64
+
+
+async def form_fields(request: Request) -> dict[str, str]:
+    """An HTML form's fields (application/x-www-form-urlencoded), read without another
+    dependency: the first value of each."""
+    body = (await request.body()).decode("utf-8", errors="replace")
+    try:
+        return {k: v[0] for k, v in parse_qs(body, max_num_fields=MAX_FORM_FIELDS).items()}
+    except ValueError:
+        raise InvalidInput(
+            f"a form of more than {MAX_FORM_FIELDS} fields; send the page's own form"
+        ) from None
+
+
+async def form_lists(request: Request) -> dict[str, list[str]]:
+    """An HTML form's fields with every value each was sent with: ticked boxes that share
+    one name."""
+    body = (await request.body()).decode("utf-8", errors="replace")
+    return parse_qs(body, max_num_fields=MAX_FORM_FIELDS)
+
+
+Form = Annotated[dict[str, str], Depends(form_fields)]
+FormLists = Annotated[dict[str, list[str]], Depends(form_lists)]
 
 # The bucket of problems that belong to no one field of the form.
 GENERAL = "_"

@@ -5,21 +5,26 @@ The jobs list refreshes itself with htmx (`/home/jobs`); without JavaScript a re
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Annotated
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, Response
 
 from fabriek.api.context import Ctx, Db
-from fabriek.domain.allocations import Allocation
+from fabriek.domain.access.allocations import Allocation
 from fabriek.domain.jobs import ACTIVE_STATES, Job, JobState
 from fabriek.domain.people import Project
 from fabriek.domain.roles import Principal
-from fabriek.services import allocations, jobs, projects
+from fabriek.services import jobs, projects
+from fabriek.services.access import allocations
 from fabriek.services.paging import PageRequest
-from fabriek.web.layout import page, signed_in, templates, to_signin
+from fabriek.web.layout import page, templates
+from fabriek.web.session import Person, SignedIn
 
 RECENT_JOBS = 10
 WAITING_OR_RUNNING = [JobState.PENDING, JobState.PREEMPTED, *sorted(ACTIVE_STATES)]
+# The live part comes back to the whole page after sign-in.
+OnHome = Annotated[Principal, Depends(SignedIn("/home"))]
 
 
 @dataclass(frozen=True)
@@ -74,29 +79,21 @@ def _my_jobs(db: Db, who: Principal) -> tuple[list[Job], list[Job]]:
     return going, recent
 
 
-def home_router() -> APIRouter:
-    """`/home` and its live jobs part."""
-    router = APIRouter(include_in_schema=False)
+router = APIRouter(include_in_schema=False)
 
-    @router.get("/home", response_class=HTMLResponse, response_model=None)
-    def home(request: Request, db: Db, ctx: Ctx) -> Response:
-        """The signed-in person's projects, budgets and jobs."""
-        who = signed_in(request, db, ctx)
-        if who is None:
-            return to_signin(request)
-        going, recent = _my_jobs(db, who)
-        return page(request, "home.html", "home.title", who,
-                    {"projects": _my_projects(db, ctx, who), "going": going,
-                     "recent": recent, "now": ctx.clock()})  # fmt: skip
 
-    @router.get("/home/jobs", response_class=HTMLResponse, response_model=None)
-    def home_jobs(request: Request, db: Db, ctx: Ctx) -> Response:
-        """The jobs part of the home page alone, for htmx to swap in."""
-        who = signed_in(request, db, ctx)
-        if who is None:
-            return to_signin("/home")
-        going, recent = _my_jobs(db, who)
-        return templates.TemplateResponse(request, "_home_jobs.html",
-                                          {"who": who, "going": going, "recent": recent})  # fmt: skip
+@router.get("/home", response_class=HTMLResponse, response_model=None)
+def home(request: Request, db: Db, ctx: Ctx, who: Person) -> Response:
+    """The signed-in person's projects, budgets and jobs."""
+    going, recent = _my_jobs(db, who)
+    return page(request, "home.html", "home.title", who,
+                {"projects": _my_projects(db, ctx, who), "going": going,
+                 "recent": recent, "now": ctx.clock()})  # fmt: skip
 
-    return router
+
+@router.get("/home/jobs", response_class=HTMLResponse, response_model=None)
+def home_jobs(request: Request, db: Db, who: OnHome) -> Response:
+    """The jobs part of the home page alone, for htmx to swap in."""
+    going, recent = _my_jobs(db, who)
+    return templates.TemplateResponse(request, "_home_jobs.html",
+                                      {"who": who, "going": going, "recent": recent})  # fmt: skip

@@ -11,11 +11,10 @@ from __future__ import annotations
 
 import re
 import shlex
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import ValidationError
 
@@ -25,15 +24,16 @@ from fabriek.domain.gpus import GPU_TYPES
 from fabriek.domain.job_ledger import LedgerHour
 from fabriek.domain.jobs import TERMINAL_STATES, Job, JobDraft, JobState
 from fabriek.domain.roles import Principal, Role
-from fabriek.engines.base import LogStream
-from fabriek.services import job_ledger, job_output, jobs, projects
-from fabriek.services.access_desk import applying_projects
+from fabriek.services import jobs, projects
+from fabriek.services.access.desk import applying_projects
+from fabriek.services.jobs import ledger as job_ledger
+from fabriek.services.jobs import output as job_output
 from fabriek.services.paging import PageRequest
 from fabriek.web.charts import Chart, Series
-from fabriek.web.forms import GENERAL, FormProblems, problem_page, status_of
+from fabriek.web.forms import GENERAL, Form, FormProblems, problem_page, status_of
 from fabriek.web.i18n import language_of, translate
-from fabriek.web.identity import Form
-from fabriek.web.layout import page, signed_in, templates, to_signin
+from fabriek.web.layout import page, templates
+from fabriek.web.session import Person, SignedIn
 
 # How much of each output stream a job's page shows: the end, where a run's news is.
 LOG_TAIL_BYTES = 16 * 1024
@@ -154,31 +154,6 @@ def problems_of(error: InvalidInput, form: dict[str, str]) -> FormProblems:
 # -- a job's page ------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Tail:
-    """The end of one output stream."""
-
-    stream: str
-    text: str
-    cut: bool
-
-
-def _tails(db: Db, ctx: Ctx, who: Principal, job: Job) -> list[Tail]:
-    if ctx.dispatcher is None:
-        return []
-    out = []
-    for stream in (LogStream.STDOUT, LogStream.STDERR):
-        _job, data, cut = job_output.read_tail(
-            db, who, job.id, stream, LOG_TAIL_BYTES, ctx.dispatcher
-        )
-        text = data.decode("utf-8", errors="replace")
-        if cut and "\n" in text:
-            # The first line was cut anywhere: start at a whole one.
-            text = text.split("\n", 1)[1]
-        out.append(Tail(stream.value, text, cut))
-    return out
-
-
 def _hour_label(hour: datetime) -> str:
     return hour.strftime("%Y-%m-%d %H:00")
 
@@ -238,7 +213,9 @@ def _job_values(db: Db, ctx: Ctx, who: Principal, job_id: int) -> dict[str, Any]
     return {
         "job": job,
         "events": jobs.job_events(db, who, job_id),
-        "tails": _tails(db, ctx, who, job),
+        "tails": job_output.output_tails(db, who, job_id, LOG_TAIL_BYTES, ctx.dispatcher)
+        if ctx.dispatcher is not None
+        else [],
         "hours": hours,
         "charts": ledger_charts(hours) if hours else [],
         "ended": job.state in TERMINAL_STATES,
@@ -247,115 +224,103 @@ def _job_values(db: Db, ctx: Ctx, who: Principal, job_id: int) -> dict[str, Any]
     }
 
 
-def jobs_router() -> APIRouter:
-    """The job pages: `/jobs`, `/jobs/new`, `/jobs/{id}` and its live part, cancelling."""
-    router = APIRouter(include_in_schema=False)
+router = APIRouter(include_in_schema=False)
 
-    @router.get("/jobs", response_class=HTMLResponse, response_model=None)
-    def job_list(request: Request, db: Db, ctx: Ctx, offset: int = 0) -> Response:
-        """The jobs of the projects the signed-in person can see, newest first."""
-        who = signed_in(request, db, ctx)
-        if who is None:
-            return to_signin(request)
-        found = jobs.list_jobs(db, who, PageRequest(limit=JOBS_PER_PAGE, offset=max(0, offset)))
-        return page(request, "jobs_list.html", "job_list.title", who,
-                    {"found": found, "per_page": JOBS_PER_PAGE})  # fmt: skip
+# A form's target and the live part come back to the page they belong to after sign-in.
+OnJobForm = Annotated[Principal, Depends(SignedIn("/jobs/new"))]
+OnJob = Annotated[Principal, Depends(SignedIn("/jobs/{job_id}"))]
 
-    def form_page(
-        request: Request, db: Db, who: Principal, form: dict[str, str],
-        problems: FormProblems, status_code: int = 200,
-    ) -> HTMLResponse:  # fmt: skip
-        mine = applying_projects(db, who)
-        return page(
-            request, "job_form.html", "job_form.title", who,
-            {"form": form, "problems": problems.fields, "general": GENERAL, "projects": mine,
-             "project_options": [(p.name, f"{p.name}: {p.title}") for p in mine],
-             "gpu_options": [(code, gpu.name) for code, gpu in GPU_TYPES.items()]},
-            status_code=status_code,
-        )  # fmt: skip
 
-    @router.get("/jobs/new", response_class=HTMLResponse, response_model=None)
-    def new_job(request: Request, db: Db, ctx: Ctx, project: str = "") -> Response:
-        """The submit form."""
-        who = signed_in(request, db, ctx)
-        if who is None:
-            return to_signin(request)
-        return form_page(request, db, who, {"project": project, "time_limit": "1h"},
-                         _problems())  # fmt: skip
+@router.get("/jobs", response_class=HTMLResponse, response_model=None)
+def job_list(request: Request, db: Db, who: Person, offset: int = 0) -> Response:
+    """The jobs of the projects the signed-in person can see, newest first."""
+    found = jobs.list_jobs(db, who, PageRequest(limit=JOBS_PER_PAGE, offset=max(0, offset)))
+    return page(request, "jobs_list.html", "job_list.title", who,
+                {"found": found, "per_page": JOBS_PER_PAGE})  # fmt: skip
 
-    @router.post("/jobs", response_class=HTMLResponse, response_model=None)
-    def submit(request: Request, db: Db, ctx: Ctx, form: Form) -> Response:
-        """Submit the form's job; on to its page, or back to the form with the problems
-        next to the fields."""
-        who = signed_in(request, db, ctx)
-        if who is None:
-            return to_signin("/jobs/new")
-        now = ctx.clock()
-        status = 422
-        try:
-            draft, problems = draft_from_form(form, now, language_of(request))
-            if draft is not None:
-                job = jobs.submit_job(db, who, draft, now, ctx.site_shapes.get(db),
-                                      ctx.project_refs)  # fmt: skip
-                if ctx.dispatcher is not None:
-                    ctx.dispatcher.wake.set()
-                return RedirectResponse(f"/jobs/{job.id}", status_code=303)
-        except InvalidInput as bad:
-            problems = problems_of(bad, form)
-        except (NotFound, Forbidden) as bad:
-            # The project is not theirs to submit to: said next to the project.
-            problems = _problems()
-            problems.add("project", bad.detail)
-            status = status_of(bad)
-        return form_page(request, db, who, form, problems, status)
 
-    @router.get("/jobs/{job_id}", response_class=HTMLResponse, response_model=None)
-    def job_page(request: Request, job_id: int, db: Db, ctx: Ctx) -> Response:
-        """A job: its state, why it waits, its output's end, its energy and carbon."""
-        who = signed_in(request, db, ctx)
-        if who is None:
-            return to_signin(request)
-        try:
+def form_page(
+    request: Request, db: Db, who: Principal, form: dict[str, str],
+    problems: FormProblems, status_code: int = 200,
+) -> HTMLResponse:  # fmt: skip
+    mine = applying_projects(db, who)
+    return page(
+        request, "job_form.html", "job_form.title", who,
+        {"form": form, "problems": problems.fields, "general": GENERAL, "projects": mine,
+         "project_options": [(p.name, f"{p.name}: {p.title}") for p in mine],
+         "gpu_options": [(code, gpu.name) for code, gpu in GPU_TYPES.items()]},
+        status_code=status_code,
+    )  # fmt: skip
+
+
+@router.get("/jobs/new", response_class=HTMLResponse, response_model=None)
+def new_job(request: Request, db: Db, who: Person, project: str = "") -> Response:
+    """The submit form."""
+    return form_page(request, db, who, {"project": project, "time_limit": "1h"}, _problems())
+
+
+@router.post("/jobs", response_class=HTMLResponse, response_model=None)
+def submit(request: Request, db: Db, ctx: Ctx, who: OnJobForm, form: Form) -> Response:
+    """Submit the form's job; on to its page, or back to the form with the problems next
+    to the fields."""
+    now = ctx.clock()
+    status = 422
+    try:
+        draft, problems = draft_from_form(form, now, language_of(request))
+        if draft is not None:
+            job = jobs.submit_job(db, who, draft, now, ctx.site_shapes.get(db),
+                                  ctx.project_refs)  # fmt: skip
+            if ctx.dispatcher is not None:
+                ctx.dispatcher.wake.set()
+            return RedirectResponse(f"/jobs/{job.id}", status_code=303)
+    except InvalidInput as bad:
+        problems = problems_of(bad, form)
+    except (NotFound, Forbidden) as bad:
+        # The project is not theirs to submit to: said next to the project.
+        problems = _problems()
+        problems.add("project", bad.detail)
+        status = status_of(bad)
+    return form_page(request, db, who, form, problems, status)
+
+
+@router.get("/jobs/{job_id}", response_class=HTMLResponse, response_model=None)
+def job_page(request: Request, job_id: int, db: Db, ctx: Ctx, who: Person) -> Response:
+    """A job: its state, why it waits, its output's end, its energy and carbon."""
+    try:
+        values = _job_values(db, ctx, who, job_id)
+    except FabriekError as bad:
+        return problem_page(request, who, bad)
+    values["cancellable"] = may_cancel(db, who, values["job"])
+    return page(request, "job_page.html", "job_page.title", who,
+                {**values, "title_params": {"id": job_id}})  # fmt: skip
+
+
+@router.get("/jobs/{job_id}/live", response_class=HTMLResponse, response_model=None)
+def job_live(request: Request, job_id: int, db: Db, ctx: Ctx, who: OnJob) -> Response:
+    """The live part of a job's page alone, for htmx to swap in."""
+    try:
+        values = _job_values(db, ctx, who, job_id)
+    except FabriekError as bad:
+        return problem_page(request, who, bad)
+    return templates.TemplateResponse(request, "_job_live.html",
+                                      {"who": who, "swap": True, **values})  # fmt: skip
+
+
+@router.post("/jobs/{job_id}/cancel", response_class=HTMLResponse, response_model=None)
+def cancel(request: Request, job_id: int, db: Db, ctx: Ctx, who: OnJob, form: Form) -> Response:
+    """Cancel a job once the person has ticked that they mean it."""
+    try:
+        if form.get("confirm") != "yes":
             values = _job_values(db, ctx, who, job_id)
-        except FabriekError as bad:
-            return problem_page(request, who, bad)
-        values["cancellable"] = may_cancel(db, who, values["job"])
-        return page(request, "job_page.html", "job_page.title", who,
-                    {**values, "title_params": {"id": job_id}})  # fmt: skip
-
-    @router.get("/jobs/{job_id}/live", response_class=HTMLResponse, response_model=None)
-    def job_live(request: Request, job_id: int, db: Db, ctx: Ctx) -> Response:
-        """The live part of a job's page alone, for htmx to swap in."""
-        who = signed_in(request, db, ctx)
-        if who is None:
-            return to_signin(f"/jobs/{job_id}")
-        try:
-            values = _job_values(db, ctx, who, job_id)
-        except FabriekError as bad:
-            return problem_page(request, who, bad)
-        return templates.TemplateResponse(request, "_job_live.html",
-                                          {"who": who, "swap": True, **values})  # fmt: skip
-
-    @router.post("/jobs/{job_id}/cancel", response_class=HTMLResponse, response_model=None)
-    def cancel(request: Request, job_id: int, db: Db, ctx: Ctx, form: Form) -> Response:
-        """Cancel a job once the person has ticked that they mean it."""
-        who = signed_in(request, db, ctx)
-        if who is None:
-            return to_signin(f"/jobs/{job_id}")
-        try:
-            if form.get("confirm") != "yes":
-                values = _job_values(db, ctx, who, job_id)
-                values["cancellable"] = may_cancel(db, who, values["job"])
-                lang = language_of(request)
-                return page(request, "job_page.html", "job_page.title", who,
-                            {**values, "title_params": {"id": job_id},
-                             "cancel_problem": translate(lang, "job_page.confirm_missing")},
-                            status_code=422)  # fmt: skip
-            _job, tell_engine = jobs.request_cancel(db, who, job_id, ctx.clock())
-        except FabriekError as bad:
-            return problem_page(request, who, bad)
-        if tell_engine and ctx.dispatcher is not None:
-            ctx.dispatcher.wake.set()
-        return RedirectResponse(f"/jobs/{job_id}", status_code=303)
-
-    return router
+            values["cancellable"] = may_cancel(db, who, values["job"])
+            lang = language_of(request)
+            return page(request, "job_page.html", "job_page.title", who,
+                        {**values, "title_params": {"id": job_id},
+                         "cancel_problem": translate(lang, "job_page.confirm_missing")},
+                        status_code=422)  # fmt: skip
+        _job, tell_engine = jobs.request_cancel(db, who, job_id, ctx.clock())
+    except FabriekError as bad:
+        return problem_page(request, who, bad)
+    if tell_engine and ctx.dispatcher is not None:
+        ctx.dispatcher.wake.set()
+    return RedirectResponse(f"/jobs/{job_id}", status_code=303)

@@ -3,17 +3,20 @@ page is answered. Every portal module builds on this one.
 
 Adding a page (a sketch; see `web/home.py` for a whole one):
 
-    from fabriek.web.layout import forbidden, page, signed_in, to_signin
+    from fabriek.web.layout import forbidden, page
+    from fabriek.web.session import Person
+
+    router = APIRouter(include_in_schema=False)     # listed in `web/portal.py` ROUTERS
 
     @router.get("/things", response_class=HTMLResponse, response_model=None)
-    def things(request: Request, db: Db, ctx: Ctx) -> Response:
-        who = signed_in(request, db, ctx)
-        if who is None:
-            return to_signin(request)           # anonymous: to the sign-in page and back
+    def things(request: Request, db: Db, who: Person) -> Response:
+        # `Person`: anonymous requests go to the sign-in page and back, never get here.
         if not may_see_things(who):
             return forbidden(request, who, "things.forbidden")   # 403, said in words
         return page(request, "things.html", "things.title", who, {"rows": ...})
 
+- A form's target comes back to the page the form was on after sign-in:
+  `who: Annotated[Principal, Depends(SignedIn("/things/{thing_id}"))]`.
 - The template extends `base.html` and fills `{% block content %}`; `base.html` draws the
   header (sign-in state, navigation, language switch), the `<h1>` from the title key, and
   the footer. Every text goes through `t("key")` (see `web/i18n`).

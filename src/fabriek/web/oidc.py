@@ -1,5 +1,5 @@
 """Portal sign-in through an OpenID Connect provider (SURFconext, an eduGAIN proxy, a
-company's identity provider), and the page where a person makes API tokens for the CLI.
+company's identity provider); signing in with an API token is in `web/identity.py`.
 
 `/signin/oidc` sends the browser to the provider with a fresh state, nonce and PKCE
 challenge; the secrets stay in the store, and the state also goes in a short-lived HttpOnly
@@ -12,22 +12,19 @@ what to do next when the factory does not know their organisation.
 from __future__ import annotations
 
 import hmac
-import threading
 from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from fabriek.api.context import AppContext, Ctx, Db
-from fabriek.domain.errors import NotFound
 from fabriek.domain.oidc import ClaimsProblem, identity_from_claims, new_login_secrets
-from fabriek.domain.people import TokenDraft
-from fabriek.domain.roles import Principal
-from fabriek.services import identity, oidc
+from fabriek.services import oidc
 from fabriek.services.oidc_client import RelyingParty, RelyingPartyConfig, SignInRefused
 from fabriek.settings import Settings
-from fabriek.web.identity import AFTER_SIGNIN, Form
-from fabriek.web.layout import TOKEN_COOKIE, page, safe_next, signed_in, to_signin
+from fabriek.web.identity import AFTER_SIGNIN
+from fabriek.web.layout import TOKEN_COOKIE, page, safe_next
+from fabriek.web.state import Kept, PortalState
 
 # The sign-in's state, for the callback to compare with the provider's answer. Lax, not
 # Strict: the callback is a navigation from the provider's site, which must carry it.
@@ -76,139 +73,84 @@ def _secure(request: Request, ctx: AppContext) -> bool:
     return request.url.scheme == "https" or ctx.settings.public_url.startswith("https://")
 
 
-def oidc_router() -> APIRouter:
-    """The OpenID Connect sign-in routes and the token page."""
-    router = APIRouter(include_in_schema=False)
-    parties: dict[RelyingPartyConfig, RelyingParty] = {}
-    lock = threading.Lock()
+router = APIRouter(include_in_schema=False)
 
-    def party(ctx: AppContext) -> RelyingParty:
-        """One relying party per configuration, so the provider's keys are read once."""
-        if ctx.settings.oidc_issuer is None:
+
+def party(ctx: AppContext, portal: PortalState) -> RelyingParty:
+    """One relying party per configuration, so the provider's keys are read once."""
+    if ctx.settings.oidc_issuer is None:
+        raise SignInRefused(
+            404, "sign-in through an institution is not offered here: use an API token"
+        )
+    config = _config(ctx.settings)
+    with portal.lock:
+        return portal.relying_parties.setdefault(config, RelyingParty(config))
+
+
+@router.get("/signin/oidc", response_model=None)
+def start(request: Request, db: Db, ctx: Ctx, portal: Kept, next: str = AFTER_SIGNIN) -> Response:
+    """Off to the provider's login page."""
+    try:
+        secrets = new_login_secrets()
+        url = party(ctx, portal).authorization_url(secrets)
+    except SignInRefused as refused:
+        return _problem(request, refused)
+    oidc.begin_login(db, secrets, safe_next(next), ctx.clock())
+    away = RedirectResponse(url, status_code=303)
+    away.set_cookie(
+        STATE_COOKIE, secrets.state, max_age=int(oidc.LOGIN_TTL.total_seconds()),
+        path="/signin/oidc", httponly=True, samesite="lax", secure=_secure(request, ctx),
+    )  # fmt: skip
+    return away
+
+
+@router.get(CALLBACK_PATH, response_model=None)
+def callback(
+    request: Request,
+    db: Db,
+    ctx: Ctx,
+    portal: Kept,
+    state: str = "",
+    code: str = "",
+    error: str = "",
+    error_description: str = "",
+) -> Response:
+    """Back from the provider: finish the sign-in this browser started."""
+    kept = request.cookies.get(STATE_COOKIE, "")
+    try:
+        rp = party(ctx, portal)
+        if not state or not kept or not hmac.compare_digest(kept.encode(), state.encode()):
             raise SignInRefused(
-                404, "sign-in through an institution is not offered here: use an API token"
+                400,
+                "this sign-in was not started in this browser, or it was started again "
+                "since (the state does not match): start again from the sign-in page",
             )
-        config = _config(ctx.settings)
-        with lock:
-            return parties.setdefault(config, RelyingParty(config))
-
-    @router.get("/signin/oidc", response_model=None)
-    def start(request: Request, db: Db, ctx: Ctx, next: str = AFTER_SIGNIN) -> Response:
-        """Off to the provider's login page."""
+        pending = oidc.take_login(db, state, ctx.clock())
+        if error:
+            raise SignInRefused(
+                400 if error != "access_denied" else 403,
+                f"your institution did not sign you in ({error}"
+                f"{': ' + error_description[:300] if error_description else ''})",
+            )
+        if not code:
+            raise SignInRefused(400, "the provider sent no authorization code: start again")
+        claims: dict[str, Any] = rp.redeem(code, pending.secrets, ctx.clock())
         try:
-            secrets = new_login_secrets()
-            url = party(ctx).authorization_url(secrets)
-        except SignInRefused as refused:
-            return _problem(request, refused)
-        oidc.begin_login(db, secrets, safe_next(next), ctx.clock())
-        away = RedirectResponse(url, status_code=303)
-        away.set_cookie(
-            STATE_COOKIE, secrets.state, max_age=int(oidc.LOGIN_TTL.total_seconds()),
-            path="/signin/oidc", httponly=True, samesite="lax", secure=_secure(request, ctx),
-        )  # fmt: skip
-        return away
-
-    @router.get(CALLBACK_PATH, response_model=None)
-    def callback(
-        request: Request,
-        db: Db,
-        ctx: Ctx,
-        state: str = "",
-        code: str = "",
-        error: str = "",
-        error_description: str = "",
-    ) -> Response:
-        """Back from the provider: finish the sign-in this browser started."""
-        kept = request.cookies.get(STATE_COOKIE, "")
-        try:
-            rp = party(ctx)
-            if not state or not kept or not hmac.compare_digest(kept.encode(), state.encode()):
-                raise SignInRefused(
-                    400,
-                    "this sign-in was not started in this browser, or it was started again "
-                    "since (the state does not match): start again from the sign-in page",
-                )
-            pending = oidc.take_login(db, state, ctx.clock())
-            if error:
-                raise SignInRefused(
-                    400 if error != "access_denied" else 403,
-                    f"your institution did not sign you in ({error}"
-                    f"{': ' + error_description[:300] if error_description else ''})",
-                )
-            if not code:
-                raise SignInRefused(400, "the provider sent no authorization code: start again")
-            claims: dict[str, Any] = rp.redeem(code, pending.secrets, ctx.clock())
-            try:
-                who = identity_from_claims(
-                    claims, rp.config.issuer, ctx.settings.oidc_organisation_claim
-                )
-            except ClaimsProblem as bad:
-                raise SignInRefused(400, str(bad)) from None
-            done = oidc.sign_in(db, who, ctx.clock(), ctx.settings.token_days)
-        except SignInRefused as refused:
-            return _problem(request, refused)
-        signed = page(request, "signed_in.html", "signed_in.title", None,
-                      {"person": done, "next": pending.next_path})  # fmt: skip
-        # A page, not a redirect: the session cookie is SameSite=Strict, and a redirect
-        # that began on the provider's site would not carry it on the first request.
-        signed.set_cookie(
-            TOKEN_COOKIE, done.session_token, httponly=True, samesite="strict",
-            secure=_secure(request, ctx), max_age=SESSION_S,
-        )  # fmt: skip
-        signed.delete_cookie(STATE_COOKIE, path="/signin/oidc")
-        return signed
-
-    def tokens_page(
-        request: Request,
-        db: Db,
-        ctx: Ctx,
-        who: Principal,
-        extra: dict[str, Any] | None = None,
-        status_code: int = 200,
-    ) -> HTMLResponse:
-        found = identity.list_tokens(db, who)
-        context = {
-            "tokens": [t for t in found if t.name != oidc.SESSION_TOKEN_NAME],
-            "default_days": ctx.settings.token_days,
-            **(extra or {}),
-        }
-        return page(request, "tokens.html", "tokens.title", who, context, status_code)
-
-    @router.get("/tokens", response_model=None)
-    def tokens(request: Request, db: Db, ctx: Ctx) -> Response:
-        """The signed-in person's API tokens (for the CLI and scripts)."""
-        who = signed_in(request, db, ctx)
-        if who is None:
-            return to_signin("/tokens")
-        return tokens_page(request, db, ctx, who)
-
-    @router.post("/tokens", response_model=None)
-    def make_token(request: Request, db: Db, ctx: Ctx, form: Form) -> Response:
-        """A new API token; its secret is on this page only."""
-        who = signed_in(request, db, ctx)
-        if who is None:
-            return to_signin("/tokens")
-        name, days = form.get("name", "").strip(), form.get("days", "").strip()
-        if not name or len(name) > 100 or name == oidc.SESSION_TOKEN_NAME:
-            return tokens_page(request, db, ctx, who,
-                               {"error": "tokens.bad_name"}, 422)  # fmt: skip
-        if days and not (days.isdigit() and 1 <= int(days) <= 3650):
-            return tokens_page(request, db, ctx, who,
-                               {"error": "tokens.bad_days"}, 422)  # fmt: skip
-        draft = TokenDraft(name=name, expires_in_days=int(days) if days else None)
-        new = identity.issue_token(db, who.user_id, draft, ctx.clock(), ctx.settings.token_days)
-        db.commit()
-        return tokens_page(request, db, ctx, who, {"new": new}, 201)
-
-    @router.post("/tokens/{key}/revoke", response_model=None)
-    def revoke_token(key: str, request: Request, db: Db, ctx: Ctx) -> Response:
-        who = signed_in(request, db, ctx)
-        if who is None:
-            return to_signin("/tokens")
-        try:
-            identity.revoke_token(db, who, key, ctx.clock())
-        except NotFound:
-            return tokens_page(request, db, ctx, who, {"error": "tokens.not_found"}, 404)
-        return RedirectResponse("/tokens", status_code=303)
-
-    return router
+            who = identity_from_claims(
+                claims, rp.config.issuer, ctx.settings.oidc_organisation_claim
+            )
+        except ClaimsProblem as bad:
+            raise SignInRefused(400, str(bad)) from None
+        done = oidc.sign_in(db, who, ctx.clock(), ctx.settings.token_days)
+    except SignInRefused as refused:
+        return _problem(request, refused)
+    signed = page(request, "signed_in.html", "signed_in.title", None,
+                  {"person": done, "next": pending.next_path})  # fmt: skip
+    # A page, not a redirect: the session cookie is SameSite=Strict, and a redirect
+    # that began on the provider's site would not carry it on the first request.
+    signed.set_cookie(
+        TOKEN_COOKIE, done.session_token, httponly=True, samesite="strict",
+        secure=_secure(request, ctx), max_age=SESSION_S,
+    )  # fmt: skip
+    signed.delete_cookie(STATE_COOKIE, path="/signin/oidc")
+    return signed

@@ -12,9 +12,9 @@ from fabriek.domain.eed import EedReport
 from fabriek.domain.errors import InvalidInput
 from fabriek.services import eed_report
 from fabriek.services.site_power import SiteLoad, may_operate, site_loads
-from fabriek.store.tables import SiteRow
 from fabriek.web.charts import Chart, Series
-from fabriek.web.layout import forbidden, page, signed_in, to_signin
+from fabriek.web.layout import forbidden, page
+from fabriek.web.session import Person
 
 # A limit this many times the highest draw is drawn off the chart's scale (the draw would
 # be a flat line at the bottom); the page says so and the table keeps it beside each hour.
@@ -46,37 +46,30 @@ def power_chart(load: SiteLoad) -> Chart:
     )  # fmt: skip
 
 
-def operator_router() -> APIRouter:
-    """`/operator`."""
-    router = APIRouter(include_in_schema=False)
+router = APIRouter(include_in_schema=False)
 
-    @router.get("/operator", response_class=HTMLResponse, response_model=None)
-    def operator(request: Request, db: Db, ctx: Ctx, year: int | None = None) -> Response:
-        """The sites the caller operates: load, efficiency and the EU report."""
-        who = signed_in(request, db, ctx)
-        if who is None:
-            return to_signin(request)
-        if not may_operate(who):
-            return forbidden(request, who, "operator.forbidden")
-        now = ctx.clock()
-        # The report is filed for the calendar year that ended.
-        report_year = year if year is not None and 2020 <= year <= now.year else now.year - 1
-        loads = site_loads(db, who, now)
-        try:
-            figures = eed_report.load_operator_figures()
-        except InvalidInput:
-            figures = {}
-        reports: dict[str, EedReport] = {}
-        for load in loads:
-            row = db.get(SiteRow, load.site.id)
-            assert row is not None
-            reports[load.site.name] = eed_report.build_report(
-                db, row, report_year, figures.get((load.site.name, report_year)), None
-            )
-        return page(request, "operator.html", "operator.title", who, {
-            "loads": loads, "charts": {load.site.name: power_chart(load) for load in loads},
-            "on_scale": {load.site.name: limit_on_scale(load) for load in loads},
-            "reports": reports, "report_year": report_year, "now": now,
-        })  # fmt: skip
 
-    return router
+@router.get("/operator", response_class=HTMLResponse, response_model=None)
+def operator(request: Request, db: Db, ctx: Ctx, who: Person, year: int | None = None) -> Response:
+    """The sites the caller operates: load, efficiency and the EU report."""
+    if not may_operate(who):
+        return forbidden(request, who, "operator.forbidden")
+    now = ctx.clock()
+    # The report is filed for the calendar year that ended.
+    report_year = year if year is not None and 2020 <= year <= now.year else now.year - 1
+    loads = site_loads(db, who, now)
+    try:
+        figures = eed_report.load_operator_figures()
+    except InvalidInput:
+        figures = {}
+    reports: dict[str, EedReport] = {
+        load.site.name: eed_report.build_report(
+            db, load.site.name, report_year, figures.get((load.site.name, report_year)), None
+        )
+        for load in loads
+    }
+    return page(request, "operator.html", "operator.title", who, {
+        "loads": loads, "charts": {load.site.name: power_chart(load) for load in loads},
+        "on_scale": {load.site.name: limit_on_scale(load) for load in loads},
+        "reports": reports, "report_year": report_year, "now": now,
+    })  # fmt: skip

@@ -4,9 +4,7 @@ before anything is shown (`services.public_dashboard`)."""
 
 from __future__ import annotations
 
-import threading
 import time
-from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from fastapi import APIRouter, Request
@@ -20,16 +18,11 @@ from fabriek.services.public_dashboard import Dashboard, last_twelve_months, pub
 from fabriek.web.charts import Chart, Series
 from fabriek.web.i18n import language_of, translate
 from fabriek.web.layout import page, signed_in
+from fabriek.web.state import CachedDashboard, Kept, PortalState
 
 # A year of hourly records is summed again at most this often per period: the figures
 # change when runs end, and a busy front page should not cost a rollup per visit.
 CACHE_S = 60.0
-
-
-@dataclass
-class _Cached:
-    at: float
-    dashboard: Dashboard
 
 
 def _name(key: str, lang: str) -> str:
@@ -93,46 +86,43 @@ def month_charts(d: Dashboard, lang: str) -> list[Chart]:
     return [gpu, energy]
 
 
-def dashboard_router() -> APIRouter:
-    """`/`: the public dashboard."""
-    router = APIRouter(include_in_schema=False)
-    cache: dict[str, _Cached] = {}
-    lock = threading.Lock()
+router = APIRouter(include_in_schema=False)
 
-    def figures(db: Db, key: str, start: datetime, end: datetime) -> Dashboard:
-        with lock:
-            kept = cache.get(key)
-        if kept is not None and time.monotonic() - kept.at < CACHE_S:
-            return kept.dashboard
-        made = public_dashboard(db, start, end)
-        with lock:
-            cache[key] = _Cached(time.monotonic(), made)
-        return made
 
-    @router.get("/", response_class=HTMLResponse)
-    def dashboard(request: Request, db: Db, ctx: Ctx, year: str = "") -> HTMLResponse:
-        """The factory at a glance, for everyone."""
-        now = ctx.clock().astimezone(UTC)
-        years = [str(now.year - i) for i in range(3)]
-        if year in years:
-            start = datetime(int(year), 1, 1, tzinfo=UTC)
-            end = min(datetime(int(year) + 1, 1, 1, tzinfo=UTC), now)
-        else:
-            year = ""
-            start, end = last_twelve_months(now)
-        d = figures(db, year or "last-12", start, end)
-        lang = language_of(request)
-        charts = {
-            "months": month_charts(d, lang),
-            "province": group_chart("by-province", "dashboard.by_province",
-                                    "dashboard.province", d.by_province, lang),
-            "hub": group_chart("by-hub", "dashboard.by_hub", "dashboard.hub", d.by_hub, lang),
-            "sector": group_chart("by-sector", "dashboard.by_sector", "dashboard.sector",
-                                  d.by_sector, lang),
-        }  # fmt: skip
-        return page(request, "dashboard.html", "dashboard.title", signed_in(request, db, ctx), {
-            "d": d, "charts": charts, "overview": factory_overview(db), "years": years,
-            "year": year, "minimum": MINIMUM_ORGANISATIONS,
-        })  # fmt: skip
+def figures(db: Db, portal: PortalState, key: str, start: datetime, end: datetime) -> Dashboard:
+    """The dashboard of a period, summed again once it is older than `CACHE_S`."""
+    with portal.lock:
+        kept = portal.dashboards.get(key)
+    if kept is not None and time.monotonic() - kept.at < CACHE_S:
+        return kept.dashboard
+    made = public_dashboard(db, start, end)
+    with portal.lock:
+        portal.dashboards[key] = CachedDashboard(time.monotonic(), made)
+    return made
 
-    return router
+
+@router.get("/", response_class=HTMLResponse)
+def dashboard(request: Request, db: Db, ctx: Ctx, portal: Kept, year: str = "") -> HTMLResponse:
+    """The factory at a glance, for everyone."""
+    now = ctx.clock().astimezone(UTC)
+    years = [str(now.year - i) for i in range(3)]
+    if year in years:
+        start = datetime(int(year), 1, 1, tzinfo=UTC)
+        end = min(datetime(int(year) + 1, 1, 1, tzinfo=UTC), now)
+    else:
+        year = ""
+        start, end = last_twelve_months(now)
+    d = figures(db, portal, year or "last-12", start, end)
+    lang = language_of(request)
+    charts = {
+        "months": month_charts(d, lang),
+        "province": group_chart("by-province", "dashboard.by_province",
+                                "dashboard.province", d.by_province, lang),
+        "hub": group_chart("by-hub", "dashboard.by_hub", "dashboard.hub", d.by_hub, lang),
+        "sector": group_chart("by-sector", "dashboard.by_sector", "dashboard.sector",
+                              d.by_sector, lang),
+    }  # fmt: skip
+    return page(request, "dashboard.html", "dashboard.title", signed_in(request, db, ctx), {
+        "d": d, "charts": charts, "overview": factory_overview(db), "years": years,
+        "year": year, "minimum": MINIMUM_ORGANISATIONS,
+    })  # fmt: skip

@@ -18,7 +18,8 @@ from fabriek.services.support.config import SupportOptions
 from fabriek.services.support.hub_desk import HubDesk, desk_hubs, hub_desk
 from fabriek.web.charts import Chart, Series
 from fabriek.web.forms import problem_page
-from fabriek.web.layout import forbidden, page, signed_in, to_signin
+from fabriek.web.layout import forbidden, page
+from fabriek.web.session import Person
 
 # The open tickets the desk lists: the newest; the full queue is in `fabriek support list`.
 TICKETS_SHOWN = 50
@@ -50,29 +51,24 @@ def open_tickets(db: Db, who: Principal, ctx: Ctx, hub: str) -> Page[TicketSumma
     )
 
 
-def hub_router() -> APIRouter:
-    """`/hub`: the desk of the signed-in person's hub (admins choose any)."""
-    router = APIRouter(include_in_schema=False)
+router = APIRouter(include_in_schema=False)
 
-    @router.get("/hub", response_class=HTMLResponse, response_model=None)
-    def desk(
-        request: Request, db: Db, ctx: Ctx, hub: str | None = None, year: str | None = None
-    ) -> Response:
-        """One hub's organisations, projects and their use in a year."""
-        who = signed_in(request, db, ctx)
-        if who is None:
-            return to_signin(request)
-        if not desk_hubs(who):
-            return forbidden(request, who, "hub_desk.forbidden")
-        try:
-            if year and not year.strip().isdigit():
-                raise InvalidInput.on("year", f"{year!r} is not a year like 2026")
-            found = hub_desk(db, who, hub or None, int(year) if year else None, ctx.clock())
-        except FabriekError as bad:
-            return problem_page(request, who, bad)
-        return page(request, "hub_desk.html", "hub_desk.title", who,
-                    {"desk": found, "chart": month_chart(found),
-                     "tickets": open_tickets(db, who, ctx, found.hub.hub.value),
-                     "title_params": {"hub": found.hub.name}})  # fmt: skip
 
-    return router
+@router.get("/hub", response_class=HTMLResponse, response_model=None)
+def desk(
+    request: Request, db: Db, ctx: Ctx, who: Person, hub: str | None = None,
+    year: str | None = None,
+) -> Response:  # fmt: skip
+    """One hub's organisations, projects and their use in a year (admins choose any hub)."""
+    if not desk_hubs(who):
+        return forbidden(request, who, "hub_desk.forbidden")
+    try:
+        if year and not year.strip().isdigit():
+            raise InvalidInput.on("year", f"{year!r} is not a year like 2026")
+        found = hub_desk(db, who, hub or None, int(year) if year else None, ctx.clock())
+    except FabriekError as bad:
+        return problem_page(request, who, bad)
+    return page(request, "hub_desk.html", "hub_desk.title", who,
+                {"desk": found, "chart": month_chart(found),
+                 "tickets": open_tickets(db, who, ctx, found.hub.hub.value),
+                 "title_params": {"hub": found.hub.name}})  # fmt: skip
