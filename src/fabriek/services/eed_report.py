@@ -7,9 +7,7 @@ Reading files and the store happens here; the formulas and checks are in `domain
 from __future__ import annotations
 
 import math
-import tomllib
 from datetime import UTC, datetime
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +32,7 @@ from fabriek.domain.energy import (
 )
 from fabriek.domain.errors import InvalidInput
 from fabriek.domain.gpus import GPU_TYPES
+from fabriek.services.config_files import load_config_file
 from fabriek.store.tables import JobEnergyRow, SiteRow
 
 INDICATORS_FILE = "eed_indicators.toml"
@@ -42,29 +41,9 @@ DEMO_FIGURES_FILE = "eed_demo_figures.toml"
 OperatorFigures = dict[tuple[str, int], dict[str, Value]]
 
 
-def _read_toml(path: Path | None, shipped: str, what: str) -> tuple[dict[str, Any], str]:
-    try:
-        if path is None:
-            text = resources.files("fabriek.config").joinpath(shipped).read_text()
-            where = f"the shipped {shipped}"
-        else:
-            text = Path(path).read_text()
-            where = str(path)
-    except OSError as missing:
-        raise InvalidInput(f"cannot read the {what} file {path}: {missing.strerror}") from None
-    try:
-        return tomllib.loads(text), where
-    except tomllib.TOMLDecodeError as bad:
-        raise InvalidInput(f"{where} is not valid TOML: {bad}") from None
-
-
 def load_indicator_set(path: Path | None = None) -> IndicatorSet:
     """The versioned indicator list: the shipped one, or another file (a newer version)."""
-    data, where = _read_toml(path, INDICATORS_FILE, "indicator list")
-    try:
-        return parse_indicator_set(data)
-    except ValueError as bad:
-        raise InvalidInput(f"{where}: {bad}") from None
+    return load_config_file(path, INDICATORS_FILE, "indicator list", parse_indicator_set)
 
 
 def load_operator_figures(
@@ -72,23 +51,25 @@ def load_operator_figures(
 ) -> OperatorFigures:
     """The operator's annual figures by (site, year) from a TOML file of `[[report]]` tables
     (each with `site`, `year` and indicator keys); default: the demo factory's figures."""
-    spec = spec or load_indicator_set()
-    data, where = _read_toml(path, DEMO_FIGURES_FILE, "figures")
+    checked_against = spec or load_indicator_set()
+    return load_config_file(
+        path, DEMO_FIGURES_FILE, "figures", lambda data: _operator_figures(checked_against, data)
+    )
+
+
+def _operator_figures(spec: IndicatorSet, data: dict[str, Any]) -> OperatorFigures:
     rows = data.get("report")
     if not isinstance(rows, list) or not rows:
-        raise InvalidInput(f"{where}: expected one or more [[report]] tables")
+        raise ValueError("expected one or more [[report]] tables")
     out: OperatorFigures = {}
     for i, row in enumerate(rows, start=1):
         fields = dict(row)
         site, year = fields.pop("site", None), fields.pop("year", None)
         if not isinstance(site, str) or not isinstance(year, int) or isinstance(year, bool):
-            raise InvalidInput(f"{where}: report {i} needs a text `site` and an integer `year`")
+            raise ValueError(f"report {i} needs a text `site` and an integer `year`")
         if (site, year) in out:
-            raise InvalidInput(f"{where}: report {i} repeats site {site!r}, year {year}")
-        try:
-            out[(site, year)] = check_operator_figures(spec, fields, f"{where}: {site} {year}")
-        except ValueError as bad:
-            raise InvalidInput(str(bad)) from None
+            raise ValueError(f"report {i} repeats site {site!r}, year {year}")
+        out[(site, year)] = check_operator_figures(spec, fields, f"{site} {year}")
     return out
 
 
