@@ -17,7 +17,7 @@ import pytest
 from sqlalchemy import select
 
 from fabriek.services.demo import demo_token
-from fabriek.services.jobs.dispatch import claim_dispatch
+from fabriek.services.jobs.leadership import claim_dispatch
 from fabriek.settings import Settings
 from fabriek.store.db import make_engine, make_sessions
 from fabriek.store.tables import JobEventRow

@@ -13,33 +13,33 @@ from fabriek.api import problems
 from fabriek.api.context import AppContext, new_submitters, utc_now
 from fabriek.api.metrics import MetricsMiddleware, RequestMetrics
 from fabriek.api.routers import (
-    ai_systems,
     audit,
     datasets,
     health,
     identity,
     jobs,
-    models,
     notifications,
     organisations,
     projects,
     reference,
-    sandboxes,
     sites,
     support,
     usage,
     users,
 )
 from fabriek.api.routers.access import allocations, calls, proposals
+from fabriek.api.routers.ai_act import models, sandboxes
+from fabriek.api.routers.ai_act import systems as ai_systems
 from fabriek.services.access.config import load_access_config
-from fabriek.services.ai_models import ai_act_rules
-from fabriek.services.ai_systems import load_rule_book
+from fabriek.services.ai_act.rules import ai_act_rules
+from fabriek.services.ai_act.systems import load_rule_book
 from fabriek.services.datasets.vault import Vault, sweep_storage
 from fabriek.services.housekeeping import housekeeping
 from fabriek.services.identity import PRINCIPAL_TABLES, PrincipalCache, installation_id
 from fabriek.services.jobs import ProjectRefCache, SiteShapeCache
-from fabriek.services.jobs.dispatch import Dispatcher, claim_dispatch
+from fabriek.services.jobs.dispatch import Dispatcher
 from fabriek.services.jobs.engine_registry import EngineRegistry, load_sites_file, tag_prefix
+from fabriek.services.jobs.leadership import claim_dispatch
 from fabriek.services.jobs.submissions import SubmissionWriter
 from fabriek.services.support.config import load_support_config
 from fabriek.settings import Settings

@@ -14,17 +14,16 @@ jobs wait with the reason shown, so an outage costs one log line, not a storm.
 
 from __future__ import annotations
 
-import fcntl
 import logging
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
@@ -52,6 +51,7 @@ from fabriek.services.jobs import datasets as job_datasets
 from fabriek.services.jobs.datasets import DatasetUnavailable
 from fabriek.services.jobs.engine_registry import EngineRegistry
 from fabriek.services.jobs.shapes import SiteShapeCache
+from fabriek.services.jobs.site_health import SiteHealth
 from fabriek.services.jobs.specs import spec_from_row
 from fabriek.services.jobs.states import transition
 from fabriek.services.scheduling import recent_run_shares, recent_usage, run_cycle
@@ -63,16 +63,6 @@ HOUSEKEEPING_EVERY_S = 60.0
 
 CANCEL_RETRY_S = 30.0
 USAGE_EVERY_S = 60.0
-
-
-@dataclass
-class SiteHealth:
-    """Whether a site's cluster answers; when not, until when to leave it alone."""
-
-    down_since: float | None = None
-    retry_at: float = 0.0
-    delay: float = 1.0
-    reason: str = ""
 
 
 @dataclass
@@ -187,27 +177,13 @@ class Dispatcher:
         return self.registry.engine(site, self._gpus.get(site, 0))
 
     def _available(self, site: str) -> bool:
-        return time.monotonic() >= self.health[site].retry_at
+        return self.health[site].available()
 
     def _site_failed(self, site: str, reason: str) -> None:
-        h = self.health[site]
-        if h.down_since is None:
-            log.warning(
-                "site %s: cluster unavailable (%s); jobs wait until it returns", site, reason
-            )
-            h.down_since, h.delay = time.monotonic(), 1.0
-        else:
-            h.delay = min(h.delay * 2, 60.0)
-        h.reason = reason
-        h.retry_at = time.monotonic() + h.delay
+        self.health[site].failed(site, reason)
 
     def _site_ok(self, site: str) -> None:
-        h = self.health[site]
-        if h.down_since is not None:
-            log.warning(
-                "site %s: cluster is back after %.0f s", site, time.monotonic() - h.down_since
-            )
-            self.health[site] = SiteHealth()
+        self.health[site].ok(site)
 
     # -- 1. place --------------------------------------------------------------------------------
 
@@ -239,6 +215,17 @@ class Dispatcher:
     # -- 2. launch ---------------------------------------------------------------------------------
 
     def _launch(self) -> int:
+        """Hand every job the scheduler started (STARTING, no handle yet) to its engine."""
+        work, reads = self._to_launch()
+        if not work:
+            return 0
+        results = list(self._pool.map(lambda item: self._submit_one(item, reads), work))
+        return self._record_launches(results)
+
+    def _to_launch(
+        self,
+    ) -> tuple[list[tuple[int, str, EngineJob]], dict[int, tuple[int, list[dict[str, Any]]]]]:
+        """The jobs to start, each with its site and owner; and what datasets each reads."""
         with self.sessions() as session:
             todo = session.execute(
                 select(JobRow, SiteRow.name, UserRow.username, ProjectRow.name)
@@ -263,34 +250,36 @@ class Dispatcher:
                 for job, site, user, project in todo
             ]
             reads = {job.id: (job.project_id, job.datasets) for job, *_ in todo if job.datasets}
-        if not work:
-            return 0
+        return work, reads
 
-        def submit(item: tuple[int, str, EngineJob]) -> tuple[int, str, str | Exception]:
-            job_id, site, engine_job = item
-            if not self._available(site):
-                return (
-                    job_id,
-                    site,
-                    EngineUnavailable(self.health[site].reason or "site unavailable"),
-                )
-            try:
-                if job_id in reads:
-                    engine_job = self._with_datasets(engine_job, *reads[job_id])
-            except DatasetUnavailable as exc:
-                return job_id, site, EngineRejected(f"DatasetUnavailable: {exc}")
-            except Exception as exc:  # the plaintext could not be staged: try again later
-                log.exception("staging the datasets of job %s failed", job_id)
-                return job_id, site, EngineUnavailable(f"staging its datasets failed: {exc}")
-            try:
-                return job_id, site, self.engine(site).submit(engine_job)
-            except (EngineUnavailable, EngineRejected) as exc:
-                return job_id, site, exc
-            except Exception as exc:  # an engine bug must not lose the job: it waits
-                log.exception("submitting job %s to %s failed", job_id, site)
-                return job_id, site, EngineUnavailable(f"internal error: {exc}")
+    def _submit_one(
+        self,
+        item: tuple[int, str, EngineJob],
+        reads: Mapping[int, tuple[int, list[dict[str, Any]]]],
+    ) -> tuple[int, str, str | Exception]:
+        """Stage one job's datasets and submit it: its handle, or why it did not start."""
+        job_id, site, engine_job = item
+        if not self._available(site):
+            reason = self.health[site].reason or "site unavailable"
+            return job_id, site, EngineUnavailable(reason)
+        try:
+            if job_id in reads:
+                engine_job = self._with_datasets(engine_job, *reads[job_id])
+        except DatasetUnavailable as exc:
+            return job_id, site, EngineRejected(f"DatasetUnavailable: {exc}")
+        except Exception as exc:  # the plaintext could not be staged: try again later
+            log.exception("staging the datasets of job %s failed", job_id)
+            return job_id, site, EngineUnavailable(f"staging its datasets failed: {exc}")
+        try:
+            return job_id, site, self.engine(site).submit(engine_job)
+        except (EngineUnavailable, EngineRejected) as exc:
+            return job_id, site, exc
+        except Exception as exc:  # an engine bug must not lose the job: it waits
+            log.exception("submitting job %s to %s failed", job_id, site)
+            return job_id, site, EngineUnavailable(f"internal error: {exc}")
 
-        results = list(self._pool.map(submit, work))
+    def _record_launches(self, results: list[tuple[int, str, str | Exception]]) -> int:
+        """Record each submission's outcome: its handle, failed for good, or back to wait."""
         now = self.clock()
         launched = 0
         with self.sessions() as session:
@@ -502,16 +491,3 @@ def _unplace(job: JobRow) -> None:
     job.site_id = None
     job.placed_gpu_type = None
     job.placement = None
-
-
-def claim_dispatch(state_dir: Path) -> IO[bytes] | None:
-    """Try to become this state dir's one dispatcher: an exclusive lock on a file, held until
-    the returned file is closed (or the process dies). None: another process dispatches."""
-    state_dir.mkdir(parents=True, exist_ok=True)
-    handle = (state_dir / "dispatcher.lock").open("wb")
-    try:
-        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        handle.close()
-        return None
-    return handle

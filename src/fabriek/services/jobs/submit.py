@@ -20,7 +20,7 @@ from fabriek.domain.jobs import (
     JobState,
 )
 from fabriek.domain.roles import Principal
-from fabriek.services import ai_models
+from fabriek.services.ai_act import job_links
 from fabriek.services.jobs import datasets as job_datasets
 from fabriek.services.jobs.shapes import ProjectRefCache, site_shapes
 from fabriek.services.jobs.specs import spec_of, waiting_reason
@@ -77,7 +77,7 @@ class PreparedJob:
     project: str
     user: str
     # Its link to an AI model version, with the compute lines it was warned about.
-    model_link: ai_models.JobLink | None = None
+    model_link: job_links.JobLink | None = None
 
 
 def prepare_job(
@@ -116,7 +116,7 @@ def prepare_job(
     )  # fmt: skip
     link = None
     if draft.model is not None and draft.purpose is not None:
-        link = ai_models.plan_job_link(
+        link = job_links.plan_job_link(
             session, who, project_id, project_name, draft.model, draft.purpose,
             draft.acknowledge_systemic_risk, spec, now,
         )  # fmt: skip
@@ -142,7 +142,7 @@ def write_jobs(session: Session, prepared: Sequence[PreparedJob]) -> list[Job]:
     )  # fmt: skip
     links = [(i, p.model_link) for i, p in zip(ids, prepared, strict=True) if p.model_link]
     if links:
-        ai_models.write_job_links(session, links, prepared[0].values["submitted_at"])
+        job_links.write_job_links(session, links, prepared[0].values["submitted_at"])
     session.commit()
     return [
         Job(

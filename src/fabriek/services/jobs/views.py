@@ -11,7 +11,7 @@ from fabriek.domain.jobs import (
     Job,
     JobState,
 )
-from fabriek.services import ai_models
+from fabriek.services.ai_act import job_links
 from fabriek.services.jobs import datasets as job_datasets
 from fabriek.store.tables import (
     JobRow,
@@ -33,7 +33,7 @@ def job_fields(row: JobRow, project: str, user: str, site: str | None) -> dict[s
     }  # fmt: skip
 
 
-def link_fields(link: ai_models.JobLink | None) -> dict[str, Any]:
+def link_fields(link: job_links.JobLink | None) -> dict[str, Any]:
     if link is None:
         return {}
     return {"model": link.ref, "purpose": link.purpose.value,
@@ -42,7 +42,7 @@ def link_fields(link: ai_models.JobLink | None) -> dict[str, Any]:
 
 def with_models(session: Session, jobs: list[Job]) -> list[Job]:
     """The jobs with the model version and purpose each is linked to, if any."""
-    linked = ai_models.job_models(session, [j.id for j in jobs])
+    linked = job_links.job_models(session, [j.id for j in jobs])
     return [
         j.model_copy(update={"model": linked[j.id][0], "purpose": linked[j.id][1]})
         if j.id in linked
