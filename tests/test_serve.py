@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -10,6 +11,7 @@ from pathlib import Path
 
 import httpx
 
+from fabriek.services.demo import demo_token
 from tests.servers import free_port
 
 
@@ -64,6 +66,26 @@ def test_the_main_job_from_an_empty_directory(tmp_path: Path) -> None:
         out, _ = server.communicate(timeout=10)
     assert f"http://127.0.0.1:{port}" in out
     assert "fabriek login" in out and "fbk_" in out
+    # The line to copy signs in a member of projects, so the README's `fabriek run` works.
+    assert "Sign in as maria, member of dutch-llm, photonic-inspect" in out
+    assert f"--token {demo_token('maria').token}" in out
+    assert demo_token("admin").token not in out
+    assert "pieter   principal-investigator of dutch-llm" in out and "eva      access-team" in out
+
+
+def test_serve_on_a_port_in_use_says_so_in_one_line_before_anything_else(tmp_path: Path) -> None:
+    env = {**os.environ, "FABRIEK_DATABASE_URL": f"sqlite:///{tmp_path / 'x.db'}"}
+    assert run("db", "upgrade", env=env).returncode == 0
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        result = run("serve", "--port", str(port), env=env)
+    assert result.returncode == 1 and result.stdout == ""
+    line = result.stderr.strip()
+    assert "\n" not in line and "Traceback" not in line
+    assert f"cannot serve on 127.0.0.1:{port}" in line
+    assert "--port" in line and "FABRIEK_PORT" in line
 
 
 def test_serve_refuses_an_unmigrated_database(tmp_path: Path) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 import sys
 import time
 from datetime import UTC, datetime
@@ -19,7 +20,7 @@ import uvicorn
 
 from fabriek.cli.output import console, print_json
 from fabriek.domain import eed
-from fabriek.domain.errors import InvalidInput
+from fabriek.domain.errors import Conflict, InvalidInput
 from fabriek.server_app import build_app
 from fabriek.services import demo, demo_history, eed_report
 from fabriek.settings import Settings
@@ -29,6 +30,48 @@ from fabriek.store.migrate import require_current, upgrade
 db_app = typer.Typer(help="The store's schema.", no_args_is_help=True)
 demo_app = typer.Typer(help="The demo factory.", no_args_is_help=True)
 report_app = typer.Typer(help="Reports from the store.", no_args_is_help=True)
+
+
+# The demo user `make up` tells a newcomer to sign in as: a member of projects with GPU-hours,
+# so the README's first `fabriek run` works (the admin is in no project).
+DEMO_MEMBER = "maria"
+
+
+def require_free_port(host: str, port: int) -> None:
+    """Refuse before saying "serves", in one line, when another process holds the port."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        # As uvicorn binds: a port held only by closed connections (TIME_WAIT) is free.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            raise Conflict(
+                f"cannot serve on {host}:{port}: {exc.strerror or exc}; "
+                "choose another port with --port or FABRIEK_PORT"
+            ) from None
+
+
+def demo_user_line(user: demo.DemoUser) -> str:
+    """`pieter    principal-investigator of dutch-llm`: what a demo user may do."""
+    parts = [r for r in user.roles if r != "member"]
+    by_role: dict[str, list[str]] = {}
+    for project, role in user.projects.items():
+        by_role.setdefault(role, []).append(project)
+    parts += [f"{role} of {', '.join(projects)}" for role, projects in by_role.items()]
+    return f"{user.username:<8} {'; '.join(parts) or 'in no project'}"
+
+
+def print_demo_sign_in(url: str) -> None:
+    """How to sign in as the demo's member, and who else the demo has."""
+    users = demo.demo_users()
+    member = next(u for u in users if u.username == DEMO_MEMBER)
+    projects = ", ".join(member.projects)
+    console.print(f"Demo factory loaded. Sign in as {member.username}, member of {projects}:")
+    console.print(f"  fabriek login --url {url} --token {member.token}", soft_wrap=True)
+    console.print("Demo users (their tokens: `fabriek demo load --json`):")
+    for user in users:
+        console.print(f"  {demo_user_line(user)}", soft_wrap=True)
 
 
 def serve(
@@ -50,14 +93,12 @@ def serve(
             os.environ[name] = str(value)
     settings = Settings()
     app = build_app(settings)
+    require_free_port(settings.host, settings.port)
     url = f"http://{settings.host}:{settings.port}"
     console.print(f"Fabriek serves {url} on {redact(settings.database_url)}")
     with make_sessions(app.state.context.engine)() as session:
         if demo.is_loaded(session):
-            admin = demo.demo_token("admin").token
-            console.print("Demo factory loaded. Sign in as the demo admin with:")
-            console.print(f"  fabriek login --url {url} --token {admin}", soft_wrap=True)
-            console.print("Other demo users and their tokens: `fabriek demo load --json`")
+            print_demo_sign_in(url)
     logging.basicConfig(level=settings.log_level.upper())
     console.print(f"Ready to start after {time.perf_counter() - started:.2f} s", style="dim")
     if settings.workers > 1:
