@@ -93,6 +93,21 @@ def test_a_job_page_shows_the_end_of_a_long_output(browser: Browser, client: Cli
     assert "hx-trigger" not in live.text  # the job has ended: nothing more to ask for
 
 
+def test_a_job_page_says_an_ended_job_wrote_nothing_and_shows_its_errors(
+    browser: Browser, client: Client
+) -> None:
+    sanne = client("sanne")
+    quiet = sanne.post("/api/v1/jobs", json={"project": "photonic-inspect", "command": ["true"]})
+    page = browser("sanne").get(f"/jobs/{wait_for(sanne, quiet.json()['id'])['id']}").text
+    assert "No output: the job ended without writing any." in page
+    assert "No output yet." not in page
+    failed = sanne.post("/api/v1/jobs", json={"project": "photonic-inspect", "command": [
+        "sh", "-c", "echo oops >&2; exit 1"]})  # fmt: skip
+    page = browser("sanne").get(f"/jobs/{wait_for(sanne, failed.json()['id'])['id']}").text
+    assert "Standard output" in page and "Standard error" in page
+    assert re.search(r'<pre class="log" id="log-stderr"[^>]*>oops', page)
+
+
 def test_cancelling_asks_for_a_confirmation(browser: Browser, client: Client) -> None:
     sanne = client("sanne")
     made = sanne.post("/api/v1/jobs", json={"project": "photonic-inspect",
