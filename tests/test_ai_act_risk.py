@@ -12,10 +12,10 @@ import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from fabriek.domain.ai_act_risk import AnswerValue, Walk, answer, coerce, walk
-from fabriek.domain.ai_act_rules import AnswerType, Question
+from fabriek.domain.ai_act.risk import AnswerValue, Walk, answer, coerce, walk
+from fabriek.domain.ai_act.rule_book import AnswerType, Question
 from fabriek.domain.errors import InvalidInput
-from fabriek.services.ai_systems import load_rule_book
+from fabriek.services.ai_act.systems import load_rule_book
 
 BOOK = load_rule_book()
 TODAY = date(2026, 11, 29)

@@ -14,9 +14,9 @@ from typing import Any
 import pytest
 
 from fabriek.api.app import create_app
-from fabriek.domain.ai_act_rules import LANGUAGES, parse_rule_book
+from fabriek.domain.ai_act.rule_book import LANGUAGES, parse_rule_book
 from fabriek.domain.errors import InvalidInput
-from fabriek.services.ai_systems import load_rule_book
+from fabriek.services.ai_act.systems import load_rule_book
 from fabriek.settings import Settings
 
 SHIPPED: dict[str, Any] = tomllib.loads(

@@ -14,8 +14,16 @@ import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from fabriek.domain.ai_documentation import to_yaml
-from fabriek.domain.ai_ledger import (
+from fabriek.domain.ai_act.compute_lines import BaseCompute, ComputeLevels, crossings, lines_for
+from fabriek.domain.ai_act.documentation import to_yaml
+from fabriek.domain.ai_act.estimates import (
+    Estimate,
+    RunCompute,
+    architecture_estimate,
+    hardware_estimate,
+    significant,
+)
+from fabriek.domain.ai_act.ledger import (
     JobRecord,
     RunSpan,
     declared,
@@ -23,29 +31,13 @@ from fabriek.domain.ai_ledger import (
     own_compute,
     training_time,
 )
-from fabriek.domain.ai_models import (
-    BaseCompute,
-    ComputeLevels,
-    Estimate,
-    JobPurpose,
-    LineageCycle,
-    Measure,
-    Method,
-    ModelRole,
-    RunCompute,
-    ancestors,
-    architecture_estimate,
-    crossings,
-    find_cycle,
-    hardware_estimate,
-    lines_for,
-    parse_ai_act_rules,
-    significant,
-    split_ref,
-)
+from fabriek.domain.ai_act.lineage import LineageCycle, ancestors, find_cycle
+from fabriek.domain.ai_act.model_rules import parse_ai_act_rules
+from fabriek.domain.ai_act.models import split_ref
+from fabriek.domain.ai_act.vocabulary import JobPurpose, Measure, Method, ModelRole
 from fabriek.domain.gpus import GPU_TYPES
 from fabriek.domain.units import Flop, GpuSeconds
-from fabriek.services.ai_models import ai_act_rules
+from fabriek.services.ai_act.rules import ai_act_rules
 
 RULES = ai_act_rules()
 EST = RULES.estimation

@@ -29,9 +29,9 @@ import httpx
 import pytest
 from starlette.routing import BaseRoute
 
-from fabriek.domain.ai_documentation import provider_keys
+from fabriek.domain.ai_act.documentation import provider_keys
 from fabriek.server_app import build_app
-from fabriek.services.ai_models import ai_act_rules
+from fabriek.services.ai_act.rules import ai_act_rules
 from fabriek.settings import Settings
 from tests.authz_world import (
     API,

@@ -10,8 +10,8 @@ from rich.prompt import Prompt
 
 from fabriek.cli.app import JsonFlag, Limit, app, client
 from fabriek.cli.output import console, print_json, print_table
-from fabriek.domain.ai_act_rules import AnswerType, Language
-from fabriek.domain.ai_systems import Classification, QuestionOut, ResultOut
+from fabriek.domain.ai_act.rule_book import AnswerType, Language
+from fabriek.domain.ai_act.systems import Classification, QuestionOut, ResultOut
 from fabriek.domain.errors import FabriekError
 from fabriek.sdk import ApiError, FabriekClient
 

@@ -11,7 +11,7 @@ import typer
 
 from fabriek.cli.app import JsonFlag, app, client
 from fabriek.cli.output import console, print_json, print_table
-from fabriek.domain.sandboxes import Sandbox
+from fabriek.domain.ai_act.sandboxes import Sandbox
 
 sandbox_app = typer.Typer(help="AI regulatory sandboxes and their documents.", no_args_is_help=True)
 app.add_typer(sandbox_app, name="sandbox")

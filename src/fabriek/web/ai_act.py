@@ -19,8 +19,8 @@ from fabriek.domain.ai_act.rule_book import AnswerType
 from fabriek.domain.ai_act.systems import AiSystemDraft, Classification
 from fabriek.domain.errors import FabriekError, Forbidden, InvalidInput, NotFound
 from fabriek.domain.roles import Principal
-from fabriek.services import ai_systems
 from fabriek.services.access.desk import applying_projects
+from fabriek.services.ai_act import systems as ai_systems
 from fabriek.services.paging import PageRequest
 from fabriek.web.forms import GENERAL, Form, FormLists, FormProblems, problem_page, status_of
 from fabriek.web.i18n import language_of, translate

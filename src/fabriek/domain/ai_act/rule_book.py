@@ -8,7 +8,7 @@ into a `RuleBook` or refuses it with one line naming the entry at fault. It chec
 type cannot: every reference resolves, every entry cites an article or annex point, and a
 question is asked only on the answers to questions before it (so the walk always ends).
 
-Reading the file is the service's job; `fabriek.domain.ai_act_risk` walks the questionnaire.
+Reading the file is the service's job; `fabriek.domain.ai_act.risk` walks the questionnaire.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The EU AI Act risk classification of an AI system: a walk through the questionnaire.
 
-Pure: the rule book (`fabriek.domain.ai_act_rules`), the answers so far and today's date
+Pure: the rule book (`fabriek.domain.ai_act.rule_book`), the answers so far and today's date
 come in; out come the answers that count (each with the articles it rests on), the next
 question, or, once the walk is over, the tiers, the obligations and their dates of
 application. The decision order is the rule book's question order: scope and exclusions
@@ -19,7 +19,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date
 
-from fabriek.domain.ai_act_rules import (
+from fabriek.domain.ai_act.rule_book import (
     AnswerType,
     Condition,
     Obligation,

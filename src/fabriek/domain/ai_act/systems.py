@@ -1,7 +1,7 @@
 """AI systems and their EU AI Act risk classification: the shapes the API and services exchange.
 
 A project registers the AI systems it builds or uses; a classification walks the rule
-book's questionnaire for one system (`fabriek.domain.ai_act_risk`) and keeps every answer
+book's questionnaire for one system (`fabriek.domain.ai_act.risk`) and keeps every answer
 with who gave it, when, and the articles it rests on.
 """
 
@@ -13,7 +13,7 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-from fabriek.domain.ai_act_risk import (
+from fabriek.domain.ai_act.risk import (
     AnswerValue,
     ObligationDue,
     Outcome,
@@ -21,7 +21,7 @@ from fabriek.domain.ai_act_risk import (
     TierOutcome,
     Walk,
 )
-from fabriek.domain.ai_act_rules import AnswerType, LocalText, Question, Stage
+from fabriek.domain.ai_act.rule_book import AnswerType, LocalText, Question, Stage
 
 SystemName = Annotated[
     str,

@@ -11,8 +11,8 @@ from fastapi import APIRouter, Depends, Query, status
 from fabriek.api.context import Caller, Ctx, Db
 from fabriek.api.routers import API_PREFIX
 from fabriek.api.schemas import PageOut, paging
-from fabriek.domain.ai_act_rules import RuleBook
-from fabriek.domain.ai_systems import (
+from fabriek.domain.ai_act.rule_book import RuleBook
+from fabriek.domain.ai_act.systems import (
     AiSystem,
     AiSystemDraft,
     AnswersIn,
@@ -20,7 +20,7 @@ from fabriek.domain.ai_systems import (
     ClassificationSummary,
     ResultOut,
 )
-from fabriek.services import ai_systems
+from fabriek.services.ai_act import systems
 from fabriek.services.paging import PageRequest
 
 router = APIRouter(prefix=f"{API_PREFIX}", tags=["ai-systems"])
@@ -29,7 +29,7 @@ SystemRef = Annotated[str, "an AI system's id or name"]
 
 
 def _book(ctx: Ctx) -> RuleBook:
-    return ai_systems.load_rule_book(ctx.settings.ai_act_rules_file)
+    return systems.load_rule_book(ctx.settings.ai_act_rules_file)
 
 
 Book = Annotated[RuleBook, Depends(_book)]
@@ -52,25 +52,25 @@ def list_systems(
 ) -> PageOut[AiSystem]:
     """The AI systems of the projects the caller may see, newest first, each with its
     latest classification's tiers."""
-    return PageOut.of(ai_systems.list_systems(db, who, page, project, name))
+    return PageOut.of(systems.list_systems(db, who, page, project, name))
 
 
 @router.post("/ai-systems", response_model=AiSystem, status_code=status.HTTP_201_CREATED)
 def register(body: AiSystemDraft, db: Db, who: Caller, ctx: Ctx) -> AiSystem:
     """Register an AI system for a project (its members, admins)."""
-    return ai_systems.register(db, who, ctx.clock(), body)
+    return systems.register(db, who, ctx.clock(), body)
 
 
 @router.get("/ai-systems/{ref}", response_model=AiSystem)
 def get_system(ref: SystemRef, db: Db, who: Caller) -> AiSystem:
-    return ai_systems.get_system(db, who, ref)
+    return systems.get_system(db, who, ref)
 
 
 @router.get("/ai-systems/{ref}/classification", response_model=Classification)
 def classification(ref: SystemRef, db: Db, who: Caller, ctx: Ctx, book: Book) -> Classification:
     """The current classification: the answers so far, each with the articles it rests on,
     and the next question, or the result."""
-    return ai_systems.classification(db, who, ctx.clock(), book, ref)
+    return systems.classification(db, who, ctx.clock(), book, ref)
 
 
 @router.post("/ai-systems/{ref}/classification/answers", response_model=Classification)
@@ -80,19 +80,19 @@ def answer(
     """Record one or more answers (members, admins) and walk on; the first answer starts a
     classification. An answer that contradicts another, is malformed or is not asked is
     refused with 422 naming the question, and nothing is recorded."""
-    return ai_systems.record_answers(db, who, ctx.clock(), book, ref, body.answers)
+    return systems.record_answers(db, who, ctx.clock(), book, ref, body.answers)
 
 
 @router.get("/ai-systems/{ref}/classification/result", response_model=ResultOut)
 def result(ref: SystemRef, db: Db, who: Caller, ctx: Ctx, book: Book) -> ResultOut:
     """The tiers, obligations and their dates of application; 409 while questions remain."""
-    return ai_systems.classification_result(db, who, ctx.clock(), book, ref)
+    return systems.classification_result(db, who, ctx.clock(), book, ref)
 
 
 @router.get("/ai-systems/{ref}/classifications", response_model=list[ClassificationSummary])
 def history(ref: SystemRef, db: Db, who: Caller) -> list[ClassificationSummary]:
     """Every classification of the system, newest first."""
-    return ai_systems.history(db, who, ref)
+    return systems.history(db, who, ref)
 
 
 @router.post(
@@ -103,4 +103,4 @@ def history(ref: SystemRef, db: Db, who: Caller) -> list[ClassificationSummary]:
 def start(ref: SystemRef, db: Db, who: Caller, ctx: Ctx, book: Book) -> Classification:
     """Start a new classification (members, admins), e.g. after the intended purpose or the
     rules changed; earlier ones are kept."""
-    return ai_systems.start_classification(db, who, ctx.clock(), book, ref)
+    return systems.start_classification(db, who, ctx.clock(), book, ref)

@@ -19,10 +19,10 @@ from pathlib import Path
 from sqlalchemy import ColumnElement, Row, Select, select
 from sqlalchemy.orm import Session, aliased
 
-from fabriek.domain.ai_act_risk import AnswerValue, Walk, answer, walk, well_formed
-from fabriek.domain.ai_act_rules import RuleBook, parse_rule_book
-from fabriek.domain.ai_models import split_ref
-from fabriek.domain.ai_systems import (
+from fabriek.domain.ai_act.models import split_ref
+from fabriek.domain.ai_act.risk import AnswerValue, Walk, answer, walk, well_formed
+from fabriek.domain.ai_act.rule_book import RuleBook, parse_rule_book
+from fabriek.domain.ai_act.systems import (
     AiSystem,
     AiSystemDraft,
     Classification,

@@ -17,18 +17,11 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from fabriek.domain.ai_ledger import Ledger
-from fabriek.domain.ai_models import (
-    PROVIDER_FILL,
-    AiActRules,
-    Audience,
-    DocField,
-    DocSection,
-    Model,
-    ModelVersion,
-    open_source_exemption,
-    significant,
-)
+from fabriek.domain.ai_act.estimates import significant
+from fabriek.domain.ai_act.ledger import Ledger
+from fabriek.domain.ai_act.model_rules import AiActRules, DocField
+from fabriek.domain.ai_act.models import Model, ModelVersion, open_source_exemption
+from fabriek.domain.ai_act.vocabulary import PROVIDER_FILL, Audience, DocSection
 
 
 class FilledBy(StrEnum):

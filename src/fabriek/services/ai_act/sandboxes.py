@@ -9,9 +9,7 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from fabriek.domain.errors import Conflict, Forbidden, InvalidInput, NotFound
-from fabriek.domain.roles import Principal, Role
-from fabriek.domain.sandboxes import (
+from fabriek.domain.ai_act.sandboxes import (
     MAX_DOCUMENT_BYTES,
     MEDIA_TYPES,
     DocumentKind,
@@ -19,15 +17,11 @@ from fabriek.domain.sandboxes import (
     SandboxDocumentInfo,
     SandboxDraft,
 )
+from fabriek.domain.errors import Conflict, Forbidden, InvalidInput, NotFound
+from fabriek.domain.roles import Principal, Role
 from fabriek.services.projects import visible_accounts
 from fabriek.services.transactions import clash_is_conflict, commit
-from fabriek.store.tables import (
-    AllocationRow,
-    ProjectRow,
-    SandboxDocumentRow,
-    SandboxRow,
-    UserRow,
-)
+from fabriek.store.tables import AllocationRow, ProjectRow, SandboxDocumentRow, SandboxRow, UserRow
 
 
 def _allocation(session: Session, who: Principal, allocation_id: int) -> tuple[AllocationRow, str]:

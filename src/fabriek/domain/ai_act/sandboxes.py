@@ -9,7 +9,7 @@ from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from fabriek.domain.tracks import EU_EEA
+from fabriek.domain.access.tracks import EU_EEA
 
 # What a document may be filed as: plain text or Markdown, UTF-8.
 MEDIA_TYPES = ("text/markdown", "text/plain")

@@ -11,12 +11,11 @@ from fastapi import APIRouter, Body, Depends, Query, Response, status
 from fabriek.api.context import Caller, Ctx, Db
 from fabriek.api.routers import API_PREFIX
 from fabriek.api.schemas import PageOut, paging
-from fabriek.domain.ai_documentation import ModelDocumentation, to_card, to_json, to_markdown
-from fabriek.domain.ai_ledger import Ledger
-from fabriek.domain.ai_models import (
+from fabriek.domain.ai_act.documentation import ModelDocumentation, to_card, to_json, to_markdown
+from fabriek.domain.ai_act.ledger import Ledger
+from fabriek.domain.ai_act.models import (
     BaseModelDraft,
     ComputeProjection,
-    JobPurpose,
     JobReport,
     JobReportDraft,
     Model,
@@ -26,7 +25,11 @@ from fabriek.domain.ai_models import (
     ModelVersionDraft,
     RulesOut,
 )
-from fabriek.services import ai_models
+from fabriek.domain.ai_act.vocabulary import JobPurpose
+from fabriek.services.ai_act import documentation, job_links, registry, versions
+from fabriek.services.ai_act import ledger as ledgers
+from fabriek.services.ai_act.projection import planned_projection
+from fabriek.services.ai_act.rules import ai_act_rules
 from fabriek.services.paging import PageRequest
 
 router = APIRouter(prefix=f"{API_PREFIX}/models", tags=["models"])
@@ -46,20 +49,20 @@ def list_models(
     project: Annotated[str | None, Query(description="project name or id")] = None,
 ) -> PageOut[Model]:
     """The AI models of the projects you can see, newest first."""
-    return PageOut.of(ai_models.list_models(db, who, page, project))
+    return PageOut.of(registry.list_models(db, who, page, project))
 
 
 @router.post("", response_model=ModelDetail, status_code=status.HTTP_201_CREATED)
 def create_model(body: ModelDraft, db: Db, who: Caller, ctx: Ctx) -> ModelDetail:
     """Register a model for a project you are a member of (and its first version)."""
-    return ai_models.create_model(db, who, body, ctx.clock())
+    return versions.create_model(db, who, body, ctx.clock())
 
 
 @router.get("/rules", response_model=RulesOut)
 def rules(who: Caller) -> RulesOut:
     """The AI Act rules applied: lines, what counts, estimation defaults, dates; each with
     its source."""
-    return RulesOut.of(ai_models.ai_act_rules())
+    return RulesOut.of(ai_act_rules())
 
 
 @router.get("/projection", response_model=ComputeProjection)
@@ -78,7 +81,7 @@ def projection(
     purpose: JobPurpose = JobPurpose.PRE_TRAINING,
 ) -> ComputeProjection:
     """Planned GPU-hours as FLOP against the AI Act's compute lines (read-only)."""
-    return ai_models.planned_projection(
+    return planned_projection(
         db, who, ctx.clock(), ctx.access, proposal_id=proposal, allocation_id=allocation,
         gpu_type=gpu_type, gpu_hours=gpu_hours, model_ref=model, mfu=mfu, purpose=purpose,
     )  # fmt: skip
@@ -87,17 +90,17 @@ def projection(
 @router.post("/reports", response_model=JobReport)
 def report_job(body: JobReportDraft, db: Db, who: Caller, ctx: Ctx) -> JobReport:
     """A job reports its model FLOP utilisation and/or training tokens (the newest stands)."""
-    return ai_models.report_job(db, who, body, ctx.clock())
+    return job_links.report_job(db, who, body, ctx.clock())
 
 
 @router.get("/{name}", response_model=ModelDetail)
 def get_model(name: str, db: Db, who: Caller) -> ModelDetail:
-    return ai_models.get_model(db, who, name)
+    return registry.get_model(db, who, name)
 
 
 @router.post("/{name}/versions", response_model=ModelVersion, status_code=status.HTTP_201_CREATED)
 def add_version(name: str, body: ModelVersionDraft, db: Db, who: Caller, ctx: Ctx) -> ModelVersion:
-    return ai_models.add_version(db, who, name, body, ctx.clock())
+    return versions.add_version(db, who, name, body, ctx.clock())
 
 
 @router.post("/{name}/versions/{version}/bases", response_model=ModelVersion)
@@ -105,13 +108,13 @@ def add_base(
     name: str, version: str, body: BaseModelDraft, db: Db, who: Caller, ctx: Ctx
 ) -> ModelVersion:
     """Record one more base model; a link that makes the version its own ancestor is 409."""
-    return ai_models.add_base(db, who, f"{name}:{version}", body, ctx.clock())
+    return versions.add_base(db, who, f"{name}:{version}", body, ctx.clock())
 
 
 @router.get("/{name}/versions/{version}/ledger", response_model=Ledger)
 def ledger(name: str, version: str, db: Db, who: Caller, ctx: Ctx) -> Ledger:
     """Compute (hardware- and architecture-based) and energy of the version, from its jobs."""
-    return ai_models.ledger(db, who, f"{name}:{version}", ctx.clock())
+    return ledgers.ledger(db, who, f"{name}:{version}", ctx.clock())
 
 
 @router.put("/{name}/versions/{version}/documentation", response_model=dict[str, str])
@@ -123,7 +126,7 @@ def set_documentation(
     answers: Annotated[dict[str, str | None], Body(description="field key -> text; null removes")],
 ) -> dict[str, str]:
     """The provider's own answers to the documentation form."""
-    return ai_models.set_documentation(db, who, f"{name}:{version}", answers)
+    return documentation.set_documentation(db, who, f"{name}:{version}", answers)
 
 
 @router.get(
@@ -141,7 +144,7 @@ def get_documentation(
 ) -> Response:
     """Annex XI (section 2 too for systemic-risk models) and Annex XII documentation, as
     JSON, Markdown (`format=md`) or a model card with YAML front matter (`format=card`)."""
-    doc, book = ai_models.model_documentation(db, who, f"{name}:{version}", ctx.clock())
+    doc, book = documentation.model_documentation(db, who, f"{name}:{version}", ctx.clock())
     if doc_format is DocFormat.MARKDOWN:
         return Response(to_markdown(doc), media_type="text/markdown; charset=utf-8")
     if doc_format is DocFormat.CARD:

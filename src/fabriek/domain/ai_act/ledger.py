@@ -2,9 +2,9 @@
 
 Pure: the service reads the runs (from the charges ledger and running jobs), the jobs'
 reports and energy records, and the lineage, and hands them here as plain values; this
-module sums them into the three compute measures (see `fabriek.domain.ai_models`), the
-training time, the hardware, the energy with its measurement boundary, and where each line
-stands.
+module sums them into the three compute measures (see
+`fabriek.domain.ai_act.compute_lines`), the training time, the hardware, the energy with its
+measurement boundary, and where each line stands.
 """
 
 from __future__ import annotations
@@ -16,24 +16,18 @@ from datetime import datetime
 
 from pydantic import BaseModel, Field
 
-from fabriek.domain.ai_models import (
-    AiActRules,
-    BaseCompute,
-    ComputeLevels,
+from fabriek.domain.ai_act.compute_lines import BaseCompute, ComputeLevels, Line
+from fabriek.domain.ai_act.estimates import (
     Estimate,
-    EstimateOut,
-    JobPurpose,
-    Line,
-    LineageCycle,
-    Measure,
-    Method,
-    ModelRole,
     RunCompute,
     architecture_estimate,
-    find_cycle,
     hardware_estimate,
     significant,
 )
+from fabriek.domain.ai_act.lineage import LineageCycle, find_cycle
+from fabriek.domain.ai_act.model_rules import AiActRules
+from fabriek.domain.ai_act.models import EstimateOut
+from fabriek.domain.ai_act.vocabulary import JobPurpose, Measure, Method, ModelRole
 from fabriek.domain.gpus import GPU_TYPES
 from fabriek.domain.units import Flop, GpuSeconds
 

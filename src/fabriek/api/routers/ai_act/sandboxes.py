@@ -10,8 +10,8 @@ from starlette.concurrency import run_in_threadpool
 
 from fabriek.api.context import Caller, Ctx, Db
 from fabriek.api.routers import API_PREFIX
-from fabriek.domain.sandboxes import DocumentKind, Sandbox, SandboxDraft
-from fabriek.services import sandboxes
+from fabriek.domain.ai_act.sandboxes import DocumentKind, Sandbox, SandboxDraft
+from fabriek.services.ai_act import sandboxes
 
 router = APIRouter(prefix=f"{API_PREFIX}/allocations", tags=["sandboxes"])
 
