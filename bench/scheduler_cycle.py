@@ -32,7 +32,7 @@ from fabriek.scheduler import (
     Snapshot,
     schedule,
 )
-from fabriek.services.access_config import load_access_config
+from fabriek.services.access.config import load_access_config
 
 NODES, GPUS_PER_NODE, SITES = 1250, 8, 3
 SIZES = [1] * 930 + [2] * 22 + [4] * 22 + [8] * 20 + [16] * 3 + [32] * 1 + [64, 128]

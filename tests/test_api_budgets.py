@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
-from fabriek.services.access_config import load_access_config
+from fabriek.services.access.config import load_access_config
 from fabriek.services.demo import demo_token
 from fabriek.services.jobs import SiteShapeCache
 from fabriek.services.scheduling import run_cycle
@@ -243,7 +243,7 @@ def test_a_cycle_waits_for_another_cycles_allocation_lock(
     from sqlalchemy import text
     from sqlalchemy.exc import OperationalError
 
-    from fabriek.services.allocations import lock_active
+    from fabriek.services.access.allocations import lock_active
 
     grant(client, new_project(client, unique), {"h100": 1.0})
     engine = make_engine(server.settings.database_url)

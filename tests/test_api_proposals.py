@@ -15,19 +15,20 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from fabriek.domain.calendar import AMSTERDAM
-from fabriek.domain.errors import Conflict
-from fabriek.domain.proposals import (
+from fabriek.domain.access.calls import CallDraft
+from fabriek.domain.access.proposals import (
     AdminCheck,
-    CallDraft,
     FinalReportDraft,
     ProposalDraft,
     ProposalState,
 )
+from fabriek.domain.calendar import AMSTERDAM
+from fabriek.domain.errors import Conflict
 from fabriek.domain.roles import Principal, Role
-from fabriek.services import calls as call_service
-from fabriek.services import proposals as proposal_service
-from fabriek.services.access_config import load_access_config
+from fabriek.services.access import calls as call_service
+from fabriek.services.access import proposals as proposal_service
+from fabriek.services.access import reviewing, turnaround
+from fabriek.services.access.config import load_access_config
 from fabriek.services.identity import principal_for_user
 from fabriek.store.db import make_engine, make_sessions
 from fabriek.store.tables import (
@@ -431,7 +432,7 @@ def test_a_breached_turnaround_is_flagged_to_the_access_team_once(
     submitted = ams(2026, 4, 1, 10)
     p = proposal_service.create_proposal(session, pi, proposal(unique, project), access, submitted)
     proposal_service.submit_proposal(session, pi, p.id, access, submitted)
-    proposal_service.admin_check(session, eva, p.id, AdminCheck(passed=True), access,
+    reviewing.admin_check(session, eva, p.id, AdminCheck(passed=True), access,
                                  ams(2026, 4, 2))  # fmt: skip
 
     def breach_notices() -> int:
@@ -449,15 +450,15 @@ def test_a_breached_turnaround_is_flagged_to_the_access_team_once(
     clock = proposal_service.get_proposal(session, eva, p.id, access, friday_night).turnaround
     assert clock.due_at == ams(2026, 4, 11) and not clock.breached
     assert clock.used_working_days == 5 and clock.promised_working_days == 5
-    proposal_service.flag_turnaround_breaches(session, friday_night, access)
+    turnaround.flag_turnaround_breaches(session, friday_night, access)
     assert breach_notices() == 0
 
     saturday = ams(2026, 4, 11, 0, 1)
-    assert proposal_service.flag_turnaround_breaches(session, saturday, access) >= 1
+    assert turnaround.flag_turnaround_breaches(session, saturday, access) >= 1
     shown = proposal_service.get_proposal(session, eva, p.id, access, saturday)
     assert shown.turnaround.breached and shown.breach_flagged_at == saturday
     assert breach_notices() == 1
-    proposal_service.flag_turnaround_breaches(session, saturday + timedelta(days=3), access)
+    turnaround.flag_turnaround_breaches(session, saturday + timedelta(days=3), access)
     assert breach_notices() == 1  # once
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from fabriek.domain.budgets import Budget, Notice, charge, due_notices, superseded
+from fabriek.domain.access.budgets import Budget, Notice, charge, due_notices, superseded
 from fabriek.domain.units import GpuHours
 
 hours = st.floats(min_value=0, max_value=1e6, allow_nan=False)

@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from fabriek.domain.notifications import NotificationSettingsUpdate
 from fabriek.domain.roles import Principal
 from fabriek.services import notifications
-from fabriek.services.access_config import load_access_config
+from fabriek.services.access.config import load_access_config
 from fabriek.services.demo import demo_token
 from fabriek.services.mail import send_due_email
 from fabriek.services.paging import PageRequest

@@ -10,28 +10,26 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from fabriek.domain.calendar import AMSTERDAM
-from fabriek.domain.errors import Conflict, InvalidInput
-from fabriek.domain.proposals import (
+from fabriek.domain.access.calls import CallDraft, call_open_problem, is_open
+from fabriek.domain.access.proposals import (
     TRANSITIONS,
     AiActAssessment,
-    CallDraft,
     DecisionKind,
     ProposalState,
     ReviewKind,
     add_months,
     allocation_months,
-    call_open_problem,
     check_transition,
     conflict_of_interest,
     decision_kind,
     final_report_due,
-    is_open,
     report_overdue,
     reviews_problem,
     turnaround,
 )
-from fabriek.services.access_config import load_access_config
+from fabriek.domain.calendar import AMSTERDAM
+from fabriek.domain.errors import Conflict, InvalidInput
+from fabriek.services.access.config import load_access_config
 
 ACCESS = load_access_config()
 START_UP = ACCESS.track("start-up")
@@ -143,7 +141,7 @@ def test_an_unsubmitted_proposal_has_no_clock() -> None:
 def test_the_clock_is_breached_exactly_when_the_due_moment_has_come(
     submitted: datetime, minutes: int, track: object
 ) -> None:
-    from fabriek.domain.tracks import Track
+    from fabriek.domain.access.tracks import Track
 
     assert isinstance(track, Track)
     now = submitted + timedelta(minutes=minutes)

@@ -9,7 +9,7 @@ import typer
 
 from fabriek.cli.app import JsonFlag, Limit, app, client
 from fabriek.cli.output import print_json, print_table
-from fabriek.domain.allocations import Allocation
+from fabriek.domain.access.allocations import Allocation
 
 ProjectOpt = Annotated[str | None, typer.Option("--project", "-A", help="only this project")]
 

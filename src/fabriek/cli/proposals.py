@@ -11,8 +11,8 @@ import typer
 
 from fabriek.cli.app import JsonFlag, Limit, app, client
 from fabriek.cli.output import console, print_json, print_table
+from fabriek.domain.access.proposals import Proposal, Review
 from fabriek.domain.calendar import AMSTERDAM
-from fabriek.domain.proposals import Proposal, Review
 
 # --- helpers --------------------------------------------------------------------------------
 

@@ -10,6 +10,9 @@ from typing import Any, Generic, TypeVar
 import httpx
 from pydantic import BaseModel
 
+from fabriek.domain.access.allocations import Allocation, Charge
+from fabriek.domain.access.calls import Call
+from fabriek.domain.access.proposals import AllocationSummary, Proposal, Review
 from fabriek.domain.ai_ledger import Ledger
 from fabriek.domain.ai_models import (
     ComputeProjection,
@@ -20,7 +23,6 @@ from fabriek.domain.ai_models import (
     RulesOut,
 )
 from fabriek.domain.ai_systems import AiSystem, Classification
-from fabriek.domain.allocations import Allocation, Charge
 from fabriek.domain.audit import AuditEntryView, VerifyReport
 from fabriek.domain.datasets import (
     Dataset,
@@ -39,7 +41,6 @@ from fabriek.domain.people import (
     TokenInfo,
     User,
 )
-from fabriek.domain.proposals import AllocationSummary, Call, Proposal, Review
 from fabriek.domain.sandboxes import Sandbox
 from fabriek.domain.sites import Site
 from fabriek.domain.support.expertise import Expert, ExpertiseRequest, Skill

@@ -28,7 +28,7 @@ from fabriek.domain.jobs import JobState
 from fabriek.domain.organisations import OrganisationKind as K
 from fabriek.domain.roles import Role
 from fabriek.services import demo
-from fabriek.services.access_config import load_access_config
+from fabriek.services.access.config import load_access_config
 from fabriek.store.tables import (
     AllocationRow,
     Base,

@@ -11,10 +11,10 @@ from datetime import datetime
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from fabriek.domain.tracks import AccessConfig
+from fabriek.domain.access.tracks import AccessConfig
+from fabriek.services.access.turnaround import flag_turnaround_breaches
 from fabriek.services.mail import send_due_email
 from fabriek.services.notifications import give_budget_notices
-from fabriek.services.proposals import flag_turnaround_breaches
 from fabriek.services.support.chores import close_resolved, escalate_breaches
 from fabriek.services.support.config import SupportOptions
 from fabriek.services.support.outbox import send_support_mail

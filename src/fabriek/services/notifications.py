@@ -11,7 +11,8 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from fabriek.domain.budgets import Budget, Notice, due_notices, superseded
+from fabriek.domain.access.budgets import Budget, Notice, due_notices, superseded
+from fabriek.domain.access.tracks import AccessConfig
 from fabriek.domain.errors import InvalidInput, NotFound
 from fabriek.domain.notifications import (
     Delivery,
@@ -21,7 +22,6 @@ from fabriek.domain.notifications import (
     NotificationSettingsUpdate,
 )
 from fabriek.domain.roles import Principal, Role
-from fabriek.domain.tracks import AccessConfig
 from fabriek.services.paging import Page, PageRequest, fetch_page
 from fabriek.store.tables import (
     AllocationRow,
@@ -227,7 +227,7 @@ def give_budget_notices(session: Session, now: datetime, access: AccessConfig) -
     the milder ones it supersedes are claimed with it so they never arrive late. Commits
     per allocation, so the claim and the notifications land together."""
     # Imported here so that allocations may notify through this module without a cycle.
-    from fabriek.services.allocations import budgets
+    from fabriek.services.access.allocations import budgets
 
     active = list(
         session.scalars(

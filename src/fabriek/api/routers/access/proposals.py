@@ -11,7 +11,7 @@ from fastapi import APIRouter, Depends, Query, status
 from fabriek.api.context import Caller, Ctx, Db
 from fabriek.api.routers import API_PREFIX
 from fabriek.api.schemas import PageOut, paging
-from fabriek.domain.proposals import (
+from fabriek.domain.access.proposals import (
     AdminCheck,
     AllocationSummary,
     DecisionDraft,
@@ -23,7 +23,7 @@ from fabriek.domain.proposals import (
     ReviewerAssignment,
     ReviewSubmission,
 )
-from fabriek.services import proposals
+from fabriek.services.access import proposals, reviewing
 from fabriek.services.paging import PageRequest
 
 router = APIRouter(prefix=API_PREFIX)
@@ -79,7 +79,7 @@ def withdraw_proposal(proposal_id: int, db: Db, ctx: Ctx, who: Caller) -> Propos
 def admin_check(proposal_id: int, body: AdminCheck, db: Db, ctx: Ctx, who: Caller) -> Proposal:
     """The administrative check (the access team): passed, the proposal goes to review;
     failed, with a note, it is rejected."""
-    return proposals.admin_check(db, who, proposal_id, body, ctx.access, ctx.clock())
+    return reviewing.admin_check(db, who, proposal_id, body, ctx.access, ctx.clock())
 
 
 @router.post(
@@ -93,7 +93,7 @@ def assign_reviewer(
 ) -> Review:
     """Assign a reviewer (the access team): `technical` to site staff, `scientific` (or
     business) to a reviewer. Nobody from the applicant's organisation or project."""
-    return proposals.assign_reviewer(db, who, proposal_id, body, ctx.access, ctx.clock())
+    return reviewing.assign_reviewer(db, who, proposal_id, body, ctx.access, ctx.clock())
 
 
 @router.post("/proposals/{proposal_id}/reviews", response_model=Review, tags=["proposals"])
@@ -102,7 +102,7 @@ def submit_review(
 ) -> Review:
     """Submit your own review: a score of 1-5 and a comment, with `feasible` for a
     technical review; or declare a conflict of interest (`conflict`), and it does not count."""
-    return proposals.submit_review(db, who, proposal_id, body, ctx.clock())
+    return reviewing.submit_review(db, who, proposal_id, body, ctx.clock())
 
 
 @router.post("/proposals/{proposal_id}/decision", response_model=Proposal, tags=["proposals"])
@@ -111,7 +111,7 @@ def decide(proposal_id: int, body: DecisionDraft, db: Db, ctx: Ctx, who: Caller)
     (what was asked unless `awarded` says otherwise), `partial` or `reject`. Partial awards,
     rejections and awarding more than asked need a `reason`. An award creates the
     allocation."""
-    return proposals.decide(db, who, proposal_id, body, ctx.access, ctx.clock())
+    return reviewing.decide(db, who, proposal_id, body, ctx.access, ctx.clock())
 
 
 @router.get("/reviews", response_model=PageOut[Review], tags=["proposals"])
@@ -122,7 +122,7 @@ def my_reviews(
     pending: Annotated[bool, Query(description="only those not yet submitted")] = False,
 ) -> PageOut[Review]:
     """The reviews you are assigned, newest first."""
-    return PageOut.of(proposals.list_my_reviews(db, who, page, pending))
+    return PageOut.of(reviewing.list_my_reviews(db, who, page, pending))
 
 
 @router.post(

@@ -7,10 +7,10 @@ from datetime import datetime
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
+from fabriek.domain.access.calls import Call, CallDraft, is_open
+from fabriek.domain.access.tracks import AccessConfig
 from fabriek.domain.errors import Forbidden, NotFound
-from fabriek.domain.proposals import Call, CallDraft, is_open
 from fabriek.domain.roles import Principal, Role
-from fabriek.domain.tracks import AccessConfig
 from fabriek.services import audit
 from fabriek.services.paging import Page, PageRequest, fetch_page
 from fabriek.services.transactions import clash_is_conflict

@@ -8,13 +8,13 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from fabriek.domain.access.proposals import Proposal, ReviewKind
+from fabriek.domain.access.tracks import AccessConfig, Track
 from fabriek.domain.geography import Hub
 from fabriek.domain.organisations import OrganisationKind
-from fabriek.domain.proposals import Proposal, ReviewKind
 from fabriek.domain.roles import Principal, Role
-from fabriek.domain.tracks import AccessConfig, Track
-from fabriek.services.calls import runs_calls
-from fabriek.services.proposals import REVIEWER_ROLE
+from fabriek.services.access.calls import runs_calls
+from fabriek.services.access.reviewing import REVIEWER_ROLE
 from fabriek.store.tables import (
     MembershipRow,
     OrganisationRow,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from fabriek.domain.tracks import AccessConfig, parse_access_config
+from fabriek.domain.access.tracks import AccessConfig, parse_access_config
 from fabriek.services.config_files import load_config_file
 
 

@@ -17,13 +17,13 @@ from datetime import datetime
 from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.orm import Session
 
-from fabriek.domain.allocations import Allocation, AllocationDraft, Charge
-from fabriek.domain.budgets import Budget, charge
+from fabriek.domain.access.allocations import Allocation, AllocationDraft, Charge
+from fabriek.domain.access.budgets import Budget, charge
+from fabriek.domain.access.proposals import add_months, final_report_due
+from fabriek.domain.access.tracks import AccessConfig
 from fabriek.domain.errors import Forbidden, InvalidInput, NotFound
 from fabriek.domain.jobs import ACTIVE_STATES
-from fabriek.domain.proposals import add_months, final_report_due
 from fabriek.domain.roles import Principal, Role
-from fabriek.domain.tracks import AccessConfig
 from fabriek.domain.units import GpuHours
 from fabriek.scheduler import Allocation as SchedulingAllocation
 from fabriek.services import audit

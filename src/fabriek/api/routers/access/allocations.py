@@ -9,8 +9,8 @@ from fastapi import APIRouter, Depends, Query, status
 from fabriek.api.context import Caller, Ctx, Db
 from fabriek.api.routers import API_PREFIX
 from fabriek.api.schemas import PageOut, paging
-from fabriek.domain.allocations import Allocation, AllocationDraft, Charge
-from fabriek.services import allocations
+from fabriek.domain.access.allocations import Allocation, AllocationDraft, Charge
+from fabriek.services.access import allocations
 from fabriek.services.paging import PageRequest
 
 router = APIRouter(prefix=f"{API_PREFIX}/allocations", tags=["allocations"])

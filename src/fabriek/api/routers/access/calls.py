@@ -11,9 +11,9 @@ from pydantic import BaseModel, Field
 from fabriek.api.context import Caller, Ctx, Db
 from fabriek.api.routers import API_PREFIX
 from fabriek.api.schemas import PageOut, paging
-from fabriek.domain.proposals import Call, CallDraft
-from fabriek.domain.tracks import Track
-from fabriek.services import calls
+from fabriek.domain.access.calls import Call, CallDraft
+from fabriek.domain.access.tracks import Track
+from fabriek.services.access import calls
 from fabriek.services.paging import PageRequest
 
 router = APIRouter(prefix=API_PREFIX)

@@ -1,0 +1,1 @@
+"""The access routes: calls, proposals and their reviews, allocations and their budgets."""
