@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any
 
+from fabriek.domain.config_files import FileTable, FromText, read_table
 from fabriek.domain.errors import InvalidInput
 from fabriek.domain.geography import Hub
 from fabriek.domain.gpus import GPU_TYPES
@@ -139,57 +140,72 @@ class AccessConfig:
         return found
 
 
-def _field(table: Mapping[str, Any], key: str, where: str) -> Any:
-    if key not in table:
-        raise ValueError(f"{where}: missing '{key}'")
-    return table[key]
+class _TrackTable(FileTable):
+    """One `[[tracks]]` table of the access file (docs/access.md explains each key)."""
+
+    code: str
+    name: str
+    description: str = ""
+    eligible_kinds: list[Annotated[OrganisationKind, FromText]]
+    eu_establishment: bool = True
+    min_gpu_hours: float = 0.0
+    max_gpu_hours: float | None = None
+    decision_working_days: int
+    clock_from_cutoff: bool = False
+    peer_review: bool = False
+    durations_months: list[int]
+    preemptible: bool = False
+    tier: int = 0
+    hub: Annotated[Hub, FromText] | None = None
+    run_by_hub: bool = False
+    source: str = ""
+
+
+class _AccessFile(FileTable):
+    version: str = ""
+    gpu_hour_factors: dict[str, float] = {}
+    tracks: list[_TrackTable] = []
 
 
 def parse_access_config(data: Mapping[str, Any]) -> AccessConfig:
     """An `AccessConfig` from the parsed TOML; a ValueError names the first bad entry."""
+    file = read_table(_AccessFile, data)
     factors: dict[str, float] = {}
-    for gpu, value in dict(data.get("gpu_hour_factors", {})).items():
+    for gpu, value in file.gpu_hour_factors.items():
         if gpu not in GPU_TYPES:
             raise ValueError(
                 f"gpu_hour_factors: no GPU type {gpu!r}; known: {', '.join(GPU_TYPES)}"
             )
-        if not isinstance(value, int | float) or value <= 0:
+        if value <= 0:
             raise ValueError(f"gpu_hour_factors.{gpu}: must be a number above zero")
-        factors[gpu] = float(value)
+        factors[gpu] = value
     tracks: dict[str, Track] = {}
-    for i, entry in enumerate(data.get("tracks", [])):
-        where = f"tracks[{i}]"
-        code = str(_field(entry, "code", where))
-        where = f"track {code!r}"
-        try:
-            kinds = frozenset(OrganisationKind(k) for k in _field(entry, "eligible_kinds", where))
-            hub = Hub(entry["hub"]) if entry.get("hub") else None
-        except ValueError as bad:
-            raise ValueError(f"{where}: {bad}") from None
-        maximum = entry.get("max_gpu_hours")
-        durations = tuple(int(m) for m in _field(entry, "durations_months", where))
+    for entry in file.tracks:
+        where = f"track {entry.code!r}"
+        durations = tuple(entry.durations_months)
         if not durations or any(m <= 0 for m in durations):
             raise ValueError(f"{where}: durations_months must list months above zero")
-        if code in tracks:
+        if entry.code in tracks:
             raise ValueError(f"{where}: defined twice")
-        tracks[code] = Track(
-            code=code,
-            name=str(_field(entry, "name", where)),
-            description=str(entry.get("description", "")),
-            eligible_kinds=kinds,
-            eu_establishment=bool(entry.get("eu_establishment", True)),
-            min_gpu_hours=GpuHours(float(entry.get("min_gpu_hours", 0))),
-            max_gpu_hours=GpuHours(float(maximum)) if maximum is not None else None,
-            decision_working_days=int(_field(entry, "decision_working_days", where)),
-            clock_from_cutoff=bool(entry.get("clock_from_cutoff", False)),
-            peer_review=bool(entry.get("peer_review", False)),
+        maximum = entry.max_gpu_hours
+        tracks[entry.code] = Track(
+            code=entry.code,
+            name=entry.name,
+            description=entry.description,
+            eligible_kinds=frozenset(entry.eligible_kinds),
+            eu_establishment=entry.eu_establishment,
+            min_gpu_hours=GpuHours(entry.min_gpu_hours),
+            max_gpu_hours=GpuHours(maximum) if maximum is not None else None,
+            decision_working_days=entry.decision_working_days,
+            clock_from_cutoff=entry.clock_from_cutoff,
+            peer_review=entry.peer_review,
             durations_months=durations,
-            preemptible=bool(entry.get("preemptible", False)),
-            tier=int(entry.get("tier", 0)),
-            hub=hub,
-            run_by_hub=bool(entry.get("run_by_hub", False)),
-            source=str(entry.get("source", "")),
+            preemptible=entry.preemptible,
+            tier=entry.tier,
+            hub=entry.hub,
+            run_by_hub=entry.run_by_hub,
+            source=entry.source,
         )
     if not tracks:
         raise ValueError("no tracks: an access configuration needs at least one [[tracks]]")
-    return AccessConfig(str(data.get("version", "")), tracks, factors)
+    return AccessConfig(file.version, tracks, factors)
