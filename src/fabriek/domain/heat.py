@@ -22,13 +22,11 @@ and the hour of day far more than the day of the week.
 
 from __future__ import annotations
 
-import csv
-import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
-from fabriek.domain.errors import InvalidInput
+from fabriek.domain.csv_files import CsvError, CsvTable
 
 YEAR_HOURS = 8760
 HOUR_COLUMN = "hour_of_year"
@@ -72,13 +70,10 @@ def parse_heat_profile(
 ) -> HeatProfile:
     """Read an ETM hourly profile (see the module); `column` names the share column (by
     default the households' space heating where the file has it, else its only share
-    column). Raises `InvalidInput` with a one-line message naming line and column."""
-    reader = csv.reader(lines)
-    header = [h.strip() for h in next(reader, [])]
-    if not header:
-        raise InvalidInput(f"{source}: empty, expected a header line with {HOUR_COLUMN}")
-    if HOUR_COLUMN not in header:
-        raise InvalidInput(f"{source} line 1: missing column {HOUR_COLUMN}")
+    column). Raises `CsvError` (an `InvalidInput`) with a one-line message naming line and
+    column."""
+    table = CsvTable(lines, source, (HOUR_COLUMN,))
+    header = table.header
     shares = [h for h in header if h.endswith("_share")]
     if column is None:
         if DEFAULT_HEAT_COLUMN in header:
@@ -87,38 +82,27 @@ def parse_heat_profile(
             column = shares[0]
         else:
             choices = ", ".join(shares) or "none"
-            raise InvalidInput(
+            raise CsvError(
                 f"{source} line 1: no column {DEFAULT_HEAT_COLUMN}; choose one with --column "
                 f"(share columns: {choices})"
             )
     elif column not in header:
-        raise InvalidInput(f"{source} line 1: no column {column!r} (columns: {', '.join(header)})")
-    h_col, v_col = header.index(HOUR_COLUMN), header.index(column)
+        raise CsvError(f"{source} line 1: no column {column!r} (columns: {', '.join(header)})")
     raw: list[float] = []
-    for row in reader:
-        if not row or all(not c.strip() for c in row):
-            continue
-        where = f"{source} line {reader.line_num}"
-        text_h = row[h_col].strip() if h_col < len(row) else ""
-        text_v = row[v_col].strip() if v_col < len(row) else ""
-        if text_h != str(len(raw)):
-            raise InvalidInput(
-                f"{where}, column {HOUR_COLUMN}: {text_h!r}, expected {len(raw)} "
-                f"(hours 0 to {YEAR_HOURS - 1} in order)"
+    for row in table:
+        hour = row.text(HOUR_COLUMN)
+        if hour != str(len(raw)):
+            raise row.problem(
+                HOUR_COLUMN,
+                f"{hour!r}, expected {len(raw)} (hours 0 to {YEAR_HOURS - 1} in order)",
             )
-        try:
-            value = float(text_v)
-        except ValueError:
-            raise InvalidInput(f"{where}, column {column}: {text_v!r} is not a number") from None
-        if not math.isfinite(value) or value < 0:
-            raise InvalidInput(f"{where}, column {column}: {text_v!r} is not a number >= 0")
-        raw.append(value)
+        raw.append(row.number(column))
     if len(raw) != YEAR_HOURS:
-        raise InvalidInput(
+        raise CsvError(
             f"{source}: {len(raw):,} hours, expected {YEAR_HOURS:,} (a typical year, hours 0 "
             f"to {YEAR_HOURS - 1})"
         )
     peak = max(raw)
     if peak <= 0:
-        raise InvalidInput(f"{source}, column {column}: every hour is 0, there is no demand")
+        raise CsvError(f"{source}, column {column}: every hour is 0, there is no demand")
     return HeatProfile(column, tuple(v / peak for v in raw))

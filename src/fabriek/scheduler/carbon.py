@@ -47,12 +47,13 @@ multiplied by that hour's own heat factor.
 
 from __future__ import annotations
 
-import csv
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+
+from fabriek.domain.csv_files import CsvError, CsvTable, read_csv_file
 
 HOUR_S = 3600.0
 DAY_HOURS = 24
@@ -70,7 +71,7 @@ RUN_SHARE_MEMORY = 1000
 CARBON_COLUMNS = ("datetime_utc", "carbon_intensity_gco2eq_per_kwh")
 
 
-class CarbonError(ValueError):
+class CarbonError(CsvError):
     """A carbon series cannot be read; the message is one line naming where and what."""
 
 
@@ -379,59 +380,32 @@ class CarbonSeries:
 def load_carbon(path: str | Path) -> CarbonSeries:
     """Read `datetime_utc,carbon_intensity_gco2eq_per_kwh` rows, consecutive hours;
     raises `CarbonError` (one line naming file, line and column) on bad input."""
-    path = Path(path)
-    try:
-        with path.open(newline="", encoding="utf-8") as f:
-            return parse_carbon(f, str(path))
-    except OSError as e:
-        raise CarbonError(f"{path}: cannot read: {e.strerror or e}") from e
-    except UnicodeDecodeError as e:
-        raise CarbonError(f"{path}: not UTF-8 text: {e.reason}") from e
+    return read_csv_file(path, parse_carbon, CarbonError)
 
 
 def parse_carbon(lines: Iterable[str], source: str = "carbon") -> CarbonSeries:
-    """Parse CSV lines (header first) of an hourly carbon series."""
-    reader = csv.reader(lines)
-    header = next(reader, None)
-    if header is None:
-        raise CarbonError(f"{source}: empty, expected a header line {','.join(CARBON_COLUMNS)}")
-    columns = {name.strip(): i for i, name in enumerate(header)}
-    missing = [c for c in CARBON_COLUMNS if c not in columns]
-    if missing:
-        raise CarbonError(f"{source} line 1: missing column {', '.join(missing)}")
-    t_col, v_col = columns[CARBON_COLUMNS[0]], columns[CARBON_COLUMNS[1]]
+    """Parse CSV lines (header first) of an hourly carbon series: the first row at the start
+    of an hour, every next row the next hour (no gaps, no repeats), every value a finite
+    number >= 0. The one reader of this format: the grid load and the simulator use it."""
+    time_column, value_column = CARBON_COLUMNS
     start: datetime | None = None
     values: list[float] = []
-    for row in reader:
-        if not row or all(not c.strip() for c in row):
-            continue
-        where = f"{source} line {reader.line_num}"
-        raw_t = row[t_col].strip() if t_col < len(row) else ""
-        raw_v = row[v_col].strip() if v_col < len(row) else ""
+    for row in CsvTable(lines, source, CARBON_COLUMNS, CarbonError):
+        raw_t = row.text(time_column)
         try:
             when = parse_utc(raw_t)
         except ValueError:
-            raise CarbonError(f"{where}, column {CARBON_COLUMNS[0]}: {raw_t!r} is not an ISO "
-                              "date-time") from None  # fmt: skip
-        try:
-            value = float(raw_v)
-        except ValueError:
-            raise CarbonError(
-                f"{where}, column {CARBON_COLUMNS[1]}: {raw_v!r} is not a number"
-            ) from None
-        if not math.isfinite(value) or value < 0:
-            raise CarbonError(
-                f"{where}, column {CARBON_COLUMNS[1]}: {raw_v!r} is not a finite number >= 0"
-            )
+            raise row.problem(time_column, f"{raw_t!r} is not an ISO date-time") from None
+        value = row.number(value_column)
         if start is None:
             if when.minute or when.second or when.microsecond:
-                raise CarbonError(f"{where}, column {CARBON_COLUMNS[0]}: {raw_t!r} is not "
-                                  "the start of an hour")  # fmt: skip
+                raise row.problem(time_column, f"{raw_t!r} is not the start of an hour")
             start = when
         elif when != start + timedelta(hours=len(values)):
             expected = (start + timedelta(hours=len(values))).strftime("%Y-%m-%dT%H:%M:%SZ")
-            raise CarbonError(f"{where}, column {CARBON_COLUMNS[0]}: {raw_t!r}, expected the "
-                              f"next hour {expected} (hourly, no gaps)")  # fmt: skip
+            raise row.problem(
+                time_column, f"{raw_t!r}, expected the next hour {expected} (hourly, no gaps)"
+            )
         values.append(value)
     if start is None:
         raise CarbonError(f"{source}: no rows")
