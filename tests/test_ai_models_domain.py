@@ -23,15 +23,8 @@ from fabriek.domain.ai_act.estimates import (
     hardware_estimate,
     significant,
 )
-from fabriek.domain.ai_act.ledger import (
-    JobRecord,
-    RunSpan,
-    declared,
-    lineage_sum,
-    own_compute,
-    training_time,
-)
-from fabriek.domain.ai_act.lineage import LineageCycle, ancestors, find_cycle
+from fabriek.domain.ai_act.ledger import JobRecord, RunSpan, own_compute, training_time
+from fabriek.domain.ai_act.lineage import LineageCycle, ancestors, declared, find_cycle, lineage_sum
 from fabriek.domain.ai_act.model_rules import parse_ai_act_rules
 from fabriek.domain.ai_act.models import split_ref
 from fabriek.domain.ai_act.vocabulary import JobPurpose, Measure, Method, ModelRole

@@ -24,12 +24,12 @@ from fabriek.domain.ai_act.estimates import (
     hardware_estimate,
     significant,
 )
-from fabriek.domain.ai_act.lineage import LineageCycle, find_cycle
+from fabriek.domain.ai_act.lineage import LineageNode, LineageSum
 from fabriek.domain.ai_act.model_rules import AiActRules
 from fabriek.domain.ai_act.models import EstimateOut
 from fabriek.domain.ai_act.vocabulary import JobPurpose, Measure, Method, ModelRole
 from fabriek.domain.gpus import GPU_TYPES
-from fabriek.domain.units import Flop, GpuSeconds
+from fabriek.domain.units import GpuSeconds
 
 SECONDS_PER_DAY = 86_400.0
 
@@ -68,73 +68,6 @@ class JobRecord:
     datasets: tuple[str, ...] = ()
     datasets_named: bool = False
     site: str | None = None  # where it ran, with the site's jurisdiction
-
-
-Node = int | str  # a registered version's id, or "external:<name>"
-
-
-@dataclass(frozen=True)
-class LineageNode:
-    """One model in a lineage: its own compute (None: unknown) and what to call it."""
-
-    name: str
-    own: Estimate | None
-    external: bool
-    systemic_risk: bool = False
-
-
-@dataclass(frozen=True)
-class LineageSum:
-    """The compute of a set of models and all they descend from, each counted once."""
-
-    estimate: Estimate
-    known: bool
-    systemic_risk: bool
-    members: tuple[Node, ...] = ()
-
-
-def lineage_sum(
-    roots: Iterable[Node], graph: Mapping[Node, Sequence[Node]], nodes: Mapping[Node, LineageNode]
-) -> LineageSum:
-    """The roots and every ancestor, each once: their own compute summed (an unknown one
-    makes the sum incomplete), and whether any is an external systemic-risk model. A cycle
-    raises LineageCycle."""
-    order: list[Node] = []
-    seen: set[Node] = set()
-    frontier = list(roots)
-    while frontier:
-        node = frontier.pop(0)
-        if node in seen:
-            continue
-        seen.add(node)
-        order.append(node)
-        frontier.extend(graph.get(node, ()))
-    for node in order:
-        if (cycle := find_cycle(graph, node)) is not None:
-            raise LineageCycle([nodes[n].name if n in nodes else str(n) for n in cycle])
-    total = Estimate.none(Method.HARDWARE)
-    known, systemic = True, False
-    for node in order:
-        entry = nodes.get(node)
-        if entry is None or entry.own is None:
-            known = False
-        else:
-            total = total + entry.own
-        systemic = systemic or bool(entry and entry.systemic_risk)
-    return LineageSum(total, known, systemic, tuple(order))
-
-
-def declared(name: str, flop: float | None, systemic_risk: bool) -> LineageNode:
-    """An external base model as its provider declared it."""
-    own = (
-        Estimate(
-            Method.HARDWARE, Flop(flop), Flop(flop), Flop(flop),
-            (f"{name}: {significant(flop)} FLOP as declared for the external base model",),
-        )
-        if flop is not None
-        else None
-    )  # fmt: skip
-    return LineageNode(name, own, True, systemic_risk)
 
 
 # --- what the API shows -------------------------------------------------------------------
@@ -391,6 +324,60 @@ def levels_of(own: OwnCompute, cumulative: LineageSum) -> ComputeLevels:
     return ComputeLevels(own.training.flop, own.modification.flop, cumulative.estimate.flop)
 
 
+def _architecture(
+    facts: VersionFacts, rules: AiActRules, training_jobs: Sequence[JobRecord]
+) -> Estimate | None:
+    """6 × parameters × tokens: the tokens the training jobs reported, else those declared."""
+    if not facts.active_parameters:
+        return None
+    reported = [j.tokens for j in training_jobs if j.tokens is not None]
+    if reported:
+        tokens_from = f"tokens reported by {len(reported)} training job(s)"
+        return architecture_estimate(
+            facts.active_parameters, float(sum(reported)), rules.estimation, tokens_from
+        )
+    if facts.declared_tokens:
+        return architecture_estimate(
+            facts.active_parameters, float(facts.declared_tokens), rules.estimation,
+            "training tokens declared for the version",
+        )  # fmt: skip
+    return None
+
+
+def _ledger_jobs(jobs: Sequence[JobRecord], rules: AiActRules, own: OwnCompute) -> list[LedgerJob]:
+    return [
+        LedgerJob(
+            job_id=j.job_id, name=j.name, state=j.state, purpose=j.purpose,
+            counts_as_training=rules.purpose(j.purpose).training,
+            counts_as_cumulative=rules.purpose(j.purpose).cumulative,
+            gpu_type=j.runs[-1].gpu_type if j.runs else None,
+            gpu_hours=sum(r.gpu_seconds.value for r in j.runs) / 3600,
+            wall_clock_hours=_union_seconds((r.started, r.ended) for r in j.runs) / 3600,
+            mfu=j.mfu, tokens=j.tokens, flop=own.per_job[j.job_id].flop.value,
+            it_kwh=j.it_kwh,
+        )
+        for j in jobs
+    ]  # fmt: skip
+
+
+def _purpose_totals(
+    jobs: Sequence[JobRecord], rules: AiActRules, own: OwnCompute
+) -> list[PurposeTotal]:
+    by_purpose: dict[JobPurpose, list[JobRecord]] = defaultdict(list)
+    for job in jobs:
+        by_purpose[job.purpose].append(job)
+    return [
+        PurposeTotal(
+            purpose=p, counts_as_training=rules.purpose(p).training,
+            counts_as_cumulative=rules.purpose(p).cumulative, jobs=len(js),
+            gpu_hours=sum(r.gpu_seconds.value for j in js for r in j.runs) / 3600,
+            flop=sum(own.per_job[j.job_id].flop.value for j in js),
+            source=rules.purpose(p).source,
+        )
+        for p, js in sorted(by_purpose.items())
+    ]  # fmt: skip
+
+
 def build_ledger(
     facts: VersionFacts,
     rules: AiActRules,
@@ -405,23 +392,9 @@ def build_ledger(
     """The ledger of one version, from its jobs and its lineage's sums."""
     figures = rules.estimation.significant_figures
     counted = [j for j in jobs if rules.purpose(j.purpose).cumulative]
-    training_jobs = [j for j in jobs if rules.purpose(j.purpose).training]
-    reported = [j.tokens for j in training_jobs if j.tokens is not None]
-    architecture = None
-    if facts.active_parameters:
-        if reported:
-            tokens_from = f"tokens reported by {len(reported)} training job(s)"
-            architecture = architecture_estimate(
-                facts.active_parameters, float(sum(reported)), rules.estimation, tokens_from
-            )
-        elif facts.declared_tokens:
-            architecture = architecture_estimate(
-                facts.active_parameters, float(facts.declared_tokens), rules.estimation,
-                "training tokens declared for the version",
-            )  # fmt: skip
-    by_purpose: dict[JobPurpose, list[JobRecord]] = defaultdict(list)
-    for job in jobs:
-        by_purpose[job.purpose].append(job)
+    architecture = _architecture(
+        facts, rules, [j for j in jobs if rules.purpose(j.purpose).training]
+    )
     levels = levels_of(own, cumulative)
     systemic = rules.systemic_line()
     return Ledger(
@@ -429,29 +402,8 @@ def build_ledger(
         project=facts.project,
         role=facts.role,
         rules_version=rules.version,
-        jobs=[
-            LedgerJob(
-                job_id=j.job_id, name=j.name, state=j.state, purpose=j.purpose,
-                counts_as_training=rules.purpose(j.purpose).training,
-                counts_as_cumulative=rules.purpose(j.purpose).cumulative,
-                gpu_type=j.runs[-1].gpu_type if j.runs else None,
-                gpu_hours=sum(r.gpu_seconds.value for r in j.runs) / 3600,
-                wall_clock_hours=_union_seconds((r.started, r.ended) for r in j.runs) / 3600,
-                mfu=j.mfu, tokens=j.tokens, flop=own.per_job[j.job_id].flop.value,
-                it_kwh=j.it_kwh,
-            )
-            for j in jobs
-        ],
-        by_purpose=[
-            PurposeTotal(
-                purpose=p, counts_as_training=rules.purpose(p).training,
-                counts_as_cumulative=rules.purpose(p).cumulative, jobs=len(js),
-                gpu_hours=sum(r.gpu_seconds.value for j in js for r in j.runs) / 3600,
-                flop=sum(own.per_job[j.job_id].flop.value for j in js),
-                source=rules.purpose(p).source,
-            )
-            for p, js in sorted(by_purpose.items())
-        ],
+        jobs=_ledger_jobs(jobs, rules, own),
+        by_purpose=_purpose_totals(jobs, rules, own),
         training=EstimateOut.of(own.training, figures),
         modification=EstimateOut.of(own.modification, figures),
         cumulative=EstimateOut.of(cumulative.estimate, figures),

@@ -191,8 +191,7 @@ def _thresholds(entries: Sequence[Mapping[str, Any]]) -> tuple[Threshold, ...]:
     return tuple(sorted(out, key=lambda t: (t.flop.value, t.code)))
 
 
-def parse_ai_act_rules(data: Mapping[str, Any]) -> AiActRules:
-    """`AiActRules` from the parsed TOML; a ValueError names the first bad entry."""
+def _estimation(data: Mapping[str, Any]) -> Estimation:
     est = dict(_need(data, "estimation", "the file"))
     where = "estimation"
     estimation = Estimation(
@@ -213,14 +212,21 @@ def parse_ai_act_rules(data: Mapping[str, Any]) -> AiActRules:
         estimation.utilisation_low <= estimation.default_utilisation <= estimation.utilisation_high
     ):
         raise ValueError("estimation: utilisation_low <= default_utilisation <= utilisation_high")
+    return estimation
+
+
+def _limits(data: Mapping[str, Any]) -> Limits:
     lim = dict(_need(data, "limits", "the file"))
-    limits = Limits(
+    return Limits(
         max_parameters=_number(lim, "max_parameters", "limits", 1.0, 1e20),
         max_training_tokens=_number(lim, "max_training_tokens", "limits", 1.0, 1e20),
         source=_text(lim, "source", "limits"),
     )
+
+
+def _modifier(data: Mapping[str, Any]) -> ModifierRule:
     mod = dict(_need(data, "modifier", "the file"))
-    modifier = ModifierRule(
+    return ModifierRule(
         fraction=_number(mod, "fraction", "modifier", 1e-6, 1.0),
         unknown_base_flop=Flop(_number(mod, "unknown_base_flop", "modifier", 1.0, 1e40)),
         unknown_systemic_base_flop=Flop(
@@ -228,6 +234,9 @@ def parse_ai_act_rules(data: Mapping[str, Any]) -> AiActRules:
         ),
         source=_text(mod, "source", "modifier"),
     )
+
+
+def _purposes(data: Mapping[str, Any]) -> dict[JobPurpose, PurposeRule]:
     purposes: dict[JobPurpose, PurposeRule] = {}
     for i, entry in enumerate(_need(data, "purposes", "the file")):
         where = f"purposes[{i}]"
@@ -245,6 +254,10 @@ def parse_ai_act_rules(data: Mapping[str, Any]) -> AiActRules:
     missing = [p.value for p in JobPurpose if p not in purposes]
     if missing:
         raise ValueError(f"purposes: no rule for {', '.join(missing)}")
+    return purposes
+
+
+def _documentation(data: Mapping[str, Any]) -> tuple[DocField, ...]:
     docs = []
     for i, entry in enumerate(_need(data, "documentation", "the file")):
         where = f"documentation[{i}]"
@@ -270,6 +283,10 @@ def parse_ai_act_rules(data: Mapping[str, Any]) -> AiActRules:
         )
     if len({d.key for d in docs}) != len(docs):
         raise ValueError("documentation: a key is defined twice")
+    return tuple(docs)
+
+
+def _dates(data: Mapping[str, Any]) -> tuple[KeyDate, ...]:
     dates = []
     for i, entry in enumerate(data.get("dates", [])):
         where = f"dates[{i}]"
@@ -277,6 +294,18 @@ def parse_ai_act_rules(data: Mapping[str, Any]) -> AiActRules:
         if not isinstance(on, date) or isinstance(on, datetime):
             raise ValueError(f"{where}.date: must be a TOML date like 2026-08-02")
         dates.append(KeyDate(on, _text(entry, "what", where), _text(entry, "source", where)))
+    return tuple(sorted(dates, key=lambda d: d.on))
+
+
+def parse_ai_act_rules(data: Mapping[str, Any]) -> AiActRules:
+    """`AiActRules` from the parsed TOML; a ValueError names the first bad entry."""
+    # Checked in the file's order, so the first bad entry is the one named.
+    estimation = _estimation(data)
+    limits = _limits(data)
+    modifier = _modifier(data)
+    purposes = _purposes(data)
+    documentation = _documentation(data)
+    dates = _dates(data)
     return AiActRules(
         version=_text(data, "version", "the file"),
         regulation=_text(data, "regulation", "the file"),
@@ -285,6 +314,6 @@ def parse_ai_act_rules(data: Mapping[str, Any]) -> AiActRules:
         modifier=modifier,
         thresholds=_thresholds(_need(data, "thresholds", "the file")),
         purposes=purposes,
-        documentation=tuple(docs),
-        dates=tuple(sorted(dates, key=lambda d: d.on)),
+        documentation=documentation,
+        dates=dates,
     )

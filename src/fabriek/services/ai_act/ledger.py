@@ -17,20 +17,16 @@ from fabriek.domain.ai_act.compute_lines import ComputeLevels, Line, lines_for
 from fabriek.domain.ai_act.ledger import (
     JobRecord,
     Ledger,
-    LineageNode,
-    LineageSum,
-    Node,
     OwnCompute,
     RunSpan,
     ThresholdEvent,
     VersionFacts,
     base_compute,
     build_ledger,
-    declared,
     levels_of,
-    lineage_sum,
     own_compute,
 )
+from fabriek.domain.ai_act.lineage import LineageNode, LineageSum, Node, declared, lineage_sum
 from fabriek.domain.ai_act.vocabulary import JobPurpose, ModelRole
 from fabriek.domain.jobs import ACTIVE_STATES, TERMINAL_STATES
 from fabriek.domain.residency import JobDataset
