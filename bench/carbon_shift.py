@@ -43,7 +43,7 @@ from fabriek.scheduler.carbon import (
 from fabriek.scheduler.metrics import JobOutcome
 from fabriek.scheduler.power import PowerModel
 from fabriek.scheduler.simulate import EnergySetup
-from fabriek.services.heat import read_heat_profile
+from fabriek.services.energy.heat import read_heat_profile
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 TRACE = DATA / "traces" / "philly_2017.csv"

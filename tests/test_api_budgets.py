@@ -381,7 +381,7 @@ def test_a_shiftable_job_waits_for_a_cleaner_hour_within_its_deadline(
     hour three hours from now; a shiftable job with a deadline is held for it (CleanerHour),
     while a job that is not shiftable, and a shiftable one whose deadline leaves no room,
     start at once."""
-    from fabriek.services.grid import load_intensity
+    from fabriek.services.energy.grid import load_intensity
 
     site = f"c{unique}"[:20]
     made = client("admin").post("/api/v1/sites", json={

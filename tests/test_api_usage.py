@@ -12,8 +12,8 @@ import pytest
 
 from fabriek.domain.energy import cpu_power_model, gpu_power_model, modelled_energy
 from fabriek.services.demo import demo_token
-from fabriek.services.grid import load_intensity
-from fabriek.services.metering import measured_gpu_kwh_by_hour
+from fabriek.services.energy.grid import load_intensity
+from fabriek.services.energy.metering import measured_gpu_kwh_by_hour
 from fabriek.settings import Settings
 from fabriek.store.db import make_engine, make_sessions
 from tests.conftest import Client, problem_of

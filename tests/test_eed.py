@@ -1,4 +1,4 @@
-"""The EU data-centre report (domain/eed.py, services/eed_report.py, `fabriek report eed`):
+"""The EU data-centre report (domain/eed.py, services/energy/eed_report.py, `fabriek report eed`):
 KPI formulas by hand, each validation rule, completeness, the modelled EIT from the store,
 and the command end to end on a fresh demo database."""
 
@@ -31,7 +31,7 @@ from fabriek.domain.eed import (
 )
 from fabriek.domain.energy import Source
 from fabriek.domain.errors import InvalidInput
-from fabriek.services.eed_report import (
+from fabriek.services.energy.eed_report import (
     build_report,
     installed_it_power,
     load_indicator_set,

@@ -26,8 +26,8 @@ from fabriek.domain.heat import (
     profile_hour,
 )
 from fabriek.services.demo import demo_token
-from fabriek.services.grid import load_intensity
-from fabriek.services.heat import load_heat_demand, read_heat_profile
+from fabriek.services.energy.grid import load_intensity
+from fabriek.services.energy.heat import load_heat_demand, read_heat_profile
 from fabriek.services.jobs import site_shapes
 from fabriek.services.scheduling import site_signals
 from fabriek.settings import Settings

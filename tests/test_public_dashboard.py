@@ -19,8 +19,8 @@ from fabriek.domain.errors import Conflict
 from fabriek.domain.site_load import Running, hourly_it_kw, hours_before
 from fabriek.domain.usage import GroupBy, Step, roll_up
 from fabriek.services import demo_history
+from fabriek.services.energy.usage import energy_records
 from fabriek.services.public_dashboard import last_twelve_months, public_dashboard
-from fabriek.services.usage import energy_records
 from fabriek.store.db import make_engine, make_sessions
 from tests.conftest import BACKENDS
 from tests.servers import postgres_unavailable, prepare, throwaway_database

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from fabriek.engines.local_runner import EnergyMeter, rapl_zones, read_rapl
-from fabriek.services.metering import measured_cpu_kwh_by_hour, measured_gpu_kwh_by_hour
+from fabriek.services.energy.metering import measured_cpu_kwh_by_hour, measured_gpu_kwh_by_hour
 
 UJ_PER_KWH = 3.6e12
 

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from fabriek.cli.output import console
-from fabriek.services.grid import load_intensity, read_intensity_csv
+from fabriek.services.energy.grid import load_intensity, read_intensity_csv
 from fabriek.settings import Settings
 from fabriek.store.db import make_engine, make_sessions
 

@@ -10,7 +10,7 @@ import typer
 
 from fabriek.cli.output import console
 from fabriek.domain.errors import InvalidInput
-from fabriek.services.heat import load_heat_demand, read_heat_profile
+from fabriek.services.energy.heat import load_heat_demand, read_heat_profile
 from fabriek.settings import Settings
 from fabriek.store.db import make_engine, make_sessions
 

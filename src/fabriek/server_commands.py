@@ -22,7 +22,8 @@ from fabriek.cli.output import console, print_json
 from fabriek.domain import eed
 from fabriek.domain.errors import Conflict, InvalidInput
 from fabriek.server_app import build_app
-from fabriek.services import demo, demo_history, eed_report
+from fabriek.services import demo, demo_history
+from fabriek.services.energy import eed_report
 from fabriek.settings import Settings
 from fabriek.store.db import make_engine, make_sessions, redact
 from fabriek.store.migrate import require_current, upgrade

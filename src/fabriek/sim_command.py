@@ -30,7 +30,7 @@ from fabriek.scheduler.carbon import (
 )
 from fabriek.scheduler.power import DEFAULT_PUE, DEFAULT_UTILISATION, GpuPower, PowerModel
 from fabriek.scheduler.simulate import EnergySetup
-from fabriek.services.heat import read_heat_profile
+from fabriek.services.energy.heat import read_heat_profile
 
 
 def sim(

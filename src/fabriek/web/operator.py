@@ -10,8 +10,8 @@ from fastapi.responses import HTMLResponse, Response
 from fabriek.api.context import Ctx, Db
 from fabriek.domain.eed import EedReport
 from fabriek.domain.errors import InvalidInput
-from fabriek.services import eed_report
-from fabriek.services.site_power import SiteLoad, may_operate, site_loads
+from fabriek.services.energy import eed_report
+from fabriek.services.energy.site_power import SiteLoad, may_operate, site_loads
 from fabriek.web.charts import Chart, Series
 from fabriek.web.layout import forbidden, page
 from fabriek.web.session import Person

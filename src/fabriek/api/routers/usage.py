@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query
 from fabriek.api.context import Caller, Db
 from fabriek.api.routers import API_PREFIX
 from fabriek.domain.usage import GroupBy, Step, UsageLine
-from fabriek.services import usage as usage_service
+from fabriek.services.energy import usage as usage_service
 
 router = APIRouter(prefix=f"{API_PREFIX}/usage", tags=["usage"])
 

@@ -14,7 +14,7 @@ from fabriek.domain.jobs import (
     check_transition,
 )
 from fabriek.services.access.allocations import record_charge
-from fabriek.services.metering import record_energy
+from fabriek.services.energy.metering import record_energy
 from fabriek.store.tables import (
     JobEventRow,
     JobRow,

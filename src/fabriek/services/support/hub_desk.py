@@ -13,7 +13,7 @@ from fabriek.domain.errors import Forbidden, InvalidInput
 from fabriek.domain.geography import HUBS, Hub, HubInfo
 from fabriek.domain.roles import Principal, Role
 from fabriek.domain.usage import GroupBy, Step, UsageLine, roll_up
-from fabriek.services.usage import energy_records
+from fabriek.services.energy.usage import energy_records
 from fabriek.store.tables import MembershipRow, OrganisationRow, ProjectRow
 
 
