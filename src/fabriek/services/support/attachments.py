@@ -16,12 +16,7 @@ import anyio
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from fabriek.domain.errors import (
-    InvalidInput,
-    NotFound,
-    TooLarge,
-    UnsupportedType,
-)
+from fabriek.domain.errors import InvalidInput, NotFound, TooLarge, UnsupportedType
 from fabriek.domain.roles import Principal
 from fabriek.domain.support.attachments import (
     check_attachment_start,
@@ -29,13 +24,8 @@ from fabriek.domain.support.attachments import (
     is_text_type,
     safe_filename,
 )
-from fabriek.domain.support.shapes import (
-    Attachment,
-)
-from fabriek.domain.support.tickets import (
-    Status,
-    ticket_reference,
-)
+from fabriek.domain.support.shapes import Attachment
+from fabriek.domain.support.tickets import Status, ticket_reference
 from fabriek.services.support.config import MIB, SupportOptions
 from fabriek.services.support.conversation import closed_conflict
 from fabriek.services.support.tickets import (
@@ -45,10 +35,7 @@ from fabriek.services.support.tickets import (
     ticket_row,
     usernames,
 )
-from fabriek.store.tables import (
-    SupportAttachmentRow,
-    SupportTicketRow,
-)
+from fabriek.store.tables import SupportAttachmentRow, SupportTicketRow
 
 
 @dataclass(frozen=True)

@@ -12,24 +12,11 @@ from fabriek.domain.notifications import NotificationKind
 from fabriek.domain.roles import Role
 from fabriek.domain.support.routing import SupportConfig, queue_name
 from fabriek.domain.support.service_levels import auto_close_due
-from fabriek.domain.support.tickets import (
-    OPEN_STATUSES,
-    Category,
-    Status,
-    ticket_reference,
-)
+from fabriek.domain.support.tickets import OPEN_STATUSES, Category, Status, ticket_reference
 from fabriek.services.notifications import notify, notify_once, staff_with_role
 from fabriek.services.support.conversation import move_ticket
-from fabriek.services.support.tickets import (
-    clock_of,
-    desk_staff,
-    due_text,
-    record_event,
-    waits_of,
-)
-from fabriek.store.tables import (
-    SupportTicketRow,
-)
+from fabriek.services.support.tickets import clock_of, desk_staff, due_text, record_event, waits_of
+from fabriek.store.tables import SupportTicketRow
 
 
 def escalate_breaches(session: Session, now: datetime, config: SupportConfig) -> int:

@@ -12,10 +12,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from fabriek.domain.access.tracks import AccessConfig
-from fabriek.domain.errors import (
-    Forbidden,
-    NotFound,
-)
+from fabriek.domain.errors import Forbidden, InvalidInput, NotFound
 from fabriek.domain.roles import Principal
 from fabriek.domain.support.shapes import (
     BudgetContext,
@@ -24,14 +21,12 @@ from fabriek.domain.support.shapes import (
     ProposalContext,
     TicketContext,
 )
-from fabriek.domain.support.tickets import (
-    About,
-)
+from fabriek.domain.support.tickets import About, AboutKind, parse_about
 from fabriek.engines.base import LogStream
 from fabriek.services.access.allocations import budgets
+from fabriek.services.identity.projects import may_see_project
 from fabriek.services.jobs.dispatch import Dispatcher
 from fabriek.services.jobs.output import read_tail
-from fabriek.services.projects import may_see_project
 from fabriek.store.tables import (
     AllocationRow,
     CallRow,
@@ -220,3 +215,24 @@ def project_ref(session: Session, who: Principal, ref: str) -> tuple[int, str]:
     project_id, name = found
     require_own(session, who, f"project {name}", project_id, name)
     return project_id, name
+
+
+def subject_of(
+    session: Session,
+    who: Principal,
+    about_text: str,
+    access: AccessConfig,
+    dispatcher: Dispatcher | None,
+    now: datetime,
+) -> Subject:
+    """What a new ticket is about (`job:42`, `proposal:7`, `dataset:PROJECT/NAME`), found and
+    checked to be the caller's own."""
+    try:
+        about = parse_about(about_text)
+    except ValueError as bad:
+        raise InvalidInput.on("about", str(bad)) from None
+    if about.kind is AboutKind.JOB:
+        return job_subject(session, who, about, access, dispatcher, now)
+    if about.kind is AboutKind.PROPOSAL:
+        return proposal_subject(session, who, about, now)
+    return dataset_subject(session, who, about, now)

@@ -7,11 +7,7 @@ from datetime import datetime
 
 from sqlalchemy.orm import Session
 
-from fabriek.domain.errors import (
-    Conflict,
-    Forbidden,
-    InvalidInput,
-)
+from fabriek.domain.errors import Conflict, Forbidden, InvalidInput
 from fabriek.domain.notifications import NotificationKind
 from fabriek.domain.roles import Principal
 from fabriek.domain.support.routing import parse_queue, queue_name
@@ -48,11 +44,7 @@ from fabriek.services.support.tickets import (
     ticket_row,
     ticket_view,
 )
-from fabriek.store.tables import (
-    SupportMessageRow,
-    SupportTicketRow,
-    UserRow,
-)
+from fabriek.store.tables import SupportMessageRow, SupportTicketRow, UserRow
 
 
 def move_ticket(

@@ -35,15 +35,10 @@ from fabriek.domain.support.expertise import (
     parse_vocabulary,
 )
 from fabriek.services import audit
+from fabriek.services.identity.permissions import require_hub
 from fabriek.services.paging import Page, PageRequest, fetch_page
-from fabriek.services.permissions import require_hub
 from fabriek.services.transactions import commit
-from fabriek.store.tables import (
-    ConsultationRow,
-    ExpertAssignmentRow,
-    ExpertRow,
-    ExpertSkillRow,
-)
+from fabriek.store.tables import ConsultationRow, ExpertAssignmentRow, ExpertRow, ExpertSkillRow
 
 
 @cache

@@ -24,9 +24,9 @@ from fabriek.domain.support.expertise import (
     month_start,
 )
 from fabriek.domain.support.matching import ExpertOption, MatchResult, Need, match
+from fabriek.services.identity.permissions import may_manage_hub
+from fabriek.services.identity.projects import visible_projects
 from fabriek.services.paging import Page, PageRequest, fetch_page
-from fabriek.services.permissions import may_manage_hub
-from fabriek.services.projects import visible_projects
 from fabriek.services.support.expertise import (
     expert_row,
     hours_left_of,

@@ -29,7 +29,7 @@ from fabriek.domain.roles import Principal
 from fabriek.domain.support.mail import find_tokens, html_to_text, is_automatic, strip_quoted
 from fabriek.domain.support.shapes import InboundResult
 from fabriek.domain.support.tickets import Status, ticket_reference
-from fabriek.services.identity import principal_for_user
+from fabriek.services.identity.tokens import principal_for_user
 from fabriek.services.support.attachments import store_attachment
 from fabriek.services.support.config import SupportOptions
 from fabriek.services.support.conversation import add_reply
@@ -115,6 +115,59 @@ def _bounce(
     )
 
 
+def _ticket_named(session: Session, message: EmailMessage) -> SupportTicketRow | None:
+    """The ticket whose token (with its key) is in an address the e-mail went to, or else
+    in its subject."""
+    recipients = [
+        address
+        for header in _RECIPIENT_HEADERS
+        for _name, address in getaddresses([str(v) for v in message.get_all(header) or []])
+    ]
+    for token in find_tokens(recipients, str(message["Subject"] or "")):
+        found = session.get(SupportTicketRow, token.ticket_id)
+        if found is not None and secrets.compare_digest(found.reply_key, token.key):
+            return found
+    return None
+
+
+def _added_before(session: Session, row: SupportTicketRow, message_id: str) -> bool:
+    return (
+        session.scalar(
+            select(SupportMessageRow.id).where(
+                SupportMessageRow.ticket_id == row.id,
+                SupportMessageRow.email_message_id == message_id,
+            )
+        )
+        is not None
+    )
+
+
+def _keep_attachments(
+    session: Session,
+    row: SupportTicketRow,
+    uploader_id: int,
+    message: EmailMessage,
+    options: SupportOptions,
+    now: datetime,
+    written: list[Path],
+) -> tuple[list[str], list[str]]:
+    """Keep the e-mail's attachments on the ticket: the names of those kept, and for each
+    refused its name and why."""
+    kept: list[str] = []
+    refused: list[str] = []
+    for part in message.iter_attachments():
+        if not isinstance(part, EmailMessage):
+            continue
+        name = part.get_filename() or "attachment"
+        payload = part.get_payload(decode=True)
+        data = payload if isinstance(payload, bytes) else b""
+        why = store_attachment(
+            session, row, uploader_id, name, part.get_content_type(), data, options, now, written
+        )
+        (refused if why else kept).append(f"{name}: {why}" if why else name)
+    return kept, refused
+
+
 def receive_email(
     session: Session, who: Principal, raw: bytes, options: SupportOptions, now: datetime
 ) -> InboundResult:
@@ -130,17 +183,7 @@ def receive_email(
         return InboundResult(outcome="ignored", ticket=None, reason=automatic)
     reply_to = parseaddr(str(message["Reply-To"] or ""))[1].strip()
     answer_to = reply_to or sender
-    recipients = [
-        address
-        for header in _RECIPIENT_HEADERS
-        for _name, address in getaddresses([str(v) for v in message.get_all(header) or []])
-    ]
-    row: SupportTicketRow | None = None
-    for token in find_tokens(recipients, str(message["Subject"] or "")):
-        found = session.get(SupportTicketRow, token.ticket_id)
-        if found is not None and secrets.compare_digest(found.reply_key, token.key):
-            row = found
-            break
+    row = _ticket_named(session, message)
     if row is None:
         return _bounce(
             session, options, message, answer_to,
@@ -170,27 +213,11 @@ def receive_email(
             now, row,
         )  # fmt: skip
     message_id = str(message["Message-ID"] or "").strip()[:300] or None
-    if message_id is not None and session.scalar(
-        select(SupportMessageRow.id).where(
-            SupportMessageRow.ticket_id == row.id,
-            SupportMessageRow.email_message_id == message_id,
-        )
-    ):
+    if message_id is not None and _added_before(session, row, message_id):
         return InboundResult(outcome="duplicate", ticket=reference, reason="added before")
     text = _text(message)
-    kept: list[str] = []
-    refused: list[str] = []
     written: list[Path] = []
-    for part in message.iter_attachments():
-        if not isinstance(part, EmailMessage):
-            continue
-        name = part.get_filename() or "attachment"
-        payload = part.get_payload(decode=True)
-        data = payload if isinstance(payload, bytes) else b""
-        why = store_attachment(
-            session, row, user.id, name, part.get_content_type(), data, options, now, written
-        )
-        (refused if why else kept).append(f"{name}: {why}" if why else name)
+    kept, refused = _keep_attachments(session, row, user.id, message, options, now, written)
     if not text and not kept:
         _discard(session, written)
         return _bounce(

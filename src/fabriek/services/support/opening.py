@@ -10,34 +10,17 @@ from datetime import datetime
 from sqlalchemy.orm import Session
 
 from fabriek.domain.access.tracks import AccessConfig
-from fabriek.domain.errors import (
-    InvalidInput,
-)
+from fabriek.domain.errors import InvalidInput
 from fabriek.domain.geography import Province
 from fabriek.domain.notifications import NotificationKind
 from fabriek.domain.roles import Principal
 from fabriek.domain.support.routing import queue_name, route
-from fabriek.domain.support.shapes import (
-    Ticket,
-    TicketDraft,
-)
-from fabriek.domain.support.tickets import (
-    CATEGORY_NAMES,
-    AboutKind,
-    Status,
-    parse_about,
-    ticket_reference,
-)
+from fabriek.domain.support.shapes import Ticket, TicketDraft
+from fabriek.domain.support.tickets import CATEGORY_NAMES, Category, Status, ticket_reference
 from fabriek.services.jobs.dispatch import Dispatcher
 from fabriek.services.notifications import notify
 from fabriek.services.support.config import SupportOptions
-from fabriek.services.support.context import (
-    Subject,
-    dataset_subject,
-    job_subject,
-    project_ref,
-    proposal_subject,
-)
+from fabriek.services.support.context import Subject, project_ref, subject_of
 from fabriek.services.support.outbox import queue_ticket_mail
 from fabriek.services.support.tickets import (
     clock_of,
@@ -48,11 +31,7 @@ from fabriek.services.support.tickets import (
     record_event,
     ticket_view,
 )
-from fabriek.store.tables import (
-    OrganisationRow,
-    SupportTicketRow,
-    UserRow,
-)
+from fabriek.store.tables import OrganisationRow, SupportTicketRow, UserRow
 
 
 def open_ticket(
@@ -70,30 +49,14 @@ def open_ticket(
     The author gets an acknowledgement by e-mail (queued), the desk's staff a notification."""
     category = read_category(draft.category)
     priority = read_priority(draft.priority)
-    subject: Subject | None = None
-    if draft.about:
-        try:
-            about = parse_about(draft.about)
-        except ValueError as bad:
-            raise InvalidInput.on("about", str(bad)) from None
-        if about.kind is AboutKind.JOB:
-            subject = job_subject(session, who, about, access, dispatcher, now)
-        elif about.kind is AboutKind.PROPOSAL:
-            subject = proposal_subject(session, who, about, now)
-        else:
-            subject = dataset_subject(session, who, about, now)
-    elif draft.share_context:
+    subject = (
+        subject_of(session, who, draft.about, access, dispatcher, now) if draft.about else None
+    )
+    if subject is None and draft.share_context:
         raise InvalidInput.on(
             "share_context", "there is no context to share: say what it is about (about)"
         )
-    project_id = subject.project_id if subject else None
-    if draft.project:
-        chosen, name = project_ref(session, who, draft.project.strip())
-        if subject is not None and chosen != subject.project_id:
-            raise InvalidInput.on(
-                "project", f"{subject.about} is of project {subject.project}, not {name}"
-            )
-        project_id = chosen
+    project_id = _project_of(session, who, draft.project, subject)
     user = session.get(UserRow, who.user_id)
     assert user is not None  # the caller was authenticated from this row
     organisation = (
@@ -114,13 +77,37 @@ def open_ticket(
     session.add(row)
     session.flush()
     record_event(session, row, "opened", now, who.user_id, None, queue)
+    _announce(session, options, row, user, now)
+    session.commit()
+    return ticket_view(session, who, row, options, now)
+
+
+def _project_of(
+    session: Session, who: Principal, project: str | None, subject: Subject | None
+) -> int | None:
+    """The project a ticket is of: the one named (the caller's own), which must be its
+    subject's if it has one; else its subject's."""
+    if not project:
+        return subject.project_id if subject else None
+    chosen, name = project_ref(session, who, project.strip())
+    if subject is not None and chosen != subject.project_id:
+        raise InvalidInput.on(
+            "project", f"{subject.about} is of project {subject.project}, not {name}"
+        )
+    return chosen
+
+
+def _announce(
+    session: Session, options: SupportOptions, row: SupportTicketRow, user: UserRow, now: datetime
+) -> None:
+    """Acknowledge a new ticket to its author (by e-mail, queued) and tell its desk's staff."""
     reference = ticket_reference(row.id)
+    category = Category(row.category)
     clock = clock_of(row, [], options.config, now)
-    level = options.config.levels[category]
-    days = level.first_answer_working_days
+    days = options.config.levels[category].first_answer_working_days
     queue_ticket_mail(
         session, options.support_address, row, "ack", user.email, row.subject,
-        f"Dear {user.full_name},\n\nYour ticket {reference} reached {queue_name(queue)}. "
+        f"Dear {user.full_name},\n\nYour ticket {reference} reached {queue_name(row.queue)}. "
         f"We answer within {days} working day{'s' if days != 1 else ''}, by "
         f"{due_text(clock.first_answer_due)}.\n\n"
         "Reply to this e-mail to add to the ticket; keep the address it came from.\n"
@@ -129,12 +116,10 @@ def open_ticket(
     )  # fmt: skip
     about_text = f" about {row.about}" if row.about else ""
     notify(
-        session, desk_staff(session, queue), NotificationKind.SUPPORT_TICKET.value,
+        session, desk_staff(session, row.queue), NotificationKind.SUPPORT_TICKET.value,
         f"{reference}: {row.subject}",
         f"{user.full_name} ({user.username}) opened {reference}{about_text} in "
-        f"{CATEGORY_NAMES[category]}, priority {priority.value}. First answer due by "
+        f"{CATEGORY_NAMES[category]}, priority {row.priority}. First answer due by "
         f"{due_text(clock.first_answer_due)}.\n\nSee it with `fabriek support show {reference}`.",
         now,
     )  # fmt: skip
-    session.commit()
-    return ticket_view(session, who, row, options, now)

@@ -18,11 +18,7 @@ from sqlalchemy import ColumnElement, Select, select, true
 from sqlalchemy.orm import Session
 
 from fabriek.domain.calendar import AMSTERDAM
-from fabriek.domain.errors import (
-    Forbidden,
-    InvalidInput,
-    NotFound,
-)
+from fabriek.domain.errors import Forbidden, InvalidInput, NotFound
 from fabriek.domain.roles import Principal, Role
 from fabriek.domain.support.mail import ReplyToken, reply_address
 from fabriek.domain.support.routing import CENTRAL, SupportConfig, parse_queue, queue_name
@@ -316,8 +312,6 @@ def ticket_view(
     )
     waits = waits_of(session, [row.id]).get(row.id, [])
     clock = clock_of(row, waits, options.config, now)
-    level = options.config.levels[Category(row.category)]
-    escalations = [t for t in (row.first_answer_breach_at, row.resolution_breach_at) if t]
     author = people.get(row.author_id, ("?", "?"))[0]
     token = ReplyToken(row.id, row.reply_key)
     return Ticket(
@@ -327,47 +321,61 @@ def ticket_view(
         organisation=organisation.name if organisation else None,
         share_context=row.share_context,
         context=TicketContext.model_validate(row.context) if row.context else None,
-        service_level=ServiceLevelView(
-            first_answer_working_days=level.first_answer_working_days,
-            first_answer_due=clock.first_answer_due,
-            first_answer_at=clock.first_answer_at,
-            first_answer_breached=clock.first_answer_breached,
-            resolution_working_days=level.resolution_working_days,
-            resolution_due=clock.resolution_due,
-            resolved_at=clock.resolved_at,
-            resolution_breached=clock.resolution_breached,
-            paused_working_days=clock.paused_working_days,
-            escalated_at=min(escalations) if escalations else None,
-        ),
-        messages=[
-            Message(
-                id=m.id,
-                author=people[m.author_id][0] if m.author_id in people else None,
-                author_name=people[m.author_id][1] if m.author_id in people else "Fabriek",
-                staff=m.staff,
-                internal=m.internal,
-                via=m.via,
-                body=m.body,
-                created_at=m.created_at,
-            )
-            for m in messages
-        ],
+        service_level=_service_level_view(row, clock, options.config),
+        messages=[_message_view(m, people) for m in messages],
         attachments=[attachment_view(f, people) for f in files],
-        history=[
-            TicketEvent(
-                at=e.at,
-                kind=e.kind,
-                by=people[e.actor_id][0] if e.actor_id in people else None,
-                from_value=e.from_value,
-                to_value=e.to_value,
-                note=e.note if handling or e.kind != "handover" else None,
-            )
-            for e in events
-        ],
+        history=[_event_view(e, people, handling) for e in events],
         handling=handling,
         reply_address=reply_address(options.support_address, token)
         if Status(row.status) is not Status.CLOSED
         else None,
+    )
+
+
+def _service_level_view(
+    row: SupportTicketRow, clock: ServiceClock, config: SupportConfig
+) -> ServiceLevelView:
+    level = config.levels[Category(row.category)]
+    escalations = [t for t in (row.first_answer_breach_at, row.resolution_breach_at) if t]
+    return ServiceLevelView(
+        first_answer_working_days=level.first_answer_working_days,
+        first_answer_due=clock.first_answer_due,
+        first_answer_at=clock.first_answer_at,
+        first_answer_breached=clock.first_answer_breached,
+        resolution_working_days=level.resolution_working_days,
+        resolution_due=clock.resolution_due,
+        resolved_at=clock.resolved_at,
+        resolution_breached=clock.resolution_breached,
+        paused_working_days=clock.paused_working_days,
+        escalated_at=min(escalations) if escalations else None,
+    )
+
+
+def _message_view(m: SupportMessageRow, people: dict[int, tuple[str, str]]) -> Message:
+    person = people.get(m.author_id) if m.author_id is not None else None
+    return Message(
+        id=m.id,
+        author=person[0] if person else None,
+        author_name=person[1] if person else "Fabriek",
+        staff=m.staff,
+        internal=m.internal,
+        via=m.via,
+        body=m.body,
+        created_at=m.created_at,
+    )
+
+
+def _event_view(
+    e: SupportEventRow, people: dict[int, tuple[str, str]], handling: bool
+) -> TicketEvent:
+    # A handover's note is the staff's word to the next desk, not the user's to read.
+    return TicketEvent(
+        at=e.at,
+        kind=e.kind,
+        by=people[e.actor_id][0] if e.actor_id in people else None,
+        from_value=e.from_value,
+        to_value=e.to_value,
+        note=e.note if handling or e.kind != "handover" else None,
     )
 
 
