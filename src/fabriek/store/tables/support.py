@@ -233,7 +233,7 @@ class ArticleRow(Base):
     """A knowledge-base article in Markdown. Its full-text index is the store's own and is
     not mapped here: on PostgreSQL a generated `search` tsvector column (the 'dutch' or
     'english' configuration by `language`) with a GIN index; on SQLite the FTS5 tables
-    `kb_search_nl` and `kb_search_en` (see `fabriek.services.knowledge`)."""
+    `kb_search_nl` and `kb_search_en` (see `fabriek.services.support.knowledge`)."""
 
     __tablename__ = "kb_articles"
 

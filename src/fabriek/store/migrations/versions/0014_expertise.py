@@ -14,7 +14,7 @@ branch_labels = None
 depends_on = None
 
 # The full-text index of the knowledge base is each store's own (one service function
-# reads either, see fabriek.services.knowledge). PostgreSQL: a generated tsvector, the
+# reads either, see fabriek.services.support.knowledge). PostgreSQL: a generated tsvector, the
 # title weighted above the body, stemmed with the configuration of the article's language.
 _CONFIG = "CASE WHEN language = 'nl' THEN 'dutch'::regconfig ELSE 'english'::regconfig END"
 PG_SEARCH = (
