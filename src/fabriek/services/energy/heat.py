@@ -10,6 +10,7 @@ from pathlib import Path
 from sqlalchemy import delete, insert
 from sqlalchemy.orm import Session
 
+from fabriek.domain.csv_files import read_csv_file
 from fabriek.domain.errors import InvalidInput
 from fabriek.domain.heat import HeatProfile, parse_heat_profile
 from fabriek.store.tables import HeatDemandRow
@@ -23,13 +24,7 @@ ZONE = re.compile(r"^[A-Z]{2}(-[A-Z0-9]{1,5})?$")
 def read_heat_profile(path: Path, column: str | None = None) -> HeatProfile:
     """The profile in an ETM hourly CSV (see `domain.heat`); a bad file is `InvalidInput`
     naming the file, line and column."""
-    try:
-        with path.open(newline="", encoding="utf-8") as handle:
-            return parse_heat_profile(handle, column, str(path))
-    except OSError as exc:
-        raise InvalidInput(f"cannot read {path}: {exc.strerror or exc}") from None
-    except UnicodeDecodeError as exc:
-        raise InvalidInput(f"{path}: not UTF-8 text: {exc.reason}") from None
+    return read_csv_file(path, lambda lines, name: parse_heat_profile(lines, column, name))
 
 
 def load_heat_demand(
