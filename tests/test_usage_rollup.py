@@ -3,12 +3,23 @@ follow from energy and the site's factors; hours without grid intensity are not 
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from fabriek.domain.energy import (
+    Figure,
+    Source,
+    Unit,
+    carbon_location_based,
+    carbon_market_based,
+    facility_energy,
+    kwh,
+    water_litres,
+)
 from fabriek.domain.usage import EnergyHour, GroupBy, Step, roll_up
 
 START = datetime(2025, 3, 1, tzinfo=UTC)
@@ -117,3 +128,55 @@ def test_every_level_and_step_sums_to_the_same_totals(
         assert u.kwh_without_intensity <= u.kwh_facility + 1e-6
         # No residual mix declared: instruments can only lower the location-based figure.
         assert u.kg_co2e_market <= u.kg_co2e + 1e-6
+
+
+def _by_the_typed_formulas(r: EnergyHour) -> dict[str, float]:
+    """One record's figures from `domain.energy`'s `Figure` formulas, one at a time."""
+    it = kwh(r.it_kwh, Source.LEDGER, "test")
+    facility = facility_energy(it, Figure(r.pue, Unit.RATIO, Source.DECLARED_PUE, "test"))
+    out = {
+        "kwh_it": r.it_kwh,
+        "kwh_facility": facility.value,
+        "litres_water": water_litres(it, r.wue_l_per_kwh).value,
+        "kwh_heat_reused": facility.value * r.heat_reuse_share,
+        "kg_co2e": 0.0,
+        "kg_co2e_market": 0.0,
+        "kwh_without_intensity": 0.0,
+    }
+    if r.g_per_kwh is None:
+        out["kwh_without_intensity"] = facility.value
+    else:
+        out["kg_co2e"] = carbon_location_based({r.hour: facility}, {r.hour: r.g_per_kwh}).value
+    if r.residual_mix_g_per_kwh is not None or r.g_per_kwh is not None:
+        out["kg_co2e_market"] = carbon_market_based(
+            facility, r.renewable_share, r.residual_mix_g_per_kwh, r.g_per_kwh or 0.0
+        ).value
+    return out
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.builds(
+            hour_record,
+            it_kwh=st.floats(0, 100),
+            pue=st.floats(1, 2),
+            wue=st.floats(0, 3),
+            heat=st.floats(0, 1),
+            g=st.one_of(st.none(), st.floats(0, 800)),
+            renewable=st.floats(0, 1),
+            residual=st.one_of(st.none(), st.floats(0, 900)),
+            at=st.integers(0, 24 * 400).map(lambda h: START + timedelta(hours=h)),
+        ),
+        min_size=1,
+        max_size=30,
+    )
+)
+def test_the_rollup_is_the_typed_formulas_summed(recs: list[EnergyHour]) -> None:
+    """The rollup users see (API, portal, public dashboard) and the typed formulas of
+    `domain.energy` are one model: the rollup's totals are the formulas' figures summed."""
+    [total] = roll_up(recs, GroupBy.FACTORY, Step.TOTAL)
+    per_record = [_by_the_typed_formulas(r) for r in recs]
+    for name in per_record[0]:
+        expected = math.fsum(figures[name] for figures in per_record)
+        assert getattr(total, name) == pytest.approx(expected, rel=1e-9, abs=1e-6), name

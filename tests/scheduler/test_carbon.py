@@ -11,6 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from fabriek.domain.energy import PowerModel as GpuPower
 from fabriek.scheduler import HourSignal, Signals, TraceRow, run_simulation, schedule
 from fabriek.scheduler.carbon import (
     RUN_SHARE_POINTS,
@@ -27,7 +28,7 @@ from fabriek.scheduler.carbon import (
     seasonal_profile,
 )
 from fabriek.scheduler.policy import SchedulerConfig
-from fabriek.scheduler.power import GpuPower, PowerModel
+from fabriek.scheduler.power import PowerModel
 from fabriek.scheduler.reasons import WaitReason
 from fabriek.scheduler.simulate import EnergySetup
 from tests.scheduler.factories import pending, running, site, snapshot
@@ -49,16 +50,16 @@ def days(n: int) -> list[float]:
 
 
 def test_power_model_formula() -> None:
-    model = PowerModel({"x": GpuPower(100.0, 500.0)}, utilisation=0.5, pue=1.2)
+    model = PowerModel({"x": GpuPower("x", 100.0, 500.0)}, utilisation=0.5, pue=1.2)
     assert model.it_watts("x") == 300.0
     assert model.grid_watts("x") == pytest.approx(360.0)
     # Defaults: full = the type's TDP (H100 700 W), idle 10 % of it.
-    assert PowerModel().gpu_power("h100") == GpuPower(70.0, 700.0)
+    assert PowerModel().gpu_power("h100") == GpuPower("h100", 70.0, 700.0)
     assert PowerModel(utilisation=1.0, pue=1.0).grid_watts("unknown") == 700.0
     with pytest.raises(ValueError):
         PowerModel(pue=0.9)
     with pytest.raises(ValueError):
-        GpuPower(800.0, 700.0)
+        GpuPower("x", 800.0, 700.0)
 
 
 # --- forecast -------------------------------------------------------------------------

@@ -18,7 +18,8 @@ from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from fabriek.domain.energy import Figure, Source
+from fabriek.domain.energy import Figure, Source, carbon_at, facility_kwh, water_used
+from fabriek.domain.units import KilowattHours
 
 Value = float | str | list[str]
 
@@ -334,7 +335,7 @@ def assemble_report(
     if "e_dc_kwh" not in chosen and e_it is not None and knows.declared_pue is not None:
         put(
             "e_dc_kwh",
-            e_it * knows.declared_pue,
+            facility_kwh(KilowattHours(e_it), knows.declared_pue).value,
             Status.ESTIMATED,
             Source.DECLARED_PUE,
             f"EIT × declared PUE {knows.declared_pue:g}",
@@ -343,7 +344,7 @@ def assemble_report(
         wue = knows.declared_wue_l_per_kwh
         put(
             "w_in_m3",
-            e_it * wue / 1000.0,
+            water_used(KilowattHours(e_it), wue).value / 1000.0,  # L to m³
             Status.ESTIMATED,
             Source.DECLARED_WUE,
             f"EIT × declared WUE {wue:g} L/kWh ÷ 1000",
@@ -368,7 +369,7 @@ def assemble_report(
     if "co2_kg" not in chosen and e_dc is not None and intensity is not None:
         put(
             "co2_kg",
-            e_dc * intensity / 1000.0,
+            carbon_at(KilowattHours(e_dc), intensity).value,
             Status.COMPUTED,
             Source.GRID_INTENSITY,
             f"EDC × {intensity:g} g/kWh ÷ 1000 (location-based)",

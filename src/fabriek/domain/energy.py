@@ -23,6 +23,7 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
 from fabriek.domain.gpus import GPU_TYPES
+from fabriek.domain.units import KgCO2e, KilowattHours, Litres
 
 MJ_PER_KWH = 3.6e9  # millijoules in one kWh (NVML counters)
 UJ_PER_KWH = 3.6e12  # microjoules in one kWh (RAPL counters)
@@ -172,6 +173,10 @@ DEFAULT_IDLE_FRACTION = 0.10
 CPU_IDLE_W_PER_CORE = 1.5
 CPU_FULL_W_PER_CORE = 5.5
 
+# Full power planned for a GPU type the reference data does not know: an H100-class board.
+# The scheduler must never plan a grid cap as if such a GPU drew nothing.
+UNKNOWN_GPU_FULL_W = 700.0
+
 
 @dataclass(frozen=True)
 class PowerModel:
@@ -181,17 +186,31 @@ class PowerModel:
     idle_w: float
     full_w: float
 
+    def __post_init__(self) -> None:
+        if not 0 <= self.idle_w <= self.full_w:
+            raise ValueError(
+                f"GPU power needs 0 <= idle <= full watts, got idle {self.idle_w} "
+                f"and full {self.full_w}"
+            )
+
     def power_w(self, utilisation: float | None = None) -> float:
         """Power at a utilisation in [0, 1]; the documented default when none is reported."""
         u = DEFAULT_UTILISATION if utilisation is None else min(max(utilisation, 0.0), 1.0)
         return self.idle_w + (self.full_w - self.idle_w) * u
 
 
-def gpu_power_model(gpu_type: str) -> PowerModel:
-    """The power model of a GPU type: full power = TDP, idle = IDLE_FRACTION × TDP."""
-    gpu = GPU_TYPES.get(gpu_type.strip().lower())
+def gpu_power_model(gpu_type: str, unknown_full_w: float | None = None) -> PowerModel:
+    """The power model of a GPU type: full power = TDP, idle = IDLE_FRACTION × TDP. A type
+    the reference data does not know is an error, unless `unknown_full_w` gives the full
+    power to plan it with (the scheduler's `UNKNOWN_GPU_FULL_W`)."""
+    code = gpu_type.strip().lower()
+    gpu = GPU_TYPES.get(code)
     if gpu is None:
-        raise ValueError(f"no power model for GPU type {gpu_type!r}; known: {sorted(GPU_TYPES)}")
+        if unknown_full_w is None:
+            raise ValueError(
+                f"no power model for GPU type {gpu_type!r}; known: {sorted(GPU_TYPES)}"
+            )
+        return PowerModel(code, DEFAULT_IDLE_FRACTION * unknown_full_w, unknown_full_w)
     idle = IDLE_FRACTION.get(gpu.code, DEFAULT_IDLE_FRACTION) * gpu.tdp_w
     return PowerModel(gpu.code, idle, float(gpu.tdp_w))
 
@@ -281,10 +300,94 @@ def site_pue(
     return fig
 
 
+# --- The footprint of IT energy: one set of formulas for every figure a user sees -------------
+#
+# The usage rollups, the operator's site page, the EU report and the `Figure` formulas below
+# all compute facility energy, water, heat reused and carbon with these functions, so a
+# figure means the same wherever it is shown.
+
+
+def facility_kwh(it: KilowattHours, pue: float) -> KilowattHours:
+    """Facility energy (what the site draws from the grid) = IT energy × PUE."""
+    return it * pue
+
+
+def water_used(it: KilowattHours, wue_l_per_kwh: float) -> Litres:
+    """Water = IT energy × WUE (L per kWh of IT energy, the Annex III definition)."""
+    return Litres(it.value * wue_l_per_kwh)
+
+
+def heat_delivered(facility: KilowattHours, heat_reuse_share: float) -> KilowattHours:
+    """Heat reused by a site that declares a share: facility energy × that share (all the
+    facility's energy ends as heat; the share is what leaves the site to be used)."""
+    return facility * heat_reuse_share
+
+
+def carbon_at(energy: KilowattHours, g_per_kwh: float) -> KgCO2e:
+    """kg CO2e of energy at an intensity in g/kWh."""
+    return KgCO2e(energy.value * g_per_kwh / 1000.0)
+
+
+def market_carbon_at(
+    energy: KilowattHours,
+    share_covered: float,
+    residual_mix_g_per_kwh: float | None,
+    location_g_per_kwh: float | None,
+) -> KgCO2e | None:
+    """Market-based kg CO2e: the covered share (clamped to [0, 1]) at 0 g/kWh, the rest at
+    the residual mix, or at the location-based intensity where no residual mix is declared;
+    None where neither is known."""
+    factor = residual_mix_g_per_kwh if residual_mix_g_per_kwh is not None else location_g_per_kwh
+    if factor is None:
+        return None
+    return carbon_at(energy * (1.0 - min(max(share_covered, 0.0), 1.0)), factor)
+
+
+@dataclass(frozen=True, slots=True)
+class SiteFactors:
+    """What a site declares that turns IT energy into its footprint, for one hour."""
+
+    pue: float
+    wue_l_per_kwh: float = 0.0
+    heat_reuse_share: float = 0.0
+    renewable_share: float = 0.0
+    residual_mix_g_per_kwh: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Footprint:
+    """The footprint of some IT energy at one site in one hour. Carbon is None where no
+    grid intensity is known: unknown, never zero."""
+
+    it: KilowattHours
+    facility: KilowattHours
+    water: Litres
+    heat_reused: KilowattHours
+    carbon: KgCO2e | None
+    carbon_market: KgCO2e | None
+
+
+def footprint(it: KilowattHours, site: SiteFactors, g_per_kwh: float | None = None) -> Footprint:
+    """Facility energy, water, heat reused and carbon (location- and market-based) of IT
+    energy at a site, with the hour's grid intensity where one is known."""
+    facility = facility_kwh(it, site.pue)
+    return Footprint(
+        it=it,
+        facility=facility,
+        water=water_used(it, site.wue_l_per_kwh),
+        heat_reused=heat_delivered(facility, site.heat_reuse_share),
+        carbon=carbon_at(facility, g_per_kwh) if g_per_kwh is not None else None,
+        carbon_market=market_carbon_at(
+            facility, site.renewable_share, site.residual_mix_g_per_kwh, g_per_kwh
+        ),
+    )
+
+
 def facility_energy(it: Figure, pue: Figure) -> Figure:
     """Facility energy = IT energy × PUE; the PUE's source is the figure's source."""
     _require_unit(it, Unit.KWH, "IT energy")
-    return kwh(it.value * pue.value, pue.source, f"IT energy ({it.source}) × PUE {pue.value:.3f}")
+    energy = facility_kwh(KilowattHours(it.value), pue.value)
+    return kwh(energy.value, pue.source, f"IT energy ({it.source}) × PUE {pue.value:.3f}")
 
 
 def water_litres(it: Figure, wue_l_per_kwh: float) -> Figure:
@@ -293,7 +396,7 @@ def water_litres(it: Figure, wue_l_per_kwh: float) -> Figure:
     if wue_l_per_kwh < 0:
         raise ValueError("WUE must be non-negative")
     return Figure(
-        it.value * wue_l_per_kwh,
+        water_used(KilowattHours(it.value), wue_l_per_kwh).value,
         Unit.LITRE,
         Source.DECLARED_WUE,
         f"IT energy ({it.source}) × WUE {wue_l_per_kwh:g} L/kWh",
@@ -326,13 +429,6 @@ def heat_reused(
     return HeatReused(fig, supply_temperature_c)
 
 
-def share_of(total: Figure, part: float, whole: float, what: str) -> Figure:
-    """A site total attributed to a part (a job) in proportion part ÷ whole (e.g. of kWh)."""
-    if whole <= 0 or part < 0:
-        return Figure(0.0, total.unit, total.source, f"{what}: nothing to share")
-    return total.scaled(part / whole, f"{total.method}; {what} share {part / whole:.4f}")
-
-
 # --- Carbon: location-based and market-based (GHG Protocol Scope 2 Guidance, 2015) ----------
 
 
@@ -348,7 +444,8 @@ def carbon_location_based(
     if missing:
         raise ValueError(f"no carbon intensity for {len(missing)} hour(s), first {min(missing)}")
     kg = math.fsum(
-        e.value * intensity_g_per_kwh[_utc(h)] / 1000.0 for h, e in hourly_energy.items()
+        carbon_at(KilowattHours(e.value), intensity_g_per_kwh[_utc(h)]).value
+        for h, e in hourly_energy.items()
     )
     return Figure(kg, Unit.KG_CO2E, Source.GRID_INTENSITY, "Σ kWh × hourly grid g/kWh ÷ 1000")
 
@@ -392,9 +489,9 @@ def carbon_market_based(
         factor, how = residual_mix_g_per_kwh, "residual mix"
     else:
         factor, how = location_g_per_kwh, "location-based factor (no residual mix declared)"
-    kg = energy.value * (1.0 - share) * factor / 1000.0
+    kg = carbon_at(KilowattHours(energy.value) * (1.0 - share), factor)
     return Figure(
-        kg,
+        kg.value,
         Unit.KG_CO2E,
         Source.RESIDUAL_MIX,
         f"{share:.3f} covered at 0 g/kWh; rest at {how} {factor:g} g/kWh",

@@ -12,6 +12,9 @@ from enum import StrEnum
 
 from pydantic import BaseModel, Field
 
+from fabriek.domain.energy import Footprint, SiteFactors, footprint
+from fabriek.domain.units import KilowattHours
+
 
 class GroupBy(StrEnum):
     """The levels usage is summed over."""
@@ -105,51 +108,64 @@ def group_of(record: EnergyHour, by: GroupBy) -> str:
 
 @dataclass
 class _Sum:
+    """Running totals of one group and period, in the units of `Footprint`'s fields (bare
+    floats inside this loop only: adding typed quantities allocates one object per add)."""
+
     gpu_seconds: float = 0.0
-    it: float = 0.0
-    facility: float = 0.0
-    co2_g: float = 0.0
-    co2_market_g: float = 0.0
-    water: float = 0.0
-    heat: float = 0.0
-    unknown: float = 0.0
+    it_kwh: float = 0.0
+    facility_kwh: float = 0.0
+    kg_co2e: float = 0.0
+    kg_co2e_market: float = 0.0
+    litres: float = 0.0
+    heat_kwh: float = 0.0
+    unknown_kwh: float = 0.0
+
+    def add(self, hour: Footprint, gpu_seconds: float) -> None:
+        self.gpu_seconds += gpu_seconds
+        self.it_kwh += hour.it.value
+        self.facility_kwh += hour.facility.value
+        self.litres += hour.water.value
+        self.heat_kwh += hour.heat_reused.value
+        if hour.carbon is None:
+            self.unknown_kwh += hour.facility.value
+        else:
+            self.kg_co2e += hour.carbon.value
+        if hour.carbon_market is not None:
+            self.kg_co2e_market += hour.carbon_market.value
+
+
+def hour_footprint(record: EnergyHour) -> Footprint:
+    """The footprint of one record: its IT energy through `domain.energy.footprint` with the
+    site's factors and the hour's grid intensity."""
+    site = SiteFactors(
+        pue=record.pue,
+        wue_l_per_kwh=record.wue_l_per_kwh,
+        heat_reuse_share=record.heat_reuse_share,
+        renewable_share=record.renewable_share,
+        residual_mix_g_per_kwh=record.residual_mix_g_per_kwh,
+    )
+    return footprint(KilowattHours(record.it_kwh), site, record.g_per_kwh)
 
 
 def roll_up(records: Iterable[EnergyHour], by: GroupBy, step: Step) -> list[UsageLine]:
-    """Sum the records per group and period: facility energy is IT energy × PUE, carbon is
-    facility energy × the hour's grid intensity (hours without one are counted apart, never
-    as zero carbon; market-based: the covered share at zero, the rest at the residual mix,
-    as `domain.energy.carbon_market_based` does per figure), water is IT energy × WUE, heat reused is facility energy × the declared
-    share. Sorted by period, then group."""
+    """Sum the footprints of the records (`domain.energy.footprint`: facility energy is IT
+    energy × PUE, carbon is facility energy × the hour's grid intensity, market-based the
+    covered share at zero and the rest at the residual mix, water is IT energy × WUE, heat
+    reused is facility energy × the declared share) per group and period. Hours without a
+    grid intensity are counted apart, never as zero carbon. Sorted by period, then group."""
     sums: dict[tuple[str, str], _Sum] = defaultdict(_Sum)
     sources: dict[tuple[str, str], set[str]] = defaultdict(set)
     for r in records:
         key = (period_of(r.hour, step), group_of(r, by))
-        s = sums[key]
-        facility = r.it_kwh * r.pue
-        s.gpu_seconds += r.gpu_seconds
-        s.it += r.it_kwh
-        s.facility += facility
-        s.water += r.it_kwh * r.wue_l_per_kwh
-        s.heat += facility * r.heat_reuse_share
-        if r.g_per_kwh is None:
-            s.unknown += facility
-        else:
-            s.co2_g += facility * r.g_per_kwh
-        uncovered = facility * (1.0 - min(max(r.renewable_share, 0.0), 1.0))
-        market_factor = r.residual_mix_g_per_kwh
-        if market_factor is None:
-            market_factor = r.g_per_kwh
-        if market_factor is not None:
-            s.co2_market_g += uncovered * market_factor
+        sums[key].add(hour_footprint(r), r.gpu_seconds)
         sources[key].add(r.source)
     return [
         UsageLine(
             group=group, period=period, gpu_hours=round(s.gpu_seconds / 3600, 6),
-            kwh_it=round(s.it, 6), kwh_facility=round(s.facility, 6),
-            kg_co2e=round(s.co2_g / 1000, 6), kg_co2e_market=round(s.co2_market_g / 1000, 6),
-            litres_water=round(s.water, 6),
-            kwh_heat_reused=round(s.heat, 6), kwh_without_intensity=round(s.unknown, 6),
+            kwh_it=round(s.it_kwh, 6), kwh_facility=round(s.facility_kwh, 6),
+            kg_co2e=round(s.kg_co2e, 6), kg_co2e_market=round(s.kg_co2e_market, 6),
+            litres_water=round(s.litres, 6), kwh_heat_reused=round(s.heat_kwh, 6),
+            kwh_without_intensity=round(s.unknown_kwh, 6),
             sources=sorted(sources[(period, group)]),
         )
         for (period, group), s in sorted(sums.items())

@@ -1,6 +1,8 @@
-"""A power model of GPU jobs: what a running GPU draws from the grid.
+"""The scheduler's view of the power model: what a running GPU draws from the grid.
 
-Per GPU type an idle and a full power (watts). A job's GPU draws
+The model is the metering ledger's (`domain.energy.PowerModel`, one per GPU type: an idle
+and a full power in watts), so that what the scheduler plans and what the ledger accounts
+agree; this module adds the one utilisation and PUE the scheduler plans with. A job's GPU draws
 `idle + utilisation x (full - idle)`, its IT power; the site draws that times its PUE
 from the grid. Without measurements the defaults are stated assumptions, not fitted:
 
@@ -20,43 +22,26 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from fabriek.domain import energy
-from fabriek.domain.gpus import gpu_type as lookup_gpu_type
 
-DEFAULT_FULL_WATTS = 700.0
-# The same assumptions the metering ledger makes (`fabriek.domain.energy`), so that what
-# the scheduler plans and what the ledger accounts agree.
-DEFAULT_IDLE_SHARE = energy.DEFAULT_IDLE_FRACTION
+# The metering ledger's model and assumptions (`fabriek.domain.energy`), so that what the
+# scheduler plans and what the ledger accounts agree: one power model, not two.
+DEFAULT_FULL_WATTS = energy.UNKNOWN_GPU_FULL_W
 DEFAULT_UTILISATION = energy.DEFAULT_UTILISATION
 DEFAULT_PUE = 1.2
 
 
-@dataclass(frozen=True, slots=True)
-class GpuPower:
-    """Idle and full power of one GPU, in watts."""
-
-    idle_w: float
-    full_w: float
-
-    def __post_init__(self) -> None:
-        if not 0 <= self.idle_w <= self.full_w:
-            raise ValueError(
-                f"GPU power needs 0 <= idle <= full watts, got idle {self.idle_w} "
-                f"and full {self.full_w}"
-            )
-
-
-def default_gpu_power(code: str) -> GpuPower:
+def default_gpu_power(code: str) -> energy.PowerModel:
     """Idle and full power of a GPU type from the reference data (see the module)."""
-    known = lookup_gpu_type(code)
-    full = float(known.tdp_w) if known else DEFAULT_FULL_WATTS
-    return GpuPower(DEFAULT_IDLE_SHARE * full, full)
+    return energy.gpu_power_model(code, unknown_full_w=DEFAULT_FULL_WATTS)
 
 
 @dataclass(frozen=True, slots=True)
 class PowerModel:
-    """Modelled power of running GPUs; `gpus` overrides the defaults per type code."""
+    """Modelled power of running GPUs: the ledger's model of each GPU type (idle to full
+    watts, `domain.energy.PowerModel`) at one utilisation and PUE; `gpus` overrides the
+    defaults per type code."""
 
-    gpus: Mapping[str, GpuPower] = field(default_factory=dict)
+    gpus: Mapping[str, energy.PowerModel] = field(default_factory=dict)
     utilisation: float = DEFAULT_UTILISATION
     pue: float = DEFAULT_PUE
 
@@ -66,15 +51,14 @@ class PowerModel:
         if not self.pue >= 1:
             raise ValueError(f"PUE must be at least 1, got {self.pue}")
 
-    def gpu_power(self, code: str) -> GpuPower:
+    def gpu_power(self, code: str) -> energy.PowerModel:
         """Idle and full watts of type `code` (an override, else the default)."""
         found = self.gpus.get(code.strip().lower())
         return found if found is not None else default_gpu_power(code)
 
     def it_watts(self, code: str) -> float:
         """IT power of one busy GPU of type `code`: idle + utilisation x (full - idle)."""
-        p = self.gpu_power(code)
-        return p.idle_w + self.utilisation * (p.full_w - p.idle_w)
+        return self.gpu_power(code).power_w(self.utilisation)
 
     def grid_watts(self, code: str) -> float:
         """What one busy GPU of type `code` draws from the grid: IT power x PUE."""

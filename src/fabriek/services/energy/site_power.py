@@ -15,12 +15,19 @@ from datetime import datetime, timedelta
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
 
-from fabriek.domain.energy import cpu_power_model, gpu_power_model
+from fabriek.domain.energy import (
+    SiteFactors,
+    cpu_power_model,
+    facility_kwh,
+    footprint,
+    gpu_power_model,
+)
 from fabriek.domain.gpus import GPU_TYPES
 from fabriek.domain.jobs import ACTIVE_STATES
 from fabriek.domain.roles import Principal, Role
 from fabriek.domain.site_load import Running, hourly_it_kw, hours_before
 from fabriek.domain.sites import Site
+from fabriek.domain.units import KilowattHours
 from fabriek.services.sites import site_from_row
 from fabriek.store.tables import JobEnergyRow, JobRow, SiteRow
 
@@ -102,19 +109,24 @@ def site_loads(session: Session, who: Principal, now: datetime) -> list[SiteLoad
     out = []
     for row in rows:
         site = site_from_row(row)
-        pue = site.pue or 1.0
+        factors = SiteFactors(
+            pue=site.pue or 1.0,
+            wue_l_per_kwh=site.wue_l_per_kwh or 0.0,
+            heat_reuse_share=site.heat_reuse_share or 0.0,
+        )
         it = hourly_it_kw(hours, ledger[row.id], running[row.id], now)
-        grid = [kw * pue for kw in it]
-        it_kwh = delivered.get(row.id, 0.0)
+        # An hour's kW drawn is its kWh: the same formula as the ledger's energy.
+        grid = [facility_kwh(KilowattHours(kw), factors.pue).value for kw in it]
+        month = footprint(KilowattHours(delivered.get(row.id, 0.0)), factors)
         out.append(
             SiteLoad(
                 site=site, hours=hours, it_kw=it, grid_kw=grid,
                 running_jobs=len(running[row.id]),
                 running_it_kw=sum(r.it_kw for r in running[row.id]),
                 peak_grid_kw=max(grid, default=0.0),
-                facility_kwh=it_kwh * pue,
-                litres_water=it_kwh * (site.wue_l_per_kwh or 0.0),
-                kwh_heat_reused=it_kwh * pue * (site.heat_reuse_share or 0.0),
+                facility_kwh=month.facility.value,
+                litres_water=month.water.value,
+                kwh_heat_reused=month.heat_reused.value,
             )
         )  # fmt: skip
     return out
