@@ -9,13 +9,13 @@ from fastapi.staticfiles import StaticFiles
 
 from fabriek.web import (
     ai_act,
+    energy,
     home,
     identity,
     jobs,
     language,
     notifications,
     oidc,
-    operator,
     public_dashboard,
 )
 from fabriek.web.access import decisions, proposals
@@ -27,7 +27,7 @@ from fabriek.web.support import hub_desk, tickets
 # In this order: a path that two routers could answer goes to the first.
 ROUTERS: tuple[APIRouter, ...] = (
     public_dashboard.router, identity.router, language.router, notifications.router,
-    oidc.router, home.router, operator.router, jobs.router, proposals.router,
+    oidc.router, home.router, energy.router, jobs.router, proposals.router,
     decisions.router, hub_desk.router, ai_act.router, tickets.router,
 )  # fmt: skip
 

@@ -1,6 +1,7 @@
-"""The operator's page: per site, the draw on the grid connection hour by hour against its
-limit, PUE, WUE and heat reused, and the EU data-centre report with its completeness flags.
-Site operators see the sites they run; admins see every site."""
+"""The energy capability's page in the portal, the operator's (`/operator`): per site, the
+draw on the grid connection hour by hour against its limit, PUE, WUE and heat reused, and
+the EU data-centre report with its completeness flags. Site operators see the sites they
+run; admins see every site."""
 
 from __future__ import annotations
 
