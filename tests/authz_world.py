@@ -30,7 +30,7 @@ from starlette.routing import BaseRoute, Mount, Route
 
 from fabriek.domain.people import TokenDraft
 from fabriek.services.demo import demo_token
-from fabriek.services.identity import issue_token
+from fabriek.services.identity.tokens import issue_token
 from fabriek.store.db import make_engine, make_sessions
 from fabriek.store.tables import UserRow
 from fabriek.web.layout import TOKEN_COOKIE

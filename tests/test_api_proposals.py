@@ -29,7 +29,7 @@ from fabriek.services.access import calls as call_service
 from fabriek.services.access import proposals as proposal_service
 from fabriek.services.access import reviewing, turnaround
 from fabriek.services.access.config import load_access_config
-from fabriek.services.identity import principal_for_user
+from fabriek.services.identity.tokens import principal_for_user
 from fabriek.store.db import make_engine, make_sessions
 from fabriek.store.tables import (
     AllocationRow,

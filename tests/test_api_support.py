@@ -23,7 +23,7 @@ from fabriek.domain.people import TokenDraft
 from fabriek.domain.support.shapes import MessageDraft, StatusChange, TicketDraft
 from fabriek.services import support
 from fabriek.services.access.config import load_access_config
-from fabriek.services.identity import issue_token, principal_for_user
+from fabriek.services.identity.tokens import issue_token, principal_for_user
 from fabriek.services.support.chores import close_resolved, escalate_breaches
 from fabriek.services.support.config import SupportOptions
 from fabriek.store.db import make_engine, make_sessions

@@ -14,7 +14,7 @@ from fabriek.api.app import create_app
 from fabriek.domain.errors import Conflict
 from fabriek.domain.people import UserDraft
 from fabriek.domain.roles import Principal, Role
-from fabriek.services import users
+from fabriek.services.identity import users
 from fabriek.settings import Settings
 from fabriek.store.db import StoreError, make_engine, make_sessions, redact
 from fabriek.store.migrate import current_revision, head_revision, require_current, upgrade

@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from fabriek.domain.jobs import JobDraft
-from fabriek.services.identity import principal_for_user
+from fabriek.services.identity.tokens import principal_for_user
 from fabriek.services.jobs import PreparedJob, prepare_job
 from fabriek.services.jobs.submissions import SubmissionWriter
 from fabriek.store.db import make_engine, make_sessions

@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy import delete
 
 from fabriek.services.demo import demo_token
-from fabriek.services.identity import installation_id
+from fabriek.services.identity.tokens import installation_id
 from fabriek.services.jobs.engine_registry import tag_prefix
 from fabriek.settings import Settings
 from fabriek.store.db import make_engine, make_sessions

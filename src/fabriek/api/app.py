@@ -16,26 +16,23 @@ from fabriek.api.routers import (
     audit,
     datasets,
     health,
-    identity,
     jobs,
     notifications,
-    organisations,
-    projects,
     reference,
     sites,
     support,
     usage,
-    users,
 )
 from fabriek.api.routers.access import allocations, calls, proposals
 from fabriek.api.routers.ai_act import models, sandboxes
 from fabriek.api.routers.ai_act import systems as ai_systems
+from fabriek.api.routers.identity import organisations, projects, tokens, users
 from fabriek.services.access.config import load_access_config
 from fabriek.services.ai_act.rules import ai_act_rules
 from fabriek.services.ai_act.systems import load_rule_book
 from fabriek.services.datasets.vault import Vault, sweep_storage
 from fabriek.services.housekeeping import housekeeping
-from fabriek.services.identity import PRINCIPAL_TABLES, PrincipalCache, installation_id
+from fabriek.services.identity.tokens import PRINCIPAL_TABLES, PrincipalCache, installation_id
 from fabriek.services.jobs import ProjectRefCache, SiteShapeCache
 from fabriek.services.jobs.dispatch import Dispatcher
 from fabriek.services.jobs.engine_registry import EngineRegistry, load_sites_file, tag_prefix
@@ -48,7 +45,7 @@ from fabriek.store.migrate import require_current
 from fabriek.store.watch import TableWatch
 
 VERSIONED = (
-    identity, reference, sites, organisations, users, projects, jobs, notifications,
+    tokens, reference, sites, organisations, users, projects, jobs, notifications,
     allocations, calls, proposals, usage, audit, datasets, ai_systems, models, sandboxes,
     support,
 )  # fmt: skip

@@ -22,8 +22,8 @@ from starlette.concurrency import run_in_threadpool
 from fabriek.domain.access.tracks import AccessConfig
 from fabriek.domain.errors import Unauthenticated
 from fabriek.domain.roles import Principal
-from fabriek.services import identity
 from fabriek.services.access.config import load_access_config
+from fabriek.services.identity import tokens
 from fabriek.services.jobs import ProjectRefCache, SiteShapeCache
 from fabriek.services.jobs.dispatch import Dispatcher
 from fabriek.services.jobs.submissions import SubmissionWriter
@@ -59,7 +59,7 @@ def bearer_token(request: Request, session: Session, now: datetime) -> Principal
     ctx = getattr(request.app.state, "context", None)
     if isinstance(ctx, AppContext):
         return ctx.principals.authenticate(session, presented, now)
-    return identity.authenticate(session, presented, now)
+    return tokens.authenticate(session, presented, now)
 
 
 def new_submitters() -> ThreadPoolExecutor:
@@ -80,7 +80,7 @@ class AppContext:
     access: AccessConfig = field(default_factory=load_access_config)
     # Short-lived caches for the hottest requests; `create_app` ties them to the engine's
     # writes (without that they keep nothing).
-    principals: identity.PrincipalCache = field(default_factory=identity.PrincipalCache)
+    principals: tokens.PrincipalCache = field(default_factory=tokens.PrincipalCache)
     project_refs: ProjectRefCache = field(default_factory=ProjectRefCache)
     # Threads for job submissions, fewer than the store's pool has connections: more
     # would only queue for a connection (or open and close overflow ones) and contend for

@@ -38,8 +38,8 @@ from fabriek.domain.audit import (
 from fabriek.domain.errors import InvalidInput, NotFound
 from fabriek.domain.residency import JobDataset
 from fabriek.domain.roles import Principal
+from fabriek.services.identity.permissions import require_admin
 from fabriek.services.paging import Page, PageRequest, count_all
-from fabriek.services.permissions import require_admin
 from fabriek.store.tables import (
     AuditHeadRow,
     AuditRow,

@@ -11,8 +11,8 @@ from fabriek.domain.errors import Forbidden, NotFound
 from fabriek.domain.roles import Principal
 from fabriek.domain.sites import NodeGroupDraft, Site, SiteDraft, SitePatch, gpu_inventory
 from fabriek.services import audit
+from fabriek.services.identity.permissions import may_operate_site, require_admin
 from fabriek.services.paging import Page, PageRequest, fetch_page
-from fabriek.services.permissions import may_operate_site, require_admin
 from fabriek.services.transactions import commit
 from fabriek.store.tables import NodeGroupRow, SiteRow
 

@@ -15,8 +15,9 @@ from fabriek.domain.access.allocations import Allocation
 from fabriek.domain.jobs import ACTIVE_STATES, Job, JobState
 from fabriek.domain.people import Project
 from fabriek.domain.roles import Principal
-from fabriek.services import jobs, projects
+from fabriek.services import jobs
 from fabriek.services.access import allocations
+from fabriek.services.identity import projects
 from fabriek.services.paging import PageRequest
 from fabriek.web.layout import page, templates
 from fabriek.web.session import Person, SignedIn

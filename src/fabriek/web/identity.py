@@ -13,8 +13,10 @@ from fabriek.api.context import Ctx, Db
 from fabriek.domain.errors import NotFound, Unauthenticated
 from fabriek.domain.people import TokenDraft
 from fabriek.domain.roles import Principal
-from fabriek.services import audit, identity, oidc
-from fabriek.services.identity import authenticate
+from fabriek.services import audit
+from fabriek.services.identity import oidc
+from fabriek.services.identity import tokens as token_service
+from fabriek.services.identity.tokens import authenticate
 from fabriek.web.forms import Form
 from fabriek.web.layout import TOKEN_COOKIE, page, safe_next
 from fabriek.web.session import SignedIn
@@ -74,7 +76,7 @@ def tokens_page(
     extra: dict[str, Any] | None = None,
     status_code: int = 200,
 ) -> HTMLResponse:
-    found = identity.list_tokens(db, who)
+    found = token_service.list_tokens(db, who)
     context = {
         "tokens": [t for t in found if t.name != oidc.SESSION_TOKEN_NAME],
         "default_days": ctx.settings.token_days,
@@ -98,7 +100,7 @@ def make_token(request: Request, db: Db, ctx: Ctx, who: OnTokens, form: Form) ->
     if days and not (days.isdigit() and 1 <= int(days) <= 3650):
         return tokens_page(request, db, ctx, who, {"error": "tokens.bad_days"}, 422)
     draft = TokenDraft(name=name, expires_in_days=int(days) if days else None)
-    new = identity.issue_token(db, who.user_id, draft, ctx.clock(), ctx.settings.token_days)
+    new = token_service.issue_token(db, who.user_id, draft, ctx.clock(), ctx.settings.token_days)
     db.commit()
     return tokens_page(request, db, ctx, who, {"new": new}, 201)
 
@@ -106,7 +108,7 @@ def make_token(request: Request, db: Db, ctx: Ctx, who: OnTokens, form: Form) ->
 @router.post("/tokens/{key}/revoke", response_model=None)
 def revoke_token(key: str, request: Request, db: Db, ctx: Ctx, who: OnTokens) -> Response:
     try:
-        identity.revoke_token(db, who, key, ctx.clock())
+        token_service.revoke_token(db, who, key, ctx.clock())
     except NotFound:
         return tokens_page(request, db, ctx, who, {"error": "tokens.not_found"}, 404)
     return RedirectResponse("/tokens", status_code=303)

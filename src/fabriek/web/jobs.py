@@ -24,8 +24,9 @@ from fabriek.domain.gpus import GPU_TYPES
 from fabriek.domain.job_ledger import LedgerHour
 from fabriek.domain.jobs import TERMINAL_STATES, Job, JobDraft, JobState
 from fabriek.domain.roles import Principal, Role
-from fabriek.services import jobs, projects
+from fabriek.services import jobs
 from fabriek.services.access.desk import applying_projects
+from fabriek.services.identity import projects
 from fabriek.services.jobs import ledger as job_ledger
 from fabriek.services.jobs import output as job_output
 from fabriek.services.paging import PageRequest

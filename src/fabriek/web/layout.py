@@ -48,7 +48,7 @@ from fabriek.api.context import AppContext
 from fabriek.domain.errors import Unauthenticated
 from fabriek.domain.gpus import GPU_TYPES
 from fabriek.domain.roles import Principal, Role
-from fabriek.services.identity import authenticate
+from fabriek.services.identity.tokens import authenticate
 from fabriek.web.charts import chart_data
 from fabriek.web.i18n import LANGUAGES, format_day, format_number, language_of, translate
 

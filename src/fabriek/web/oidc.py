@@ -19,8 +19,8 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from fabriek.api.context import AppContext, Ctx, Db
 from fabriek.domain.oidc import ClaimsProblem, identity_from_claims, new_login_secrets
-from fabriek.services import oidc
-from fabriek.services.oidc_client import RelyingParty, RelyingPartyConfig, SignInRefused
+from fabriek.services.identity import oidc
+from fabriek.services.identity.oidc_client import RelyingParty, RelyingPartyConfig, SignInRefused
 from fabriek.settings import Settings
 from fabriek.web.identity import AFTER_SIGNIN
 from fabriek.web.layout import TOKEN_COOKIE, page, safe_next

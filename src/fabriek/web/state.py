@@ -9,7 +9,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from fabriek.services.oidc_client import RelyingParty, RelyingPartyConfig
+from fabriek.services.identity.oidc_client import RelyingParty, RelyingPartyConfig
 from fabriek.services.public_dashboard import Dashboard
 
 

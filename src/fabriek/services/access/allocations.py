@@ -27,8 +27,8 @@ from fabriek.domain.roles import Principal, Role
 from fabriek.domain.units import GpuHours
 from fabriek.scheduler import Allocation as SchedulingAllocation
 from fabriek.services import audit
+from fabriek.services.identity.projects import visible_accounts
 from fabriek.services.paging import Page, PageRequest, count_all
-from fabriek.services.projects import visible_accounts
 from fabriek.services.transactions import clash_is_conflict, commit
 from fabriek.store.tables import AllocationRow, ChargeRow, JobRow, ProjectRow, SiteRow
 

@@ -25,7 +25,7 @@ from fabriek.domain.geography import Hub
 from fabriek.domain.organisations import OrganisationKind
 from fabriek.domain.roles import Principal, Role
 from fabriek.services.access.calls import runs_calls
-from fabriek.services.projects import visible_projects
+from fabriek.services.identity.projects import visible_projects
 from fabriek.store.tables import (
     AllocationRow,
     CallRow,

@@ -50,9 +50,9 @@ from fabriek.services.access.proposal_checks import (
     track_of,
     visible,
 )
+from fabriek.services.identity.projects import visible_accounts
 from fabriek.services.notifications import notify, staff_with_role
 from fabriek.services.paging import Page, PageRequest, fetch_page
-from fabriek.services.projects import visible_accounts
 from fabriek.services.transactions import commit
 from fabriek.store.tables import (
     AllocationRow,

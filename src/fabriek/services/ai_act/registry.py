@@ -20,8 +20,8 @@ from fabriek.domain.ai_act.models import (
 from fabriek.domain.ai_act.vocabulary import ModelRole, Openness
 from fabriek.domain.errors import InvalidInput, NotFound
 from fabriek.domain.roles import Principal
+from fabriek.services.identity.projects import visible_projects
 from fabriek.services.paging import Page, PageRequest, count_all
-from fabriek.services.projects import visible_projects
 from fabriek.store.tables import (
     AiModelBaseRow,
     AiModelJobRow,

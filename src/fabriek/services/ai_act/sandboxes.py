@@ -19,7 +19,7 @@ from fabriek.domain.ai_act.sandboxes import (
 )
 from fabriek.domain.errors import Conflict, Forbidden, InvalidInput, NotFound
 from fabriek.domain.roles import Principal, Role
-from fabriek.services.projects import visible_accounts
+from fabriek.services.identity.projects import visible_accounts
 from fabriek.services.transactions import clash_is_conflict, commit
 from fabriek.store.tables import AllocationRow, ProjectRow, SandboxDocumentRow, SandboxRow, UserRow
 

@@ -34,8 +34,8 @@ from fabriek.domain.ai_act.systems import (
 from fabriek.domain.errors import Conflict, Forbidden, InvalidInput, NotFound
 from fabriek.domain.roles import Principal
 from fabriek.services.config_files import load_config_file
+from fabriek.services.identity.projects import visible_projects
 from fabriek.services.paging import Page, PageRequest, count_all
-from fabriek.services.projects import visible_projects
 from fabriek.services.transactions import clash_is_conflict, commit
 from fabriek.store.tables import (
     AiClassificationRow,

@@ -31,7 +31,7 @@ from fabriek.services.ai_act.registry import (
     version_views,
 )
 from fabriek.services.ai_act.rules import ai_act_rules
-from fabriek.services.projects import visible_projects
+from fabriek.services.identity.projects import visible_projects
 from fabriek.services.transactions import clash_is_conflict, commit
 from fabriek.store.tables import AiModelBaseRow, AiModelRow, AiModelVersionRow, ProjectRow
 

@@ -26,8 +26,8 @@ from fabriek.services.datasets.views import (
     usernames,
     versions_of,
 )
+from fabriek.services.identity.projects import may_see_project
 from fabriek.services.paging import Page, PageRequest, count_all
-from fabriek.services.projects import may_see_project
 from fabriek.services.transactions import commit
 from fabriek.store.tables import DatasetRow, ProjectRow
 

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 from fabriek.domain.errors import InvalidInput
 from fabriek.domain.roles import Principal
 from fabriek.domain.usage import EnergyHour, GroupBy, Step, UsageLine, roll_up
-from fabriek.services.projects import visible_accounts
+from fabriek.services.identity.projects import visible_accounts
 from fabriek.store.tables import (
     GridIntensityRow,
     JobEnergyRow,

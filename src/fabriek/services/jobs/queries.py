@@ -18,10 +18,10 @@ from fabriek.domain.jobs import (
     JobState,
 )
 from fabriek.domain.roles import Principal, Role
+from fabriek.services.identity.projects import visible_projects
 from fabriek.services.jobs.states import transition
 from fabriek.services.jobs.views import job_fields, with_models
 from fabriek.services.paging import Page, PageRequest, count_all
-from fabriek.services.projects import visible_projects
 from fabriek.store.tables import (
     JobEventRow,
     JobRow,

@@ -21,11 +21,11 @@ from fabriek.domain.jobs import (
 )
 from fabriek.domain.roles import Principal
 from fabriek.services.ai_act import job_links
+from fabriek.services.identity.projects import may_see_project
 from fabriek.services.jobs import datasets as job_datasets
 from fabriek.services.jobs.shapes import ProjectRefCache, site_shapes
 from fabriek.services.jobs.specs import spec_of, waiting_reason
 from fabriek.services.jobs.views import job_fields, link_fields
-from fabriek.services.projects import may_see_project
 from fabriek.store.tables import (
     JobEventRow,
     JobRow,

@@ -12,8 +12,8 @@ from fabriek.domain.errors import Conflict, Forbidden, InvalidInput, NotFound
 from fabriek.domain.people import Membership, MembershipDraft, Project, ProjectDraft
 from fabriek.domain.roles import PROJECT_ROLES, Principal, Role
 from fabriek.services import audit
+from fabriek.services.identity.permissions import may_manage_hub
 from fabriek.services.paging import Page, PageRequest, count_all
-from fabriek.services.permissions import may_manage_hub
 from fabriek.services.transactions import clash_is_conflict, commit
 from fabriek.store.tables import MembershipRow, OrganisationRow, ProjectRow, UserRow
 

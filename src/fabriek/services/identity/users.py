@@ -12,8 +12,8 @@ from fabriek.domain.geography import Hub
 from fabriek.domain.people import StaffRoleGrant, User, UserDraft
 from fabriek.domain.roles import PROJECT_ROLES, SCOPED_ROLES, Principal, Role
 from fabriek.services import audit
+from fabriek.services.identity.permissions import may_manage_hub
 from fabriek.services.paging import Page, PageRequest, fetch_page
-from fabriek.services.permissions import may_manage_hub
 from fabriek.services.transactions import clash_is_conflict
 from fabriek.store.tables import (
     MembershipRow,

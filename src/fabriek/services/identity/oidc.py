@@ -22,8 +22,8 @@ from fabriek.domain.audit import AuditAction
 from fabriek.domain.oidc import FederatedIdentity, LoginSecrets, username_candidates
 from fabriek.domain.people import TokenDraft
 from fabriek.services import audit
-from fabriek.services.identity import issue_token
-from fabriek.services.oidc_client import SignInRefused
+from fabriek.services.identity.oidc_client import SignInRefused
+from fabriek.services.identity.tokens import issue_token
 from fabriek.store.tables import MembershipRow, OidcLoginRow, OrganisationRow, UserRow
 
 # How long a person may take at the provider's login page before the sign-in is void.

@@ -10,7 +10,7 @@ from fabriek.api.context import Caller, Ctx, Db
 from fabriek.api.routers import API_PREFIX
 from fabriek.api.schemas import PageOut, paging
 from fabriek.domain.people import Membership, MembershipDraft, Project, ProjectDraft
-from fabriek.services import projects
+from fabriek.services.identity import projects
 from fabriek.services.paging import PageRequest
 
 router = APIRouter(prefix=f"{API_PREFIX}/projects", tags=["projects"])

@@ -13,8 +13,8 @@ from fabriek.domain.geography import hub_for_province
 from fabriek.domain.people import Organisation, OrganisationChange, OrganisationDraft
 from fabriek.domain.roles import Principal
 from fabriek.services import audit
+from fabriek.services.identity.permissions import require_hub
 from fabriek.services.paging import Page, PageRequest, fetch_page
-from fabriek.services.permissions import require_hub
 from fabriek.services.transactions import commit
 from fabriek.store.tables import OrganisationRow
 

@@ -8,7 +8,8 @@ from fabriek.api.context import Caller, Ctx, Db
 from fabriek.api.routers import API_PREFIX
 from fabriek.api.schemas import WhoAmI
 from fabriek.domain.people import NewTokenInfo, TokenDraft, TokenInfo
-from fabriek.services import identity, users
+from fabriek.services.identity import tokens as token_service
+from fabriek.services.identity import users
 
 router = APIRouter(prefix=API_PREFIX, tags=["identity"])
 
@@ -29,13 +30,13 @@ def whoami(db: Db, who: Caller) -> WhoAmI:
 @router.get("/tokens", response_model=list[TokenInfo])
 def list_tokens(db: Db, who: Caller) -> list[TokenInfo]:
     """The caller's tokens (never their secrets)."""
-    return identity.list_tokens(db, who)
+    return token_service.list_tokens(db, who)
 
 
 @router.post("/tokens", response_model=NewTokenInfo, status_code=status.HTTP_201_CREATED)
 def create_token(body: TokenDraft, db: Db, who: Caller, ctx: Ctx) -> NewTokenInfo:
     """A new token for the caller; the secret is in this answer only."""
-    new = identity.issue_token(db, who.user_id, body, ctx.clock(), ctx.settings.token_days)
+    new = token_service.issue_token(db, who.user_id, body, ctx.clock(), ctx.settings.token_days)
     db.commit()
     return new
 
@@ -43,4 +44,4 @@ def create_token(body: TokenDraft, db: Db, who: Caller, ctx: Ctx) -> NewTokenInf
 @router.delete("/tokens/{key}", response_model=TokenInfo)
 def revoke_token(key: str, db: Db, who: Caller, ctx: Ctx) -> TokenInfo:
     """Revoke one of the caller's tokens; it stops working at once."""
-    return identity.revoke_token(db, who, key, ctx.clock())
+    return token_service.revoke_token(db, who, key, ctx.clock())

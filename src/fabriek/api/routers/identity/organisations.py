@@ -12,7 +12,7 @@ from fabriek.api.schemas import PageOut, paging
 from fabriek.domain.geography import Hub, Province
 from fabriek.domain.organisations import OrganisationKind
 from fabriek.domain.people import Organisation, OrganisationChange, OrganisationDraft
-from fabriek.services import organisations
+from fabriek.services.identity import organisations
 from fabriek.services.paging import PageRequest
 
 router = APIRouter(prefix=f"{API_PREFIX}/organisations", tags=["organisations"])

@@ -1,0 +1,1 @@
+"""The identity routes: who am I and my API tokens, users, organisations, projects."""
