@@ -374,3 +374,39 @@ def test_bad_explicit_values_are_refused(kwargs: dict[str, int | str], field: st
 def test_an_empty_script_is_refused() -> None:
     with pytest.raises(InvalidInput, match="script: the script is empty"):
         spec_from_script("  \n")
+
+
+# --- Token splitting: the shell's lexer (shlex), and where sbatch's own splitter differs ------
+
+
+@pytest.mark.parametrize(
+    ("line", "name"),
+    [
+        # Where shlex and sbatch agree: quotes group, either kind, and may join a token.
+        ('--job-name="train llm"', "train llm"),
+        ("--job-name='train llm'", "train llm"),
+        ('--job-name=a"b c"d', "ab cd"),
+        (r"--job-name=a\ b", "a b"),
+        ('--job-name="run#1"', "run#1"),  # a quoted '#' starts no comment
+        ('--job-name="say \\"hi\\""', 'say "hi"'),  # \" in double quotes is a quote
+        # Where they differ, the shell's rules hold (sbatch would drop these backslashes).
+        (r'--job-name="a\b"', r"a\b"),
+        (r"--job-name='a\"b'", r"a\"b"),
+    ],
+)
+def test_quotes_and_backslashes_as_the_shell_reads_them(line: str, name: str) -> None:
+    assert parse_sbatch_script(f"#SBATCH {line}\n").job_name == name
+
+
+def test_a_backslash_that_ends_the_directive_is_refused_not_dropped() -> None:
+    """sbatch drops a final backslash silently; Fabriek never ignores part of a directive."""
+    with pytest.raises(InvalidInput) as caught:
+        parse_sbatch_script("#SBATCH --job-name=a\\\n")
+    assert caught.value.detail == (
+        "line 1: --job-name=a\\: the backslash at the end of the line escapes nothing"
+    )
+
+
+def test_an_unclosed_double_quote_is_named() -> None:
+    with pytest.raises(InvalidInput, match='the quote " is never closed'):
+        parse_sbatch_script('#SBATCH -J "open\n')

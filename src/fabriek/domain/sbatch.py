@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import math
 import re
+import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -199,38 +200,24 @@ class _BadDirective(Exception):
 
 
 def _tokens(rest: str) -> list[str]:
-    """Split a directive's text as sbatch does: blanks separate, quotes group, a backslash
-    escapes one character and an unquoted `#` starts a comment."""
-    out: list[str] = []
-    token: list[str] = []
-    in_token = False
-    quote = ""
-    chars = iter(rest)
-    for ch in chars:
-        if quote:
-            if ch == quote:
-                quote = ""
-            else:
-                token.append(ch)
-        elif ch == "\\":
-            token.append(next(chars, ""))
-            in_token = True
-        elif ch in "\"'":
-            quote, in_token = ch, True
-        elif ch == "#":
-            break
-        elif ch.isspace():
-            if in_token:
-                out.append("".join(token))
-                token, in_token = [], False
-        else:
-            token.append(ch)
-            in_token = True
-    if quote:
-        raise _BadDirective(rest.strip(), f"the quote {quote} is never closed")
-    if in_token:
-        out.append("".join(token))
-    return out
+    """Split a directive's text as sbatch does, with the standard library's POSIX shell
+    lexer: blanks separate, quotes group, a backslash escapes one character and an unquoted
+    `#` starts a comment. Where sbatch and the shell differ, the shell's rules hold and
+    tests/test_sbatch.py pins each case: inside double quotes a backslash escapes only
+    `"`, `\\`, `$` and a backquote (sbatch: any character), inside single quotes nothing
+    (sbatch: any character), and a backslash that ends the line is refused (sbatch drops
+    it)."""
+    lexer = shlex.shlex(rest, posix=True)
+    lexer.whitespace_split = True
+    lexer.commenters = "#"
+    try:
+        return list(lexer)
+    except ValueError:
+        if lexer.state in ("'", '"'):
+            raise _BadDirective(rest.strip(), f"the quote {lexer.state} is never closed") from None
+        raise _BadDirective(
+            rest.strip(), "the backslash at the end of the line escapes nothing"
+        ) from None
 
 
 def _count(text: str, message: str = "GPU count must be a whole number") -> int:
