@@ -213,8 +213,10 @@ def _tokens(rest: str) -> list[str]:
     try:
         return list(lexer)
     except ValueError:
-        if lexer.state in ("'", '"'):
-            raise _BadDirective(rest.strip(), f"the quote {lexer.state} is never closed") from None
+        # The lexer stops in the state of the quote it is in (not in typeshed's stubs).
+        state: str | None = getattr(lexer, "state", None)
+        if state in ("'", '"'):
+            raise _BadDirective(rest.strip(), f"the quote {state} is never closed") from None
         raise _BadDirective(
             rest.strip(), "the backslash at the end of the line escapes nothing"
         ) from None
