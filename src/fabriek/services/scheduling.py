@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import Row, select
 from sqlalchemy.orm import Session
 
 from fabriek.domain.access.tracks import AccessConfig
@@ -202,6 +202,64 @@ def _latest_start(job: JobRow) -> float | None:
     return job.deadline.timestamp() - job.time_limit_s
 
 
+# -- one cycle: load (store -> values), decide (pure), apply (decisions -> store) ---------------
+
+
+@dataclass(frozen=True)
+class CycleInput:
+    """Everything one cycle decides on, as plain values: no rows, no session. `project_of`
+    names each waiting job's project, `charged_to` each project's current allocation row,
+    `residency` why a waiting job's datasets confine it (when they do), and `down` the sites
+    that cannot be reached, with `down_reasons` saying why."""
+
+    snapshot: Snapshot
+    project_of: Mapping[int, str]
+    charged_to: Mapping[str, int]
+    residency: Mapping[int, ResidencyVerdict] = field(default_factory=dict)
+    down: frozenset[str] = frozenset()
+    down_reasons: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Launch:
+    """Start a waiting job: where, on which GPUs of which type, charged to which allocation
+    at which factor."""
+
+    job_id: int
+    site: str
+    nodes: tuple[NodeShare, ...]
+    gpu_type: str | None
+    allocation_id: int
+    charge_factor: float
+
+
+@dataclass(frozen=True)
+class Eviction:
+    """Ask a running job to stop, to make room for `for_job_id`."""
+
+    job_id: int
+    for_job_id: int
+    reason: str
+
+
+@dataclass(frozen=True)
+class CyclePlan:
+    """What one cycle decided: launches in the scheduler's order, evictions, and the reason
+    each job that waits shows (job id -> words)."""
+
+    launches: tuple[Launch, ...] = ()
+    evictions: tuple[Eviction, ...] = ()
+    waits: Mapping[int, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class LoadedCycle:
+    """A cycle's input, with the waiting jobs' rows that applying its plan changes."""
+
+    cycle: CycleInput
+    rows: Mapping[int, JobRow]
+
+
 def run_cycle(
     session: Session,
     shapes: Sequence[SiteShape],
@@ -219,25 +277,93 @@ def run_cycle(
     used (each read from the store when not given). `heat_weight` weighs heat demand
     against carbon in timing flexible jobs. A started job is charged to its project's
     current allocation at its GPU type's factor."""
+    loaded = load(session, shapes, now, depth, down, down_reasons, access, usage, run_shares)
+    if loaded is None:
+        return Placed()
+    return apply(session, decide(loaded.cycle, access, heat_weight), loaded.rows, now)
+
+
+def load(
+    session: Session,
+    shapes: Sequence[SiteShape],
+    now: datetime,
+    depth: Mapping[str, int],
+    down: frozenset[str],
+    down_reasons: Mapping[str, str],
+    access: AccessConfig,
+    usage: Mapping[tuple[str, str], GpuHours] | None = None,
+    run_shares: Sequence[float] | None = None,
+) -> LoadedCycle | None:
+    """Lock the active allocations and read what a cycle decides on; None when no job waits
+    (then nothing else is read)."""
     now_s = now.timestamp()
     allocations.lock_active(session, now)
-    names = (
+    waiting = _waiting(session, now)
+    if not waiting:
+        return None
+    organisations: dict[str, str] = {}
+    running, held, commitment = _running(session, now_s, organisations)
+    pending: list[PendingJob] = []
+    rows: dict[int, JobRow] = {}
+    project_of: dict[int, str] = {}
+    # Jobs reading datasets may use only the sites the data allows (read only when needed).
+    terms = job_datasets.site_terms(session) if any(j.datasets for j, *_ in waiting) else []
+    residency: dict[int, ResidencyVerdict] = {}
+    for job, project, user, org, _site in waiting:
+        organisations[project] = org
+        rows[job.id] = job
+        project_of[job.id] = project
+        verdict = job_datasets.sites_for(job.datasets, terms) if job.datasets else None
+        if verdict is not None:
+            residency[job.id] = verdict
+        pending.append(
+            PendingJob(job.id, project, user, job.gpus, float(job.time_limit_s),
+                       job.submitted_at.timestamp(), job.gpu_type, None, job.preemptible,
+                       _latest_start(job), verdict.allowed if verdict is not None else None)
+        )  # fmt: skip
+    current = allocations.for_cycle(session, now, access, organisations, organisations, commitment)
+    signals = site_signals(session, shapes, now)
+    ran: Sequence[float] = ()
+    if signals.by_site and any(p.latest_start_s is not None for p in pending):
+        ran = recent_run_shares(session, now) if run_shares is None else run_shares
+    snapshot = Snapshot(
+        now_s=now_s,
+        pending=pending,
+        running=running,
+        sites=_sites(shapes, depth, down, held),
+        allocations=current.allocations,
+        usage=recent_usage(session, now_s) if usage is None else usage,
+        gpu_hour_factors=access.gpu_hour_factors,
+        signals=signals,
+        run_shares=ran,
+    )
+    cycle = CycleInput(snapshot, project_of, current.charged_to, residency, down, down_reasons)
+    return LoadedCycle(cycle, rows)
+
+
+def _waiting(session: Session, now: datetime) -> Sequence[Row[JobRow, str, str, str, str]]:
+    """The jobs that may start now (at most `PENDING_BATCH`, oldest first), with their
+    project, user, organisation and site names."""
+    return session.execute(
         select(JobRow, ProjectRow.name, UserRow.username, OrganisationRow.name, SiteRow.name)
         .join(ProjectRow, ProjectRow.id == JobRow.project_id)
         .join(UserRow, UserRow.id == JobRow.user_id)
         .join(OrganisationRow, OrganisationRow.id == ProjectRow.organisation_id)
         .outerjoin(SiteRow, SiteRow.id == JobRow.site_id)
-    )
-    waiting = session.execute(
-        names.where(
+        .where(
             JobRow.state == JobState.PENDING.value,
             JobRow.earliest_start.is_(None) | (JobRow.earliest_start <= now),
         )
         .order_by(JobRow.id)
         .limit(PENDING_BATCH)
     ).all()
-    if not waiting:
-        return Placed()
+
+
+def _running(
+    session: Session, now_s: float, organisations: dict[str, str]
+) -> tuple[list[RunningJob], dict[tuple[str, str], int], dict[str, float]]:
+    """The running jobs; the GPUs they hold per (site, node); and each project's normalised
+    GPU-hours still ahead of them. Notes each running project's organisation."""
     # Running jobs as plain columns: a cycle reads all of them, and needs no objects.
     active = session.execute(
         select(
@@ -251,7 +377,6 @@ def run_cycle(
         .join(SiteRow, SiteRow.id == JobRow.site_id)
         .where(JobRow.state.in_([s.value for s in ACTIVE_STATES]))
     ).all()  # fmt: skip
-    organisations: dict[str, str] = {}
     held: dict[tuple[str, str], int] = defaultdict(int)
     running = []
     commitment: dict[str, float] = defaultdict(float)
@@ -281,74 +406,87 @@ def run_cycle(
         running.append(job_run)
         rest = max(0.0, job_run.expected_end_s - now_s) / 3600
         commitment[project] += job_run.gpus * rest * job_run.factor
-    pending = []
-    rows: dict[int, JobRow] = {}
-    rows_project: dict[int, str] = {}
-    # Jobs reading datasets may use only the sites the data allows (read only when needed).
-    terms = job_datasets.site_terms(session) if any(j.datasets for j, *_ in waiting) else []
-    residency: dict[int, ResidencyVerdict] = {}
-    for job, project, user, org, _site in waiting:
-        organisations[project] = org
-        rows[job.id] = job
-        rows_project[job.id] = project
-        verdict = job_datasets.sites_for(job.datasets, terms) if job.datasets else None
-        if verdict is not None:
-            residency[job.id] = verdict
-        pending.append(
-            PendingJob(job.id, project, user, job.gpus, float(job.time_limit_s),
-                       job.submitted_at.timestamp(), job.gpu_type, None, job.preemptible,
-                       _latest_start(job), verdict.allowed if verdict is not None else None)
-        )  # fmt: skip
-    current = allocations.for_cycle(session, now, access, organisations, organisations, commitment)
-    signals = site_signals(session, shapes, now)
-    ran: Sequence[float] = ()
-    if signals.by_site and any(p.latest_start_s is not None for p in pending):
-        ran = recent_run_shares(session, now) if run_shares is None else run_shares
-    snapshot = Snapshot(
-        now_s=now_s,
-        pending=pending,
-        running=running,
-        sites=_sites(shapes, depth, down, held),
-        allocations=current.allocations,
-        usage=recent_usage(session, now_s) if usage is None else usage,
-        gpu_hour_factors=access.gpu_hour_factors,
-        signals=signals,
-        run_shares=ran,
-    )
+    return running, held, commitment
+
+
+def decide(
+    cycle: CycleInput, access: AccessConfig, heat_weight: float = DEFAULT_HEAT_WEIGHT
+) -> CyclePlan:
+    """Schedule the snapshot and say what each decision does, in words users read: pure, no
+    store. A job that waits while a site is down says so before its own reason."""
+    snapshot = cycle.snapshot
     result = schedule(snapshot, SchedulerConfig(shift=ShiftConfig(heat_weight=heat_weight)))
-    site_ids = {n: i for n, i in session.execute(select(SiteRow.name, SiteRow.id))}
     node_types = {(s.name, n.name): n.gpu_type for s in snapshot.sites for n in s.nodes}
-    placed = Placed()
+    gpus = {p.job_id: p.gpus for p in snapshot.pending}
+    launches: list[Launch] = []
+    evictions: list[Eviction] = []
+    waits: dict[int, str] = {}
     for decision in result.decisions:
         if isinstance(decision, Start):
-            job = rows[decision.job_id]
-            job.site_id = site_ids[decision.site]
-            job.placement = [[share.node, share.gpus] for share in decision.nodes]
-            job.nodes = len(decision.nodes)
-            job.placed_gpu_type = (
-                node_types[(decision.site, decision.nodes[0].node)] if job.gpus else None
+            placed = (
+                node_types[(decision.site, decision.nodes[0].node)]
+                if gpus[decision.job_id]
+                else None
             )
-            job.allocation_id = current.charged_to[rows_project[job.id]]
-            job.charge_factor = access.factor(job.placed_gpu_type)
-            transition(session, job, JobState.STARTING, f"starting on {decision.site}", now)
-            placed.started += 1
+            launches.append(
+                Launch(
+                    decision.job_id,
+                    decision.site,
+                    decision.nodes,
+                    placed,
+                    cycle.charged_to[cycle.project_of[decision.job_id]],
+                    access.factor(placed),
+                )
+            )
         elif isinstance(decision, Preempt):
-            victim = session.get(JobRow, decision.job_id)
-            if victim is not None and victim.state in {s.value for s in ACTIVE_STATES}:
-                victim.cancel_requested = True
-                victim.preempted_for = decision.for_job_id
-                victim.reason = f"Preempted: {decision.words}"
-                placed.preempted += 1
+            evictions.append(
+                Eviction(decision.job_id, decision.for_job_id, f"Preempted: {decision.words}")
+            )
         elif isinstance(decision, Wait):
-            job = rows[decision.job_id]
-            words = f"{decision.reason.value}: {decision.words}"
-            if decision.reason is WaitReason.RESIDENCY_CONSTRAINT and job.id in residency:
-                words = f"{decision.reason.value}: {residency[job.id].explain()}"
-            if down and decision.reason.value in {"Resources", "Priority", "NeverFits"}:
-                why = "; ".join(f"{s}: {down_reasons.get(s, 'unreachable')}" for s in sorted(down))
-                words = f"SiteUnavailable: {why} ({words})"
-            if job.reason != words:
-                job.reason = words[:500]
+            waits[decision.job_id] = _wait_words(cycle, decision)
+    return CyclePlan(tuple(launches), tuple(evictions), waits)
+
+
+def _wait_words(cycle: CycleInput, decision: Wait) -> str:
+    """Why a job waits: its datasets' residency in full, and any site that is down."""
+    words = f"{decision.reason.value}: {decision.words}"
+    if decision.reason is WaitReason.RESIDENCY_CONSTRAINT and decision.job_id in cycle.residency:
+        words = f"{decision.reason.value}: {cycle.residency[decision.job_id].explain()}"
+    if cycle.down and decision.reason.value in {"Resources", "Priority", "NeverFits"}:
+        why = "; ".join(
+            f"{s}: {cycle.down_reasons.get(s, 'unreachable')}" for s in sorted(cycle.down)
+        )
+        words = f"SiteUnavailable: {why} ({words})"
+    return words
+
+
+def apply(session: Session, plan: CyclePlan, rows: Mapping[int, JobRow], now: datetime) -> Placed:
+    """Write a plan into the store (not committed): launched jobs go to STARTING on their
+    site, evicted jobs still running are asked to stop, and waiting jobs get their reason
+    (written only where it changed). `rows` are the waiting jobs the plan names."""
+    site_ids = {n: i for n, i in session.execute(select(SiteRow.name, SiteRow.id))}
+    placed = Placed()
+    for launch in plan.launches:
+        job = rows[launch.job_id]
+        job.site_id = site_ids[launch.site]
+        job.placement = [[share.node, share.gpus] for share in launch.nodes]
+        job.nodes = len(launch.nodes)
+        job.placed_gpu_type = launch.gpu_type
+        job.allocation_id = launch.allocation_id
+        job.charge_factor = launch.charge_factor
+        transition(session, job, JobState.STARTING, f"starting on {launch.site}", now)
+        placed.started += 1
+    for eviction in plan.evictions:
+        victim = session.get(JobRow, eviction.job_id)
+        if victim is not None and victim.state in {s.value for s in ACTIVE_STATES}:
+            victim.cancel_requested = True
+            victim.preempted_for = eviction.for_job_id
+            victim.reason = eviction.reason
+            placed.preempted += 1
+    for job_id, words in plan.waits.items():
+        job = rows[job_id]
+        if job.reason != words:
+            job.reason = words[:500]
     return placed
 
 
