@@ -4,6 +4,7 @@ byte is sent) or for a project's job."""
 from __future__ import annotations
 
 import itertools
+import logging
 from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -27,6 +28,8 @@ from fabriek.services.datasets.vault import Vault
 from fabriek.store.db import StoreError
 from fabriek.store.envelope import Undecryptable, data_key_context, open_sealed, unwrap
 from fabriek.store.tables import DatasetRow, DatasetVersionRow, ProjectRow
+
+log = logging.getLogger("fabriek.datasets")
 
 
 def open_plaintext(session: Session, vault: Vault, version: DatasetVersionRow) -> Iterator[bytes]:
@@ -102,7 +105,8 @@ def readable_by_project(
 
 @dataclass(frozen=True)
 class Download:
-    """A version ready to stream: what it is, and its plaintext chunk by chunk."""
+    """A version ready to stream: what it is, and its plaintext chunk by chunk (a chunk
+    that fails its integrity check is logged, then raises Undecryptable)."""
 
     project: str
     dataset: str
@@ -142,6 +146,19 @@ def open_download(
         detail={"project": found.project.name, "version": row.number, "access": found.access.value},
     )  # fmt: skip
     session.commit()
+    what = f"{found.project.name}/{found.dataset.name} version {row.number}"
     return Download(
-        found.project.name, found.dataset.name, row.number, row.size_bytes, row.sha256, chunks
-    )
+        found.project.name, found.dataset.name, row.number, row.size_bytes, row.sha256,
+        _logged(chunks, what),
+    )  # fmt: skip
+
+
+def _logged(chunks: Iterator[bytes], what: str) -> Iterator[bytes]:
+    # Headers are sent by the time a later chunk fails its check: an altered object can
+    # only cut the response short (the client's SHA-256 check catches it), so say so in
+    # the log.
+    try:
+        yield from chunks
+    except Undecryptable as exc:
+        log.error("download of %s stopped: %s", what, exc)
+        raise
