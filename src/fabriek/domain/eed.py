@@ -68,12 +68,6 @@ class IndicatorSet:
     indicators: tuple[IndicatorSpec, ...]
     kpis: tuple[KpiSpec, ...]
 
-    def indicator(self, key: str) -> IndicatorSpec:
-        for spec in self.indicators:
-            if spec.key == key:
-                return spec
-        raise KeyError(key)
-
 
 KINDS = ("number", "text", "list")
 # The keys the formulas below rely on; the data file must define them.

@@ -118,17 +118,6 @@ def _memory_gb(text: str) -> int:
     return gb
 
 
-def parse_memory_gb(text: str) -> int:
-    """Whole gigabytes (rounded up) in a memory size written as sbatch's `--mem`.
-
-    As in Slurm the default unit is megabytes and K, M, G, T are binary multiples.
-    """
-    try:
-        return _memory_gb(text)
-    except _Bad as bad:
-        raise InvalidInput.on("memory", str(bad)) from None
-
-
 @dataclass(frozen=True)
 class SbatchDirectives:
     """What a script's `#SBATCH` lines ask for; None where the script says nothing.

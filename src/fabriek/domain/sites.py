@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -47,14 +46,6 @@ def gpu_inventory(groups: list[NodeGroup]) -> dict[str, int]:
         if g.gpu_type and g.gpus_per_node:
             totals[g.gpu_type] = totals.get(g.gpu_type, 0) + g.count * g.gpus_per_node
     return totals
-
-
-_SLUG = re.compile(r"^[a-z][a-z0-9-]{1,62}$")
-
-
-def is_slug(name: str) -> bool:
-    """Names that appear in URLs and commands: lowercase letters, digits and dashes."""
-    return bool(_SLUG.fullmatch(name))
 
 
 # --- The shapes the API and services exchange (validated values, no I/O). -------------------

@@ -42,26 +42,6 @@ def find_cycle(graph: Mapping[_N, Sequence[_N]], start: _N) -> list[_N] | None:
     return None
 
 
-def ancestors(graph: Mapping[_N, Sequence[_N]], start: _N) -> list[_N]:
-    """Every version `start` descends from, each once, nearest first. A cycle reached on
-    the way raises LineageCycle (the store never holds one; this guards reading)."""
-    if (cycle := find_cycle(graph, start)) is not None:
-        raise LineageCycle([str(v) for v in cycle])
-    order: list[_N] = []
-    seen = {start}
-    frontier = list(graph.get(start, ()))
-    while frontier:
-        following: list[_N] = []
-        for node in frontier:
-            if node in seen:
-                continue
-            seen.add(node)
-            order.append(node)
-            following.extend(graph.get(node, ()))
-        frontier = following
-    return order
-
-
 Node = int | str  # a registered version's id, or "external:<name>"
 
 
