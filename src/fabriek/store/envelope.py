@@ -184,12 +184,6 @@ def open_sealed(data_key: Secret, object_name: str, source: BinaryIO) -> Iterato
         current, index = following, index + 1
 
 
-def sealed_size(plaintext_bytes: int, chunk_bytes: int = CHUNK_BYTES) -> int:
-    """Bytes on disk for a plaintext of this size: header plus one record per chunk."""
-    chunks = max(1, -(-plaintext_bytes // chunk_bytes))
-    return HEADER_BYTES + plaintext_bytes + chunks * (NONCE_BYTES + TAG_BYTES)
-
-
 # --- the master key file -----------------------------------------------------------------------
 
 
