@@ -123,7 +123,10 @@ class SlurmCluster:
         nodes: int = 1,
         message_timeout_s: int = 3,
         root: Path | None = None,
+        jwt_key: Path | None = None,
     ) -> None:
+        """`jwt_key`: the site's HS256 key for JSON Web Tokens (AuthAltTypes=auth/jwt), so
+        that `start_rest` can serve the cluster's REST API to token holders."""
         if not name.isalnum() or not name.islower():
             raise ValueError("a cluster name is lowercase letters and digits")
         self.name = name
@@ -142,6 +145,8 @@ class SlurmCluster:
         self.slurmd_ports = [free_port() for _ in self.node_names]
         self._ctld: subprocess.Popen[bytes] | None = None
         self._slurmds: list[subprocess.Popen[bytes]] = []
+        self.jwt_key = jwt_key
+        self._rest: subprocess.Popen[bytes] | None = None
 
     @property
     def env(self) -> dict[str, str]:
@@ -178,8 +183,14 @@ class SlurmCluster:
             f"PartitionName=main Nodes={','.join(self.node_names)} Default=YES "
             f"MaxTime={self.max_time_min} State=UP"
         )
+        jwt = (
+            f"AuthAltTypes=auth/jwt\nAuthAltParameters=jwt_key={self.jwt_key}\n"
+            if self.jwt_key
+            else ""
+        )
         self.conf.write_text(
-            _SLURM_CONF.format(
+            jwt
+            + _SLURM_CONF.format(
                 name=self.name,
                 host=host,
                 port=self.ctld_port,
@@ -287,8 +298,41 @@ class SlurmCluster:
             time.sleep(0.05)
         raise SlurmClusterError(f"slurmctld of {self.name} did not come back\n{self.logs()}")
 
+    def start_rest(self, plugins: tuple[str, ...] = ("openapi/v0.0.38",)) -> str:
+        """Serve the cluster's REST API (slurmrestd, JWT pass-through) on a loopback port,
+        as `nobody` (slurmrestd refuses root); its URL once it answers."""
+        if self.jwt_key is None:
+            raise SlurmClusterError("start the cluster with a jwt_key to serve its REST API")
+        # slurmrestd reads slurm.conf after dropping to nobody (the key stays root's).
+        self.root.chmod(0o755)
+        for name in ("slurm.conf", "gres.conf"):
+            (self.root / name).chmod(0o644)
+        port = free_port()
+        argv = ["slurmrestd", "-a", "rest_auth/jwt", "-u", "nobody", "-g", "nogroup"]
+        for plugin in plugins:
+            argv += ["-s", plugin]
+        marker = {**os.environ, "FABRIEK_SLURM_HARNESS": str(self.root), **self.env}
+        # Without it auth/jwt takes the token from slurmrestd's own configuration and
+        # rejects each client's ("Rejecting thread config token").
+        marker["SLURM_JWT"] = "daemon"
+        self._rest = self._daemon("slurmrestd", [*argv, f"127.0.0.1:{port}"], marker)
+        deadline = time.monotonic() + 20
+        while True:
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 1):
+                return f"http://127.0.0.1:{port}"
+            if self._rest.poll() is not None or time.monotonic() > deadline:
+                raise SlurmClusterError(f"slurmrestd did not start\n{self.logs()}")
+            time.sleep(0.05)
+
+    def stop_rest(self) -> None:
+        """Stop slurmrestd only."""
+        if self._rest is not None:
+            _end(self._rest)
+            self._rest = None
+
     def stop(self) -> None:
         """Kill every daemon and job process of this cluster; safe to call twice."""
+        self.stop_rest()
         for proc in [*self._slurmds, self._ctld]:
             if proc is not None:
                 _end(proc)

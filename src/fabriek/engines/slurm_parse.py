@@ -196,17 +196,21 @@ def _from_json_job(raw: Mapping[str, Any]) -> SlurmJob:
     )
 
 
-def parse_squeue_json(text: str) -> list[SlurmJob]:
-    """Every job in `squeue --json` (or `scontrol --json show job`) output.
+def parse_squeue_json(text: str | Mapping[str, Any]) -> list[SlurmJob]:
+    """Every job in `squeue --json` (or `scontrol --json show job`) output, or in the same
+    document as slurmrestd's `GET /slurm/v0.0.38/jobs` answers it (already decoded).
 
     Raises `SlurmOutputError` when the output lists errors: 22.05's squeue exits 0 with an
     empty job list and an error entry when slurmctld cannot be reached, and reading that
     as "no jobs" would call every job lost.
     """
-    try:
-        doc = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise SlurmOutputError(f"squeue printed no JSON: {text[:200]!r}") from exc
+    if isinstance(text, Mapping):
+        doc: object = text
+    else:
+        try:
+            doc = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise SlurmOutputError(f"squeue printed no JSON: {text[:200]!r}") from exc
     if not isinstance(doc, Mapping):
         raise SlurmOutputError("squeue printed JSON that is not an object")
     errors = [e for e in doc.get("errors") or [] if e]

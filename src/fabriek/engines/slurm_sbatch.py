@@ -43,7 +43,8 @@ def log_file_name(engine: str, handle: str, stream: LogStream) -> str:
     return f"{_UNSAFE.sub('_', engine)}-{handle}.{suffix}"
 
 
-def _time_minutes(seconds: int) -> int:
+def time_minutes(seconds: int) -> int:
+    """Whole minutes for Slurm, rounded up."""
     # Slurm counts whole minutes; rounding down would kill a job before its granted time.
     return max(1, math.ceil(seconds / 60))
 
@@ -133,7 +134,7 @@ def build_sbatch(
         f"--nodes={spec.nodes}",
         f"--cpus-per-task={spec.cpus}",
         f"--mem={spec.memory_gb}G",
-        f"--time={_time_minutes(spec.time_limit_s)}",
+        f"--time={time_minutes(spec.time_limit_s)}",
     ]
     if spec.gpus:
         args.append(_gpu_option(spec.gpus, spec.gpu_type, spec.nodes))

@@ -8,6 +8,13 @@ slurm_conf = "/etc/slurm-amsterdam/slurm.conf"
 [sites.groningen]
 engine = "local"
 virtual_gpus = 8
+
+[sites.eindhoven]          # its own administrative domain: only its REST API is reached
+engine = "slurmrestd"
+url = "https://slurm.eindhoven.example:6820"
+jwt_key_file = "/etc/fabriek/sites/eindhoven-jwt.key"
+operator = "slurm"
+log_dir = "/shared/fabriek-output"
 ```
 A site the file does not name runs on a `local` engine: processes on this machine with as
 many virtual GPUs as the site declares, so the whole factory can be tried on one machine.
@@ -16,61 +23,61 @@ many virtual GPUs as the site declares, so the whole factory can be tried on one
 from __future__ import annotations
 
 import threading
-import tomllib
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, model_validator
 
 from fabriek.domain.accounts import DEFAULT_ID_BASE
-from fabriek.domain.errors import InvalidInput
+from fabriek.domain.config_files import FileTable, read_table
 from fabriek.engines.base import Engine
 from fabriek.engines.local import LocalEngine
 from fabriek.engines.slurm import SlurmEngine
+from fabriek.engines.slurmrestd import JwtSigner, SlurmRestEngine
+from fabriek.services.config_files import load_config_file
 
 
-@dataclass(frozen=True)
-class EngineConfig:
-    """How one site's engine is built."""
+class EngineConfig(FileTable):
+    """How one site's engine is built: a `[sites.NAME]` table of the sites file."""
 
-    engine: str = "local"
+    engine: Literal["local", "slurm", "slurmrestd"] = "local"
+    # slurm: the cluster's configuration, for a control plane that is one of its clients.
     slurm_conf: str | None = None
-    virtual_gpus: int | None = None
+    # slurmrestd: the site's REST API, the key its tokens are signed with (the site's
+    # AuthAltParameters=jwt_key=), the site account that watches and cancels all jobs, and
+    # output storage the site's nodes and the control plane share.
+    url: str | None = None
+    jwt_key_file: str | None = None
+    operator: str = "slurm"
+    log_dir: str | None = None
+    partition: str | None = None
+    virtual_gpus: int | None = Field(default=None, ge=0)
     # GPUs' worth of jobs beyond the site's own that may wait in its cluster's queue, so
     # that Slurm starts the next job the moment one ends. None: as many as the site has.
-    queue_depth: int | None = None
+    queue_depth: int | None = Field(default=None, ge=0)
     # Give a local site's virtual GPUs an energy counter of this constant power: an NVML
     # test double for machines without GPUs (tests, demos). Never set on real hardware.
-    energy_test_double_watts: float | None = None
+    energy_test_double_watts: float | None = Field(default=None, gt=0)
+
+    @model_validator(mode="after")
+    def _complete(self) -> EngineConfig:
+        needs = {"slurm": ["slurm_conf"], "slurmrestd": ["url", "jwt_key_file", "log_dir"]}
+        for key in needs.get(self.engine, []):
+            if not getattr(self, key):
+                raise ValueError(f"engine {self.engine} needs {key}")
+        return self
+
+
+class SitesFile(FileTable):
+    """The sites file: one table per site whose engine is not the embedded default."""
+
+    sites: dict[str, EngineConfig] = Field(default_factory=dict)
 
 
 def load_sites_file(path: Path) -> dict[str, EngineConfig]:
     """Read the site-to-engine bindings; a bad file is a clear one-line error."""
-    try:
-        data = tomllib.loads(path.read_text())
-    except (OSError, tomllib.TOMLDecodeError) as exc:
-        raise InvalidInput.on("sites_file", f"cannot read {path}: {exc}") from None
-    configs: dict[str, EngineConfig] = {}
-    for name, raw in (data.get("sites") or {}).items():
-        if not isinstance(raw, dict):
-            raise InvalidInput.on("sites_file", f"[sites.{name}] must be a table")
-        unknown = set(raw) - {
-            "engine",
-            "slurm_conf",
-            "virtual_gpus",
-            "queue_depth",
-            "energy_test_double_watts",
-        }
-        if unknown:
-            raise InvalidInput.on(
-                "sites_file", f"[sites.{name}] has unknown keys {sorted(unknown)}"
-            )
-        config = EngineConfig(**raw)
-        if config.engine not in {"local", "slurm"}:
-            raise InvalidInput.on("sites_file", f"[sites.{name}] engine must be local or slurm")
-        if config.engine == "slurm" and not config.slurm_conf:
-            raise InvalidInput.on("sites_file", f"[sites.{name}] needs slurm_conf")
-        configs[name] = config
-    return configs
+    return load_config_file(path, "", "sites", lambda data: read_table(SitesFile, data).sites)
 
 
 class EngineRegistry:
@@ -132,6 +139,15 @@ class EngineRegistry:
                 env={"SLURM_CONF": config.slurm_conf or ""},
                 log_dir=self.state_dir / "slurm-output" / site,
                 tag_prefix=self.tag_prefix,
+            ),
+            "slurmrestd": lambda: SlurmRestEngine(
+                site,
+                config.url or "",
+                JwtSigner(Path(config.jwt_key_file or "")),
+                Path(config.log_dir or ""),
+                operator=config.operator,
+                tag_prefix=self.tag_prefix,
+                partition=config.partition,
             ),
         }
         return builders[config.engine]()

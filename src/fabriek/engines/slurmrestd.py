@@ -1,0 +1,307 @@
+"""The slurmrestd engine: a site that is its own administrative domain, reached only through
+its own REST API.
+
+Fabriek holds no munge key of the site, no `SLURM_CONF`, and runs no Slurm command for it.
+It holds what the site gave it: the address of its `slurmrestd` and a key to sign JSON Web
+Tokens with (the site's `AuthAltParameters=jwt_key=`, HS256). Each submission carries a
+token for the job's owner (`sun` = their username at the site), so slurmctld itself runs
+the job as that person, charged to the project's Slurm account; watching and cancelling use
+a token for the site's operator account. Tokens live for minutes and appear in no answer,
+log line or error message.
+
+The API version is pinned (`API_VERSION`, Slurm 22.05's v0.0.38) and checked against what
+the site offers before the first call: a site that offers another version is reported by
+name, not met with a 404 on every call.
+
+One poll is one `GET /jobs` for every job, as the slurm engine's one squeue; its answer has
+squeue's `--json` shape, so the same parser and the same tags serve both engines. Output
+files go to `log_dir` on storage both the site's nodes and the control plane see.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+from joserfc import jwt
+from joserfc.errors import JoseError
+from joserfc.jwk import OctKey
+
+from fabriek.domain.jobs import ACTIVE_STATES, JobState
+from fabriek.engines.base import (
+    EngineJob,
+    EngineRejected,
+    EngineUnavailable,
+    LogStream,
+    Observation,
+)
+from fabriek.engines.slurm_parse import (
+    SlurmJob,
+    SlurmOutputError,
+    observe,
+    parse_squeue_json,
+    tagged_job_id,
+    tagged_jobs,
+)
+from fabriek.engines.slurm_sbatch import SbatchInputError, log_file_name
+from fabriek.engines.slurmrestd_request import API_VERSION, build_submission
+
+_TOKEN_LIFETIME_S = 300
+# Errors slurmctld gives for a job it will never run as asked (not a site that is down).
+_REFUSALS = (
+    "Invalid account",
+    "Invalid user",
+    "Invalid partition",
+    "Invalid generic resource",
+    "Requested node configuration is not available",
+    "Requested time limit is invalid",
+    "Job violates accounting",
+    "Invalid qos",
+)
+_GONE = ("Invalid job id", "already completed", "Job/step already completing or completed")
+
+
+class JwtSigner:
+    """Makes short-lived tokens for the site's users from the site's HS256 key."""
+
+    def __init__(self, key_file: Path, lifetime_s: int = _TOKEN_LIFETIME_S) -> None:
+        self.key_file = Path(key_file)
+        self.lifetime_s = lifetime_s
+        self._key: OctKey | None = None
+
+    def token_for(self, username: str) -> str:
+        """A token that lets slurmrestd act as `username` for the next few minutes."""
+        if self._key is None:
+            try:
+                self._key = OctKey.import_key(self.key_file.read_bytes())
+            except (OSError, JoseError, ValueError) as error:
+                reason = getattr(error, "strerror", None) or type(error).__name__
+                raise EngineUnavailable(
+                    f"cannot read the site's JWT key file {self.key_file}: {reason}"
+                ) from None
+        now = int(time.time())
+        claims = {"iat": now, "exp": now + self.lifetime_s, "sun": username}
+        return jwt.encode({"alg": "HS256"}, claims, self._key)
+
+
+class SlurmRestEngine:
+    """Runs jobs on a Slurm site through its slurmrestd, as their owners."""
+
+    def __init__(
+        self,
+        name: str,
+        url: str,
+        signer: JwtSigner,
+        log_dir: Path,
+        *,
+        operator: str = "slurm",
+        tag_prefix: str = "fabriek",
+        partition: str | None = None,
+        timeout_s: float = 30.0,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        """`operator` is the site account that watches and cancels every job (a Slurm
+        operator or the SlurmUser); `log_dir` is where output files land, on storage the
+        site's nodes and this process share (writable by every user, sticky, like /tmp)."""
+        self.name = name
+        self.url = url.rstrip("/")
+        self.signer = signer
+        self.log_dir = Path(log_dir)
+        self.operator = operator
+        self.tag_prefix = tag_prefix
+        self.partition = partition
+        self._clock = clock
+        self._http = httpx.Client(base_url=self.url, timeout=timeout_s, transport=transport)
+        self._lock = threading.Lock()
+        self._version_checked = False
+        self._handles: dict[int, str] = {}
+        self._synced = False
+        self._gpu_ids: dict[str, tuple[str, ...]] = {}
+
+    # -- the REST calls ------------------------------------------------------------------
+
+    def _call(
+        self, method: str, path: str, user: str, body: Mapping[str, Any] | None = None
+    ) -> tuple[dict[str, Any], list[str]]:
+        """One call as `user`: the answer and the errors Slurm put in it."""
+        self._check_version()
+        return self._raw(method, f"/slurm/{API_VERSION}{path}", user, body)
+
+    def _raw(
+        self, method: str, path: str, user: str, body: Mapping[str, Any] | None = None
+    ) -> tuple[dict[str, Any], list[str]]:
+        headers = {
+            "X-SLURM-USER-NAME": user,
+            "X-SLURM-USER-TOKEN": self.signer.token_for(user),
+        }
+        try:
+            answer = self._http.request(method, path, headers=headers, json=body)
+        except httpx.HTTPError as error:
+            raise EngineUnavailable(
+                f"{self.name}: slurmrestd at {self.url} cannot be reached: {type(error).__name__}"
+            ) from None
+        if answer.status_code == 404 and not answer.headers.get("content-type", "").startswith(
+            "application/json"
+        ):
+            self._version_checked = False  # the site may have been upgraded: look again
+            raise EngineUnavailable(f"{self.name}: slurmrestd has no {path}")
+        try:
+            data = answer.json()
+        except ValueError:
+            raise EngineUnavailable(
+                f"{self.name}: slurmrestd answered {answer.status_code} without JSON"
+            ) from None
+        if not isinstance(data, dict):
+            raise EngineUnavailable(f"{self.name}: slurmrestd answered an unexpected shape")
+        errors = [
+            str(e.get("error") or e.get("description") or e)
+            + (f" ({e['description']})" if e.get("description") and e.get("error") else "")
+            for e in data.get("errors") or []
+            if isinstance(e, dict)
+        ]
+        return data, errors
+
+    def _check_version(self) -> None:
+        """Fail clearly when the site does not offer the API version Fabriek speaks."""
+        if self._version_checked:
+            return
+        spec, _ = self._raw("GET", "/openapi/v3", self.operator)
+        offered = sorted(
+            {
+                path.split("/")[2]
+                for path in spec.get("paths", {})
+                if path.startswith("/slurm/v") and path.count("/") >= 3
+            }
+        )
+        if f"/slurm/{API_VERSION}/job/submit" not in spec.get("paths", {}):
+            raise EngineUnavailable(
+                f"{self.name}: slurmrestd offers the REST API "
+                f"{', '.join(offered) or 'in no version Fabriek knows'}; Fabriek speaks "
+                f"{API_VERSION} (Slurm 22.05): load it on the site (slurmrestd -s "
+                f"openapi/{API_VERSION}) or run a Fabriek that speaks the site's version"
+            )
+        self._version_checked = True
+
+    def _unavailable(self, what: str, errors: list[str]) -> EngineUnavailable:
+        reason = "; ".join(errors) or "no reason given"
+        if "Unspecified error" in reason:
+            reason += (
+                " (slurmctld refused Fabriek's token, or is down: check the site's JWT key "
+                "against its AuthAltParameters)"
+            )
+        return EngineUnavailable(f"{self.name}: slurmrestd could not {what}: {reason}")
+
+    def _jobs(self) -> list[SlurmJob]:
+        data, errors = self._call("GET", "/jobs", self.operator)
+        if errors:
+            raise self._unavailable("list the jobs", errors)
+        try:
+            return parse_squeue_json(data)
+        except SlurmOutputError as error:
+            raise EngineUnavailable(f"{self.name}: slurmrestd /jobs: {error}") from None
+
+    # -- the Engine protocol -----------------------------------------------------------
+
+    def submit(self, job: EngineJob) -> str:
+        """Submit `job` as its owner, unless a Slurm job tagged with its id exists already."""
+        if job.owner is None:
+            raise EngineRejected("the job names no owner: a site runs every job as its user")
+        with self._lock:
+            if job.job_id in self._handles:
+                return self._handles[job.job_id]
+            if not self._synced:
+                self._sync()
+                if job.job_id in self._handles:
+                    return self._handles[job.job_id]
+            try:
+                body = build_submission(
+                    job,
+                    engine=self.name,
+                    log_dir=self.log_dir,
+                    account=job.owner.project,
+                    tag_prefix=self.tag_prefix,
+                    partition=self.partition,
+                )
+            except SbatchInputError as error:
+                raise EngineRejected(str(error)) from None
+            self._synced = False  # until Slurm answers, the job may or may not exist
+            data, errors = self._call("POST", "/job/submit", job.owner.user, body)
+            handle = data.get("job_id")
+            if errors or not isinstance(handle, int):
+                reason = "; ".join(errors) or "no job id in the answer"
+                if any(refusal in reason for refusal in _REFUSALS):
+                    self._synced = True
+                    raise EngineRejected(f"{self.name}: Slurm refused the job: {reason}")
+                raise self._unavailable("submit the job", errors)
+            self._synced = True
+            self._handles[job.job_id] = str(handle)
+            return str(handle)
+
+    def _sync(self) -> dict[int, str]:
+        known = {job_id: sjob.handle for job_id, sjob in tagged_jobs(self._jobs(), self.tag_prefix)}
+        self._handles.update(known)
+        self._synced = True
+        return known
+
+    def poll(self, handles: Mapping[int, str]) -> dict[int, Observation]:
+        """Observe every job with one `GET /jobs`."""
+        if not handles:
+            return {}
+        seen = {j.handle: j for j in self._jobs()}
+        now = self._clock()
+        out: dict[int, Observation] = {}
+        with self._lock:
+            for job_id, handle in handles.items():
+                sjob = seen.get(handle)
+                if sjob is None or tagged_job_id(sjob.comment, self.tag_prefix) != job_id:
+                    why = (
+                        f"Slurm job {handle} is not job {job_id}: the site reused its id"
+                        if sjob
+                        else f"the site no longer knows Slurm job {handle}"
+                    )
+                    out[job_id] = Observation(job_id, handle, JobState.LOST, reason=why)
+                    continue
+                seen_gpus = self._gpu_ids.get(handle, ())
+                out[job_id] = observation = observe(sjob, job_id, now, seen_gpus)
+                if observation.state in ACTIVE_STATES and sjob.gpu_ids:
+                    self._gpu_ids[handle] = sjob.gpu_ids
+            for handle in [h for h in self._gpu_ids if h not in seen]:
+                del self._gpu_ids[handle]
+        return out
+
+    def cancel(self, handle: str) -> None:
+        """Cancel the job as the site's operator; one that already ended is not an error."""
+        if not handle.isdigit():
+            raise EngineRejected(f"{handle!r} is not a Slurm job id")
+        _, errors = self._call("DELETE", f"/job/{handle}", self.operator)
+        if errors and not any(gone in e for e in errors for gone in _GONE):
+            raise self._unavailable(f"cancel job {handle}", errors)
+
+    def read_log(
+        self, handle: str, stream: LogStream, offset: int = 0, limit: int = 1 << 20
+    ) -> bytes:
+        """Up to `limit` bytes of the job's output file from `offset`; b"" before it exists."""
+        if not handle.isdigit():
+            raise EngineRejected(f"{handle!r} is not a Slurm job id")
+        path = self.log_dir / log_file_name(self.name, handle, stream)
+        try:
+            with path.open("rb") as output:
+                output.seek(max(offset, 0))
+                return output.read(max(limit, 0))
+        except FileNotFoundError:
+            return b""
+
+    def known_jobs(self) -> dict[int, str]:
+        """Every job at the site tagged with this engine's prefix (Fabriek id -> handle)."""
+        with self._lock:
+            return self._sync()
+
+    def close(self) -> None:
+        """Close the HTTP connections."""
+        self._http.close()

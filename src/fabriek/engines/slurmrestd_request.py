@@ -1,0 +1,73 @@
+"""An `EngineJob` as a slurmrestd submission: the JSON body of `POST /slurm/v0.0.38/job/submit`.
+
+Pure: no I/O. The same decisions as `slurm_sbatch` (resources, time, output files, the tag
+that finds the job again), written as the REST API's job properties instead of sbatch's
+options; the batch script is the same (`build_script`), so a job runs alike through both.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import PurePath
+from typing import Any
+
+from fabriek.engines.base import EngineJob, LogStream
+from fabriek.engines.slurm_parse import job_tag
+from fabriek.engines.slurm_sbatch import (
+    SbatchInputError,
+    build_script,
+    log_file_name,
+    time_minutes,
+)
+
+# The API version Fabriek speaks: Slurm 22.05's newest (Debian 12's slurmrestd).
+API_VERSION = "v0.0.38"
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+", re.ASCII)
+# What a job's process starts with besides its own variables (in the script): enough to find
+# programs; the control plane's environment never travels to a site.
+_BASE_ENVIRONMENT = {
+    "PATH": "/usr/local/bin:/usr/bin:/bin",
+    "LANG": "C.UTF-8",
+    # Output files are the user's alone (slurmd creates them with the job's umask).
+    "SLURM_UMASK": "0077",
+}
+
+
+def build_submission(
+    job: EngineJob,
+    *,
+    engine: str,
+    log_dir: PurePath,
+    account: str,
+    tag_prefix: str = "fabriek",
+    partition: str | None = None,
+) -> dict[str, Any]:
+    """The body that submits `job`, charged to Slurm `account`, tagged for `known_jobs`.
+
+    v0.0.38 has no node list among a job's properties: Slurm places the job itself."""
+    spec = job.spec
+    if spec.nodes < 1 or spec.cpus < 1 or spec.memory_gb < 1 or spec.gpus < 0:
+        raise SbatchInputError("nodes, cpus and memory must be positive, gpus not negative")
+    name = _UNSAFE.sub("_", spec.name)[:64]
+    properties: dict[str, Any] = {
+        "name": f"{tag_prefix}-{job.job_id}-{name}",
+        "comment": job_tag(tag_prefix, job.job_id),
+        "account": account,
+        "nodes": [spec.nodes, spec.nodes],
+        "cpus_per_task": spec.cpus,
+        "memory_per_node": spec.memory_gb * 1024,
+        "time_limit": time_minutes(spec.time_limit_s),
+        "standard_output": str(log_dir / log_file_name(engine, "%j", LogStream.STDOUT)),
+        "standard_error": str(log_dir / log_file_name(engine, "%j", LogStream.STDERR)),
+        "current_working_directory": spec.working_dir or "/tmp",
+        "environment": dict(_BASE_ENVIRONMENT),
+    }
+    if spec.gpus:
+        kind = f"{spec.gpu_type}:" if spec.gpu_type else ""
+        if spec.gpus % spec.nodes == 0:
+            properties["gres"] = f"gpu:{kind}{spec.gpus // spec.nodes}"  # per node
+        else:
+            properties["gpus"] = f"{kind}{spec.gpus}"  # an uneven split: Slurm spreads it
+    if partition:
+        properties["partition"] = partition
+    return {"script": build_script(job), "job": properties}
