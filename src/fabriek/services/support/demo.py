@@ -4,15 +4,14 @@ first knowledge-base articles (from `fabriek/config/knowledge_demo.toml`). Part 
 
 from __future__ import annotations
 
-import tomllib
 from datetime import datetime
-from importlib import resources
 
 from sqlalchemy.orm import Session
 
 from fabriek.domain.geography import Hub
 from fabriek.domain.support.expertise import ExpertDraft
 from fabriek.domain.support.knowledge import ArticleDraft
+from fabriek.services.config_files import load_config_file
 from fabriek.services.support.expertise import add_expert
 from fabriek.services.support.knowledge import add_article
 
@@ -41,8 +40,12 @@ EXPERTS: list[tuple[str, str, Hub, list[str], list[str], float]] = [
 
 def demo_articles() -> list[ArticleDraft]:
     """The shipped demo articles, checked as any article is."""
-    text = resources.files("fabriek.config").joinpath("knowledge_demo.toml").read_text()
-    return [ArticleDraft.model_validate(a) for a in tomllib.loads(text)["articles"]]
+    return load_config_file(
+        None,
+        "knowledge_demo.toml",
+        "demo articles",
+        lambda data: [ArticleDraft.model_validate(a) for a in data["articles"]],
+    )
 
 
 def load_expertise_demo(session: Session, admin_id: int, now: datetime) -> None:

@@ -9,12 +9,10 @@ computed from the store each time (`fabriek.domain.support.expertise.hours_left`
 
 from __future__ import annotations
 
-import tomllib
 from collections import defaultdict
 from collections.abc import Iterable
 from datetime import date, datetime, timedelta
 from functools import cache
-from importlib import resources
 
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
@@ -35,6 +33,7 @@ from fabriek.domain.support.expertise import (
     parse_vocabulary,
 )
 from fabriek.services import audit
+from fabriek.services.config_files import load_config_file
 from fabriek.services.identity.permissions import require_hub
 from fabriek.services.paging import Page, PageRequest, fetch_page
 from fabriek.services.transactions import commit
@@ -44,11 +43,7 @@ from fabriek.store.tables import ConsultationRow, ExpertAssignmentRow, ExpertRow
 @cache
 def vocabulary() -> SkillVocabulary:
     """The shipped vocabulary of skills (`fabriek/config/expertise.toml`)."""
-    text = resources.files("fabriek.config").joinpath("expertise.toml").read_text()
-    try:
-        return parse_vocabulary(tomllib.loads(text))
-    except (tomllib.TOMLDecodeError, ValueError) as bad:
-        raise InvalidInput(f"the shipped expertise.toml: {bad}") from None
+    return load_config_file(None, "expertise.toml", "expertise vocabulary", parse_vocabulary)
 
 
 def require_known(skills: Iterable[str]) -> None:
