@@ -16,11 +16,11 @@ from fabriek.domain.errors import (
     Forbidden,
     InvalidInput,
     NotFound,
+    StoreError,
     TooLarge,
     Unauthenticated,
     UnsupportedType,
 )
-from fabriek.store.db import StoreError
 
 log = logging.getLogger("fabriek.api")
 

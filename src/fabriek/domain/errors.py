@@ -77,3 +77,12 @@ class UnsupportedType(FabriekError):
 
     def __init__(self, detail: str) -> None:
         super().__init__(detail, "unsupported-type")
+
+
+class StoreError(FabriekError):
+    """The store cannot be used: unreachable, misconfigured or behind in schema (HTTP 503).
+    Raised by the store and the services; defined here so that the API maps it without
+    reaching into the store."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail, "store-unavailable")

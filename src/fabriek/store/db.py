@@ -10,14 +10,8 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 from sqlalchemy.orm import Session, sessionmaker
 
-from fabriek.domain.errors import FabriekError
-
-
-class StoreError(FabriekError):
-    """The store cannot be used: unreachable, misconfigured or behind in schema."""
-
-    def __init__(self, detail: str) -> None:
-        super().__init__(detail, "store-unavailable")
+# Re-exported: the store's modules and the services raise it from here.
+from fabriek.domain.errors import StoreError as StoreError
 
 
 def redact(url: str) -> str:

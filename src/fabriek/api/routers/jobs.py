@@ -15,9 +15,9 @@ from fabriek.api.routers import API_PREFIX
 from fabriek.api.schemas import PageOut, paging
 from fabriek.domain.errors import FabriekError
 from fabriek.domain.jobs import Job, JobDraft, JobEvent, JobState
-from fabriek.engines.base import LogStream
 from fabriek.services import jobs
 from fabriek.services.jobs import output as job_output
+from fabriek.services.jobs.output import LogStream
 from fabriek.services.paging import PageRequest
 
 router = APIRouter(prefix=f"{API_PREFIX}/jobs", tags=["jobs"])

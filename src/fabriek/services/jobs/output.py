@@ -9,7 +9,10 @@ from sqlalchemy.orm import Session
 from fabriek.domain.errors import NotFound
 from fabriek.domain.jobs import TERMINAL_STATES, Job
 from fabriek.domain.roles import Principal
-from fabriek.engines.base import EngineUnavailable, LogStream
+from fabriek.engines.base import EngineUnavailable
+
+# Re-exported: which stream to read is part of this service's question (the API names it).
+from fabriek.engines.base import LogStream as LogStream
 from fabriek.services.jobs.dispatch import Dispatcher
 from fabriek.services.jobs.queries import job_handle
 
