@@ -23,10 +23,10 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from fabriek.domain.notifications import NotificationSettingsUpdate
 from fabriek.domain.roles import Principal
-from fabriek.services import notifications
 from fabriek.services.access.config import load_access_config
 from fabriek.services.demo import demo_token
-from fabriek.services.mail import send_due_email
+from fabriek.services.notifications import inbox as inbox_service
+from fabriek.services.notifications.mail import send_due_email
 from fabriek.services.paging import PageRequest
 from fabriek.settings import Settings
 from fabriek.store.db import make_engine, make_sessions
@@ -144,12 +144,12 @@ def test_immediate_delivery_sends_each_once(
 ) -> None:
     with sessions() as s:
         user = new_user(s, f"{unique}-now")
-        notifications.update_settings(
+        inbox_service.update_settings(
             s, who(user), NotificationSettingsUpdate(delivery="immediate")
         )
-        notifications.notify(s, [user.id], "proposal-decided", "Proposal 7 was awarded",
+        inbox_service.notify(s, [user.id], "proposal-decided", "Proposal 7 was awarded",
                              "Well done.", T0, link="/proposals/7")  # fmt: skip
-        notifications.notify(
+        inbox_service.notify(
             s, [user.id], "review-assigned", "A review for you", "Please review 9.", T0
         )
         s.commit()
@@ -174,7 +174,7 @@ def test_daily_digest_gathers_and_sends_at_most_once_a_day(
     with sessions() as s:
         user = new_user(s, f"{unique}-dig")  # no settings: a daily digest
         for i in range(3):
-            notifications.notify(
+            inbox_service.notify(
                 s, [user.id], "proposal-submitted", f"Job {i} ended", f"Job {i} body", T0
             )
         s.commit()
@@ -182,10 +182,10 @@ def test_daily_digest_gathers_and_sends_at_most_once_a_day(
         [first] = inbox.to(user.email)
         assert first["Subject"] == "[Fabriek] Daily digest: 3 notifications"
         assert all(f"Job {i} body" in first.get_content() for i in range(3))
-        assert notifications.get_settings(s, who(user)).last_digest_at == T0
+        assert inbox_service.get_settings(s, who(user)).last_digest_at == T0
 
         for i in (3, 4):
-            notifications.notify(s, [user.id], "proposal-submitted", f"Job {i} ended",
+            inbox_service.notify(s, [user.id], "proposal-submitted", f"Job {i} ended",
                                  f"Job {i} body", T0 + timedelta(hours=i))  # fmt: skip
         s.commit()
         for later in (timedelta(hours=5), timedelta(hours=23, minutes=59)):
@@ -206,20 +206,20 @@ def test_muted_kinds_and_delivery_none_send_nothing(
     with sessions() as s:
         picky = new_user(s, f"{unique}-picky")
         quiet = new_user(s, f"{unique}-quiet")
-        notifications.update_settings(
+        inbox_service.update_settings(
             s, who(picky), NotificationSettingsUpdate(delivery="immediate", muted=["budget-used"])
         )
-        notifications.update_settings(s, who(quiet), NotificationSettingsUpdate(delivery="none"))
+        inbox_service.update_settings(s, who(quiet), NotificationSettingsUpdate(delivery="none"))
         for user in (picky, quiet):
-            notifications.notify(s, [user.id], "budget-used", "80 % used", "budget body", T0)
-            notifications.notify(s, [user.id], "proposal-submitted", "Job ended", "job body", T0)
+            inbox_service.notify(s, [user.id], "budget-used", "80 % used", "budget body", T0)
+            inbox_service.notify(s, [user.id], "proposal-submitted", "Job ended", "job body", T0)
         s.commit()
         send_due_email(s, T0, mail_settings)
         assert [m["Subject"] for m in inbox.to(picky.email)] == ["[Fabriek] Job ended"]
         assert inbox.to(quiet.email) == []
         # Handled, not lost: they stay in the person's list.
         assert unsent(s, picky) == [] and unsent(s, quiet) == []
-        listed = notifications.list_notifications(s, who(quiet), PageRequest(), unread=True)
+        listed = inbox_service.list_notifications(s, who(quiet), PageRequest(), unread=True)
         assert listed.total == 2
 
 
@@ -232,11 +232,11 @@ def test_smtp_down_marks_nothing_then_delivers_once_up(
 ) -> None:
     with sessions() as s:
         user = new_user(s, f"{unique}-down")
-        notifications.update_settings(
+        inbox_service.update_settings(
             s, who(user), NotificationSettingsUpdate(delivery="immediate")
         )
-        notifications.notify(s, [user.id], "proposal-submitted", "Job 1 ended", "one", T0)
-        notifications.notify(s, [user.id], "proposal-submitted", "Job 2 ended", "two", T0)
+        inbox_service.notify(s, [user.id], "proposal-submitted", "Job 1 ended", "one", T0)
+        inbox_service.notify(s, [user.id], "proposal-submitted", "Job 2 ended", "two", T0)
         s.commit()
         with caplog.at_level(logging.WARNING, logger="fabriek.mail"):
             assert send_due_email(s, T0, mail_settings) == 0
@@ -260,7 +260,7 @@ def test_a_refused_address_waits_and_the_others_still_go(
     with sessions() as s:
         gone, fine = new_user(s, f"{unique}-gone"), new_user(s, f"{unique}-fine")
         inbox.refuse.add(gone.email)
-        notifications.notify(s, [gone.id, fine.id], "review-assigned", "Review 3", "body", T0)
+        inbox_service.notify(s, [gone.id, fine.id], "review-assigned", "Review 3", "body", T0)
         s.commit()
         send_due_email(s, T0, mail_settings)
         assert len(inbox.to(fine.email)) == 1 and unsent(s, fine) == []
@@ -275,7 +275,7 @@ def test_email_off_leaves_notifications_for_later(
 ) -> None:
     with sessions() as s:
         user = new_user(s, f"{unique}-off")
-        notifications.notify(s, [user.id], "proposal-submitted", "Job ended", "body", T0)
+        inbox_service.notify(s, [user.id], "proposal-submitted", "Job ended", "body", T0)
         s.commit()
         assert send_due_email(s, T0, Settings(smtp_host=None)) == 0
         assert len(unsent(s, user)) == 1
@@ -341,7 +341,7 @@ def test_budget_notices_at_each_threshold_once(
     with sessions() as s:
         f = _allocation(s, unique, "steady", hours=200.0, days=90)
         name = f.project.name
-        give = notifications.give_budget_notices
+        give = inbox_service.give_budget_notices
         assert give(s, T0 + timedelta(days=1), ACCESS) == 0
         steps = [
             (100.0, timedelta(days=2), f"{name}: 50 % of the GPU-hour budget used"),
@@ -379,7 +379,7 @@ def test_a_jump_gives_the_most_urgent_notice_and_never_the_milder_ones_later(
     with sessions() as s:
         f = _allocation(s, unique, "jump", hours=100.0, days=20)
         _charge(s, f, 90.0)
-        give = notifications.give_budget_notices
+        give = inbox_service.give_budget_notices
         # 90 % used and 19 days left: the 80 % and the 30-day notice, not 50 %.
         assert give(s, T0 + timedelta(days=1), ACCESS) == 2
         subjects = _budget_subjects(s, f.members[0])
@@ -408,10 +408,10 @@ def test_api_lists_marks_read_and_hides_others(
         maria, pieter = _user_id(s, "maria"), _user_id(s, "pieter")
         now = datetime.now(UTC)
         for i in range(3):
-            notifications.notify(
+            inbox_service.notify(
                 s, [maria], "proposal-submitted", f"{unique} {i}", "body", now, link="/jobs/1"
             )
-        notifications.notify(s, [pieter], "proposal-submitted", f"{unique} pieter's", "body", now)
+        inbox_service.notify(s, [pieter], "proposal-submitted", f"{unique} pieter's", "body", now)
         s.commit()
         theirs = s.scalar(
             select(NotificationRow.id).where(NotificationRow.subject == f"{unique} pieter's")
@@ -471,7 +471,7 @@ def test_cli_lists_reads_and_changes_settings(
            "FABRIEK_CONFIG_DIR": str(tmp_path)}  # fmt: skip
     engine = make_engine(server.settings.database_url)
     with make_sessions(engine)() as s:
-        notifications.notify(s, [_user_id(s, "mo")], "proposal-decided", f"{unique} awarded", "yes",
+        inbox_service.notify(s, [_user_id(s, "mo")], "proposal-decided", f"{unique} awarded", "yes",
                              datetime.now(UTC))  # fmt: skip
         s.commit()
     engine.dispose()

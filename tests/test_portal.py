@@ -9,7 +9,7 @@ import httpx
 from sqlalchemy import select
 
 from fabriek.services.demo import demo_token
-from fabriek.services.notifications import notify
+from fabriek.services.notifications.inbox import notify
 from fabriek.store.db import make_engine, make_sessions
 from fabriek.store.tables import UserRow
 from tests.conftest import Client

@@ -13,8 +13,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from fabriek.domain.access.tracks import AccessConfig
 from fabriek.services.access.turnaround import flag_turnaround_breaches
-from fabriek.services.mail import send_due_email
-from fabriek.services.notifications import give_budget_notices
+from fabriek.services.notifications.inbox import give_budget_notices
+from fabriek.services.notifications.mail import send_due_email
 from fabriek.services.support.chores import close_resolved, escalate_breaches
 from fabriek.services.support.config import SupportOptions
 from fabriek.services.support.outbox import send_support_mail

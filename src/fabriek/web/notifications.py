@@ -10,7 +10,7 @@ from fastapi.responses import RedirectResponse, Response
 from fabriek.api.context import Ctx, Db
 from fabriek.domain.errors import NotFound
 from fabriek.domain.roles import Principal
-from fabriek.services import notifications
+from fabriek.services.notifications import inbox
 from fabriek.services.paging import PageRequest
 from fabriek.web.layout import page
 from fabriek.web.session import SignedIn
@@ -26,7 +26,7 @@ def notification_list(
     request: Request, db: Db, who: OnNotifications, unread: bool = False
 ) -> Response:
     """The signed-in person's notifications, newest first."""
-    found = notifications.list_notifications(
+    found = inbox.list_notifications(
         db, who, PageRequest(limit=200), True if unread else None
     )
     return page(request, "notifications.html", "notifications.title", who,
@@ -38,7 +38,7 @@ def notification_read(
     notification_id: int, request: Request, db: Db, ctx: Ctx, who: OnNotifications
 ) -> Response:
     try:
-        notifications.mark_read(db, who, notification_id, ctx.clock())
+        inbox.mark_read(db, who, notification_id, ctx.clock())
     except NotFound:
         return page(request, "problem.html", "problem.not_found_title", who,
                     {"reason": "notifications.not_found"}, status_code=404)  # fmt: skip

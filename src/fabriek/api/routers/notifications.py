@@ -16,7 +16,7 @@ from fabriek.domain.notifications import (
     NotificationSettings,
     NotificationSettingsUpdate,
 )
-from fabriek.services import notifications
+from fabriek.services.notifications import inbox
 from fabriek.services.paging import PageRequest
 
 router = APIRouter(prefix=f"{API_PREFIX}/notifications", tags=["notifications"])
@@ -32,29 +32,29 @@ def list_notifications(
     ] = None,
 ) -> PageOut[Notification]:
     """The caller's notifications, newest first."""
-    return PageOut.of(notifications.list_notifications(db, who, page, unread))
+    return PageOut.of(inbox.list_notifications(db, who, page, unread))
 
 
 @router.get("/settings", response_model=NotificationSettings)
 def get_settings(db: Db, who: Caller) -> NotificationSettings:
     """How the caller's notifications are e-mailed, and the kinds there are to mute."""
-    return notifications.get_settings(db, who)
+    return inbox.get_settings(db, who)
 
 
 @router.put("/settings", response_model=NotificationSettings)
 def update_settings(body: NotificationSettingsUpdate, db: Db, who: Caller) -> NotificationSettings:
     """Change delivery (digest, immediate, none) and/or the muted kinds; fields left out
     stay as they are."""
-    return notifications.update_settings(db, who, body)
+    return inbox.update_settings(db, who, body)
 
 
 @router.post("/read-all", response_model=MarkedRead)
 def mark_all_read(db: Db, who: Caller, ctx: Ctx) -> MarkedRead:
     """Mark every unread notification of the caller read."""
-    return MarkedRead(marked=notifications.mark_all_read(db, who, ctx.clock()))
+    return MarkedRead(marked=inbox.mark_all_read(db, who, ctx.clock()))
 
 
 @router.post("/{notification_id}/read", response_model=Notification)
 def mark_read(notification_id: int, db: Db, who: Caller, ctx: Ctx) -> Notification:
     """Mark one of the caller's notifications read."""
-    return notifications.mark_read(db, who, notification_id, ctx.clock())
+    return inbox.mark_read(db, who, notification_id, ctx.clock())

@@ -51,7 +51,7 @@ from fabriek.services.access.proposal_checks import (
     visible,
 )
 from fabriek.services.identity.projects import visible_accounts
-from fabriek.services.notifications import notify, staff_with_role
+from fabriek.services.notifications.inbox import notify, staff_with_role
 from fabriek.services.paging import Page, PageRequest, fetch_page
 from fabriek.services.transactions import commit
 from fabriek.store.tables import (

@@ -44,7 +44,7 @@ from fabriek.services.access.proposal_checks import (
 )
 from fabriek.services.access.proposals import move, proposal_out, to_review
 from fabriek.services.access.turnaround import flag_if_breached
-from fabriek.services.notifications import notify
+from fabriek.services.notifications.inbox import notify
 from fabriek.services.paging import Page, PageRequest, count_all
 from fabriek.services.transactions import commit
 from fabriek.store.tables import (

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 from fabriek.domain.access.proposals import CLOCK_RUNNING, turnaround
 from fabriek.domain.access.tracks import AccessConfig, Track
 from fabriek.domain.roles import Role
-from fabriek.services.notifications import notify, notify_once, staff_with_role
+from fabriek.services.notifications.inbox import notify, notify_once, staff_with_role
 from fabriek.store.tables import CallRow, ProposalRow
 
 # --- the turnaround promise ------------------------------------------------------------------

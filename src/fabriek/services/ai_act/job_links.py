@@ -29,7 +29,7 @@ from fabriek.domain.units import Flop, GpuSeconds
 from fabriek.services.ai_act.ledger import last_mfu, version_lines, version_state, with_commitments
 from fabriek.services.ai_act.rules import ai_act_rules
 from fabriek.services.identity.projects import visible_projects
-from fabriek.services.notifications import notify
+from fabriek.services.notifications.inbox import notify
 from fabriek.services.transactions import commit
 from fabriek.store.tables import (
     AiJobReportRow,

@@ -13,7 +13,7 @@ from fabriek.domain.roles import Role
 from fabriek.domain.support.routing import SupportConfig, queue_name
 from fabriek.domain.support.service_levels import auto_close_due
 from fabriek.domain.support.tickets import OPEN_STATUSES, Category, Status, ticket_reference
-from fabriek.services.notifications import notify, notify_once, staff_with_role
+from fabriek.services.notifications.inbox import notify, notify_once, staff_with_role
 from fabriek.services.support.conversation import move_ticket
 from fabriek.services.support.tickets import clock_of, desk_staff, due_text, record_event, waits_of
 from fabriek.store.tables import SupportTicketRow

@@ -30,7 +30,7 @@ from fabriek.domain.support.tickets import (
     ticket_reference,
 )
 from fabriek.services import audit
-from fabriek.services.notifications import notify
+from fabriek.services.notifications.inbox import notify
 from fabriek.services.support.config import SupportOptions
 from fabriek.services.support.outbox import queue_ticket_mail
 from fabriek.services.support.tickets import (

@@ -18,7 +18,7 @@ from fabriek.domain.support.routing import queue_name, route
 from fabriek.domain.support.shapes import Ticket, TicketDraft
 from fabriek.domain.support.tickets import CATEGORY_NAMES, Category, Status, ticket_reference
 from fabriek.services.jobs.dispatch import Dispatcher
-from fabriek.services.notifications import notify
+from fabriek.services.notifications.inbox import notify
 from fabriek.services.support.config import SupportOptions
 from fabriek.services.support.context import Subject, project_ref, subject_of
 from fabriek.services.support.outbox import queue_ticket_mail

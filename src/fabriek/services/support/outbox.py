@@ -21,7 +21,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from fabriek.domain.support.mail import ReplyToken, reply_address, subject_with_token
-from fabriek.services.mail import Refused, SmtpConnection, one_line
+from fabriek.services.notifications.mail import Refused, SmtpConnection, one_line
 from fabriek.settings import Settings
 from fabriek.store.tables import SupportMailRow, SupportTicketRow
 

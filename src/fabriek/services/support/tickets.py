@@ -42,7 +42,7 @@ from fabriek.domain.support.tickets import (
     parse_category,
     ticket_reference,
 )
-from fabriek.services.notifications import staff_with_role
+from fabriek.services.notifications.inbox import staff_with_role
 from fabriek.services.paging import Page, PageRequest, count_all
 from fabriek.services.support.config import SupportOptions
 from fabriek.store.tables import (

@@ -1,5 +1,5 @@
 """Notifications: messages to people, kept in the store, listed in the portal and the API,
-and e-mailed (see `fabriek.services.mail`) at once or in a daily digest."""
+and e-mailed (see `fabriek.services.notifications.mail`) at once or in a daily digest."""
 
 from __future__ import annotations
 
