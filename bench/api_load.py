@@ -51,7 +51,7 @@ import httpx
 from sqlalchemy.engine import make_url
 from tests.servers import free_port, prepare, throwaway_database
 
-from fabriek.services import demo
+from fabriek.services.demo import seed
 
 PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
 BACKENDS = ("sqlite", "postgresql")
@@ -650,7 +650,7 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> None:
     args = _parse_args(argv)
     concurrencies = [int(c) for c in args.concurrency.split(",") if c.strip()]
-    token = demo.demo_token(args.user).token
+    token = seed.demo_token(args.user).token
     print(f"Command: `{command_line()}`")
     print("Machine: " + "; ".join(machine_description()))
     print(

@@ -46,7 +46,7 @@ from bench.api_load import (
 )
 from fabriek.sdk import FabriekClient
 from fabriek.sdk.transfer import file_sha256
-from fabriek.services.demo import demo_token
+from fabriek.services.demo.seed import demo_token
 
 MIB = 1024 * 1024
 

@@ -27,7 +27,7 @@ from sqlalchemy import delete
 from tests.servers import free_port, prepare, spawn_serve, throwaway_database
 from tests.slurm_harness import SlurmCluster, ensure_slurm_installed
 
-from fabriek.services.demo import demo_token
+from fabriek.services.demo.seed import demo_token
 from fabriek.store.db import make_engine, make_sessions
 from fabriek.store.tables import NodeGroupRow, SiteRow
 

@@ -19,7 +19,7 @@ from typing import Any
 from tests.servers import prepare, throwaway_database
 
 from bench.api_load import command_line, machine_description, run_load, served
-from fabriek.services.demo import demo_token
+from fabriek.services.demo.seed import demo_token
 
 
 def body(i: int) -> dict[str, Any]:

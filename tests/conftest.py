@@ -9,7 +9,7 @@ import httpx
 import pytest
 from hypothesis import settings
 
-from fabriek.services.demo import demo_token
+from fabriek.services.demo.seed import demo_token
 from fabriek.settings import Settings
 from tests.servers import (
     LiveServer,

@@ -10,7 +10,7 @@ import httpx
 from sqlalchemy import select
 
 from fabriek.domain.people import TokenDraft
-from fabriek.services.demo import demo_token
+from fabriek.services.demo.seed import demo_token
 from fabriek.services.identity.tokens import issue_token
 from fabriek.store.db import make_engine, make_sessions
 from fabriek.store.tables import OrganisationRow, UserRow

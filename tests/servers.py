@@ -19,7 +19,7 @@ import psycopg
 import uvicorn
 
 from fabriek.server_app import build_app
-from fabriek.services import demo
+from fabriek.services.demo import seed
 from fabriek.settings import Settings
 from fabriek.store.db import make_engine, make_sessions
 from fabriek.store.migrate import upgrade
@@ -64,7 +64,7 @@ def prepare(url: str, with_demo: bool = True) -> None:
     upgrade(engine)
     if with_demo:
         with make_sessions(engine)() as session:
-            demo.load_demo(session, datetime.now(UTC))
+            seed.load_demo(session, datetime.now(UTC))
     engine.dispose()
 
 

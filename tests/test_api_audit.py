@@ -12,7 +12,7 @@ from fabriek.domain.audit import AuditAction
 from fabriek.domain.datasets import Residency
 from fabriek.domain.residency import JobDataset
 from fabriek.services import audit
-from fabriek.services.demo import demo_token
+from fabriek.services.demo.seed import demo_token
 from fabriek.store.db import make_engine, make_sessions
 from fabriek.store.tables import JobRow, ProjectRow, UserRow
 from tests.conftest import Client, problem_of

@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from fabriek.services.access.config import load_access_config
-from fabriek.services.demo import demo_token
+from fabriek.services.demo.seed import demo_token
 from fabriek.services.jobs import SiteShapeCache
 from fabriek.services.scheduling import run_cycle
 from fabriek.settings import Settings

@@ -24,7 +24,7 @@ from fabriek.domain.errors import NotFound
 from fabriek.sdk import ApiUnreachable, FabriekClient
 from fabriek.services.datasets.download import open_plaintext, readable_by_project
 from fabriek.services.datasets.vault import Vault
-from fabriek.services.demo import demo_token
+from fabriek.services.demo.seed import demo_token
 from fabriek.store.db import make_engine, make_sessions
 from fabriek.store.envelope import (
     Secret,

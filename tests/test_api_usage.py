@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from fabriek.domain.energy import cpu_power_model, gpu_power_model, modelled_energy
-from fabriek.services.demo import demo_token
+from fabriek.services.demo.seed import demo_token
 from fabriek.services.energy.grid import load_intensity
 from fabriek.services.energy.metering import measured_gpu_kwh_by_hour
 from fabriek.settings import Settings

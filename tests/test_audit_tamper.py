@@ -16,7 +16,7 @@ import httpx
 import pytest
 from sqlalchemy import Engine, delete, insert, select, update
 
-from fabriek.services.demo import demo_token
+from fabriek.services.demo.seed import demo_token
 from fabriek.settings import Settings
 from fabriek.store.db import make_engine
 from fabriek.store.tables import AuditHeadRow, AuditRow

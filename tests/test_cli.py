@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from fabriek.services.demo import demo_token
+from fabriek.services.demo.seed import demo_token
 from tests.servers import LiveServer, free_port
 
 pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)

@@ -11,7 +11,7 @@ import sys
 
 import pytest
 
-from fabriek.services.demo import demo_token
+from fabriek.services.demo.seed import demo_token
 from tests.conftest import Client
 from tests.servers import LiveServer
 from tests.test_api_ai_systems import new_project

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from fabriek.services.demo import demo_token
+from fabriek.services.demo.seed import demo_token
 from tests.conftest import Client
 from tests.servers import LiveServer
 from tests.test_api_users import org_id

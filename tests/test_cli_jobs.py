@@ -9,7 +9,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from fabriek.services.demo import demo_token
+from fabriek.services.demo.seed import demo_token
 from tests.jobs_helpers import wait_for
 from tests.servers import LiveServer
 from tests.test_cli import fabriek, one_line_error

@@ -11,7 +11,7 @@ import httpx
 import pytest
 import yaml
 
-from fabriek.services.demo import demo_token
+from fabriek.services.demo.seed import demo_token
 from tests.servers import LiveServer
 from tests.test_cli import fabriek, one_line_error
 

@@ -7,7 +7,7 @@ import json
 import httpx
 import pytest
 
-from fabriek.services.demo import demo_token
+from fabriek.services.demo.seed import demo_token
 from tests.servers import LiveServer
 from tests.test_cli import fabriek, home, one_line_error
 

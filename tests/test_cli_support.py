@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from fabriek.domain.calendar import AMSTERDAM
-from fabriek.services.demo import demo_token
+from fabriek.services.demo.seed import demo_token
 from tests.jobs_helpers import submit, wait_for
 from tests.servers import LiveServer
 from tests.test_cli import one_line_error

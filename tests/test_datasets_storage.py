@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from fabriek.sdk import FabriekClient
-from fabriek.services.demo import demo_token
+from fabriek.services.demo.seed import demo_token
 from fabriek.settings import Settings
 from tests.conftest import problem_of
 from tests.servers import free_port, live_server, prepare, spawn_serve, throwaway_database

@@ -25,7 +25,7 @@ from fabriek.domain.heat import (
     parse_heat_profile,
     profile_hour,
 )
-from fabriek.services.demo import demo_token
+from fabriek.services.demo.seed import demo_token
 from fabriek.services.energy.grid import load_intensity
 from fabriek.services.energy.heat import load_heat_demand, read_heat_profile
 from fabriek.services.jobs import site_shapes

@@ -16,7 +16,7 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-from fabriek.services.demo import demo_token
+from fabriek.services.demo.seed import demo_token
 from fabriek.services.jobs.leadership import claim_dispatch
 from fabriek.settings import Settings
 from fabriek.store.db import make_engine, make_sessions

@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from fabriek.domain.notifications import NotificationSettingsUpdate
 from fabriek.domain.roles import Principal
 from fabriek.services.access.config import load_access_config
-from fabriek.services.demo import demo_token
+from fabriek.services.demo.seed import demo_token
 from fabriek.services.notifications import inbox as inbox_service
 from fabriek.services.notifications.mail import send_due_email
 from fabriek.services.paging import PageRequest

@@ -18,7 +18,7 @@ import httpx
 import pytest
 from joserfc import jwt
 
-from fabriek.services.demo import demo_token
+from fabriek.services.demo.seed import demo_token
 from fabriek.settings import Settings
 from fabriek.web.oidc import STATE_COOKIE
 from tests.conftest import BACKENDS, Client

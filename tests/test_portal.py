@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 import httpx
 from sqlalchemy import select
 
-from fabriek.services.demo import demo_token
+from fabriek.services.demo.seed import demo_token
 from fabriek.services.notifications.inbox import notify
 from fabriek.store.db import make_engine, make_sessions
 from fabriek.store.tables import UserRow

@@ -18,7 +18,7 @@ from fabriek.domain.disclosure import MINIMUM_ORGANISATIONS, Totals
 from fabriek.domain.errors import Conflict
 from fabriek.domain.site_load import Running, hourly_it_kw, hours_before
 from fabriek.domain.usage import GroupBy, Step, roll_up
-from fabriek.services import demo_history
+from fabriek.services.demo import history as history_service
 from fabriek.services.energy.usage import energy_records
 from fabriek.services.public_dashboard import last_twelve_months, public_dashboard
 from fabriek.store.db import make_engine, make_sessions
@@ -37,7 +37,7 @@ def history_url(request: pytest.FixtureRequest) -> Iterator[str]:
         prepare(url)
         engine = make_engine(url)
         with make_sessions(engine)() as session:
-            demo_history.load_history(session, NOW)
+            history_service.load_history(session, NOW)
         engine.dispose()
         yield url
 
@@ -95,7 +95,7 @@ def test_the_history_loads_once_and_the_same_everywhere(history_url: str, tmp_pa
     engine = make_engine(history_url)
     try:
         with make_sessions(engine)() as session, pytest.raises(Conflict):
-            demo_history.load_history(session, NOW)
+            history_service.load_history(session, NOW)
     finally:
         engine.dispose()
     if not history_url.startswith("sqlite"):
@@ -106,7 +106,7 @@ def test_the_history_loads_once_and_the_same_everywhere(history_url: str, tmp_pa
         prepare(url)
         engine = make_engine(url)
         with make_sessions(engine)() as session:
-            jobs = demo_history.load_history(session, NOW)
+            jobs = history_service.load_history(session, NOW)
             seen.append((jobs, public_dashboard(session, *last_twelve_months(NOW)).total))
         engine.dispose()
     assert seen[0] == seen[1] and seen[0][0] > 1000

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import httpx
 
-from fabriek.services.demo import demo_token
+from fabriek.services.demo.seed import demo_token
 from tests.servers import free_port
 
 

@@ -18,7 +18,7 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from fabriek.services.demo import demo_token
+from fabriek.services.demo.seed import demo_token
 from fabriek.services.support.outbox import send_support_mail
 from fabriek.settings import Settings
 from fabriek.store.db import make_engine, make_sessions

@@ -22,7 +22,7 @@ from fabriek.cli.output import console, print_json
 from fabriek.domain import eed
 from fabriek.domain.errors import Conflict, InvalidInput
 from fabriek.server_app import build_app
-from fabriek.services import demo, demo_history
+from fabriek.services.demo import history, seed
 from fabriek.services.energy import eed_report
 from fabriek.settings import Settings
 from fabriek.store.db import make_engine, make_sessions, redact
@@ -53,7 +53,7 @@ def require_free_port(host: str, port: int) -> None:
             ) from None
 
 
-def demo_user_line(user: demo.DemoUser) -> str:
+def demo_user_line(user: seed.DemoUser) -> str:
     """`pieter    principal-investigator of dutch-llm`: what a demo user may do."""
     parts = [r for r in user.roles if r != "member"]
     by_role: dict[str, list[str]] = {}
@@ -65,7 +65,7 @@ def demo_user_line(user: demo.DemoUser) -> str:
 
 def print_demo_sign_in(url: str) -> None:
     """How to sign in as the demo's member, and who else the demo has."""
-    users = demo.demo_users()
+    users = seed.demo_users()
     member = next(u for u in users if u.username == DEMO_MEMBER)
     projects = ", ".join(member.projects)
     console.print(f"Demo factory loaded. Sign in as {member.username}, member of {projects}:")
@@ -98,7 +98,7 @@ def serve(
     url = f"http://{settings.host}:{settings.port}"
     console.print(f"Fabriek serves {url} on {redact(settings.database_url)}")
     with make_sessions(app.state.context.engine)() as session:
-        if demo.is_loaded(session):
+        if seed.is_loaded(session):
             print_demo_sign_in(url)
     logging.basicConfig(level=settings.log_level.upper())
     console.print(f"Ready to start after {time.perf_counter() - started:.2f} s", style="dim")
@@ -140,19 +140,19 @@ def demo_load(
     engine = make_engine(settings.database_url)
     require_current(engine)
     with make_sessions(engine)() as session:
-        if demo.is_loaded(session):
+        if seed.is_loaded(session):
             pass
-        elif demo.is_empty(session):
+        elif seed.is_empty(session):
             now = datetime.now(UTC)
-            demo.load_demo(session, now)
+            seed.load_demo(session, now)
             # A year of use, so the dashboards have something to show.
-            demo_history.load_history(session, now)
+            history.load_history(session, now)
         elif if_empty:
             console.print("The database already holds a factory; the demo was not loaded.")
             return
         else:
-            demo.load_demo(session, datetime.now(UTC))  # raises the Conflict with its reason
-    users = demo.demo_users()
+            seed.load_demo(session, datetime.now(UTC))  # raises the Conflict with its reason
+    users = seed.demo_users()
     if as_json:
         print_json([u.__dict__ for u in users])
         return

@@ -43,8 +43,8 @@ from playwright.sync_api import (
 )
 from playwright.sync_api import Response as PageResponse
 
-from fabriek.services import demo_history
-from fabriek.services.demo import demo_token
+from fabriek.services.demo import history
+from fabriek.services.demo.seed import demo_token
 from fabriek.settings import Settings
 from fabriek.store.db import make_engine, make_sessions
 from tests.browser.install import Unavailable, ensure_axe, ensure_chromium
@@ -134,7 +134,7 @@ def portal_url() -> Iterator[str]:
         engine = make_engine(url)
         try:
             with make_sessions(engine)() as session:
-                demo_history.load_history(session, datetime.now(UTC))
+                history.load_history(session, datetime.now(UTC))
         finally:
             engine.dispose()
         settings = Settings(

@@ -8,7 +8,7 @@ import re
 import httpx
 from playwright.sync_api import Page, expect
 
-from fabriek.services.demo import demo_token
+from fabriek.services.demo.seed import demo_token
 from tests.browser.conftest import Portal
 from tests.jobs_helpers import submit, wait_for
 

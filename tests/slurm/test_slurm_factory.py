@@ -13,7 +13,7 @@ import httpx
 import pytest
 from sqlalchemy import delete
 
-from fabriek.services.demo import demo_token
+from fabriek.services.demo.seed import demo_token
 from fabriek.services.identity.tokens import installation_id
 from fabriek.services.jobs.engine_registry import tag_prefix
 from fabriek.settings import Settings

@@ -27,8 +27,8 @@ from fabriek.domain.errors import Conflict, InvalidInput
 from fabriek.domain.jobs import JobState
 from fabriek.domain.organisations import OrganisationKind as K
 from fabriek.domain.roles import Role
-from fabriek.services import demo
 from fabriek.services.access.config import load_access_config
+from fabriek.services.demo import seed
 from fabriek.store.tables import (
     AllocationRow,
     Base,
@@ -147,7 +147,7 @@ def _accounts(session: Session, now: datetime, rng: random.Random) -> list[Accou
     projects that have one (it started a day ago)."""
     access = load_access_config()
     start = now - timedelta(days=DAYS)
-    site_names = [s.name for s in demo.SITES]
+    site_names = [s.name for s in seed.SITES]
     out = []
     rows = session.execute(
         select(ProjectRow.id, OrganisationRow.kind)
@@ -216,7 +216,7 @@ def _intensity(hour: datetime, rng: random.Random) -> float:
 def load_history(session: Session, now: datetime) -> int:
     """Add a year of use to a freshly loaded demo factory, in one transaction; how many
     jobs. Refuses a factory that is not the demo or already has its history."""
-    if not demo.is_loaded(session):
+    if not seed.is_loaded(session):
         raise InvalidInput("the demo's history goes with the demo factory: load it first")
     if session.scalar(select(ProjectRow.id).where(ProjectRow.name == PAST_PROJECTS[0][0])):
         raise Conflict("the demo factory already has its year of history")
