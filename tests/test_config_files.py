@@ -4,12 +4,15 @@ never a silent default."""
 
 from __future__ import annotations
 
+from importlib import resources
 from pathlib import Path
 
 import pytest
 
 from fabriek.domain.errors import InvalidInput
+from fabriek.domain.support.expertise import parse_vocabulary
 from fabriek.services.access.config import load_access_config
+from fabriek.services.support.config import load_support_config
 
 TRACK = """
 version = "test"
@@ -85,3 +88,21 @@ def test_a_file_that_is_not_toml_or_not_there_says_so(tmp_path: Path) -> None:
         load_access_config(path)
     with pytest.raises(InvalidInput, match="cannot read the access file"):
         load_access_config(tmp_path / "absent.toml")
+
+
+def test_every_configuration_file_refuses_an_unknown_key(tmp_path: Path) -> None:
+    """Support routing and the expertise vocabulary have strict shapes too."""
+    shipped = resources.files("fabriek.config").joinpath("support.toml").read_text()
+    path = tmp_path / "support.toml"
+    path.write_text(shipped.replace("close_resolved_after", "close_resovled_after"))
+    with pytest.raises(InvalidInput, match="close_resovled_after_working_days: unknown key"):
+        load_support_config(path)
+    path.write_text(
+        shipped.replace("first_answer_working_days = 1", 'first_answer_working_days = "1"', 1)
+    )
+    with pytest.raises(InvalidInput, match=r"service_levels\.access-and-proposals\.first_answer"):
+        load_support_config(path)
+    with pytest.raises(ValueError, match=r"skills\[0\]\.label: unknown key"):
+        parse_vocabulary(
+            {"version": "1", "skills": [{"code": "a", "en": "A", "nl": "A", "label": "x"}]}
+        )

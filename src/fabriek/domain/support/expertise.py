@@ -17,6 +17,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from fabriek.domain.config_files import FileTable, read_table
 from fabriek.domain.geography import HUBS, Hub, Province
 from fabriek.domain.people import Email
 
@@ -59,27 +60,38 @@ class SkillVocabulary:
         return f"unknown skill {', '.join(repr(b) for b in bad)}; known skills: {known}"
 
 
+class _SkillTable(FileTable):
+    code: str
+    # Empty when absent: the check below names what a skill lacks in words.
+    en: str = ""
+    nl: str = ""
+
+
+class _VocabularyFile(FileTable):
+    """The shape of expertise.toml."""
+
+    version: str
+    skills: list[_SkillTable]
+
+
 def parse_vocabulary(data: Mapping[str, Any]) -> SkillVocabulary:
     """The vocabulary from its TOML data; ValueError names what is wrong."""
-    version = data.get("version")
-    if not isinstance(version, str) or not version:
+    file = read_table(_VocabularyFile, data)
+    if not file.version:
         raise ValueError("the vocabulary needs a version string")
-    entries = data.get("skills")
-    if not isinstance(entries, list) or not entries:
+    if not file.skills:
         raise ValueError("the vocabulary needs at least one [[skills]] entry")
     skills: dict[str, Skill] = {}
-    for n, entry in enumerate(entries, start=1):
-        if not isinstance(entry, dict):
-            raise ValueError(f"skill {n} is not a table")
-        code, en, nl = entry.get("code"), entry.get("en"), entry.get("nl")
-        if not isinstance(code, str) or not _CODE.match(code):
+    for n, entry in enumerate(file.skills, start=1):
+        code, en, nl = entry.code, entry.en, entry.nl
+        if not _CODE.match(code):
             raise ValueError(f"skill {n}: code {code!r} must be lower-case words joined by '-'")
-        if not isinstance(en, str) or not en or not isinstance(nl, str) or not nl:
+        if not en or not nl:
             raise ValueError(f"skill {code}: needs both an English (en) and a Dutch (nl) label")
         if code in skills:
             raise ValueError(f"skill {code} is listed twice")
         skills[code] = Skill(code=code, en=en, nl=nl)
-    return SkillVocabulary(version, skills)
+    return SkillVocabulary(file.version, skills)
 
 
 # -- regions: which hubs are near a requester --------------------------------------------------

@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
+from fabriek.domain.config_files import FileTable, read_table
 from fabriek.domain.geography import HUBS, Hub, Province, hub_for_province
 from fabriek.domain.support.tickets import Category
 
@@ -59,50 +60,56 @@ class SupportConfig:
     close_resolved_after_working_days: int
 
 
-def _positive_int(value: Any, where: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+def _positive_int(value: int, where: str) -> int:
+    if value < 0:
         raise ValueError(f"{where} must be a whole number of working days, 0 or more")
     return value
 
 
+class _LevelTable(FileTable):
+    first_answer_working_days: int
+    resolution_working_days: int
+
+
+class _RoutingTable(FileTable):
+    central: list[str] = []
+
+
+class _SupportFile(FileTable):
+    """The shape of support.toml (docs/support.md explains each key)."""
+
+    version: str
+    close_resolved_after_working_days: int = 5
+    routing: _RoutingTable = _RoutingTable()
+    service_levels: dict[str, _LevelTable]
+
+
 def parse_support_config(data: Mapping[str, Any]) -> SupportConfig:
     """Check and read a parsed support.toml; ValueError names the entry at fault."""
-    version = data.get("version")
-    if not isinstance(version, str) or not version:
+    file = read_table(_SupportFile, data)
+    if not file.version:
         raise ValueError("version: give the file's version as a string, e.g. '2026-11'")
-    routing = data.get("routing", {})
-    if not isinstance(routing, Mapping):
-        raise ValueError("[routing] must be a table")
-    central_codes = routing.get("central", [])
-    if not isinstance(central_codes, list):
-        raise ValueError("routing.central must be a list of categories")
     central: set[Category] = set()
-    for code in central_codes:
+    for code in file.routing.central:
         try:
             central.add(Category(code))
         except ValueError:
             raise ValueError(
                 f"routing.central: no category {code!r}; known: {', '.join(Category)}"
             ) from None
-    raw_levels = data.get("service_levels")
-    if not isinstance(raw_levels, Mapping):
-        raise ValueError("[service_levels.CATEGORY] tables are missing")
     levels: dict[Category, ServiceLevel] = {}
-    for code, entry in raw_levels.items():
+    for code, entry in file.service_levels.items():
         try:
             category = Category(code)
         except ValueError:
             raise ValueError(
                 f"service_levels.{code}: no such category; known: {', '.join(Category)}"
             ) from None
-        if not isinstance(entry, Mapping):
-            raise ValueError(f"service_levels.{code} must be a table")
         first = _positive_int(
-            entry.get("first_answer_working_days"),
-            f"service_levels.{code}.first_answer_working_days",
+            entry.first_answer_working_days, f"service_levels.{code}.first_answer_working_days"
         )
         resolution = _positive_int(
-            entry.get("resolution_working_days"), f"service_levels.{code}.resolution_working_days"
+            entry.resolution_working_days, f"service_levels.{code}.resolution_working_days"
         )
         if resolution < first:
             raise ValueError(
@@ -114,9 +121,9 @@ def parse_support_config(data: Mapping[str, Any]) -> SupportConfig:
     if missing:
         raise ValueError(f"service_levels: no entry for {', '.join(missing)}")
     close_after = _positive_int(
-        data.get("close_resolved_after_working_days", 5), "close_resolved_after_working_days"
+        file.close_resolved_after_working_days, "close_resolved_after_working_days"
     )
-    return SupportConfig(version, frozenset(central), levels, close_after)
+    return SupportConfig(file.version, frozenset(central), levels, close_after)
 
 
 def route(category: Category, province: Province | None, config: SupportConfig) -> str:
