@@ -18,7 +18,7 @@ import httpx
 import psycopg
 import uvicorn
 
-from fabriek.server_app import build_app
+from fabriek.server.app import build_app
 from fabriek.services.demo import seed
 from fabriek.settings import Settings
 from fabriek.store.db import make_engine, make_sessions

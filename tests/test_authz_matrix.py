@@ -30,7 +30,7 @@ import pytest
 from starlette.routing import BaseRoute
 
 from fabriek.domain.ai_act.documentation import provider_keys
-from fabriek.server_app import build_app
+from fabriek.server.app import build_app
 from fabriek.services.ai_act.rules import ai_act_rules
 from fabriek.settings import Settings
 from tests.authz_world import (

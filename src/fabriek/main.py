@@ -7,7 +7,10 @@ import traceback
 
 import typer
 
-from fabriek import grid_commands, heat_commands, server_commands, sim_command
+from fabriek.server import commands as server_commands
+from fabriek.server import grid as grid_commands
+from fabriek.server import heat as heat_commands
+from fabriek.server import sim as sim_command
 from fabriek.cli import ai_systems as _ai_system_commands  # noqa: F401
 from fabriek.cli import allocations as _allocation_commands  # noqa: F401
 from fabriek.cli import audit as _audit_commands  # noqa: F401

@@ -21,7 +21,7 @@ import uvicorn
 from fabriek.cli.output import console, print_json
 from fabriek.domain import eed
 from fabriek.domain.errors import Conflict, InvalidInput
-from fabriek.server_app import build_app
+from fabriek.server.app import build_app
 from fabriek.services.demo import history, seed
 from fabriek.services.energy import eed_report
 from fabriek.settings import Settings
@@ -105,7 +105,7 @@ def serve(
     if settings.workers > 1:
         app.state.context.engine.dispose()  # this process only checked; the workers serve
         uvicorn.run(
-            "fabriek.server_app:build_app", factory=True, workers=settings.workers,
+            "fabriek.server.app:build_app", factory=True, workers=settings.workers,
             host=settings.host, port=settings.port, log_level=settings.log_level,
             access_log=False,
         )  # fmt: skip
