@@ -63,7 +63,7 @@ def runs_proposal(
 ) -> bool:
     """Whether the caller checks, assigns reviewers to and decides this proposal: the
     access team and admins; on a hub-run track also the staff of the applicant's hub (the
-    rule `services.proposals` enforces)."""
+    rule `proposal_checks.may_run` enforces)."""
     if runs_calls(who):
         return True
     track = access.tracks.get(proposal.track)

@@ -1,7 +1,7 @@
 """The access pages of those who decide: the queue of proposals waiting for the access team
 (or, on its regional track, the hub), and one proposal's decision page with its three steps
 (the administrative check, asking reviewers, the decision). Each step is the service's
-(`services.proposals`); a refusal is shown on the decision page next to the field it
+(`services.access`); a refusal is shown on the decision page next to the field it
 concerns."""
 
 from __future__ import annotations

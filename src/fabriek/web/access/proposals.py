@@ -2,7 +2,7 @@
 may apply, the proposal form, a proposal's page with its turnaround clock (submit,
 withdraw, review or declare a conflict of interest), and the reviewer's queue.
 
-Every rule is the service's (`services.proposals`): these pages only gather a form's fields
+Every rule is the service's (`services.access`): these pages only gather a form's fields
 into the service's drafts (`web/access/forms.py`) and show its refusals next to the fields
 they concern.
 """
