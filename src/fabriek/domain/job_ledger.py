@@ -1,6 +1,7 @@
 """One job's ledger hour by hour: its GPU and CPU energy, the GPUs' average power, the
-facility energy and the carbon of each clock hour it ran. Pure: the service reads the
-job's hourly energy records with their site's PUE and the hour's grid intensity."""
+facility energy and the carbon of each clock hour it ran, by the formulas of
+`domain.energy`. Pure: the service reads the job's hourly energy records with their site's
+PUE and the hour's grid intensity."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
+from fabriek.domain.energy import carbon_at, facility_kwh
 from fabriek.domain.units import KgCO2e, KilowattHours, Watts
 
 # Joules in a kilowatt-hour.
@@ -59,14 +61,15 @@ def job_ledger(records: Iterable[JobEnergy], gpus: int) -> list[LedgerHour]:
         runs = by_hour[hour]
         gpu = sum((r.gpu_kwh for r in runs), KilowattHours.zero())
         cpu = sum((r.cpu_kwh for r in runs), KilowattHours.zero())
-        facility = sum(((r.gpu_kwh + r.cpu_kwh) * r.pue for r in runs), KilowattHours.zero())
-        known = [r for r in runs if r.g_per_kwh is not None]
-        carbon = (
-            KgCO2e(sum((r.gpu_kwh + r.cpu_kwh).value * r.pue * (r.g_per_kwh or 0.0)
-                       for r in known) / 1000.0)
-            if known
-            else None
-        )  # fmt: skip
+        facility = sum(
+            (facility_kwh(r.gpu_kwh + r.cpu_kwh, r.pue) for r in runs), KilowattHours.zero()
+        )
+        known = [
+            carbon_at(facility_kwh(r.gpu_kwh + r.cpu_kwh, r.pue), r.g_per_kwh)
+            for r in runs
+            if r.g_per_kwh is not None
+        ]
+        carbon = sum(known, KgCO2e.zero()) if known else None
         seconds_run = sum(r.gpu_seconds for r in runs) / gpus if gpus > 0 else 0.0
         power = average_power(gpu, seconds_run) if gpus > 0 else None
         out.append(LedgerHour(hour, gpu, cpu, power, facility, carbon))
