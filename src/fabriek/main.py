@@ -7,10 +7,6 @@ import traceback
 
 import typer
 
-from fabriek.server import commands as server_commands
-from fabriek.server import grid as grid_commands
-from fabriek.server import heat as heat_commands
-from fabriek.server import sim as sim_command
 from fabriek.cli import ai_systems as _ai_system_commands  # noqa: F401
 from fabriek.cli import allocations as _allocation_commands  # noqa: F401
 from fabriek.cli import audit as _audit_commands  # noqa: F401
@@ -29,6 +25,10 @@ from fabriek.cli.config import NotSignedIn
 from fabriek.domain.errors import FabriekError, InvalidInput
 from fabriek.sdk import ApiError, ApiUnreachable
 from fabriek.sdk.transfer import TransferFailed
+from fabriek.server import commands as server_commands
+from fabriek.server import grid as grid_commands
+from fabriek.server import heat as heat_commands
+from fabriek.server import sim as sim_command
 
 server_commands.register(app)
 grid_commands.register(app)
