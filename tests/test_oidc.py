@@ -20,7 +20,7 @@ from joserfc import jwt
 
 from fabriek.services.demo.seed import demo_token
 from fabriek.settings import Settings
-from fabriek.web.oidc import STATE_COOKIE
+from fabriek.web.identity.oidc import STATE_COOKIE
 from tests.conftest import BACKENDS, Client
 from tests.oidc_provider import Misbehaviour, OidcProvider, running_provider
 from tests.servers import (

@@ -26,9 +26,7 @@ def notification_list(
     request: Request, db: Db, who: OnNotifications, unread: bool = False
 ) -> Response:
     """The signed-in person's notifications, newest first."""
-    found = inbox.list_notifications(
-        db, who, PageRequest(limit=200), True if unread else None
-    )
+    found = inbox.list_notifications(db, who, PageRequest(limit=200), True if unread else None)
     return page(request, "notifications.html", "notifications.title", who,
                 {"found": found, "unread": unread})  # fmt: skip
 

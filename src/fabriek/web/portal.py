@@ -7,18 +7,9 @@ from __future__ import annotations
 from fastapi import APIRouter, FastAPI
 from fastapi.staticfiles import StaticFiles
 
-from fabriek.web import (
-    ai_act,
-    energy,
-    home,
-    identity,
-    jobs,
-    language,
-    notifications,
-    oidc,
-    public_dashboard,
-)
+from fabriek.web import ai_act, energy, home, jobs, language, notifications, public_dashboard
 from fabriek.web.access import decisions, proposals
+from fabriek.web.identity import oidc, tokens
 from fabriek.web.layout import HERE
 from fabriek.web.session import SignInNeeded, sign_in_first
 from fabriek.web.state import PortalState
@@ -26,7 +17,7 @@ from fabriek.web.support import hub_desk, tickets
 
 # In this order: a path that two routers could answer goes to the first.
 ROUTERS: tuple[APIRouter, ...] = (
-    public_dashboard.router, identity.router, language.router, notifications.router,
+    public_dashboard.router, tokens.router, language.router, notifications.router,
     oidc.router, home.router, energy.router, jobs.router, proposals.router,
     decisions.router, hub_desk.router, ai_act.router, tickets.router,
 )  # fmt: skip

@@ -1,6 +1,6 @@
 """Portal pages for signing in with an API token and out, and the page where a person makes
-API tokens for the CLI. Sign-in through an institution is in `web/oidc.py`; the foundation
-every page shares is in `web/layout.py`."""
+API tokens for the CLI. Sign-in through an institution is in `web/identity/oidc.py`; the
+foundation every page shares is in `web/layout.py`."""
 
 from __future__ import annotations
 

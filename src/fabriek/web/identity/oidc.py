@@ -1,5 +1,5 @@
 """Portal sign-in through an OpenID Connect provider (SURFconext, an eduGAIN proxy, a
-company's identity provider); signing in with an API token is in `web/identity.py`.
+company's identity provider); signing in with an API token is in `web/identity/tokens.py`.
 
 `/signin/oidc` sends the browser to the provider with a fresh state, nonce and PKCE
 challenge; the secrets stay in the store, and the state also goes in a short-lived HttpOnly
@@ -22,7 +22,7 @@ from fabriek.domain.oidc import ClaimsProblem, identity_from_claims, new_login_s
 from fabriek.services.identity import oidc
 from fabriek.services.identity.oidc_client import RelyingParty, RelyingPartyConfig, SignInRefused
 from fabriek.settings import Settings
-from fabriek.web.identity import AFTER_SIGNIN
+from fabriek.web.identity.tokens import AFTER_SIGNIN
 from fabriek.web.layout import TOKEN_COOKIE, page, safe_next
 from fabriek.web.state import Kept, PortalState
 
