@@ -46,11 +46,6 @@ class TableWatch:
         with self._lock:
             return stamp is not None and not self._open and stamp == self.generation
 
-    def touched(self) -> None:
-        """Something outside SQL changed what the caches hold: drop it all."""
-        with self._lock:
-            self.generation += 1
-
     # -- engine events ------------------------------------------------------------------
 
     def _after_execute(self, conn: Connection, clause: Any, *_args: Any) -> None:

@@ -38,10 +38,6 @@ class Budget:
         """Consumed over awarded (1 when nothing was awarded)."""
         return self.consumed / self.awarded if self.awarded.value > 0 else 1.0
 
-    def shortfall(self, need: GpuHours) -> GpuHours:
-        """How much more than what is left a job needing `need` would spend (0 if it fits)."""
-        return GpuHours(max(0.0, need.value - self.remaining.value))
-
 
 class Notice(StrEnum):
     """The budget notices members get, each at most once per allocation."""
