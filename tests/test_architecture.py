@@ -50,11 +50,6 @@ ALLOWED: dict[str, frozenset[str]] = {
 }
 # Importable from every layer: the package itself (its version) and `config` (data files).
 ANYWHERE = frozenset({"fabriek", "config"})
-# The root modules of the server before they moved into `server/`, so the table holds
-# whichever layout this tree has.
-SERVER_ROOT_MODULES = frozenset(
-    {"server_app", "server_commands", "grid_commands", "heat_commands", "sim_command"}
-)
 # Imports that break the table today, each with its reason; to be emptied, never grown.
 KNOWN_EXCEPTIONS: frozenset[tuple[str, str]] = frozenset()
 
@@ -74,11 +69,7 @@ def modules() -> dict[str, Path]:
 def layer(module: str) -> str:
     """The layer of a module: the folder it is in, or the root module it is."""
     parts = module.split(".")
-    if len(parts) == 1:
-        return "fabriek"
-    if parts[1] in SERVER_ROOT_MODULES:
-        return "server"
-    return parts[1]
+    return parts[1] if len(parts) > 1 else "fabriek"
 
 
 def imports(module: str, path: Path, lazy: bool = True) -> Iterator[tuple[str, int]]:
