@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
+import pty
+import subprocess
+import sys
 from pathlib import Path
 
 from tests.test_cli import fabriek, one_line_error
@@ -44,3 +48,34 @@ def test_bad_traces_name_row_and_column(tmp_path: Path) -> None:
         result = fabriek("sim", "--trace", str(trace), "--nodes", "1", "--gpus-per-node", "8",
                          env={}, check=False)  # fmt: skip
         assert expected in one_line_error(result, 2)
+
+
+def on_a_terminal(*args: str) -> tuple[int, str]:
+    """Run `fabriek` with a pseudo-terminal as its standard output and error."""
+    leader, follower = pty.openpty()
+    proc = subprocess.Popen([sys.executable, "-m", "fabriek.main", *args], stdout=follower,
+                            stderr=follower, env={**os.environ, "COLUMNS": "120"})  # fmt: skip
+    os.close(follower)
+    seen = b""
+    while True:
+        try:
+            chunk = os.read(leader, 65536)
+        except OSError:  # the terminal closes when the command ends
+            break
+        if not chunk:
+            break
+        seen += chunk
+    os.close(leader)
+    return proc.wait(timeout=60), seen.decode(errors="replace")
+
+
+def test_sim_shows_progress_on_a_terminal_only(tmp_path: Path) -> None:
+    trace = tmp_path / "t.csv"
+    trace.write_text(TRACE + "\n")
+    args = ("sim", "--trace", str(trace), "--nodes", "2", "--gpus-per-node", "4")
+    code, seen = on_a_terminal(*args)
+    assert code == 0 and "Replaying" in seen and "jobs submitted" in seen and "avg_jct_s" in seen
+    code, seen = on_a_terminal(*args, "--json")
+    assert code == 0 and "Replaying" not in seen
+    piped = fabriek(*args, env={})
+    assert "Replaying" not in piped.stdout + piped.stderr

@@ -8,6 +8,7 @@ import csv
 import io
 import json
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -275,7 +276,7 @@ def demo_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 def test_command_reports_the_demo_sites_and_passes_validation(
     demo_url: str, tmp_path: Path
 ) -> None:
-    result = fabriek("report", "eed", "--year", "2025", url=demo_url)
+    result = fabriek("report", "eed", "--year", "2025", "--json", url=demo_url)
     assert result.returncode == 0, result.stderr
     doc = json.loads(result.stdout)
     reports = {r["site"]: r for r in doc["reports"]}
@@ -294,6 +295,22 @@ def test_command_reports_the_demo_sites_and_passes_validation(
     assert {r["site"] for r in rows} == {"groningen"}
     ref = next(r for r in rows if r["kind"] == "kpi" and r["key"] == "ref")
     assert float(ref["value"]) == pytest.approx(16_800_000 / 17_250_000)
+    written = tmp_path / "eed.json"
+    result = fabriek("report", "eed", "--year", "2025", "--out", str(written), url=demo_url)
+    assert result.returncode == 0 and json.loads(written.read_text())["reports"]
+
+
+def test_command_prints_a_summary_to_read_by_default(demo_url: str) -> None:
+    result = fabriek("report", "eed", "--year", "2025", url=demo_url)
+    assert result.returncode == 0, result.stderr
+    summary = result.stdout
+    assert "EU data-centre report 2025: key performance indicators" in summary
+    assert re.search(r"amsterdam\s*┃\s*eindhoven\s*┃\s*groningen", summary)
+    assert re.search(
+        r"Power Usage Effectiveness\s*│\s*1\s*│\s*1\.250\s*│\s*1\.300\s*│\s*1\.150", summary
+    )
+    assert "amsterdam │ yes      │ valid" in summary and "--json" in summary
+    assert "owed" in result.stderr and not summary.lstrip().startswith("{")
 
 
 @pytest.mark.parametrize(
@@ -301,7 +318,7 @@ def test_command_reports_the_demo_sites_and_passes_validation(
     [
         (["--year", "2024"], "validation error(s): amsterdam 2024: EIT is 0 kWh"),
         (["--year", "2025", "--site", "nowhere"], "no site 'nowhere'"),
-        (["--year", "2025", "--format", "xml"], "--format must be json or csv"),
+        (["--year", "2025", "--format", "xml"], "--format must be table, json or csv"),
         (["--year", "2025", "--figures", "absent.toml"], "cannot read the figures file"),
     ],
 )

@@ -21,10 +21,11 @@ from __future__ import annotations
 
 import bisect
 import dataclasses
+import functools
 import heapq
 import math
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 
 from fabriek.scheduler.carbon import (
@@ -158,10 +159,12 @@ def run_simulation(
     config: SchedulerConfig | None = None,
     half_life_s: float = DEFAULT_HALF_LIFE_S,
     energy: EnergySetup | None = None,
+    progress: Progress | None = None,
 ) -> SimulationResult:
     """Replay `trace_rows` on `nodes` nodes of `gpus_per_node` GPUs split over `sites`
     sites, with `policy` (or a full `config`). Pure and deterministic: the same input
-    gives the same result. Raises ValueError (one line) on impossible parameters."""
+    gives the same result. Raises ValueError (one line) on impossible parameters.
+    `progress(replay, submitted, total)` hears how far each replay is, a few hundred times."""
     policy = Policy(policy)
     if overestimate <= 0:
         raise ValueError(f"overestimate must be above 0, got {overestimate}")
@@ -179,7 +182,7 @@ def run_simulation(
     if energy is not None:
         config = dataclasses.replace(config, shift=energy.shift)
     replay = _Replay(jobs, cluster, allocations, config, half_life_s, signals, energy)
-    replay.run()
+    replay.run(_told(progress, "replaying"))
     outcomes = [j.outcome() for j in jobs]
     summary = summarise(outcomes, cluster.total_gpus)
     metered: EnergyResult | None = None
@@ -190,7 +193,7 @@ def run_simulation(
             again, _, _ = _prepare(rows, fresh, overestimate, True)
             plain = dataclasses.replace(config, shift=None)
             immediate = _Replay(again, fresh, allocations, plain, half_life_s, signals, energy)
-            immediate.run()
+            immediate.run(_told(progress, "replaying without shifting, to compare"))
         metered = _metered(replay, immediate, energy)
     return SimulationResult(
         policy=str(config.policy),
@@ -369,6 +372,14 @@ class _SimJob:
         )
 
 
+# How far a replay is: its name, the jobs submitted so far, and all its jobs.
+Progress = Callable[[str, int, int], None]
+
+
+def _told(progress: Progress | None, replay: str) -> Callable[[int, int], None] | None:
+    return None if progress is None else functools.partial(progress, replay)
+
+
 class _Replay:
     """The event loop: submissions and ends in time order, one cycle per event time."""
 
@@ -414,9 +425,12 @@ class _Replay:
         self.over_since: dict[str, float] = {}
         self.over_hours: set[tuple[str, int]] = set()
 
-    def run(self) -> None:
+    def run(self, progress: Callable[[int, int], None] | None = None) -> None:
         jobs, ends, wakes = self.jobs, self.ends, self.wakes
         i, n = 0, len(jobs)
+        # Told a few hundred times at most: a large trace has millions of events.
+        step = max(1, n // 200)
+        told = 0
         while i < n or ends or (wakes and self.pending):
             t = jobs[i].pending.submit_time_s if i < n else ends[0][0] if ends else wakes[0]
             if ends and ends[0][0] < t:
@@ -434,6 +448,11 @@ class _Replay:
                 i += 1
             if self.pending:
                 self._cycle(t)
+            if progress is not None and i - told >= step:
+                told = i
+                progress(i, n)
+        if progress is not None:
+            progress(n, n)
 
     def _cycle(self, now: float) -> None:
         self.cycles += 1

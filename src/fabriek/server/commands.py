@@ -18,7 +18,7 @@ from typing import Annotated
 import typer
 import uvicorn
 
-from fabriek.cli.output import console, print_json
+from fabriek.cli.output import console, print_json, print_table
 from fabriek.domain import eed
 from fabriek.domain.errors import Conflict, InvalidInput
 from fabriek.server.app import build_app
@@ -169,13 +169,19 @@ def report_eed(
         Path | None,
         typer.Option(help="the operator's figures, TOML (default: the demo factory's)"),
     ] = None,
-    fmt: Annotated[str, typer.Option("--format", help="json or csv")] = "json",
+    fmt: Annotated[
+        str | None,
+        typer.Option("--format", help="table, json or csv (default: table, json into --out)"),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="the JSON document")] = False,
     out: Annotated[Path | None, typer.Option(help="write here instead of standard output")] = None,
 ) -> None:
-    """The EU data-centre report (EED Art. 12, Reg. (EU) 2024/1364) per site; exits non-zero when
-    a report fails validation (2, after writing the reports)."""
-    if fmt not in ("json", "csv"):
-        raise InvalidInput(f"--format must be json or csv, not {fmt!r}")
+    """The EU data-centre report (EED Art. 12, Reg. (EU) 2024/1364) per site: a summary to
+    read, `--json` or `--format csv` for the document; exits non-zero when a report fails
+    validation (2, after writing the reports)."""
+    fmt = "json" if as_json else fmt or ("json" if out else "table")
+    if fmt not in ("table", "json", "csv"):
+        raise InvalidInput(f"--format must be table, json or csv, not {fmt!r}")
     settings = Settings()
     engine = make_engine(settings.database_url)
     require_current(engine)
@@ -183,7 +189,9 @@ def report_eed(
     with make_sessions(engine)() as session:
         reports = eed_report.build_reports(session, year, operator, site)
     text = eed.to_json(reports) if fmt == "json" else eed.to_csv(reports)
-    if out is None:
+    if fmt == "table":
+        print_eed_summary(reports, out)
+    elif out is None:
         sys.stdout.write(text if text.endswith("\n") else text + "\n")
     else:
         out.write_text(text)
@@ -194,6 +202,37 @@ def report_eed(
     for r in reports:
         if r.owed:
             print(f"{r.site} {year}: valid; owed: {', '.join(r.owed)}", file=sys.stderr)
+
+
+def print_eed_summary(reports: list[eed.EedReport], out: Path | None) -> None:
+    """The reports as a person reads them: each site's KPIs side by side, and how complete
+    each site's indicators are."""
+    if out is not None:
+        raise InvalidInput("--out writes the document: add --format json or --format csv")
+    if not reports:
+        console.print("No site to report on.")
+        return
+    sites = [r.site for r in reports]
+    rows = [
+        (
+            k.name,
+            k.unit,
+            *("-" if r.kpi(k.key) is None else f"{r.kpi(k.key):,.3f}" for r in reports),
+        )
+        for k in reports[0].kpis
+    ]
+    print_table(f"EU data-centre report {reports[0].year}: key performance indicators",
+                ["KPI", "Unit", *sites], rows)  # fmt: skip
+    scope = {True: "yes", False: "no", None: "unknown"}
+    counts = [
+        (r.site, scope[r.in_scope], "valid" if r.valid else f"{len(r.errors)} error(s)",
+         *(str(sum(e.status is s for e in r.entries)) for s in eed.Status), str(len(r.owed)))
+        for r in reports
+    ]  # fmt: skip
+    print_table("Indicators", ["Site", "In scope", "Validation",
+                               *(s.value.capitalize() for s in eed.Status), "Owed"], counts,
+                "Owed: required indicators missing or only estimated (named on standard error). "
+                "The whole document: --json, or --format csv")  # fmt: skip
 
 
 def register(app: typer.Typer) -> None:

@@ -10,13 +10,18 @@ demand profile (weighed by `--heat-weight`); `--grid-cap-kw` caps every site's g
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated
 
+import rich.progress
 import typer
+from rich.console import Console
 
 from fabriek.cli.output import print_json, print_table
+from fabriek.domain.energy import PowerModel as GpuPower
 from fabriek.domain.errors import InvalidInput
 from fabriek.scheduler import Policy, TraceError, load_trace, run_simulation
 from fabriek.scheduler.carbon import (
@@ -28,8 +33,8 @@ from fabriek.scheduler.carbon import (
     load_carbon,
     parse_utc,
 )
-from fabriek.scheduler.power import DEFAULT_PUE, DEFAULT_UTILISATION, GpuPower, PowerModel
-from fabriek.scheduler.simulate import EnergySetup
+from fabriek.scheduler.power import DEFAULT_PUE, DEFAULT_UTILISATION, PowerModel
+from fabriek.scheduler.simulate import EnergySetup, Progress
 from fabriek.services.energy.heat import read_heat_profile
 
 
@@ -96,9 +101,10 @@ def sim(
         energy = _energy(carbon, start, grid_cap_kw, pue, utilisation, gpu_power or [],
                          ShiftConfig(margin, heat_weight) if shift else None,
                          heat, heat_column)  # fmt: skip
-        result = run_simulation(
-            rows, nodes, gpus_per_node, sites, policy, overestimate, energy=energy
-        )
+        # A bar where a person watches (a large trace takes minutes), never in a pipe or JSON.
+        with progress_bar(not as_json and sys.stderr.isatty()) as progress:
+            result = run_simulation(rows, nodes, gpus_per_node, sites, policy, overestimate,
+                                    energy=energy, progress=progress)  # fmt: skip
     except (TraceError, CarbonError, ValueError, InvalidInput) as exc:
         print(f"fabriek: {exc}", file=sys.stderr)
         raise typer.Exit(2) from None
@@ -115,6 +121,33 @@ def sim(
             f"{len(skipped)} job(s) skipped: they need more GPUs than the cluster has",
             file=sys.stderr,
         )
+
+
+@contextmanager
+def progress_bar(shown: bool) -> Iterator[Progress | None]:
+    """A Rich progress bar on standard error, one line per replay, gone when done; None
+    (no reports at all) when not `shown`."""
+    if not shown:
+        yield None
+        return
+    bar = rich.progress.Progress(
+        rich.progress.TextColumn("{task.description}"),
+        rich.progress.BarColumn(),
+        rich.progress.MofNCompleteColumn(),
+        rich.progress.TextColumn("jobs submitted"),
+        rich.progress.TimeElapsedColumn(),
+        console=Console(stderr=True),
+        transient=True,
+    )
+    tasks: dict[str, rich.progress.TaskID] = {}
+
+    def told(replay: str, submitted: int, total: int) -> None:
+        if replay not in tasks:
+            tasks[replay] = bar.add_task(replay.capitalize(), total=total)
+        bar.update(tasks[replay], completed=submitted)
+
+    with bar:
+        yield told
 
 
 def _energy(
@@ -141,7 +174,7 @@ def _energy(
         code, _, watts = spec.partition("=")
         idle, _, full = watts.partition(":")
         try:
-            gpus[code.strip().lower()] = GpuPower(float(idle), float(full))
+            gpus[code.strip().lower()] = GpuPower(code.strip().lower(), float(idle), float(full))
         except ValueError:
             raise ValueError(
                 f"--gpu-power: {spec!r} is not TYPE=IDLE:FULL watts with 0 <= IDLE <= FULL"
