@@ -12,6 +12,7 @@ import pytest
 from fabriek.domain.errors import InvalidInput
 from fabriek.domain.support.expertise import parse_vocabulary
 from fabriek.services.access.config import load_access_config
+from fabriek.services.energy.eed_report import load_indicator_set
 from fabriek.services.support.config import load_support_config
 
 TRACK = """
@@ -106,3 +107,14 @@ def test_every_configuration_file_refuses_an_unknown_key(tmp_path: Path) -> None
         parse_vocabulary(
             {"version": "1", "skills": [{"code": "a", "en": "A", "nl": "A", "label": "x"}]}
         )
+
+
+def test_the_eed_indicator_list_refuses_an_unknown_key(tmp_path: Path) -> None:
+    shipped = resources.files("fabriek.config").joinpath("eed_indicators.toml").read_text()
+    path = tmp_path / "indicators.toml"
+    path.write_text(shipped.replace("required = true", "requried = true", 1))
+    with pytest.raises(InvalidInput, match=r"indicator\[0\]\.requried: unknown key"):
+        load_indicator_set(path)
+    path.write_text(shipped.replace("threshold_kw = 500.0", 'threshold_kw = "500"', 1))
+    with pytest.raises(InvalidInput, match="threshold_kw: input should be a valid number"):
+        load_indicator_set(path)

@@ -35,8 +35,11 @@ def read_table(model: type[Table], data: Any) -> Table:
 
 
 def describe(bad: ValidationError) -> str:
-    """The first problem of a failed validation in one line: where in the file, and what."""
-    first = bad.errors()[0]
+    """The first problem of a failed validation in one line: where in the file, and what. An
+    unknown key comes first: a misspelt key is also a missing one, and its own name is the
+    better clue."""
+    errors = bad.errors()
+    first = next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])
     where = _path(first["loc"])
     if first["type"] == "extra_forbidden":
         return f"{where}: unknown key (misspelt? the keys are in the documentation)"

@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from fabriek.domain.config_files import FileTable, read_table
 from fabriek.domain.energy import Figure, Source, carbon_at, facility_kwh, water_used
 from fabriek.domain.units import KilowattHours
 
@@ -92,21 +93,46 @@ NEEDED = (
 SIGNED = frozenset({"t_wh_c", "t_in_setpoint_c"})
 
 
+class _IndicatorTable(FileTable):
+    key: str
+    name: str
+    kind: str
+    citation: str
+    required: bool
+    confirmed: bool
+    fabriek: str = ""
+    symbol: str = ""
+    unit: str = ""
+
+
+class _KpiTable(FileTable):
+    key: str
+    name: str
+    formula: str
+    unit: str
+    citation: str
+    confirmed: bool
+
+
+class _IndicatorFile(FileTable):
+    """The shape of eed_indicators.toml."""
+
+    version: str
+    regulation: str
+    directive: str
+    threshold_kw: float
+    indicator: list[_IndicatorTable]
+    kpi: list[_KpiTable]
+
+
 def parse_indicator_set(data: Mapping[str, Any]) -> IndicatorSet:
     """The indicator list from the parsed TOML; ValueError says what is wrong."""
-    try:
-        indicators = tuple(IndicatorSpec(**row) for row in data["indicator"])
-        kpis = tuple(KpiSpec(**row) for row in data["kpi"])
-        out = IndicatorSet(
-            str(data["version"]),
-            str(data["regulation"]),
-            str(data["directive"]),
-            float(data["threshold_kw"]),
-            indicators,
-            kpis,
-        )
-    except (KeyError, TypeError) as bad:
-        raise ValueError(f"malformed indicator list: {bad}") from None
+    file = read_table(_IndicatorFile, data)
+    indicators = tuple(IndicatorSpec(**row.model_dump()) for row in file.indicator)
+    kpis = tuple(KpiSpec(**row.model_dump()) for row in file.kpi)
+    out = IndicatorSet(
+        file.version, file.regulation, file.directive, file.threshold_kw, indicators, kpis
+    )
     keys = [s.key for s in indicators]
     if len(keys) != len(set(keys)):
         raise ValueError("indicator keys must be unique")
