@@ -4,11 +4,14 @@ never a silent default."""
 
 from __future__ import annotations
 
+import copy
+import tomllib
 from importlib import resources
 from pathlib import Path
 
 import pytest
 
+from fabriek.domain.ai_act.model_rules import parse_ai_act_rules
 from fabriek.domain.errors import InvalidInput
 from fabriek.domain.support.expertise import parse_vocabulary
 from fabriek.services.access.config import load_access_config
@@ -118,3 +121,17 @@ def test_the_eed_indicator_list_refuses_an_unknown_key(tmp_path: Path) -> None:
     path.write_text(shipped.replace("threshold_kw = 500.0", 'threshold_kw = "500"', 1))
     with pytest.raises(InvalidInput, match="threshold_kw: input should be a valid number"):
         load_indicator_set(path)
+
+
+def test_the_ai_act_model_rules_refuse_an_unknown_key_and_a_string_for_a_boolean() -> None:
+    shipped = tomllib.loads(resources.files("fabriek.config").joinpath("ai_act.toml").read_text())
+    misspelt = copy.deepcopy(shipped)
+    misspelt["purposes"][0]["cumulatieve"] = True
+    with pytest.raises(ValueError, match=r"purposes\[0\]\.cumulatieve: unknown key"):
+        parse_ai_act_rules(misspelt)
+    text_for_bool = copy.deepcopy(shipped)
+    text_for_bool["purposes"][0]["training"] = "no"
+    with pytest.raises(
+        ValueError, match=r"purposes\[0\]\.training: input should be a valid boolean"
+    ):
+        parse_ai_act_rules(text_for_bool)

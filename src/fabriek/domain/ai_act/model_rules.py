@@ -21,6 +21,7 @@ from fabriek.domain.ai_act.vocabulary import (
     JobPurpose,
     Measure,
 )
+from fabriek.domain.config_files import FileTable, read_table
 from fabriek.domain.units import Flop
 
 
@@ -297,8 +298,91 @@ def _dates(data: Mapping[str, Any]) -> tuple[KeyDate, ...]:
     return tuple(sorted(dates, key=lambda d: d.on))
 
 
+# The file's shape: every key it may hold, each of its TOML type, checked before the rules
+# are read (a misspelt key, or `training = "no"`, is refused, not read as absent or true).
+# Keys are optional here so that a missing one is named by the rules below, in the words
+# they use for it; a date stays untyped for the same reason.
+
+
+class _EstimationTable(FileTable):
+    default_utilisation: float | None = None
+    utilisation_low: float | None = None
+    utilisation_high: float | None = None
+    utilisation_source: str | None = None
+    measured_uncertainty: float | None = None
+    measured_source: str | None = None
+    architecture_factor: float | None = None
+    architecture_uncertainty: float | None = None
+    architecture_source: str | None = None
+    allowed_error: float | None = None
+    allowed_error_source: str | None = None
+    significant_figures: int | None = None
+    significant_figures_source: str | None = None
+
+
+class _LimitsTable(FileTable):
+    max_parameters: float | None = None
+    max_training_tokens: float | None = None
+    source: str | None = None
+
+
+class _ModifierTable(FileTable):
+    fraction: float | None = None
+    unknown_base_flop: float | None = None
+    unknown_systemic_base_flop: float | None = None
+    source: str | None = None
+
+
+class _ThresholdTable(FileTable):
+    code: str | None = None
+    label: str | None = None
+    flop: float | None = None
+    fraction: float | None = None
+    of: str | None = None
+    measure: str | None = None
+    meaning: str | None = None
+    source: str | None = None
+    acknowledge: bool | None = None
+    notify_within_days: int | None = None
+
+
+class _PurposeTable(FileTable):
+    code: str | None = None
+    training: bool | None = None
+    cumulative: bool | None = None
+    source: str | None = None
+
+
+class _DocumentationTable(FileTable):
+    key: str | None = None
+    section: str | None = None
+    label: str | None = None
+    fill: str | None = None
+    audiences: list[str] | None = None
+    source: str | None = None
+
+
+class _DateTable(FileTable):
+    date: Any = None
+    what: str | None = None
+    source: str | None = None
+
+
+class _AiActFile(FileTable):
+    version: str | None = None
+    regulation: str | None = None
+    estimation: _EstimationTable | None = None
+    limits: _LimitsTable | None = None
+    modifier: _ModifierTable | None = None
+    thresholds: list[_ThresholdTable] | None = None
+    purposes: list[_PurposeTable] | None = None
+    documentation: list[_DocumentationTable] | None = None
+    dates: list[_DateTable] | None = None
+
+
 def parse_ai_act_rules(data: Mapping[str, Any]) -> AiActRules:
     """`AiActRules` from the parsed TOML; a ValueError names the first bad entry."""
+    read_table(_AiActFile, data)
     # Checked in the file's order, so the first bad entry is the one named.
     estimation = _estimation(data)
     limits = _limits(data)
