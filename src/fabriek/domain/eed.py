@@ -19,7 +19,15 @@ from enum import StrEnum
 from typing import Any
 
 from fabriek.domain.config_files import FileTable, read_table
-from fabriek.domain.energy import Figure, Source, carbon_at, facility_kwh, water_used
+from fabriek.domain.energy import (
+    Figure,
+    Source,
+    carbon_at,
+    facility_energy,
+    kwh,
+    site_pue,
+    water_litres,
+)
 from fabriek.domain.units import KilowattHours
 
 Value = float | str | list[str]
@@ -352,21 +360,25 @@ def assemble_report(
         fig = knows.e_it
         put("e_it_kwh", fig.value, Status.ESTIMATED, fig.source, fig.method)
     e_it = _num(chosen.get("e_it_kwh", (None,))[0])
-    if "e_dc_kwh" not in chosen and e_it is not None and knows.declared_pue is not None:
+    eit = kwh(e_it, Source.LEDGER, "EIT") if e_it is not None else None
+    if "e_dc_kwh" not in chosen and eit is not None and knows.declared_pue is not None:
+        # Sites are registered with a PUE of at least 1, so site_pue never refuses this one.
+        edc = facility_energy(eit, site_pue(knows.declared_pue))
         put(
             "e_dc_kwh",
-            facility_kwh(KilowattHours(e_it), knows.declared_pue).value,
+            edc.value,
             Status.ESTIMATED,
-            Source.DECLARED_PUE,
+            edc.source,
             f"EIT × declared PUE {knows.declared_pue:g}",
         )
-    if "w_in_m3" not in chosen and e_it is not None and knows.declared_wue_l_per_kwh is not None:
+    if "w_in_m3" not in chosen and eit is not None and knows.declared_wue_l_per_kwh is not None:
         wue = knows.declared_wue_l_per_kwh
+        water = water_litres(eit, wue)
         put(
             "w_in_m3",
-            water_used(KilowattHours(e_it), wue).value / 1000.0,  # L to m³
+            water.value / 1000.0,  # L to m³
             Status.ESTIMATED,
-            Source.DECLARED_WUE,
+            water.source,
             f"EIT × declared WUE {wue:g} L/kWh ÷ 1000",
         )
 
