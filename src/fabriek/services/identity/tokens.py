@@ -15,10 +15,10 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import Integer, Result, String, literal, select, union_all
 from sqlalchemy.orm import Session
 
-from fabriek.domain import tokens
 from fabriek.domain.audit import AuditAction
 from fabriek.domain.errors import NotFound, Unauthenticated
-from fabriek.domain.people import NewTokenInfo, TokenDraft, TokenInfo
+from fabriek.domain.identity import tokens
+from fabriek.domain.identity.people import NewTokenInfo, TokenDraft, TokenInfo
 from fabriek.domain.roles import Principal, Role
 from fabriek.services import audit
 from fabriek.store.tables import (
@@ -70,7 +70,10 @@ def authenticate_until(
         .where(ApiTokenRow.key == key)
     ).first()  # fmt: skip
     if found is None or not tokens.token_matches(presented, found[0]):
-        raise Unauthenticated("the token is not valid: create a new one with `fabriek login`")
+        raise Unauthenticated(
+            "the token is not valid: make a new one on the portal's tokens page (/tokens) "
+            "or ask your hub, and sign in with it: `fabriek login`"
+        )
     _hash, expires_at, revoked_at, user_id, username = found
     if not tokens.is_usable(expires_at, revoked_at, now):
         raise Unauthenticated("the token has expired or was revoked: create a new one")
