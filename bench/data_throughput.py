@@ -44,7 +44,8 @@ from bench.api_load import (
     wait_for_quiet,
     wait_ready,
 )
-from fabriek.sdk import FabriekClient
+from fabriek.domain.datasets import DatasetDraft
+from fabriek.sdk.client import FabriekClient
 from fabriek.sdk.transfer import file_sha256
 from fabriek.services.demo.seed import demo_token
 
@@ -126,7 +127,7 @@ def run(size: int, folder: Path) -> list[str]:
             wait_ready(base, proc)
             ready_rss = peak_rss_mib(proc.pid)
             with FabriekClient(base, demo_token("pieter").token) as sdk:
-                sdk.register_dataset({"project": "dutch-llm", "name": "source.bin"})
+                sdk.datasets.register(DatasetDraft(project="dutch-llm", name="source.bin"))
                 digest: list[str] = []
                 hashing = timed(
                     "client SHA-256 pass before the upload",
@@ -134,12 +135,12 @@ def run(size: int, folder: Path) -> list[str]:
                 )
                 up = timed(
                     "upload (stream, encrypt, hash, fsync, commit)",
-                    lambda: sdk.push_version("dutch-llm", "source.bin", source, sha256=digest[0]),
+                    lambda: sdk.datasets.push("dutch-llm", "source.bin", source, sha256=digest[0]),
                     proc.pid,
                 )
                 down = timed(
                     "download (decrypt, stream, client hash, fsync)",
-                    lambda: sdk.pull_version("dutch-llm", "source.bin", folder / "back.bin"),
+                    lambda: sdk.datasets.pull("dutch-llm", "source.bin", folder / "back.bin"),
                     proc.pid,
                 )
             peak_rss = peak_rss_mib(proc.pid)

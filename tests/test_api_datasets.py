@@ -21,7 +21,8 @@ import pytest
 from sqlalchemy import select, text
 
 from fabriek.domain.errors import NotFound
-from fabriek.sdk import ApiUnreachable, FabriekClient
+from fabriek.sdk import ApiUnreachable
+from fabriek.sdk.client import FabriekClient
 from fabriek.services.datasets.download import open_plaintext, readable_by_project
 from fabriek.services.datasets.vault import Vault
 from fabriek.services.demo.seed import demo_token
@@ -528,7 +529,7 @@ def test_an_altered_object_is_never_served_as_valid(
         FabriekClient(server.url, demo_token("pieter").token) as sdk,
         pytest.raises(ApiUnreachable, match="lost the connection"),
     ):
-        sdk.pull_version("dutch-llm", unique, dest)
+        sdk.datasets.pull("dutch-llm", unique, dest)
     assert list(tmp_path.iterdir()) == []
 
 

@@ -13,7 +13,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from fabriek.sdk import FabriekClient
+from fabriek.domain.datasets import DatasetDraft
+from fabriek.sdk.client import FabriekClient
 from fabriek.services.demo.seed import demo_token
 from fabriek.settings import Settings
 from tests.conftest import problem_of
@@ -139,11 +140,11 @@ def test_a_64_mib_file_moves_through_bounded_memory(sqlite_url: str, tmp_path: P
             out.write(os.urandom(MIB))
     settings = Settings(database_url=sqlite_url, state_dir=tmp_path / "state")
     with live_server(settings) as live, FabriekClient(live.url, TOKEN) as sdk:
-        sdk.register_dataset({"project": "dutch-llm", "name": "big.bin"})
+        sdk.datasets.register(DatasetDraft(project="dutch-llm", name="big.bin"))
         tracemalloc.start()
         try:
-            version = sdk.push_version("dutch-llm", "big.bin", source)
-            number, digest = sdk.pull_version("dutch-llm", "big.bin", tmp_path / "back.bin")
+            version = sdk.datasets.push("dutch-llm", "big.bin", source)
+            number, digest = sdk.datasets.pull("dutch-llm", "big.bin", tmp_path / "back.bin")
             _, peak = tracemalloc.get_traced_memory()
         finally:
             tracemalloc.stop()

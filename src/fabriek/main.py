@@ -7,33 +7,31 @@ import traceback
 
 import typer
 
-from fabriek.cli import ai_systems as _ai_system_commands  # noqa: F401
-from fabriek.cli import allocations as _allocation_commands  # noqa: F401
-from fabriek.cli import audit as _audit_commands  # noqa: F401
-from fabriek.cli import datasets as _dataset_commands  # noqa: F401
-from fabriek.cli import experts as _expert_commands  # noqa: F401
-from fabriek.cli import jobs as _job_commands  # noqa: F401  (registers the job commands)
-from fabriek.cli import knowledge as _knowledge_commands  # noqa: F401
-from fabriek.cli import models as _model_commands  # noqa: F401
-from fabriek.cli import notifications as _notification_commands  # noqa: F401
-from fabriek.cli import proposals as _access_commands  # noqa: F401
-from fabriek.cli import sandboxes as _sandbox_commands  # noqa: F401
-from fabriek.cli import support as _support_commands  # noqa: F401
-from fabriek.cli import usage as _usage_commands  # noqa: F401
+from fabriek.cli import catalogue
 from fabriek.cli.app import app
 from fabriek.cli.config import NotSignedIn
 from fabriek.domain.errors import FabriekError, InvalidInput
-from fabriek.sdk import ApiError, ApiUnreachable
-from fabriek.sdk.transfer import TransferFailed
-from fabriek.server import commands as server_commands
-from fabriek.server import grid as grid_commands
-from fabriek.server import heat as heat_commands
-from fabriek.server import sim as sim_command
+from fabriek.sdk import ApiError, ApiUnreachable, TransferFailed
 
-server_commands.register(app)
-grid_commands.register(app)
-heat_commands.register(app)
-app.command()(sim_command.sim)
+# The server's own commands, after the client ones. They are imported by name when run, never
+# by a client command: the server stack (FastAPI, SQLAlchemy, uvicorn, the services) takes
+# a second to import, which `fabriek jobs` should not pay.
+for _name, _module, _summary, _register in (
+    ("serve", "fabriek.server.commands", "Serve the API and the portal.", "register"),
+    ("db", "fabriek.server.commands", "The store's schema.", "register"),
+    ("demo", "fabriek.server.commands", "The demo factory.", "register"),
+    ("report", "fabriek.server.commands", "Reports from the store.", "register"),
+    ("grid", "fabriek.server.grid", "Grid data: hourly carbon intensity per zone.", "register"),
+    ("heat", "fabriek.server.heat", "Heat demand: hourly district-heat demand per zone.",
+     "register"),
+):  # fmt: skip
+    catalogue.add(_name, _module, _summary, register=_register)
+catalogue.add(
+    "sim",
+    "fabriek.server.sim",
+    "Replay a trace with the scheduler production runs; print the quality metrics.",
+    command="sim",
+)
 
 # Exit codes: 2 for input the user must change (like a usage error), 1 for everything else.
 BAD_INPUT = 2

@@ -8,7 +8,8 @@ from typing import Annotated
 
 import typer
 
-from fabriek.cli.app import JsonFlag, Limit, app, client
+from fabriek.cli.app import JsonFlag, Limit, app
+from fabriek.cli.connection import client
 from fabriek.cli.output import console, print_json, print_table
 from fabriek.domain.audit import AuditEntryView
 
@@ -49,7 +50,7 @@ def audit(
     if ctx.invoked_subcommand is not None:
         return
     with client() as c:
-        found = c.audit_entries(
+        found = c.audit.entries(
             limit=limit, dataset=dataset, project=project, action=action, actor=actor, since=since
         )
     if as_json:
@@ -83,7 +84,7 @@ def verify(
     """Check the whole chain (admins); exit 1 naming the first entry altered, removed or
     reordered."""
     with client() as c:
-        report = c.audit_verify(expected_head)
+        report = c.audit.verify(expected_head)
     if as_json:
         print_json(report)
     elif report.ok:
@@ -101,7 +102,7 @@ def head(as_json: JsonFlag = False) -> None:
     """The newest entry as SEQ:HASH (admins): keep it somewhere Fabriek cannot write, and
     give it to `verify --expected-head` later."""
     with client() as c:
-        found = c.audit_head()
+        found = c.audit.head()
     if as_json:
         print_json({"head": found})
     else:

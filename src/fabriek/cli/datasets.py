@@ -21,10 +21,12 @@ from rich.progress import (
     TransferSpeedColumn,
 )
 
-from fabriek.cli.app import JsonFlag, Limit, app, client
+from fabriek.cli.app import JsonFlag, Limit, app
+from fabriek.cli.connection import client
 from fabriek.cli.output import console, print_json, print_table
 from fabriek.domain.datasets import (
     Classification,
+    DatasetDraft,
     LegalBasis,
     Residency,
     SpecialCategoryCondition,
@@ -32,7 +34,9 @@ from fabriek.domain.datasets import (
     name_problem,
 )
 from fabriek.domain.errors import InvalidInput
-from fabriek.sdk import ApiError, ApiUnreachable, FabriekClient
+from fabriek.sdk import ApiError, ApiUnreachable
+from fabriek.sdk.client import FabriekClient
+from fabriek.sdk.core import validated
 from fabriek.sdk.transfer import file_sha256
 
 data_app = typer.Typer(
@@ -67,7 +71,7 @@ def _bar(label: str, total: int | None) -> Iterator[Callable[[int], None]]:
 
 
 def _first_project(c: FabriekClient) -> str:
-    projects = list(c.whoami()["projects"])
+    projects = list(c.identity.whoami()["projects"])
     if not projects:
         raise InvalidInput.on("--project", "you are a member of no project; give --project")
     return str(projects[0])
@@ -78,7 +82,7 @@ def _owner(c: FabriekClient, name: str, project: str | None) -> str:
     given, else the only one (several: the caller must choose)."""
     if project:
         return project
-    found = c.datasets(limit=1000, name=name).items
+    found = c.datasets.list(limit=1000, name=name).items
     if not found:
         raise InvalidInput.on("NAME", f"no dataset named {name!r} is visible to you")
     owners = sorted({d.project for d in found})
@@ -137,7 +141,7 @@ def push(
     with client() as c:
         owner = project or _first_project(c)
         try:
-            c.dataset(owner, dataset)
+            c.datasets.get(owner, dataset)
             if given:
                 progress_console.print(
                     f"{owner}/{dataset} exists: its terms stay as registered "
@@ -148,19 +152,21 @@ def push(
         except ApiError as exc:
             if exc.status != 404:
                 raise
-            c.register_dataset({"project": owner, "name": dataset, **given})
+            c.datasets.register(
+                validated(DatasetDraft, {"project": owner, "name": dataset, **given})
+            )
             registered = True
         try:
             with _bar("checking", size) as advance:
                 digest = file_sha256(file, advance)
             with _bar(f"pushing {dataset}", size) as advance:
-                version = c.push_version(owner, dataset, file, sha256=digest, progress=advance)
+                version = c.datasets.push(owner, dataset, file, sha256=digest, progress=advance)
         except BaseException:
             # A first push that failed leaves no empty dataset behind (where the caller may
             # delete it: a member who is not the principal investigator may not).
             if registered:
                 with contextlib.suppress(ApiError, ApiUnreachable):
-                    c.delete_dataset(owner, dataset)
+                    c.datasets.delete(owner, dataset)
             raise
     if as_json:
         print_json(version)
@@ -210,7 +216,7 @@ def pull(
                 sizes.append(size)
                 progress.update(task, total=size)
 
-            number, digest = c.pull_version(
+            number, digest = c.datasets.pull(
                 owner, name, dest, version, lambda n: progress.advance(task, n), started
             )
     size = sizes[0] if sizes else dest.stat().st_size
@@ -230,7 +236,7 @@ def ls(
 ) -> None:
     """The datasets of your projects and those granted to them."""
     with client() as c:
-        found = c.datasets(limit=limit, project=project)
+        found = c.datasets.list(limit=limit, project=project)
     if as_json:
         print_json(found.items)
         return
@@ -252,7 +258,7 @@ def ls(
 def show(name: NameArg, project: ProjectOpt = None, as_json: JsonFlag = False) -> None:
     """One dataset: its terms, versions and grants."""
     with client() as c:
-        found = c.dataset(_owner(c, name, project), name)
+        found = c.datasets.get(_owner(c, name, project), name)
     if as_json:
         print_json(found)
         return
@@ -286,7 +292,7 @@ def grant(
 ) -> None:
     """Let another project's members read a dataset (its owner's principal investigator)."""
     with client() as c:
-        made = c.grant_dataset(_owner(c, name, project), name, grantee, cross_org)
+        made = c.datasets.grant(_owner(c, name, project), name, grantee, cross_org)
     across = " (another organisation, with your consent)" if made.cross_organisation else ""
     console.print(f"Granted {made.project} read access to {made.owner}/{made.dataset}{across}.")
 
@@ -300,7 +306,7 @@ def revoke(
     """Withdraw a project's read access."""
     with client() as c:
         owner = _owner(c, name, project)
-        c.revoke_dataset(owner, name, grantee)
+        c.datasets.revoke(owner, name, grantee)
     console.print(f"Revoked {grantee}'s access to {owner}/{name}.")
 
 
@@ -318,7 +324,7 @@ def rm(
         what = f"{owner}/{name}" + (f" version {version}" if version else " and every version")
         if not yes and not typer.confirm(f"Delete {what} for good?", err=True):
             raise typer.Abort()
-        c.delete_dataset(owner, name, version)
+        c.datasets.delete(owner, name, version)
     console.print(f"Deleted {what}; its keys are destroyed.")
 
 
@@ -326,7 +332,7 @@ def rm(
 def keys(as_json: JsonFlag = False) -> None:
     """Key versions of the organisations whose keys you may rotate (never the keys)."""
     with client() as c:
-        found = c.organisation_keys()
+        found = c.datasets.organisation_keys()
     if as_json:
         print_json(found)
         return
@@ -345,7 +351,7 @@ def rotate_key(
 ) -> None:
     """Rotate an organisation's key: its data keys are re-wrapped, no data re-encrypted."""
     with client() as c:
-        done = c.rotate_organisation_key(organisation_id)
+        done = c.datasets.rotate_organisation_key(organisation_id)
     if as_json:
         print_json(done)
         return

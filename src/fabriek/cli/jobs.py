@@ -9,10 +9,12 @@ from typing import Annotated, Any
 
 import typer
 
-from fabriek.cli.app import JsonFlag, Limit, app, client
+from fabriek.cli.app import JsonFlag, Limit, app
+from fabriek.cli.connection import client
 from fabriek.cli.output import console, print_json, print_table
-from fabriek.domain.jobs import TERMINAL_STATES, Job, JobState
-from fabriek.sdk import FabriekClient
+from fabriek.domain.jobs import TERMINAL_STATES, Job, JobDraft, JobState
+from fabriek.sdk.client import FabriekClient
+from fabriek.sdk.core import validated
 
 Project = Annotated[str | None, typer.Option("--project", "-A", help="default: your first project")]
 Gpus = Annotated[int | None, typer.Option("--gpus", "-G", min=0, help="GPUs for the job")]
@@ -110,7 +112,7 @@ def run(
         model=model, purpose=purpose, acknowledge_systemic_risk=acknowledge or None,
     )  # fmt: skip
     with client() as c:
-        _submitted(c.submit_job(body), as_json)
+        _submitted(c.jobs.submit(validated(JobDraft, body)), as_json)
 
 
 @app.command()
@@ -139,7 +141,7 @@ def submit(
         purpose=purpose, acknowledge_systemic_risk=acknowledge or None,
     )  # fmt: skip
     with client() as c:
-        _submitted(c.submit_job(body), as_json)
+        _submitted(c.jobs.submit(validated(JobDraft, body)), as_json)
 
 
 def _elapsed(job: Job) -> str:
@@ -183,7 +185,7 @@ def jobs(
     finished ones too."""
     states = state or (None if every else WAITING_AND_RUNNING)
     with client() as c:
-        found = c.jobs(limit=limit, states=states, project=project, site=site, user=user)
+        found = c.jobs.list(limit=limit, states=states, project=project, site=site, user=user)
     if as_json:
         print_json(found.items)
         return
@@ -205,8 +207,8 @@ def show_job(
 ) -> None:
     """One job in full, with its history."""
     with client() as c:
-        job = c.job(job_id)
-        events = c.job_events(job_id)
+        job = c.jobs.get(job_id)
+        events = c.jobs.events(job_id)
     if as_json:
         print_json(
             {**job.model_dump(mode="json"), "events": [e.model_dump(mode="json") for e in events]}
@@ -229,7 +231,7 @@ def _whole_log(c: FabriekClient, job_id: int, stream: str) -> bytes:
     """All of a stream: the server answers in chunks, so read on until it has no more."""
     chunks: list[bytes] = []
     at = 0
-    while data := c.logs(job_id, stream, offset=at):
+    while data := c.jobs.logs(job_id, stream, offset=at):
         chunks.append(data)
         at += len(data)
     return b"".join(chunks)
@@ -241,7 +243,7 @@ def _label(stream: str) -> bytes:
 
 def _no_output(c: FabriekClient, job_id: int, only: str | None) -> None:
     """Say why there is nothing to show: the job has not written any yet, or never did."""
-    job = c.job(job_id)
+    job = c.jobs.get(job_id)
     what = _STREAM_NAMES[only] if only else "output"
     if job.state in TERMINAL_STATES:
         note = f"job {job_id} ended ({job.state.value}) without {what}"
@@ -268,7 +270,7 @@ def logs(
     with client() as c:
         if follow:
             shown = b""  # the last chunk written, to know whether it ended its line
-            for chunk in c.follow_logs(job_id, only or "stdout"):
+            for chunk in c.jobs.follow_logs(job_id, only or "stdout"):
                 out.write(chunk)
                 out.flush()
                 shown = chunk or shown
@@ -293,8 +295,8 @@ def cancel(job_ids: Annotated[list[int], typer.Argument(help="one or more job id
     ended: list[str] = []
     with client() as c:
         for job_id in job_ids:
-            before = c.job(job_id)
-            job = before if before.state in TERMINAL_STATES else c.cancel_job(job_id)
+            before = c.jobs.get(job_id)
+            job = before if before.state in TERMINAL_STATES else c.jobs.cancel(job_id)
             if job.state in TERMINAL_STATES and (
                 before.state in TERMINAL_STATES or job.state is not JobState.CANCELLED
             ):

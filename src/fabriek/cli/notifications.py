@@ -7,7 +7,8 @@ from typing import Annotated
 
 import typer
 
-from fabriek.cli.app import JsonFlag, Limit, app, client
+from fabriek.cli.app import JsonFlag, Limit, app
+from fabriek.cli.connection import client
 from fabriek.cli.output import console, print_json, print_table
 from fabriek.domain.notifications import NotificationSettings
 
@@ -31,7 +32,7 @@ def notifications(
     if ctx.invoked_subcommand is not None:
         return
     with client() as c:
-        found = c.notifications(limit=limit, unread=True if unread else None)
+        found = c.notifications.list(limit=limit, unread=True if unread else None)
     if as_json:
         print_json(found.items)
         return
@@ -56,10 +57,10 @@ def read(
         raise typer.BadParameter("give a notification ID or --all (not both)")
     with client() as c:
         if read_all:
-            print(f"Marked {c.read_all_notifications()} notification(s) read")
+            print(f"Marked {c.notifications.read_all()} notification(s) read")
         else:
             assert notification_id is not None
-            c.read_notification(notification_id)
+            c.notifications.read(notification_id)
             print(f"Notification {notification_id}: read")
 
 
@@ -84,7 +85,7 @@ def settings(
 ) -> None:
     """How your notifications are e-mailed; with options, change it."""
     with client() as c:
-        found = c.notification_settings()
+        found = c.notifications.settings()
         unknown = sorted(set(unmute or []) - set(found.kinds))
         if unknown:
             raise typer.BadParameter(
@@ -94,7 +95,7 @@ def settings(
             muted = None
             if mute or unmute:
                 muted = sorted((set(found.muted) | set(mute or [])) - set(unmute or []))
-            found = c.update_notification_settings(delivery=delivery, muted=muted)
+            found = c.notifications.update_settings(delivery=delivery, muted=muted)
     if as_json:
         print_json(found)
     else:

@@ -6,7 +6,8 @@ from typing import Annotated
 
 import typer
 
-from fabriek.cli.app import JsonFlag, app, client
+from fabriek.cli.app import JsonFlag, app
+from fabriek.cli.connection import client
 from fabriek.cli.output import print_json, print_table
 from fabriek.domain.usage import GroupBy, Step
 
@@ -22,7 +23,7 @@ def usage(
     """What your projects (your hub's; all, for admins) used: GPU-hours, kWh, kg CO2e, L
     water and kWh of reused heat, from the hourly energy of finished job runs."""
     with client() as c:
-        lines = c.usage(by=by.value, step=step.value, month=month, year=year)
+        lines = c.usage.lines(by=by.value, step=step.value, month=month, year=year)
     if as_json:
         print_json(lines)
         return

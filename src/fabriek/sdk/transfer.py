@@ -11,13 +11,13 @@ from pathlib import Path
 
 import httpx
 
+from fabriek.sdk.errors import TransferFailed
+
+__all__ = ["BLOCK_BYTES", "Progress", "TransferFailed", "file_blocks", "file_sha256", "receive"]
+
 BLOCK_BYTES = 1024 * 1024
 
 Progress = Callable[[int], None]
-
-
-class TransferFailed(Exception):
-    """The bytes that arrived are not the ones the other side declared."""
 
 
 def file_sha256(path: Path, progress: Progress | None = None) -> str:

@@ -7,7 +7,8 @@ from typing import Annotated
 
 import typer
 
-from fabriek.cli.app import JsonFlag, Limit, app, client
+from fabriek.cli.app import JsonFlag, Limit, app
+from fabriek.cli.connection import client
 from fabriek.cli.output import print_json, print_table
 from fabriek.domain.access.allocations import Allocation
 
@@ -37,7 +38,7 @@ def allocations(
     if ctx.invoked_subcommand is not None:
         return
     with client() as c:
-        found = c.allocations(limit=limit, project=project, active=True if active else None)
+        found = c.access.allocations(limit=limit, project=project, active=True if active else None)
     if as_json:
         print_json(found.items)
         return
@@ -63,8 +64,8 @@ def show(
 ) -> None:
     """One allocation and its ledger: each job run charged to it."""
     with client() as c:
-        found = c.allocation(allocation_id)
-        ledger = c.charges(allocation_id)
+        found = c.access.allocation(allocation_id)
+        ledger = c.access.charges(allocation_id)
     if as_json:
         print_json({"allocation": found, "charges": ledger})
         return
@@ -105,7 +106,7 @@ def budget(project: ProjectOpt = None, as_json: JsonFlag = False) -> None:
     (finished and running jobs), committed (running jobs' remaining time limits) and
     remaining GPU-hours. A job starts only if its time limit fits in what remains."""
     with client() as c:
-        found = c.allocations(limit=1000, project=project, active=True)
+        found = c.access.allocations(limit=1000, project=project, active=True)
     if as_json:
         print_json(found.items)
         return

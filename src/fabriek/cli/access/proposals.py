@@ -9,10 +9,19 @@ from typing import Annotated, Any
 
 import typer
 
-from fabriek.cli.app import JsonFlag, Limit, app, client
+from fabriek.cli.app import JsonFlag, Limit, app
+from fabriek.cli.connection import client
 from fabriek.cli.output import console, print_json, print_table
-from fabriek.domain.access.proposals import Proposal, Review
+from fabriek.domain.access.calls import CallDraft
+from fabriek.domain.access.proposals import (
+    DecisionDraft,
+    Proposal,
+    ProposalDraft,
+    Review,
+    ReviewSubmission,
+)
 from fabriek.domain.calendar import AMSTERDAM
+from fabriek.sdk.core import validated
 
 # --- helpers --------------------------------------------------------------------------------
 
@@ -74,7 +83,7 @@ def _clock(p: Proposal) -> str:
 def tracks(as_json: JsonFlag = False) -> None:
     """The access tracks: who may apply, how much, how fast the decision, for how long."""
     with client() as c:
-        found = c.tracks()
+        found = c.access.tracks()
     if as_json:
         print_json(found)
         return
@@ -111,7 +120,7 @@ def calls(
     if ctx.invoked_subcommand is not None:
         return
     with client() as c:
-        found = c.calls(limit=limit, open=True if open_only else None, track=track)
+        found = c.access.calls(limit=limit, open=True if open_only else None, track=track)
     if as_json:
         print_json(found.items)
         return
@@ -143,7 +152,7 @@ def new_call(
     if closes is not None:
         body["closes_at"] = closes.replace(tzinfo=closes.tzinfo or UTC).isoformat()
     with client() as c:
-        call = c.create_call(body)
+        call = c.access.create_call(validated(CallDraft, body))
     if as_json:
         print_json(call)
     else:
@@ -166,7 +175,7 @@ def _list_proposals(
     as_json: bool, state: list[str] | None, call: str | None, project: str | None, limit: int
 ) -> None:
     with client() as c:
-        found = c.proposals(limit=limit, states=state, call=call, project=project)
+        found = c.access.proposals(limit=limit, states=state, call=call, project=project)
     if as_json:
         print_json(found.items)
         return
@@ -286,9 +295,9 @@ def new_proposal(
         "ai_act": {"risk": ai_risk, "general_purpose_model": general_purpose},
     }  # fmt: skip
     with client() as c:
-        proposal = c.create_proposal(body)
+        proposal = c.access.create_proposal(validated(ProposalDraft, body))
         if submit:
-            proposal = c.submit_proposal(proposal.id)
+            proposal = c.access.submit_proposal(proposal.id)
     _shown(proposal, as_json, "written" if not submit else "submitted")
 
 
@@ -298,7 +307,7 @@ def show_proposal(
 ) -> None:
     """One proposal in full: its turnaround clock, decision, allocation and reviews."""
     with client() as c:
-        _shown(c.proposal(proposal_id), as_json)
+        _shown(c.access.proposal(proposal_id), as_json)
 
 
 @proposals_app.command("submit")
@@ -307,7 +316,7 @@ def submit_proposal(
 ) -> None:
     """Submit a draft; the turnaround clock starts."""
     with client() as c:
-        _shown(c.submit_proposal(proposal_id), as_json, "submitted")
+        _shown(c.access.submit_proposal(proposal_id), as_json, "submitted")
 
 
 @proposals_app.command("withdraw")
@@ -316,7 +325,7 @@ def withdraw_proposal(
 ) -> None:
     """Withdraw a proposal not yet decided."""
     with client() as c:
-        _shown(c.withdraw_proposal(proposal_id), as_json, "withdrawn")
+        _shown(c.access.withdraw_proposal(proposal_id), as_json, "withdrawn")
 
 
 @proposals_app.command("check")
@@ -328,7 +337,7 @@ def check_proposal(
 ) -> None:
     """Record the administrative check (access team)."""
     with client() as c:
-        _shown(c.admin_check(proposal_id, passed, note), as_json, "checked")
+        _shown(c.access.admin_check(proposal_id, passed, note), as_json, "checked")
 
 
 @proposals_app.command("assign")
@@ -340,7 +349,7 @@ def assign_reviewer(
 ) -> None:
     """Assign a reviewer (access team): technical to site staff, scientific to reviewers."""
     with client() as c:
-        review = c.assign_reviewer(proposal_id, reviewer, kind)
+        review = c.access.assign_reviewer(proposal_id, reviewer, kind)
     if as_json:
         print_json(review)
     else:
@@ -365,7 +374,10 @@ def decide_proposal(
     if gpu_hours:
         body["awarded"] = _hours_option(gpu_hours, "--gpu-hours")
     with client() as c:
-        p = c.decide(proposal_id, {k: v for k, v in body.items() if v is not None})
+        p = c.access.decide(
+            proposal_id,
+            validated(DecisionDraft, {k: v for k, v in body.items() if v is not None}),
+        )
     if as_json:
         print_json(p)
         return
@@ -409,7 +421,7 @@ def reviews(
     if ctx.invoked_subcommand is not None:
         return
     with client() as c:
-        found = c.reviews(limit=limit, pending=pending)
+        found = c.access.reviews(limit=limit, pending=pending)
     if as_json:
         print_json(found.items)
         return
@@ -435,7 +447,10 @@ def submit_review(
     body = {"kind": kind, "score": score, "feasible": feasible, "comment": comment,
             "conflict": conflict}  # fmt: skip
     with client() as c:
-        review = c.submit_review(proposal_id, {k: v for k, v in body.items() if v is not None})
+        review = c.access.submit_review(
+            proposal_id,
+            validated(ReviewSubmission, {k: v for k, v in body.items() if v is not None}),
+        )
     if as_json:
         print_json(review)
     elif review.conflict:
@@ -459,7 +474,7 @@ def final_report(
     if not report:
         raise typer.BadParameter("give --text or --file")
     with client() as c:
-        allocation = c.file_final_report(allocation_id, report)
+        allocation = c.access.file_final_report(allocation_id, report)
     if as_json:
         print_json(allocation)
     else:

@@ -9,9 +9,11 @@ from typing import Annotated
 
 import typer
 
-from fabriek.cli.app import JsonFlag, app, client
+from fabriek.cli.app import JsonFlag, app
+from fabriek.cli.connection import client
 from fabriek.cli.output import console, print_json, print_table
-from fabriek.domain.ai_act.sandboxes import Sandbox
+from fabriek.domain.ai_act.sandboxes import Sandbox, SandboxDraft
+from fabriek.sdk.core import validated
 
 sandbox_app = typer.Typer(help="AI regulatory sandboxes and their documents.", no_args_is_help=True)
 app.add_typer(sandbox_app, name="sandbox")
@@ -41,7 +43,7 @@ def _print(found: Sandbox, as_json: bool) -> None:
 def show(allocation_id: AllocationId, as_json: JsonFlag = False) -> None:
     """The sandbox an allocation is part of, and its documents."""
     with client() as c:
-        _print(c.sandbox(allocation_id), as_json)
+        _print(c.ai_act.sandbox(allocation_id), as_json)
 
 
 @sandbox_app.command("mark")
@@ -55,7 +57,7 @@ def mark(
     """Mark an allocation as part of a sandbox (access team, admins)."""
     body = {"authority": authority, "member_state": member_state, "reference": reference}
     with client() as c:
-        _print(c.mark_sandbox(allocation_id, body), as_json)
+        _print(c.ai_act.mark_sandbox(allocation_id, validated(SandboxDraft, body)), as_json)
 
 
 @sandbox_app.command("file")
@@ -72,12 +74,12 @@ def file(
         raise typer.BadParameter(f"cannot read {path}: {exc}") from None
     media = "text/markdown" if path.suffix.lower() in {".md", ".markdown"} else "text/plain"
     with client() as c:
-        _print(c.file_sandbox_document(allocation_id, kind, text, media), as_json)
+        _print(c.ai_act.file_sandbox_document(allocation_id, kind, text, media), as_json)
 
 
 @sandbox_app.command("get")
 def get(allocation_id: AllocationId, kind: Kind) -> None:
     """Print the newest plan or exit report."""
     with client() as c:
-        text = c.sandbox_document(allocation_id, kind)
+        text = c.ai_act.sandbox_document(allocation_id, kind)
     sys.stdout.write(text if text.endswith("\n") else text + "\n")

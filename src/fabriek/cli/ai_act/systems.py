@@ -8,12 +8,15 @@ from typing import Annotated, Literal
 import typer
 from rich.prompt import Prompt
 
-from fabriek.cli.app import JsonFlag, Limit, app, client
+from fabriek.cli.app import JsonFlag, Limit, app
+from fabriek.cli.connection import client
 from fabriek.cli.output import console, print_json, print_table
 from fabriek.domain.ai_act.rule_book import AnswerType, Language
-from fabriek.domain.ai_act.systems import Classification, QuestionOut, ResultOut
+from fabriek.domain.ai_act.systems import AiSystemDraft, Classification, QuestionOut, ResultOut
 from fabriek.domain.errors import FabriekError
-from fabriek.sdk import ApiError, FabriekClient
+from fabriek.sdk import ApiError
+from fabriek.sdk.client import FabriekClient
+from fabriek.sdk.core import validated
 
 LangOpt = Annotated[str, typer.Option("--lang", help="language of questions and results: en or nl")]
 ProjectOpt = Annotated[str | None, typer.Option("--project", "-A", help="only this project")]
@@ -64,7 +67,7 @@ def ai_systems(
     if ctx.invoked_subcommand is not None:
         return
     with client() as c:
-        found = c.ai_systems(limit=limit, project=project, name=name)
+        found = c.ai_act.systems(limit=limit, project=project, name=name)
     if as_json:
         print_json(found.items)
         return
@@ -99,7 +102,7 @@ def new(
     body = {"project": project, "name": name, "intended_purpose": purpose,
             "provider": provider, "role": role, "model": model}  # fmt: skip
     with client() as c:
-        made = c.register_ai_system(body)
+        made = c.ai_act.register_system(validated(AiSystemDraft, body))
     if as_json:
         print_json(made)
         return
@@ -117,8 +120,8 @@ def show(
     and the next question or the result."""
     language = _language(lang)
     with client() as c:
-        found = c.ai_system(system)
-        state = c.classification(system)
+        found = c.ai_act.system(system)
+        state = c.ai_act.classification(system)
     if as_json:
         print_json({"system": found, "classification": state})
         return
@@ -244,7 +247,7 @@ def _guided(c: FabriekClient, system: str, state: Classification, lang: Language
                 "goes on"
             ) from None
         try:
-            state = c.answer_classification(system, {q.id: value})
+            state = c.ai_act.answer_classification(system, {q.id: value})
         except ApiError as refused:
             if refused.status != 422:
                 raise
@@ -280,9 +283,11 @@ def classify(
     language = _language(lang)
     answers = _parse_answers(answer or [])
     with client() as c:
-        state = c.start_classification(system) if restart else c.classification(system)
+        state = (
+            c.ai_act.start_classification(system) if restart else c.ai_act.classification(system)
+        )
         if answers:
-            state = c.answer_classification(system, answers)
+            state = c.ai_act.answer_classification(system, answers)
         elif not as_json:
             state = _guided(c, system, state, language)
             console.print()

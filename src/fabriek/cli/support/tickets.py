@@ -12,13 +12,15 @@ from typing import Annotated
 
 import typer
 
-from fabriek.cli.app import JsonFlag, Limit, app, client
+from fabriek.cli.app import JsonFlag, Limit, app
+from fabriek.cli.connection import client
 from fabriek.cli.output import console, print_json, print_table
 from fabriek.domain.calendar import AMSTERDAM
 from fabriek.domain.errors import InvalidInput
 from fabriek.domain.support.report import DurationStats
-from fabriek.domain.support.shapes import Ticket
+from fabriek.domain.support.shapes import Ticket, TicketChange, TicketDraft
 from fabriek.domain.support.tickets import parse_ticket_reference
+from fabriek.sdk.core import validated
 
 support_app = typer.Typer(
     help="Support tickets: ask your AI hub or the central desk for help.", no_args_is_help=True
@@ -77,7 +79,7 @@ def _when(moment: datetime | None) -> str:
 def categories(as_json: JsonFlag = False) -> None:
     """The categories, who answers each, and the service levels in working days."""
     with client() as c:
-        found = c.support_categories()
+        found = c.support.categories()
     if as_json:
         print_json(found)
         return
@@ -120,7 +122,7 @@ def new(
     terminal, you are asked whether to go on)."""
     text = _read_body(body)
     with client() as c:
-        suggestions = c.kb_suggest(f"{subject}\n{text}", None, 3)
+        suggestions = c.support.suggest_articles(f"{subject}\n{text}", None, 3)
         if suggestions and not as_json:
             console.print("These articles may answer it:")
             for s in suggestions:
@@ -132,14 +134,14 @@ def new(
                 and not typer.confirm("Open the ticket anyway?", default=True)
             ):
                 raise typer.Exit(0)
-        ticket = c.open_ticket({
+        ticket = c.support.open_ticket(validated(TicketDraft, {
             "subject": subject, "body": text, "category": category, "priority": priority,
             "about": about, "project": project, "share_context": share_context,
-        })  # fmt: skip
+        }))  # fmt: skip
         for path in attach or []:
-            c.attach_to_ticket(ticket.id, path, _media_type(path))
+            c.support.attach(ticket.id, path, _media_type(path))
         if attach:
-            ticket = c.ticket(ticket.id)
+            ticket = c.support.ticket(ticket.id)
     if as_json:
         print_json(ticket)
         return
@@ -164,7 +166,9 @@ def ls(
 ) -> None:
     """The tickets you can see: yours and your projects'; hub staff their hub's queue."""
     with client() as c:
-        found = c.tickets(limit=limit, status=status or None, queue=queue, mine=mine or None)
+        found = c.support.tickets(
+            limit=limit, status=status or None, queue=queue, mine=mine or None
+        )
     if as_json:
         print_json(found.items)
         return
@@ -263,7 +267,7 @@ def _print_ticket(t: Ticket) -> None:
 def show(ticket: TicketArg, as_json: JsonFlag = False) -> None:
     """A ticket: its context, conversation, attachments and service levels."""
     with client() as c:
-        found = c.ticket(_ticket_id(ticket))
+        found = c.support.ticket(_ticket_id(ticket))
     if as_json:
         print_json(found)
         return
@@ -291,8 +295,8 @@ def reply(
     ticket_id = _ticket_id(ticket)
     with client() as c:
         for path in attach or []:
-            c.attach_to_ticket(ticket_id, path, _media_type(path), internal)
-        message = c.reply_ticket(ticket_id, text, internal, status)
+            c.support.attach(ticket_id, path, _media_type(path), internal)
+        message = c.support.reply(ticket_id, text, internal, status)
     kind = "Internal note" if message.internal else "Reply"
     console.print(f"{kind} added to T{ticket_id}.")
 
@@ -305,7 +309,7 @@ def set_status(
 ) -> None:
     """Move a ticket on (the staff any allowed step; you may close your own)."""
     with client() as c:
-        found = c.set_ticket_status(_ticket_id(ticket), status, note)
+        found = c.support.set_status(_ticket_id(ticket), status, note)
     console.print(f"{found.reference} is {found.status.value}.")
 
 
@@ -317,7 +321,7 @@ def handover(
 ) -> None:
     """Hand a ticket to another hub or to the central desk (the staff handling it)."""
     with client() as c:
-        found = c.hand_over_ticket(_ticket_id(ticket), to, note)
+        found = c.support.hand_over(_ticket_id(ticket), to, note)
     console.print(f"{found.reference} is now with {found.queue_name}.")
 
 
@@ -331,7 +335,10 @@ def triage(
     if priority is None and category is None:
         raise InvalidInput("say what to change: --priority and/or --category")
     with client() as c:
-        found = c.update_ticket(_ticket_id(ticket), {"priority": priority, "category": category})
+        found = c.support.update_ticket(
+            _ticket_id(ticket),
+            validated(TicketChange, {"priority": priority, "category": category}),
+        )
     console.print(f"{found.reference}: {found.category.value}, priority {found.priority.value}.")
 
 
@@ -348,7 +355,7 @@ def attach_file(
 ) -> None:
     """Attach a file to a ticket."""
     with client() as c:
-        found = c.attach_to_ticket(
+        found = c.support.attach(
             _ticket_id(ticket), path, media_type or _media_type(path), internal
         )
     console.print(f"Attached #{found.id} {found.name} ({found.size_bytes:,} bytes).")
@@ -363,11 +370,11 @@ def download(
     """Save a ticket's attachment."""
     ticket_id = _ticket_id(ticket)
     with client() as c:
-        found = c.ticket(ticket_id)
+        found = c.support.ticket(ticket_id)
         meta = next((a for a in found.attachments if a.id == attachment), None)
         if meta is None:
             raise InvalidInput(f"{found.reference} has no attachment #{attachment}")
-        data = c.ticket_attachment(ticket_id, attachment)
+        data = c.support.attachment(ticket_id, attachment)
     target = output or Path(meta.name)
     target.write_bytes(data)
     console.print(f"Saved {target} ({len(data):,} bytes).")
@@ -389,7 +396,7 @@ def report(
     """A desk's month: tickets by category and sector, answer and resolution times, service
     levels broken, expert hours delivered."""
     with client() as c:
-        found = c.support_report(hub, month)
+        found = c.support.report(hub, month)
     if as_json:
         print_json(found)
         return
@@ -426,5 +433,5 @@ def inbound(
     anything else is bounced to its sender. Exits 0 once Fabriek took the message."""
     raw = message.read_bytes() if message else sys.stdin.buffer.read()
     with client() as c:
-        result = c.inbound_email(raw)
+        result = c.support.inbound_email(raw)
     print(f"{result.outcome}: {result.ticket or '-'}: {result.reason}")

@@ -7,9 +7,16 @@ from typing import Annotated, Any
 
 import typer
 
-from fabriek.cli.app import JsonFlag, Limit, app, client
+from fabriek.cli.app import JsonFlag, Limit, app
+from fabriek.cli.connection import client
 from fabriek.cli.output import console, print_json, print_table
-from fabriek.domain.support.expertise import ExpertiseRequest
+from fabriek.domain.support.expertise import (
+    AssignmentDraft,
+    ConsultationDraft,
+    ExpertiseRequest,
+    ExpertiseRequestDraft,
+)
+from fabriek.sdk.core import validated
 
 experts_app = typer.Typer(help="Experts of the AI hubs' network, and requests for expertise.")
 app.add_typer(experts_app, name="experts")
@@ -35,7 +42,7 @@ def experts(
     if ctx.invoked_subcommand is not None:
         return
     with client() as c:
-        found = c.experts(limit=limit, skill=skill, hub=hub, language=lang, month=month)
+        found = c.support.experts(limit=limit, skill=skill, hub=hub, language=lang, month=month)
     if as_json:
         print_json(found.items)
         return
@@ -56,7 +63,7 @@ def experts(
 def skills(as_json: JsonFlag = False) -> None:
     """The vocabulary of skills experts claim and requests ask for."""
     with client() as c:
-        found = c.skills()
+        found = c.support.skills()
     if as_json:
         print_json(found)
         return
@@ -119,7 +126,7 @@ def request(
     body: dict[str, Any] = {"skills": skill, "hours": hours, "description": description,
                             "language": lang, "organisation_id": organisation, **_about(about)}  # fmt: skip
     with client() as c:
-        _print_request(c.request_expertise(body), as_json)
+        _print_request(c.support.request_expertise(validated(ExpertiseRequestDraft, body)), as_json)
 
 
 @experts_app.command("requests")
@@ -130,7 +137,7 @@ def requests(
 ) -> None:
     """The requests for expertise you may see, newest first."""
     with client() as c:
-        found = c.expertise_requests(limit=limit, hub=hub)
+        found = c.support.expertise_requests(limit=limit, hub=hub)
     if as_json:
         print_json(found.items)
         return
@@ -149,14 +156,14 @@ def requests(
 def show(request_id: RequestId, as_json: JsonFlag = False) -> None:
     """One request, its experts and the hours they delivered."""
     with client() as c:
-        _print_request(c.expertise_request(request_id), as_json)
+        _print_request(c.support.expertise_request(request_id), as_json)
 
 
 @experts_app.command("match")
 def match(request_id: RequestId, month: MonthOpt = None, as_json: JsonFlag = False) -> None:
     """The experts to propose for a request, best first, with why."""
     with client() as c:
-        found = c.expertise_matches(request_id, month)
+        found = c.support.expertise_matches(request_id, month)
     if as_json:
         print_json(found)
         return
@@ -183,7 +190,9 @@ def assign(
     """Assign an expert to a request, within their hours left in the month."""
     body = {"expert_id": expert_id, "hours": hours, "month": month}
     with client() as c:
-        _print_request(c.assign_expert(request_id, body), as_json)
+        _print_request(
+            c.support.assign_expert(request_id, validated(AssignmentDraft, body)), as_json
+        )
 
 
 @experts_app.command("log")
@@ -200,4 +209,6 @@ def log(
     """Log the hours an assigned expert delivered on a request."""
     body = {"hours": hours, "expert_id": expert, "day": day, "note": note}
     with client() as c:
-        _print_request(c.log_consultation(request_id, body), as_json)
+        _print_request(
+            c.support.log_consultation(request_id, validated(ConsultationDraft, body)), as_json
+        )

@@ -7,7 +7,8 @@ from typing import Annotated
 
 import typer
 
-from fabriek.cli.app import JsonFlag, app, client
+from fabriek.cli.app import JsonFlag, app
+from fabriek.cli.connection import client
 from fabriek.cli.output import console, print_json, print_table
 
 kb_app = typer.Typer(help="The knowledge base: search and read articles.", no_args_is_help=True)
@@ -25,7 +26,7 @@ def search(
 ) -> None:
     """Articles containing every word, best first, with the passage that matched."""
     with client() as c:
-        found = c.kb_search(query, lang, limit)
+        found = c.support.search_articles(query, lang, limit)
     if as_json:
         print_json(found)
         return
@@ -42,7 +43,7 @@ def show(
 ) -> None:
     """An article, as Markdown."""
     with client() as c:
-        article = c.kb_article(slug)
+        article = c.support.article(slug)
     if as_json:
         print_json(article)
         return
@@ -58,7 +59,7 @@ def show(
 def list_articles(lang: LangOpt = None, as_json: JsonFlag = False) -> None:
     """Every article, by title."""
     with client() as c:
-        found = c.kb_articles(limit=1000, lang=lang)
+        found = c.support.articles(limit=1000, lang=lang)
     if as_json:
         print_json(found.items)
         return

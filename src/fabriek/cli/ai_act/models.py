@@ -10,8 +10,11 @@ from typing import Annotated, Any
 
 import typer
 
-from fabriek.cli.app import JsonFlag, Limit, app, client
+from fabriek.cli.app import JsonFlag, Limit, app
+from fabriek.cli.connection import client
 from fabriek.cli.output import console, print_json, print_table
+from fabriek.domain.ai_act.models import ModelDraft, ModelVersionDraft
+from fabriek.sdk.core import validated
 
 models_app = typer.Typer(
     help="AI models under the EU AI Act: registry, compute ledger, documentation.",
@@ -102,7 +105,7 @@ def models(
     if ctx.invoked_subcommand is not None:
         return
     with client() as c:
-        found = c.models(limit=limit, project=project)
+        found = c.ai_act.models(limit=limit, project=project)
     if as_json:
         print_json(found.items)
         return
@@ -121,7 +124,7 @@ def show(
 ) -> None:
     """One model with its versions, their sizes and base models."""
     with client() as c:
-        found = c.model(name)
+        found = c.ai_act.model(name)
     if as_json:
         print_json(found)
         return
@@ -190,7 +193,7 @@ def new(
     elif parameters or tokens or base or external_base:
         raise typer.BadParameter("--parameters, --tokens and --base need --version")
     with client() as c:
-        made = c.create_model(body)
+        made = c.ai_act.create_model(validated(ModelDraft, body))
     if as_json:
         print_json(made)
     else:
@@ -216,7 +219,7 @@ def version(
         version, parameters, active_parameters, tokens, architecture, _bases(base, external_base)
     )
     with client() as c:
-        made = c.add_model_version(name, body)
+        made = c.ai_act.add_model_version(name, validated(ModelVersionDraft, body))
     if as_json:
         print_json(made)
     else:
@@ -228,7 +231,7 @@ def ledger(ref: Ref, as_json: JsonFlag = False) -> None:
     """A version's compute and energy ledger: each linked job, the estimates with their
     method and band, the lineage, and where each EU AI Act line stands."""
     with client() as c:
-        book = c.model_ledger(ref)
+        book = c.ai_act.model_ledger(ref)
     if as_json:
         print_json(book)
         return
@@ -273,7 +276,7 @@ def docs(
     if fmt not in ("md", "json", "card"):
         raise typer.BadParameter(f"--format {fmt!r}: md, json or card")
     with client() as c:
-        text = c.model_documentation(ref, fmt)
+        text = c.ai_act.model_documentation(ref, fmt)
     sys.stdout.write(text if text.endswith("\n") else text + "\n")
 
 
@@ -298,7 +301,7 @@ def document(
                 raise typer.BadParameter(f"cannot read {value[1:]}: {exc.strerror}") from None
         body[key] = value or None
     with client() as c:
-        now = c.set_model_documentation(ref, body)
+        now = c.ai_act.set_model_documentation(ref, body)
     print(f"{ref}: {len(now)} field(s) written: {', '.join(sorted(now)) or '-'}")
 
 
@@ -312,7 +315,7 @@ def report(
     if mfu is None and tokens is None:
         raise typer.BadParameter("give --mfu, --tokens or both")
     with client() as c:
-        made = c.report_job(job_id, mfu, _count(tokens, "--tokens"))
+        made = c.ai_act.report_job(job_id, mfu, _count(tokens, "--tokens"))
     print(f"Job {made.job_id} ({made.model}, {made.purpose.value}): reported")
 
 
@@ -328,7 +331,7 @@ def projection(
 ) -> None:
     """Planned GPU-hours as FLOP against the EU AI Act's compute lines."""
     with client() as c:
-        found = c.compute_projection(
+        found = c.ai_act.compute_projection(
             gpu_hours=gpu_hours, gpu_type=gpu_type, proposal=proposal, allocation=allocation,
             model=model, mfu=mfu,
         )  # fmt: skip

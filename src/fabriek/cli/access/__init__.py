@@ -1,0 +1,2 @@
+"""Access commands: tracks, calls, proposals, reviews and final reports, and the allocations
+and budgets a decision grants."""

@@ -1,0 +1,139 @@
+"""The HTTP core every sub-client shares: one httpx connection, problem documents as
+ApiError, listings as typed pages, and drafts validated here before they are sent."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+import httpx
+from pydantic import BaseModel, ValidationError
+
+from fabriek.domain.errors import FieldProblem, InvalidInput
+from fabriek.sdk.errors import ApiError, ApiUnreachable
+
+M = TypeVar("M", bound=BaseModel)
+
+API = "/api/v1"
+
+# Transfers of several GiB: the server may take a while after the last byte (fsync, commit).
+TRANSFER_TIMEOUT = httpx.Timeout(30.0, read=600.0, write=600.0)
+
+
+@dataclass(frozen=True)
+class Listing(Generic[M]):
+    """One page of a listing and how many there are in all."""
+
+    items: list[M]
+    total: int
+
+
+def validated(model: type[M], fields: Mapping[str, Any]) -> M:
+    """A draft built from loose fields (a command line's options), or InvalidInput worded
+    as the API words a 422 (`field: message; ...`), so a mistake reads the same whether
+    this side or the server finds it."""
+    try:
+        return model.model_validate(dict(fields))
+    except ValidationError as exc:
+        # A rule on the whole draft has no field: the API names it `body`, and so do we.
+        problems = [
+            FieldProblem(".".join(str(p) for p in e["loc"]) or "body", e["msg"])
+            for e in exc.errors()
+        ]
+        detail = "; ".join(f"{p.field}: {p.message}" for p in problems)
+        raise InvalidInput(detail, problems) from None
+
+
+def body_of(draft: BaseModel) -> Any:
+    """A draft as JSON: only the fields that were given, so the server's defaults apply to
+    the rest exactly as when the same fields are sent by hand."""
+    return draft.model_dump(mode="json", by_alias=True, exclude_unset=True)
+
+
+def problem_of(response: httpx.Response) -> ApiError:
+    """The ApiError a 4xx/5xx answer stands for (its body read already)."""
+    try:
+        body = response.json()
+        detail = str(body.get("detail") or body.get("title") or response.reason_phrase)
+        errors = body.get("errors")
+    except (ValueError, AttributeError):
+        detail, errors = f"{response.status_code} {response.reason_phrase}", None
+    return ApiError(response.status_code, detail, errors)
+
+
+class HttpCore:
+    """One connection to one server with one token; paths are relative to `/api/v1`."""
+
+    def __init__(
+        self,
+        url: str,
+        token: str | None = None,
+        timeout: float = 30.0,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self.url = url.rstrip("/")
+        self._http = httpx.Client(
+            base_url=self.url, headers=headers, timeout=timeout, transport=transport
+        )
+
+    def close(self) -> None:
+        self._http.close()
+
+    def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        """Send a request; raise ApiError with the problem's detail on any 4xx/5xx."""
+        try:
+            response = self._http.request(method, f"{API}{path}", **kwargs)
+        except httpx.TransportError as exc:
+            raise ApiUnreachable(f"cannot reach Fabriek at {self.url}: {exc}") from None
+        if response.status_code >= 400:
+            raise problem_of(response)
+        return response
+
+    @contextmanager
+    def stream(
+        self,
+        path: str,
+        params: Mapping[str, Any],
+        timeout: httpx.Timeout | float | None,
+    ) -> Iterator[httpx.Response]:
+        """A GET whose body is read as it comes (logs being written, a dataset's bytes)."""
+        try:
+            with self._http.stream(
+                "GET", f"{API}{path}", params=dict(params), timeout=timeout
+            ) as response:
+                if response.status_code >= 400:
+                    response.read()
+                    raise problem_of(response)
+                yield response
+        except httpx.TransportError as exc:
+            raise ApiUnreachable(f"lost the connection to {self.url}: {exc}") from None
+
+    def get(self, path: str, params: Mapping[str, Any] | None = None) -> Any:
+        clean = {k: v for k, v in (params or {}).items() if v is not None}
+        return self.request("GET", path, params=clean).json()
+
+    def post(self, path: str, body: BaseModel | Mapping[str, Any] | None = None) -> Any:
+        return self.send("POST", path, body)
+
+    def send(self, method: str, path: str, body: BaseModel | Mapping[str, Any] | None) -> Any:
+        """A JSON body (a draft, or the few fields of an action) sent; the JSON answer."""
+        payload = body_of(body) if isinstance(body, BaseModel) else dict(body or {})
+        return self.request(method, path, json=payload).json()
+
+    def listing(self, model: type[M], path: str, params: Mapping[str, Any]) -> Listing[M]:
+        body = self.get(path, params)
+        return Listing([model.model_validate(i) for i in body["items"]], body["total"])
+
+    def items(self, model: type[M], path: str, params: Mapping[str, Any] | None = None) -> list[M]:
+        """A bare JSON array of one kind of value."""
+        return [model.model_validate(i) for i in self.get(path, params)]
+
+
+class SubClient:
+    """The base of each capability's sub-client: they share their client's core."""
+
+    def __init__(self, core: HttpCore) -> None:
+        self._core = core

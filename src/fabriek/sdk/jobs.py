@@ -1,0 +1,52 @@
+"""Jobs: submit, list like squeue, look at, cancel, and read their output."""
+
+from __future__ import annotations
+
+import builtins
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from fabriek.domain.jobs import Job, JobDraft, JobEvent
+from fabriek.sdk.core import Listing, SubClient
+
+
+class JobsClient(SubClient):
+    """`client.jobs`: the work that runs on the factory's GPUs."""
+
+    def submit(self, draft: JobDraft) -> Job:
+        """Queue a job."""
+        return Job.model_validate(self._core.post("/jobs", draft))
+
+    def list(
+        self,
+        limit: int = 100,
+        offset: int = 0,
+        states: Sequence[str] | None = None,
+        **filters: Any,
+    ) -> Listing[Job]:
+        """The jobs one can see, newest first; filters: project, site, user."""
+        params = {"limit": limit, "offset": offset, "state": list(states or []) or None, **filters}
+        return self._core.listing(Job, "/jobs", params)
+
+    def get(self, job_id: int) -> Job:
+        """One job."""
+        return Job.model_validate(self._core.get(f"/jobs/{job_id}"))
+
+    def events(self, job_id: int) -> builtins.list[JobEvent]:
+        """A job's history: each change of state and why."""
+        return self._core.items(JobEvent, f"/jobs/{job_id}/events")
+
+    def cancel(self, job_id: int) -> Job:
+        """Cancel a job, as scancel does."""
+        return Job.model_validate(self._core.post(f"/jobs/{job_id}/cancel"))
+
+    def logs(self, job_id: int, stream: str = "stdout", offset: int = 0) -> bytes:
+        """A chunk of a job's output from `offset` on (empty when there is no more)."""
+        params = {"stream": stream, "offset": offset}
+        return self._core.request("GET", f"/jobs/{job_id}/logs", params=params).content
+
+    def follow_logs(self, job_id: int, stream: str = "stdout") -> Iterator[bytes]:
+        """The job's output as it comes, until the job ends."""
+        params = {"stream": stream, "follow": "true"}
+        with self._core.stream(f"/jobs/{job_id}/logs", params, timeout=None) as response:
+            yield from response.iter_bytes()

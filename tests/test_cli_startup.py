@@ -1,0 +1,93 @@
+"""The `fabriek` command starts without the server: a client command imports its own
+module, the SDK and its capability's domain values, never FastAPI, SQLAlchemy, uvicorn or
+the server's layers; server commands import their stack only when they run. (How fast it
+starts is measured in bench/cli_startup.py, not asserted here.)"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import typer
+
+from fabriek.cli import catalogue
+from fabriek.cli.app import app
+
+SERVER_STACK = ("fastapi", "starlette", "sqlalchemy", "uvicorn", "alembic")
+SERVER_LAYERS = ("services", "store", "api", "web", "engines", "server", "scheduler")
+
+
+def loaded_by(*args: str) -> set[str]:
+    """The modules a fresh interpreter holds after `fabriek ARGS` (which must succeed)."""
+    script = (
+        "import json, sys\n"
+        "from fabriek.main import main\n"
+        "try:\n"
+        f"    main({list(args)!r})\n"
+        "except SystemExit as exc:\n"
+        "    assert not exc.code, exc.code\n"
+        "print(json.dumps(sorted(sys.modules)), file=sys.stderr)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True
+    )
+    return set(json.loads(done.stderr.strip().splitlines()[-1]))
+
+
+def server_side(modules: set[str]) -> set[str]:
+    return {
+        m
+        for m in modules
+        if m.split(".")[0] in SERVER_STACK
+        or (m.startswith("fabriek.") and m.split(".")[1] in SERVER_LAYERS)
+    }
+
+
+def test_importing_the_cli_imports_no_server() -> None:
+    script = "import sys, fabriek.cli.app, fabriek.main; print(' '.join(sorted(sys.modules)))"
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True
+    )
+    modules = set(done.stdout.split())
+    assert "fabriek.cli.app" in modules
+    assert server_side(modules) == set()
+
+
+def test_help_lists_every_command_without_importing_them() -> None:
+    modules = loaded_by("--help")
+    assert server_side(modules) == set()
+    # Not even the HTTP client or the domain values: the listing comes from the catalogue.
+    assert not {m for m in modules if m.split(".")[0] in {"httpx", "pydantic"}}
+    assert not {m for m in modules if m.startswith(("fabriek.domain.", "fabriek.sdk."))} - {
+        "fabriek.domain.errors",
+        "fabriek.sdk.errors",
+    }
+
+
+def test_a_client_command_imports_its_own_capability_only() -> None:
+    modules = loaded_by("jobs", "--help")
+    assert server_side(modules) == set()
+    assert "fabriek.cli.jobs" in modules and "fabriek.sdk.client" in modules
+    assert not {m for m in modules if m.startswith("fabriek.cli.support")}
+    assert "fabriek.sdk.support" not in modules and "fabriek.domain.support" not in modules
+
+
+def test_a_server_command_imports_its_stack_when_it_runs() -> None:
+    modules = loaded_by("db", "--help")
+    assert "fabriek.cli.jobs" not in modules
+    assert {"sqlalchemy"} <= modules
+
+
+def test_the_catalogue_lists_every_command_and_only_those() -> None:
+    listed = catalogue.entries()
+    for name in listed:
+        command = catalogue.load(name)
+        assert command.name == name
+        assert command.short_help == listed[name].summary
+    registered = typer.main.get_command(app)
+    assert isinstance(registered, typer.core.TyperGroup)
+    built = {n for n, c in registered.commands.items() if not isinstance(c, catalogue.StandIn)}
+    assert built == set(listed), "a command is missing from the catalogue, or one too many"
+    for name, entry in listed.items():
+        assert "\n" not in entry.summary and len(entry.summary) <= 90, name
