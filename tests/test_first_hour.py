@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import json
 import re
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import httpx
 import pytest
 
+from fabriek.cli.usage import calendar_month, calendar_year
 from fabriek.services.demo.seed import demo_token
 from tests.jobs_helpers import submit, wait_for
 from tests.servers import LiveServer
@@ -96,3 +98,24 @@ def test_jobs_lists_waiting_and_running_like_squeue(env: dict[str, str], api: ht
     cut = fabriek("jobs", "--all", "--limit", "1", env=env).stdout
     assert re.search(rf"showing 1 of {total:,} jobs \(--limit for more\)", cut), cut
     assert str(done) in fabriek("jobs", "--state", "completed", env=env).stdout
+
+
+def test_usage_of_last_month_is_that_month(env: dict[str, str]) -> None:
+    """The README's `usage --month last` works whenever it is run: the demo follows the clock."""
+    for today, last_month, this_month in [
+        (date(2026, 1, 5), "2025-12", "2026-01"),
+        (date(2026, 3, 31), "2026-02", "2026-03"),
+        (date(2026, 12, 1), "2026-11", "2026-12"),
+    ]:
+        assert calendar_month("last", today) == last_month
+        assert calendar_month("this", today) == this_month
+        assert calendar_year("last", today) == str(today.year - 1)
+        assert calendar_year("this", today) == str(today.year)
+    assert calendar_month("2025-03", date.today()) == "2025-03"
+    assert calendar_month(None, date.today()) is None and calendar_year(None, date.today()) is None
+    last = calendar_month("last", datetime.now(UTC).date())
+    named = fabriek("usage", "--by", "province", "--month", "last", "--json", env=env).stdout
+    dated = fabriek("usage", "--by", "province", "--month", str(last), "--json", env=env).stdout
+    assert json.loads(named) == json.loads(dated)
+    line = one_line_error(fabriek("usage", "--month", "lately", env=env, check=False), 2)
+    assert "'lately' is not a month like 2025-03" in line
