@@ -16,7 +16,6 @@ from fabriek.domain.energy import (
     UJ_PER_KWH,
     CounterReading,
     Figure,
-    RenewableContracts,
     Source,
     Unit,
     carbon_location_based,
@@ -28,11 +27,9 @@ from fabriek.domain.energy import (
     facility_energy,
     gpu_energy_nvml,
     gpu_power_model,
-    heat_reused,
     hour_shares,
     kwh,
     modelled_energy,
-    renewable_share,
     site_pue,
     split_by_hour,
     water_litres,
@@ -246,14 +243,6 @@ def test_water_and_units_are_checked() -> None:
         water_litres(it(1), -1)
 
 
-def test_heat_meter_over_contract_over_nothing() -> None:
-    assert heat_reused(100.0, 80.0, 65.0).energy.source is Source.MEASURED_METER
-    contract = heat_reused(None, 80.0, 65.0)
-    assert (contract.energy.value, contract.energy.source) == (80.0, Source.DECLARED_CONTRACT)
-    assert contract.supply_temperature_c == 65.0 and contract.energy.unit is Unit.KWH_THERMAL
-    assert heat_reused(None).energy.value == 0.0
-
-
 # --- Carbon ---------------------------------------------------------------------------------
 
 
@@ -283,15 +272,12 @@ def test_location_based_carbon_is_additive_over_hours(
 
 
 def test_market_based_by_hand() -> None:
-    contracts = RenewableContracts(600, 200, 0, residual_mix_g_per_kwh=500)
-    share = renewable_share(contracts, 1000)
-    assert share == pytest.approx(0.8)
-    kg = carbon_market_based(it(1000), share, contracts.residual_mix_g_per_kwh, 300)
+    share = 0.8  # e.g. 600 kWh of guarantees of origin and 200 kWh of PPA over 1,000 kWh
+    kg = carbon_market_based(it(1000), share, 500, 300)
     assert kg.value == pytest.approx(200 * 0.5)  # the uncovered 200 kWh at the residual mix
     fallback = carbon_market_based(it(1000), share, None, 300)
     assert fallback.value == pytest.approx(200 * 0.3) and "location-based" in fallback.method
-    assert renewable_share(RenewableContracts(5000), 1000) == 1.0  # no double claiming
-    assert renewable_share(contracts, 0) == 0.0
+    assert carbon_market_based(it(1000), 5.0, 500, 300).value == 0.0  # no double claiming
 
 
 @given(st.floats(0, 1e7), st.floats(0, 1), st.floats(0, 1), st.floats(0, 2000), st.floats(0, 2000))

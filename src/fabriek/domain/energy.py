@@ -403,32 +403,6 @@ def water_litres(it: Figure, wue_l_per_kwh: float) -> Figure:
     )
 
 
-@dataclass(frozen=True)
-class HeatReused:
-    """Heat delivered outside the site: kWh thermal and the supply temperature."""
-
-    energy: Figure  # kWh thermal
-    supply_temperature_c: float | None
-
-
-def heat_reused(
-    meter_kwh_th: float | None,
-    contract_kwh_th: float | None = None,
-    supply_temperature_c: float | None = None,
-) -> HeatReused:
-    """Heat reused: the heat meter at the hand-off point if there is one, else the amount the
-    heat-delivery contract states, else none (0, declared)."""
-    if meter_kwh_th is not None:
-        fig = Figure(meter_kwh_th, Unit.KWH_THERMAL, Source.MEASURED_METER, "heat meter")
-    elif contract_kwh_th is not None:
-        fig = Figure(contract_kwh_th, Unit.KWH_THERMAL, Source.DECLARED_CONTRACT, "heat contract")
-    else:
-        fig = Figure(0.0, Unit.KWH_THERMAL, Source.DECLARED_OPERATOR, "no heat delivered")
-    if fig.value < 0:
-        raise ValueError("heat reused must be non-negative")
-    return HeatReused(fig, supply_temperature_c)
-
-
 # --- Carbon: location-based and market-based (GHG Protocol Scope 2 Guidance, 2015) ----------
 
 
@@ -448,29 +422,6 @@ def carbon_location_based(
         for h, e in hourly_energy.items()
     )
     return Figure(kg, Unit.KG_CO2E, Source.GRID_INTENSITY, "Σ kWh × hourly grid g/kWh ÷ 1000")
-
-
-@dataclass(frozen=True)
-class RenewableContracts:
-    """What a site declares for a period: renewable energy by instrument, kWh each, and the
-    residual-mix factor for the energy its instruments do not cover."""
-
-    guarantees_of_origin_kwh: float = 0.0
-    ppa_kwh: float = 0.0
-    on_site_kwh: float = 0.0
-    residual_mix_g_per_kwh: float | None = None
-
-    @property
-    def total_kwh(self) -> float:
-        return self.guarantees_of_origin_kwh + self.ppa_kwh + self.on_site_kwh
-
-
-def renewable_share(contracts: RenewableContracts, site_energy_kwh: float) -> float:
-    """Covered share of the site's energy over the period, in [0, 1] (instruments beyond the
-    consumption cover nothing more: they cannot be claimed twice)."""
-    if site_energy_kwh <= 0:
-        return 0.0
-    return min(contracts.total_kwh / site_energy_kwh, 1.0)
 
 
 def carbon_market_based(
