@@ -28,7 +28,7 @@ from pydantic import TypeAdapter
 from sqlalchemy import select
 from starlette.routing import BaseRoute, Mount, Route
 
-from fabriek.domain.people import TokenDraft
+from fabriek.domain.identity.people import TokenDraft
 from fabriek.services.demo.seed import demo_token
 from fabriek.services.identity.tokens import issue_token
 from fabriek.store.db import make_engine, make_sessions

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 import httpx
 from sqlalchemy import select
 
-from fabriek.domain.people import TokenDraft
+from fabriek.domain.identity.people import TokenDraft
 from fabriek.services.demo.seed import demo_token
 from fabriek.services.identity.tokens import issue_token
 from fabriek.store.db import make_engine, make_sessions

@@ -19,7 +19,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from fabriek.domain.calendar import AMSTERDAM
-from fabriek.domain.people import TokenDraft
+from fabriek.domain.identity.people import TokenDraft
 from fabriek.domain.support.shapes import MessageDraft, StatusChange, TicketDraft
 from fabriek.services import support
 from fabriek.services.access.config import load_access_config

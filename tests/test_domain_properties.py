@@ -8,9 +8,9 @@ from datetime import UTC, datetime, timedelta
 from hypothesis import given
 from hypothesis import strategies as st
 
-from fabriek.domain import tokens
 from fabriek.domain.geography import HUBS, Province, hub_for_province
 from fabriek.domain.gpus import GPU_TYPES, gpu_type
+from fabriek.domain.identity import tokens
 from fabriek.domain.units import GpuHours, KilowattHours, gpu_hours
 
 KEYS = st.text("0123456789abcdef", min_size=12, max_size=12)

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from fabriek.domain.oidc import (
+from fabriek.domain.identity.oidc import (
     USERNAME,
     ClaimsProblem,
     FederatedIdentity,

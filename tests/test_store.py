@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from fabriek.api.app import create_app
 from fabriek.domain.errors import Conflict
-from fabriek.domain.people import UserDraft
+from fabriek.domain.identity.people import UserDraft
 from fabriek.domain.roles import Principal, Role
 from fabriek.services.identity import users
 from fabriek.settings import Settings

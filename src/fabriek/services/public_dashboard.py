@@ -26,7 +26,7 @@ from fabriek.domain.disclosure import (
     merge_within,
 )
 from fabriek.domain.geography import HUBS, Province, hub_for_province
-from fabriek.domain.organisations import SECTOR_OF, OrganisationKind, Sector
+from fabriek.domain.identity.organisations import SECTOR_OF, OrganisationKind, Sector
 from fabriek.domain.usage import EnergyHour, GroupBy, Step, UsageLine, group_of, period_of, roll_up
 from fabriek.store.tables import (
     GridIntensityRow,

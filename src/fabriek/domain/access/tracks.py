@@ -16,7 +16,7 @@ from fabriek.domain.config_files import FileTable, FromText, read_table
 from fabriek.domain.errors import InvalidInput
 from fabriek.domain.geography import Hub
 from fabriek.domain.gpus import GPU_TYPES
-from fabriek.domain.organisations import OrganisationKind
+from fabriek.domain.identity.organisations import OrganisationKind
 from fabriek.domain.units import GpuHours
 
 # The EU and the EEA (ISO 3166-1 alpha-2): where an applicant must be established for the

@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from fabriek.domain.config_files import FileTable, read_table
 from fabriek.domain.geography import HUBS, Hub, Province
-from fabriek.domain.people import Email
+from fabriek.domain.identity.people import Email
 
 # -- the vocabulary of skills ------------------------------------------------------------------
 

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 from fabriek.domain.access.proposals import Proposal, ReviewKind
 from fabriek.domain.access.tracks import AccessConfig, Track
 from fabriek.domain.geography import Hub
-from fabriek.domain.organisations import OrganisationKind
+from fabriek.domain.identity.organisations import OrganisationKind
 from fabriek.domain.roles import Principal, Role
 from fabriek.services.access.calls import runs_calls
 from fabriek.services.access.reviewing import REVIEWER_ROLE

@@ -22,7 +22,7 @@ from fabriek.domain.access.proposals import (
 from fabriek.domain.access.tracks import AccessConfig, Track
 from fabriek.domain.errors import Conflict, Forbidden, InvalidInput, NotFound
 from fabriek.domain.geography import Hub
-from fabriek.domain.organisations import OrganisationKind
+from fabriek.domain.identity.organisations import OrganisationKind
 from fabriek.domain.roles import Principal, Role
 from fabriek.services.access.calls import runs_calls
 from fabriek.services.identity.projects import visible_projects

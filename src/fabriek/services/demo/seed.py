@@ -14,11 +14,11 @@ from datetime import datetime, timedelta
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from fabriek.domain import tokens
 from fabriek.domain.access.proposals import add_months
 from fabriek.domain.errors import Conflict
 from fabriek.domain.geography import Hub, Province, hub_for_province
-from fabriek.domain.organisations import OrganisationKind as K
+from fabriek.domain.identity import tokens
+from fabriek.domain.identity.organisations import OrganisationKind as K
 from fabriek.domain.roles import Role
 from fabriek.domain.sites import NodeGroupDraft, SiteDraft
 from fabriek.services.access.config import load_access_config

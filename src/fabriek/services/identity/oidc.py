@@ -19,8 +19,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from fabriek.domain.audit import AuditAction
-from fabriek.domain.oidc import FederatedIdentity, LoginSecrets, username_candidates
-from fabriek.domain.people import TokenDraft
+from fabriek.domain.identity.oidc import FederatedIdentity, LoginSecrets, username_candidates
+from fabriek.domain.identity.people import TokenDraft
 from fabriek.services import audit
 from fabriek.services.identity.oidc_client import SignInRefused
 from fabriek.services.identity.tokens import issue_token

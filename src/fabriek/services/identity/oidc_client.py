@@ -26,7 +26,7 @@ from joserfc import jwt
 from joserfc.errors import ExpiredTokenError, InvalidKeyIdError, JoseError
 from joserfc.jwk import KeySet
 
-from fabriek.domain.oidc import LoginSecrets
+from fabriek.domain.identity.oidc import LoginSecrets
 
 # Signature algorithms an ID token may use: asymmetric only, so a leaked client secret
 # cannot mint tokens, and never 'none'.

@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 from fabriek.domain.audit import AuditAction
 from fabriek.domain.errors import NotFound
 from fabriek.domain.geography import hub_for_province
-from fabriek.domain.people import Organisation, OrganisationChange, OrganisationDraft
+from fabriek.domain.identity.people import Organisation, OrganisationChange, OrganisationDraft
 from fabriek.domain.roles import Principal
 from fabriek.services import audit
 from fabriek.services.identity.permissions import require_hub

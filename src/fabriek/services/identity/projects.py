@@ -9,7 +9,7 @@ from sqlalchemy import ColumnElement, Select, func, select, true
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from fabriek.domain.errors import Conflict, Forbidden, InvalidInput, NotFound
-from fabriek.domain.people import Membership, MembershipDraft, Project, ProjectDraft
+from fabriek.domain.identity.people import Membership, MembershipDraft, Project, ProjectDraft
 from fabriek.domain.roles import PROJECT_ROLES, Principal, Role
 from fabriek.services import audit
 from fabriek.services.identity.permissions import may_manage_hub

@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session
 
 from fabriek.domain.errors import Forbidden, InvalidInput, NotFound
 from fabriek.domain.geography import Hub
-from fabriek.domain.people import StaffRoleGrant, User, UserDraft
+from fabriek.domain.identity.people import StaffRoleGrant, User, UserDraft
 from fabriek.domain.roles import PROJECT_ROLES, SCOPED_ROLES, Principal, Role
 from fabriek.services import audit
 from fabriek.services.identity.permissions import may_manage_hub

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from fabriek.domain.errors import Conflict, Forbidden, InvalidInput, NotFound
 from fabriek.domain.geography import Hub, Province
-from fabriek.domain.organisations import SECTOR_OF, OrganisationKind
+from fabriek.domain.identity.organisations import SECTOR_OF, OrganisationKind
 from fabriek.domain.roles import Principal, Role
 from fabriek.domain.support.expertise import (
     Assignment,

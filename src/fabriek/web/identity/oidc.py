@@ -18,7 +18,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from fabriek.api.context import AppContext, Ctx, Db
-from fabriek.domain.oidc import ClaimsProblem, identity_from_claims, new_login_secrets
+from fabriek.domain.identity.oidc import ClaimsProblem, identity_from_claims, new_login_secrets
 from fabriek.services.identity import oidc
 from fabriek.services.identity.oidc_client import RelyingParty, RelyingPartyConfig, SignInRefused
 from fabriek.settings import Settings

@@ -11,7 +11,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from fabriek.api.context import Ctx, Db
 from fabriek.domain.errors import NotFound, Unauthenticated
-from fabriek.domain.people import TokenDraft
+from fabriek.domain.identity.people import TokenDraft
 from fabriek.domain.roles import Principal
 from fabriek.services import audit
 from fabriek.services.identity import oidc

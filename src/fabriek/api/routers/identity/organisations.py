@@ -10,8 +10,8 @@ from fabriek.api.context import Caller, Ctx, Db
 from fabriek.api.routers import API_PREFIX
 from fabriek.api.schemas import PageOut, paging
 from fabriek.domain.geography import Hub, Province
-from fabriek.domain.organisations import OrganisationKind
-from fabriek.domain.people import Organisation, OrganisationChange, OrganisationDraft
+from fabriek.domain.identity.organisations import OrganisationKind
+from fabriek.domain.identity.people import Organisation, OrganisationChange, OrganisationDraft
 from fabriek.services.identity import organisations
 from fabriek.services.paging import PageRequest
 

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Query, Response, status
 from fabriek.api.context import Caller, Ctx, Db
 from fabriek.api.routers import API_PREFIX
 from fabriek.api.schemas import PageOut, paging
-from fabriek.domain.people import Membership, MembershipDraft, Project, ProjectDraft
+from fabriek.domain.identity.people import Membership, MembershipDraft, Project, ProjectDraft
 from fabriek.services.identity import projects
 from fabriek.services.paging import PageRequest
 

@@ -7,7 +7,7 @@ from fastapi import APIRouter, status
 from fabriek.api.context import Caller, Ctx, Db
 from fabriek.api.routers import API_PREFIX
 from fabriek.api.schemas import WhoAmI
-from fabriek.domain.people import NewTokenInfo, TokenDraft, TokenInfo
+from fabriek.domain.identity.people import NewTokenInfo, TokenDraft, TokenInfo
 from fabriek.services.identity import tokens as token_service
 from fabriek.services.identity import users
 

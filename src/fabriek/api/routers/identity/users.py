@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Query, status
 from fabriek.api.context import Caller, Ctx, Db
 from fabriek.api.routers import API_PREFIX
 from fabriek.api.schemas import PageOut, paging
-from fabriek.domain.people import User, UserDraft
+from fabriek.domain.identity.people import User, UserDraft
 from fabriek.services.identity import users
 from fabriek.services.paging import PageRequest
 

@@ -8,8 +8,8 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
 from fabriek.domain.geography import Hub, Province
-from fabriek.domain.oidc import organisation_domain
-from fabriek.domain.organisations import OrganisationKind, is_valid_kvk_number
+from fabriek.domain.identity.oidc import organisation_domain
+from fabriek.domain.identity.organisations import OrganisationKind, is_valid_kvk_number
 from fabriek.domain.roles import Role
 from fabriek.domain.sites import Slug
 
