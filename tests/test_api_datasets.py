@@ -21,11 +21,13 @@ import pytest
 from sqlalchemy import select, text
 
 from fabriek.domain.errors import NotFound
+from fabriek.domain.roles import Principal
 from fabriek.sdk import ApiUnreachable
 from fabriek.sdk.client import FabriekClient
-from fabriek.services.datasets.download import open_plaintext, readable_by_project
+from fabriek.services.datasets.download import open_plaintext
 from fabriek.services.datasets.vault import Vault
 from fabriek.services.demo.seed import demo_token
+from fabriek.services.jobs.datasets import resolve
 from fabriek.store.db import make_engine, make_sessions
 from fabriek.store.envelope import (
     Secret,
@@ -290,12 +292,15 @@ def test_a_grant_to_another_organisation_needs_the_owners_consent(
     engine = make_engine(server.settings.database_url)
     with make_sessions(engine)() as session:
         legal = session.scalars(select(ProjectRow.id).where(ProjectRow.name == "legal-nl")).one()
-        read = readable_by_project(session, legal, "dutch-llm", unique)
-        assert not read.owned and read.dataset.classification == "confidential"
+        mo_as_caller = Principal(0, "mo")  # resolve checks the project, not the caller
+        [read] = resolve(session, mo_as_caller, legal, "legal-nl", [f"dutch-llm/{unique}"])
+        assert read.project == "dutch-llm" and not read.personal  # another's, confidential
+        version = session.get(DatasetVersionRow, read.version_id)
+        assert version is not None
         vault = Vault.from_settings(server.settings)
-        assert b"".join(open_plaintext(session, vault, read.version)) == b"trade secrets"
+        assert b"".join(open_plaintext(session, vault, version)) == b"trade secrets"
         with pytest.raises(NotFound):
-            readable_by_project(session, legal + 10_000, "dutch-llm", unique)
+            resolve(session, mo_as_caller, legal + 10_000, "legal-nl", [f"dutch-llm/{unique}"])
     engine.dispose()
     again = pieter.post(grants, json={"project": "legal-nl", "cross_organisation": True})
     assert "already holds a grant" in str(problem_of(again, 409)["detail"])

@@ -13,21 +13,18 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from fabriek.domain.audit import AuditAction
-from fabriek.domain.datasets import name_problem
 from fabriek.domain.errors import NotFound
 from fabriek.domain.roles import Principal
 from fabriek.services.audit import record_as
 from fabriek.services.datasets.keys import unwrap_org_key
 from fabriek.services.datasets.permissions import (
     find_dataset,
-    granted_to,
-    project_by_ref,
     require_reader,
 )
 from fabriek.services.datasets.vault import Vault
 from fabriek.store.db import StoreError
 from fabriek.store.envelope import Undecryptable, data_key_context, open_sealed, unwrap
-from fabriek.store.tables import DatasetRow, DatasetVersionRow, ProjectRow
+from fabriek.store.tables import DatasetVersionRow
 
 log = logging.getLogger("fabriek.datasets")
 
@@ -63,44 +60,6 @@ def open_plaintext(session: Session, vault: Vault, version: DatasetVersionRow) -
             "damaged); it cannot be served: restore the object from a backup"
         ) from None
     return itertools.chain([first], opened)
-
-
-@dataclass(frozen=True)
-class ProjectRead:
-    """A version a project may read, with the terms a site must satisfy to hold it."""
-
-    dataset: DatasetRow
-    version: DatasetVersionRow
-    owned: bool
-
-
-def readable_by_project(
-    session: Session, project_id: int, owner: str, name: str, version: int | None = None
-) -> ProjectRead:
-    """The version (latest by default) of `owner`/`name` that project `project_id` may read:
-    it owns the dataset or holds a grant. NotFound otherwise, without saying which. For jobs:
-    check each site with `residency_allows(Residency(read.dataset.residency), ...)`, then
-    `open_plaintext(session, vault, read.version)`."""
-    if name_problem(name) is not None:
-        raise NotFound("dataset", f"{owner}/{name!r}")
-    row = session.execute(
-        select(DatasetRow)
-        .join(ProjectRow, ProjectRow.id == DatasetRow.project_id)
-        .where(project_by_ref(owner), DatasetRow.name == name)
-    ).scalar_one_or_none()
-    owned = row is not None and row.project_id == project_id
-    if row is None or not (owned or granted_to(session, row.id, [project_id])):
-        raise NotFound("dataset", f"{owner}/{name}")
-    query = select(DatasetVersionRow).where(DatasetVersionRow.dataset_id == row.id)
-    query = (
-        query.where(DatasetVersionRow.number == version)
-        if version is not None
-        else query.order_by(DatasetVersionRow.number.desc()).limit(1)
-    )
-    found = session.scalars(query).first()
-    if found is None:
-        raise NotFound("data", f"of {owner}/{name}" + (f" version {version}" if version else ""))
-    return ProjectRead(row, found, owned)
 
 
 @dataclass(frozen=True)
