@@ -119,3 +119,13 @@ def test_usage_of_last_month_is_that_month(env: dict[str, str]) -> None:
     assert json.loads(named) == json.loads(dated)
     line = one_line_error(fabriek("usage", "--month", "lately", env=env, check=False), 2)
     assert "'lately' is not a month like 2025-03" in line
+
+
+def test_a_script_asking_for_its_own_output_file_is_refused_naming_the_line(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    script = tmp_path / "job.sbatch"
+    script.write_text("#!/bin/bash\n#SBATCH --gpus=1\n#SBATCH --output=%j.log\nhostname\n")
+    line = one_line_error(fabriek("submit", str(script), env=env, check=False), 2)
+    assert "line 3: --output=%j.log: Fabriek keeps every job's output" in line
+    assert "`fabriek logs JOB`" in line
