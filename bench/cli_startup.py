@@ -102,6 +102,11 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=10, help="measured runs per command")
     parser.add_argument("--top", type=int, default=12, help="imports to list per command")
+    parser.add_argument(
+        "--client-src",
+        type=Path,
+        help="time the fabriek of this src/ folder (an older checkout) against today's server",
+    )
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp_dir:
         tmp = Path(tmp_dir)
@@ -115,9 +120,13 @@ def main(argv: list[str] | None = None) -> None:
                     "FABRIEK_CONFIG_DIR": str(tmp / "config"),
                     "COLUMNS": "120",
                 }
+                fabriek = FABRIEK
+                if args.client_src:
+                    env["PYTHONPATH"] = str(args.client_src.resolve())
+                    fabriek = [sys.executable, "-m", "fabriek.main"]
                 commands = {"fabriek --help": ["--help"], "fabriek jobs": ["jobs"]}
                 timings = [measure("python -c pass", [sys.executable, "-c", "pass"], env, 3)]
-                timings += [measure(k, [*FABRIEK, *v], env, args.runs) for k, v in commands.items()]
+                timings += [measure(k, [*fabriek, *v], env, args.runs) for k, v in commands.items()]
                 offenders = {k: import_offenders(v, env, args.top) for k, v in commands.items()}
     print("\n".join(machine_description()))
     print(f"Command: {command_line()}")
