@@ -19,7 +19,9 @@ Facts that shaped it (Slurm 22.05 on Debian 12, as root, no systemd):
   valid character or block device" and the job gets no CUDA_VISIBLE_DEVICES. We make them with
   mknod as copies of /dev/null (harmless: proctrack/linuxproc and task/none confine nothing).
 - `-f` must be given an absolute path: the daemons chdir before reading it.
-- Jobs run as root and write their output files where `--output`/`--error` say, on this host.
+- Jobs run as their owners (real Unix accounts the tests make) and write their output files
+  where `--output`/`--error` say, on this host; the cluster's folder is 0755 so that they
+  can read their batch scripts in slurmd's spool.
 """
 
 from __future__ import annotations
@@ -161,6 +163,9 @@ class SlurmCluster:
 
     def _write_config(self) -> None:
         host = socket.gethostname().split(".")[0]
+        # Jobs run as their owners, who must reach the batch script slurmd keeps in its
+        # spool (the spool's own job folders are private to each job's user).
+        self.root.chmod(0o755)
         for sub in ("state", "log", "gpu", *(f"spool/{n}" for n in self.node_names)):
             (self.root / sub).mkdir(parents=True, exist_ok=True)
         gres_lines = ["AutoDetect=off"]

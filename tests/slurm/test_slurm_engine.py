@@ -23,6 +23,7 @@ from fabriek.engines.base import (
     Observation,
 )
 from fabriek.engines.slurm import SlurmEngine
+from tests.slurm.conftest import ALICE
 from tests.slurm_harness import SlurmCluster
 
 pytestmark = pytest.mark.slurm
@@ -47,7 +48,8 @@ def wait_for(
 
 
 def command_job(job_id: int, *argv: str, **spec: object) -> EngineJob:
-    return EngineJob(job_id, JobSpec(name=f"test-{job_id}", command=argv, **spec))  # type: ignore[arg-type]
+    """A job of Alice's (every job runs as its owner's own account at the site)."""
+    return EngineJob(job_id, JobSpec(name=f"test-{job_id}", command=argv, **spec), owner=ALICE)  # type: ignore[arg-type]
 
 
 def slurm_jobs_tagged(cluster: SlurmCluster, job_id: int) -> list[str]:
@@ -113,7 +115,9 @@ def test_a_script_job_runs_on_the_other_site_at_the_same_time(
     engine_a: SlurmEngine, engine_b: SlurmEngine
 ) -> None:
     script = '#!/bin/bash\n#SBATCH --time=5\necho "on $SLURM_CLUSTER_NAME with $SLURM_JOB_GPUS"\n'
-    job_b = EngineJob(2, JobSpec(name="script", script=script, gpus=1, gpu_type="a100"))
+    job_b = EngineJob(
+        2, JobSpec(name="script", script=script, gpus=1, gpu_type="a100"), owner=ALICE
+    )
     job_a = command_job(2, "true")  # the same Fabriek id on another site is another job
     handle_b, handle_a = engine_b.submit(job_b), engine_a.submit(job_a)
     assert wait_for(engine_b, 2, handle_b).state == JobState.COMPLETED

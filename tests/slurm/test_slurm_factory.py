@@ -63,13 +63,20 @@ def settings(
     factory_db: str,
     site_a: SlurmCluster,
     site_b: SlurmCluster,
+    shared_logs: Path,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Settings:
     state = tmp_path_factory.mktemp("state")
     sites_file = state / "sites.toml"
+    # Jobs run as their owners, so their output goes to storage every user may write to.
+    for site in SITES:
+        (shared_logs / site).mkdir(exist_ok=True)
+        (shared_logs / site).chmod(0o1777)
     sites_file.write_text(
-        f'[sites.sitea]\nengine = "slurm"\nslurm_conf = "{site_a.conf}"\n\n'
+        f'[sites.sitea]\nengine = "slurm"\nslurm_conf = "{site_a.conf}"\n'
+        f'log_dir = "{shared_logs / "sitea"}"\n\n'
         f'[sites.siteb]\nengine = "slurm"\nslurm_conf = "{site_b.conf}"\n'
+        f'log_dir = "{shared_logs / "siteb"}"\n'
     )
     settings = Settings(
         database_url=factory_db, state_dir=state, sites_file=sites_file, dispatch_interval_s=0.3
@@ -204,5 +211,11 @@ def test_slurm_keeps_running_while_the_control_plane_restarts(
     assert slurm_jobs(site_a, job["id"], settings.database_url) == 1
 
 
-def test_logs_directory_is_per_site(settings: Settings) -> None:
-    assert Path(settings.state_dir, "slurm-output").is_dir()
+def test_logs_directory_is_per_site_and_output_is_its_users(shared_logs: Path) -> None:
+    """Each site's output lands in its own folder of the shared storage, each file its
+    job user's own (mode 0600), never the control plane's."""
+    for site in SITES:
+        outputs = list((shared_logs / site).glob("*.out"))
+        assert outputs, site
+        for output in outputs:
+            assert output.stat().st_uid != 0 and output.stat().st_mode & 0o077 == 0

@@ -11,11 +11,8 @@ from __future__ import annotations
 import ast
 import json
 import os
-import pwd
 import secrets
 import shutil
-import subprocess
-import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -28,34 +25,19 @@ from fabriek.engines import slurmrestd
 from fabriek.engines.base import EngineJob, EngineRejected, EngineUnavailable, LogStream
 from fabriek.engines.slurmrestd import JwtSigner, SlurmRestEngine
 from fabriek.engines.slurmrestd_request import API_VERSION, build_submission
+from tests.slurm.conftest import ALICE, BOB, TEST_USERS
 from tests.slurm_harness import SlurmCluster, SlurmClusterError
 
 pytestmark = pytest.mark.slurm
 
 DATA = Path(__file__).parent / "data"
-USERS = {"fabriek-alice": 1_900_100_001, "fabriek-bob": 1_900_100_002}
-ALICE = JobOwner(user_id=1, user="fabriek-alice", project_id=1, project="climate")
-BOB = JobOwner(user_id=2, user="fabriek-bob", project_id=2, project="rivals")
-
-
-def ensure_user(name: str, uid: int) -> None:
-    """A Unix account at the 'site' (this machine), as the site agent would make it."""
-    try:
-        pwd.getpwnam(name)
-    except KeyError:
-        subprocess.run(
-            ["useradd", "--no-create-home", "--uid", str(uid), "--shell", "/bin/bash", name],
-            check=True,
-            capture_output=True,
-        )
+USERS = TEST_USERS
 
 
 @pytest.fixture(scope="module")
 def site(slurm_ready: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[SlurmCluster]:
     if shutil.which("slurmrestd") is None:
         pytest.skip("slurmrestd is not installed (Debian's slurmrestd package)")
-    for name, uid in USERS.items():
-        ensure_user(name, uid)
     key = tmp_path_factory.mktemp("jwt") / "jwt_hs256.key"
     key.write_bytes(secrets.token_bytes(32))
     key.chmod(0o600)
@@ -70,16 +52,6 @@ def site(slurm_ready: None, tmp_path_factory: pytest.TempPathFactory) -> Iterato
     finally:
         cluster.stop()
         cluster.remove()
-
-
-@pytest.fixture(scope="module")
-def shared_logs() -> Iterator[Path]:
-    """Output storage both the site's nodes and the control plane see; every user may write
-    there, none may touch another's files (sticky, like /tmp)."""
-    folder = Path(tempfile.mkdtemp(prefix="fabriek-site-logs-", dir="/tmp"))
-    folder.chmod(0o1777)
-    yield folder
-    shutil.rmtree(folder, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")

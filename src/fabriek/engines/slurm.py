@@ -19,8 +19,12 @@ pointed at the cluster by `env` (SLURM_CONF, usually). Choices, and why:
   in case a Slurm version's squeue filters what 22.05's does not.
 - Slurm forgets a finished job's GPU indices, so the engine remembers them from polls
   while it ran; GPU seconds of a job first seen finished are keyed "0".."n-1".
+- Every job runs as its owner (`sbatch --uid`, run by a root control plane that is a client
+  of the cluster), charged to its project's Slurm account (`--account`); a job without an
+  owner is refused. The owner needs an account of the same name on the cluster's nodes.
 - Output files go to `log_dir` as `<engine>-<slurm id>.out|err`: the directory must be
-  visible to the compute nodes and to this process (a shared filesystem at a real site).
+  visible to the compute nodes and to this process (a shared filesystem at a real site),
+  and writable by every user, sticky like /tmp; the files are the job user's, mode 0600.
 - Jobs get a small environment (PATH, HOME, locale: never the control plane's secrets)
   plus their spec's variables, written as `export` lines into the batch script.
 """
@@ -107,6 +111,7 @@ class SlurmEngine:
     def _run(
         self, argv: list[str], stdin: str | None = None, tz: str | None = None
     ) -> subprocess.CompletedProcess[str]:
+        # umask 077: sbatch hands it to the job, whose output files are then its user's alone.
         """Run a Slurm command; EngineUnavailable when it cannot run or does not finish."""
         env = self._command_env()
         if tz:
@@ -120,6 +125,7 @@ class SlurmEngine:
                 capture_output=True,
                 text=True,
                 timeout=self.command_timeout_s,
+                umask=0o077,
             )
         except FileNotFoundError as exc:
             raise EngineUnavailable(f"{self.name}: {argv[0]} is not installed here") from exc
@@ -151,7 +157,10 @@ class SlurmEngine:
     # -- the Engine protocol -----------------------------------------------------------
 
     def submit(self, job: EngineJob) -> str:
-        """Start `job` with sbatch, unless a Slurm job tagged with its id already exists."""
+        """Start `job` with sbatch as its owner, unless a Slurm job tagged with its id
+        already exists."""
+        if job.owner is None:
+            raise EngineRejected("the job names no owner: a cluster runs every job as its user")
         with self._lock:
             if job.job_id in self._handles:
                 return self._handles[job.job_id]

@@ -138,6 +138,10 @@ def build_sbatch(
     ]
     if spec.gpus:
         args.append(_gpu_option(spec.gpus, spec.gpu_type, spec.nodes))
+    if job.owner is not None:
+        # As its owner, charged to its project's Slurm account: never as the control plane
+        # (sbatch run as root may name the user; the account must be theirs at the site).
+        args += [f"--uid={job.owner.user}", f"--account={job.owner.project}"]
     if spec.working_dir:
         args.append(f"--chdir={spec.working_dir}")
     if partition:

@@ -45,8 +45,8 @@ class EngineConfig(FileTable):
     # slurm: the cluster's configuration, for a control plane that is one of its clients.
     slurm_conf: str | None = None
     # slurmrestd: the site's REST API, the key its tokens are signed with (the site's
-    # AuthAltParameters=jwt_key=), the site account that watches and cancels all jobs, and
-    # output storage the site's nodes and the control plane share.
+    # AuthAltParameters=jwt_key=) and the site account that watches and cancels all jobs.
+    # slurm and slurmrestd: output storage the site's nodes and the control plane share.
     url: str | None = None
     jwt_key_file: str | None = None
     operator: str = "slurm"
@@ -121,6 +121,11 @@ class EngineRegistry:
                 self._engines[site] = self._build(site, site_gpus)
             return self._engines[site]
 
+    def _output(self, site: str) -> Path:
+        """The default output folder of a Slurm site's jobs: only for a cluster whose nodes
+        see the control plane's state folder, and only when its parents let users in."""
+        return _shared_output(self.state_dir / "slurm-output" / site)
+
     def _build(self, site: str, site_gpus: int) -> Engine:
         config = self.configs.get(site, EngineConfig())
         builders: dict[str, Callable[[], Engine]] = {
@@ -137,7 +142,7 @@ class EngineRegistry:
             "slurm": lambda: SlurmEngine(
                 site,
                 env={"SLURM_CONF": config.slurm_conf or ""},
-                log_dir=self.state_dir / "slurm-output" / site,
+                log_dir=Path(config.log_dir) if config.log_dir else self._output(site),
                 tag_prefix=self.tag_prefix,
             ),
             "slurmrestd": lambda: SlurmRestEngine(
@@ -151,6 +156,13 @@ class EngineRegistry:
             ),
         }
         return builders[config.engine]()
+
+
+def _shared_output(path: Path) -> Path:
+    """A folder every job user may write in and none may touch another's files in."""
+    path.mkdir(parents=True, exist_ok=True)
+    path.chmod(0o1777)
+    return path
 
 
 def tag_prefix(installation_id: str) -> str:
