@@ -15,7 +15,7 @@ import pytest
 
 from fabriek.domain.calendar import AMSTERDAM
 from fabriek.services.demo.seed import demo_token
-from tests.jobs_helpers import submit, wait_for
+from tests.jobs_helpers import py, submit, wait_for
 from tests.servers import LiveServer
 from tests.test_cli import one_line_error
 
@@ -40,8 +40,8 @@ def test_a_ticket_from_the_command_line(server: LiveServer, unique: str, tmp_pat
     sanne = httpx.Client(base_url=server.url, timeout=30,
                          headers={"Authorization": f"Bearer {demo_token('sanne').token}"})  # fmt: skip
     with sanne:
-        job = submit(sanne, project="photonic-inspect", time_limit="1m", command=[
-            sys.executable, "-c", "print('wafer 17: segfault'); raise SystemExit(139)"])  # fmt: skip
+        job = submit(sanne, project="photonic-inspect", time_limit="1m", command=py(
+            "print('wafer 17: segfault'); raise SystemExit(139)"))  # fmt: skip
         wait_for(sanne, job["id"])
     opened = support(server, "sanne", "new", "--category", "jobs", "--about", f"job:{job['id']}",
                      "--subject", f"{unique} crashes", "--body", "-", "--share-context",
