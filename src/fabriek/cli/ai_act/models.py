@@ -23,6 +23,13 @@ models_app = typer.Typer(
 app.add_typer(models_app, name="models")
 
 Ref = Annotated[str, typer.Argument(help="NAME:VERSION")]
+# A version's size, shared by `models new --version` and `models version`.
+Parameters = Annotated[str | None, typer.Option(help="parameter count, e.g. 7e9")]
+ActiveParameters = Annotated[
+    str | None, typer.Option("--active-parameters", help="per token (mixture of experts)")
+]
+Tokens = Annotated[str | None, typer.Option(help="training tokens, e.g. 2e12")]
+Architecture = Annotated[str | None, typer.Option(help="dense-transformer, ...")]
 Bases = Annotated[
     list[str] | None,
     typer.Option("--base", help="a registered base model version, NAME:VERSION (repeatable)"),
@@ -163,12 +170,10 @@ def new(
     inputs: Annotated[list[str] | None, typer.Option("--input", help="input modality")] = None,
     outputs: Annotated[list[str] | None, typer.Option("--output", help="output modality")] = None,
     version: Annotated[str | None, typer.Option(help="register its first version too")] = None,
-    parameters: Annotated[str | None, typer.Option(help="parameter count, e.g. 7e9")] = None,
-    active_parameters: Annotated[
-        str | None, typer.Option("--active-parameters", help="per token (mixture of experts)")
-    ] = None,
-    tokens: Annotated[str | None, typer.Option(help="training tokens, e.g. 2e12")] = None,
-    architecture: Annotated[str | None, typer.Option(help="dense-transformer, ...")] = None,
+    parameters: Parameters = None,
+    active_parameters: ActiveParameters = None,
+    tokens: Tokens = None,
+    architecture: Architecture = None,
     base: Bases = None,
     external_base: ExternalBases = None,
     as_json: JsonFlag = False,
@@ -204,12 +209,10 @@ def new(
 def version(
     name: Annotated[str, typer.Argument(help="the model's name")],
     version: Annotated[str, typer.Argument(help="the new version, e.g. 1.1")],
-    parameters: Annotated[str | None, typer.Option(help="parameter count, e.g. 7e9")] = None,
-    active_parameters: Annotated[
-        str | None, typer.Option("--active-parameters", help="per token (mixture of experts)")
-    ] = None,
-    tokens: Annotated[str | None, typer.Option(help="training tokens, e.g. 2e12")] = None,
-    architecture: Annotated[str | None, typer.Option(help="dense-transformer, ...")] = None,
+    parameters: Parameters = None,
+    active_parameters: ActiveParameters = None,
+    tokens: Tokens = None,
+    architecture: Architecture = None,
     base: Bases = None,
     external_base: ExternalBases = None,
     as_json: JsonFlag = False,
