@@ -14,13 +14,13 @@ the site offers before the first call: a site that offers another version is rep
 name, not met with a 404 on every call.
 
 One poll is one `GET /jobs` for every job, as the slurm engine's one squeue; its answer has
-squeue's `--json` shape, so the same parser and the same tags serve both engines. Output
-files go to `log_dir` on storage both the site's nodes and the control plane see.
+squeue's `--json` shape, so the same parser serves both, and everything but listing,
+starting and cancelling (tags, idempotent submit, polls, output files) is the engines'
+shared `slurm_tagged`.
 """
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
@@ -32,23 +32,18 @@ from joserfc import jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import OctKey
 
-from fabriek.domain.jobs import ACTIVE_STATES, JobState
 from fabriek.engines.base import (
     EngineJob,
     EngineRejected,
     EngineUnavailable,
-    LogStream,
-    Observation,
 )
 from fabriek.engines.slurm_parse import (
     SlurmJob,
     SlurmOutputError,
-    observe,
     parse_squeue_json,
-    tagged_job_id,
-    tagged_jobs,
 )
-from fabriek.engines.slurm_sbatch import SbatchInputError, log_file_name
+from fabriek.engines.slurm_sbatch import SbatchInputError
+from fabriek.engines.slurm_tagged import TaggedSlurmEngine, check_handle
 from fabriek.engines.slurmrestd_request import API_VERSION, build_submission
 
 _TOKEN_LIFETIME_S = 300
@@ -89,7 +84,7 @@ class JwtSigner:
         return jwt.encode({"alg": "HS256"}, claims, self._key)
 
 
-class SlurmRestEngine:
+class SlurmRestEngine(TaggedSlurmEngine):
     """Runs jobs on a Slurm site through its slurmrestd, as their owners."""
 
     def __init__(
@@ -109,20 +104,14 @@ class SlurmRestEngine:
         """`operator` is the site account that watches and cancels every job (a Slurm
         operator or the SlurmUser); `log_dir` is where output files land, on storage the
         site's nodes and this process share (writable by every user, sticky, like /tmp)."""
-        self.name = name
+        super().__init__(
+            name, Path(log_dir), tag_prefix=tag_prefix, partition=partition, clock=clock
+        )
         self.url = url.rstrip("/")
         self.signer = signer
-        self.log_dir = Path(log_dir)
         self.operator = operator
-        self.tag_prefix = tag_prefix
-        self.partition = partition
-        self._clock = clock
         self._http = httpx.Client(base_url=self.url, timeout=timeout_s, transport=transport)
-        self._lock = threading.Lock()
         self._version_checked = False
-        self._handles: dict[int, str] = {}
-        self._synced = False
-        self._gpu_ids: dict[str, tuple[str, ...]] = {}
 
     # -- the REST calls ------------------------------------------------------------------
 
@@ -197,7 +186,9 @@ class SlurmRestEngine:
             )
         return EngineUnavailable(f"{self.name}: slurmrestd could not {what}: {reason}")
 
-    def _jobs(self) -> list[SlurmJob]:
+    # -- listing and starting: what the shared engine asks of this one --------------------
+
+    def _list_jobs(self) -> list[SlurmJob]:
         data, errors = self._call("GET", "/jobs", self.operator)
         if errors:
             raise self._unavailable("list the jobs", errors)
@@ -206,101 +197,38 @@ class SlurmRestEngine:
         except SlurmOutputError as error:
             raise EngineUnavailable(f"{self.name}: slurmrestd /jobs: {error}") from None
 
-    # -- the Engine protocol -----------------------------------------------------------
+    def _start(self, job: EngineJob) -> str:
+        """Submit the job with a token for its owner, charged to its project's account."""
+        if job.owner is None:  # the shared submit refuses such a job before it gets here
+            raise EngineRejected("the job names no owner")
+        try:
+            body = build_submission(
+                job,
+                engine=self.name,
+                log_dir=self.log_dir,
+                account=job.owner.project,
+                tag_prefix=self.tag_prefix,
+                partition=self.partition,
+            )
+        except SbatchInputError as error:
+            raise EngineRejected(str(error)) from None
+        data, errors = self._call("POST", "/job/submit", job.owner.user, body)
+        handle = data.get("job_id")
+        if errors or not isinstance(handle, int):
+            reason = "; ".join(errors) or "no job id in the answer"
+            if any(refusal in reason for refusal in _REFUSALS):
+                raise EngineRejected(f"{self.name}: Slurm refused the job: {reason}")
+            raise self._unavailable("submit the job", errors)
+        return str(handle)
 
-    def submit(self, job: EngineJob) -> str:
-        """Submit `job` as its owner, unless a Slurm job tagged with its id exists already."""
-        if job.owner is None:
-            raise EngineRejected("the job names no owner: a site runs every job as its user")
-        with self._lock:
-            if job.job_id in self._handles:
-                return self._handles[job.job_id]
-            if not self._synced:
-                self._sync()
-                if job.job_id in self._handles:
-                    return self._handles[job.job_id]
-            try:
-                body = build_submission(
-                    job,
-                    engine=self.name,
-                    log_dir=self.log_dir,
-                    account=job.owner.project,
-                    tag_prefix=self.tag_prefix,
-                    partition=self.partition,
-                )
-            except SbatchInputError as error:
-                raise EngineRejected(str(error)) from None
-            self._synced = False  # until Slurm answers, the job may or may not exist
-            data, errors = self._call("POST", "/job/submit", job.owner.user, body)
-            handle = data.get("job_id")
-            if errors or not isinstance(handle, int):
-                reason = "; ".join(errors) or "no job id in the answer"
-                if any(refusal in reason for refusal in _REFUSALS):
-                    self._synced = True
-                    raise EngineRejected(f"{self.name}: Slurm refused the job: {reason}")
-                raise self._unavailable("submit the job", errors)
-            self._synced = True
-            self._handles[job.job_id] = str(handle)
-            return str(handle)
-
-    def _sync(self) -> dict[int, str]:
-        known = {job_id: sjob.handle for job_id, sjob in tagged_jobs(self._jobs(), self.tag_prefix)}
-        self._handles.update(known)
-        self._synced = True
-        return known
-
-    def poll(self, handles: Mapping[int, str]) -> dict[int, Observation]:
-        """Observe every job with one `GET /jobs`."""
-        if not handles:
-            return {}
-        seen = {j.handle: j for j in self._jobs()}
-        now = self._clock()
-        out: dict[int, Observation] = {}
-        with self._lock:
-            for job_id, handle in handles.items():
-                sjob = seen.get(handle)
-                if sjob is None or tagged_job_id(sjob.comment, self.tag_prefix) != job_id:
-                    why = (
-                        f"Slurm job {handle} is not job {job_id}: the site reused its id"
-                        if sjob
-                        else f"the site no longer knows Slurm job {handle}"
-                    )
-                    out[job_id] = Observation(job_id, handle, JobState.LOST, reason=why)
-                    continue
-                seen_gpus = self._gpu_ids.get(handle, ())
-                out[job_id] = observation = observe(sjob, job_id, now, seen_gpus)
-                if observation.state in ACTIVE_STATES and sjob.gpu_ids:
-                    self._gpu_ids[handle] = sjob.gpu_ids
-            for handle in [h for h in self._gpu_ids if h not in seen]:
-                del self._gpu_ids[handle]
-        return out
+    # -- the rest of the Engine protocol ----------------------------------------------------
 
     def cancel(self, handle: str) -> None:
         """Cancel the job as the site's operator; one that already ended is not an error."""
-        if not handle.isdigit():
-            raise EngineRejected(f"{handle!r} is not a Slurm job id")
+        check_handle(handle)
         _, errors = self._call("DELETE", f"/job/{handle}", self.operator)
         if errors and not any(gone in e for e in errors for gone in _GONE):
             raise self._unavailable(f"cancel job {handle}", errors)
-
-    def read_log(
-        self, handle: str, stream: LogStream, offset: int = 0, limit: int = 1 << 20
-    ) -> bytes:
-        """Up to `limit` bytes of the job's output file from `offset`; b"" before it exists."""
-        if not handle.isdigit():
-            raise EngineRejected(f"{handle!r} is not a Slurm job id")
-        path = self.log_dir / log_file_name(self.name, handle, stream)
-        try:
-            with path.open("rb") as output:
-                output.seek(max(offset, 0))
-                return output.read(max(limit, 0))
-        except FileNotFoundError:
-            return b""
-
-    def known_jobs(self) -> dict[int, str]:
-        """Every job at the site tagged with this engine's prefix (Fabriek id -> handle)."""
-        with self._lock:
-            return self._sync()
 
     def close(self) -> None:
         """Close the HTTP connections."""
