@@ -49,11 +49,22 @@ def time_minutes(seconds: int) -> int:
     return max(1, math.ceil(seconds / 60))
 
 
-def _gpu_option(gpus: int, gpu_type: str | None, nodes: int) -> str:
+def gpu_request(gpus: int, gpu_type: str | None, nodes: int) -> tuple[str, str]:
+    """How to ask Slurm for `gpus` GPUs over `nodes` nodes: ("gres", per node) when they
+    split evenly, else ("gpus", the job's total) for Slurm to spread."""
     kind = f"{gpu_type}:" if gpu_type else ""
     if gpus % nodes == 0:
-        return f"--gres=gpu:{kind}{gpus // nodes}"  # --gres counts per node
-    return f"--gpus={kind}{gpus}"  # an uneven split: let Slurm spread the job's total
+        return "gres", f"gpu:{kind}{gpus // nodes}"  # --gres counts per node
+    return "gpus", f"{kind}{gpus}"
+
+
+def job_name(job: EngineJob, tag_prefix: str) -> str:
+    """The Slurm job name, `<prefix>-<job id>-<name>`, for people reading the queue; after
+    checking that the job's resources can be asked for at all."""
+    spec = job.spec
+    if spec.nodes < 1 or spec.cpus < 1 or spec.memory_gb < 1 or spec.gpus < 0:
+        raise SbatchInputError("nodes, cpus and memory must be positive, gpus not negative")
+    return f"{tag_prefix}-{job.job_id}-{_UNSAFE.sub('_', spec.name)[:64]}"
 
 
 def _exports(environment: Mapping[str, str]) -> list[str]:
@@ -122,12 +133,9 @@ def build_sbatch(
 ) -> SbatchRequest:
     """The sbatch call that starts `job`, tagged so that `known_jobs` finds it again."""
     spec = job.spec
-    if spec.nodes < 1 or spec.cpus < 1 or spec.memory_gb < 1 or spec.gpus < 0:
-        raise SbatchInputError("nodes, cpus and memory must be positive, gpus not negative")
-    name = _UNSAFE.sub("_", spec.name)[:64]
     args = [
         "--parsable",
-        f"--job-name={tag_prefix}-{job.job_id}-{name}",
+        f"--job-name={job_name(job, tag_prefix)}",
         f"--comment={job_tag(tag_prefix, job.job_id)}",
         f"--output={log_dir / log_file_name(engine, '%j', LogStream.STDOUT)}",
         f"--error={log_dir / log_file_name(engine, '%j', LogStream.STDERR)}",
@@ -137,7 +145,8 @@ def build_sbatch(
         f"--time={time_minutes(spec.time_limit_s)}",
     ]
     if spec.gpus:
-        args.append(_gpu_option(spec.gpus, spec.gpu_type, spec.nodes))
+        option, value = gpu_request(spec.gpus, spec.gpu_type, spec.nodes)
+        args.append(f"--{option}={value}")
     if job.owner is not None:
         # As its owner, charged to its project's Slurm account: never as the control plane
         # (sbatch run as root may name the user; the account must be theirs at the site).

@@ -7,22 +7,21 @@ options; the batch script is the same (`build_script`), so a job runs alike thro
 
 from __future__ import annotations
 
-import re
 from pathlib import PurePath
 from typing import Any
 
 from fabriek.engines.base import EngineJob, LogStream
 from fabriek.engines.slurm_parse import job_tag
 from fabriek.engines.slurm_sbatch import (
-    SbatchInputError,
     build_script,
+    gpu_request,
+    job_name,
     log_file_name,
     time_minutes,
 )
 
 # The API version Fabriek speaks: Slurm 22.05's newest (Debian 12's slurmrestd).
 API_VERSION = "v0.0.38"
-_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+", re.ASCII)
 # What a job's process starts with besides its own variables (in the script): enough to find
 # programs; the control plane's environment never travels to a site.
 _BASE_ENVIRONMENT = {
@@ -46,11 +45,8 @@ def build_submission(
 
     v0.0.38 has no node list among a job's properties: Slurm places the job itself."""
     spec = job.spec
-    if spec.nodes < 1 or spec.cpus < 1 or spec.memory_gb < 1 or spec.gpus < 0:
-        raise SbatchInputError("nodes, cpus and memory must be positive, gpus not negative")
-    name = _UNSAFE.sub("_", spec.name)[:64]
     properties: dict[str, Any] = {
-        "name": f"{tag_prefix}-{job.job_id}-{name}",
+        "name": job_name(job, tag_prefix),
         "comment": job_tag(tag_prefix, job.job_id),
         "account": account,
         "nodes": [spec.nodes, spec.nodes],
@@ -63,11 +59,8 @@ def build_submission(
         "environment": dict(_BASE_ENVIRONMENT),
     }
     if spec.gpus:
-        kind = f"{spec.gpu_type}:" if spec.gpu_type else ""
-        if spec.gpus % spec.nodes == 0:
-            properties["gres"] = f"gpu:{kind}{spec.gpus // spec.nodes}"  # per node
-        else:
-            properties["gpus"] = f"{kind}{spec.gpus}"  # an uneven split: Slurm spreads it
+        option, value = gpu_request(spec.gpus, spec.gpu_type, spec.nodes)
+        properties[option] = value  # the REST API names them as sbatch does
     if partition:
         properties["partition"] = partition
     return {"script": build_script(job), "job": properties}
