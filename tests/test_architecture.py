@@ -44,6 +44,10 @@ ALLOWED: dict[str, frozenset[str]] = {
     # Thin commands over the SDK; domain values (drafts, states) are shared with the server.
     "cli": frozenset({"sdk", "domain"}),
     "sdk": frozenset({"domain"}),
+    # `fabriek site-agent`, run at a site: it pulls the site's desired state through the
+    # SDK and applies it with the site's own tools (useradd, sacctmgr); it is a client of
+    # the API like the CLI, and never touches the store.
+    "site_agent": frozenset({"sdk", "domain", "cli.output"}),
     # The `fabriek` command: the client's commands, one-line errors. The server's commands
     # are named by module path and imported only when run (see `cli.catalogue`).
     "main": frozenset({"cli", "sdk", "domain"}),

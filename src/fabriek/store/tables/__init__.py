@@ -8,6 +8,14 @@ on the one `Base.metadata` (what Alembic and the tests compare against).
 """
 
 from fabriek.store.tables.access import AllocationRow, CallRow, ChargeRow, ProposalRow, ReviewRow
+from fabriek.store.tables.accounts import (
+    PosixAccountRow,
+    PosixGroupRow,
+    SshCertificateRow,
+    SshKeyRow,
+    TermsAcceptanceRow,
+    TermsRow,
+)
 from fabriek.store.tables.ai_act import (
     AiClassificationRow,
     AiJobReportRow,
@@ -45,7 +53,14 @@ from fabriek.store.tables.notifications import (
     NotificationRow,
     NotificationSettingsRow,
 )
-from fabriek.store.tables.sites import InstallationRow, NodeGroupRow, SiteRow
+from fabriek.store.tables.sites import (
+    InstallationRow,
+    NodeGroupRow,
+    SiteAgentReportRow,
+    SiteAgentRow,
+    SiteHarvestRow,
+    SiteRow,
+)
 from fabriek.store.tables.support import (
     ArticleRow,
     ConsultationRow,
@@ -101,18 +116,27 @@ __all__ = [
     "OidcLoginRow",
     "OrganisationKeyRow",
     "OrganisationRow",
+    "PosixAccountRow",
+    "PosixGroupRow",
     "ProjectRow",
     "ProposalRow",
     "ReviewRow",
     "SandboxDocumentRow",
     "SandboxRow",
+    "SiteAgentReportRow",
+    "SiteAgentRow",
+    "SiteHarvestRow",
     "SiteRow",
+    "SshCertificateRow",
+    "SshKeyRow",
     "StaffRoleRow",
     "SupportAttachmentRow",
     "SupportEventRow",
     "SupportMailRow",
     "SupportMessageRow",
     "SupportTicketRow",
+    "TermsAcceptanceRow",
+    "TermsRow",
     "Timestamp",
     "UserRow",
     "utcnow",

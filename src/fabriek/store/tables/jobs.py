@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import JSON, BigInteger, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from fabriek.store.tables.base import Base, Timestamp, utcnow
@@ -15,7 +15,12 @@ class JobRow(Base):
     """A job: what was asked, where it went, and where it is now."""
 
     __tablename__ = "jobs"
-    __table_args__ = (Index("ix_jobs_state_site", "state", "site_id"),)
+    __table_args__ = (
+        Index("ix_jobs_state_site", "state", "site_id"),
+        # A job read from a site's Slurm accounting is known by its cluster, Slurm job id
+        # and submit time (Slurm reuses ids): one job, however often it is harvested.
+        UniqueConstraint("slurm_cluster", "slurm_job_id", "slurm_submitted_at"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     project_id: Mapped[int] = mapped_column(ForeignKey("projects.id"), index=True)
@@ -62,6 +67,12 @@ class JobRow(Base):
     submitted_at: Mapped[datetime] = mapped_column(Timestamp(), default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(Timestamp())
     ended_at: Mapped[datetime | None] = mapped_column(Timestamp())
+    # "fabriek" (submitted through the API, CLI or portal) or "slurm" (typed with sbatch at
+    # a site and harvested from its accounting).
+    origin: Mapped[str] = mapped_column(String(20), default="fabriek", server_default="fabriek")
+    slurm_cluster: Mapped[str | None] = mapped_column(String(63))
+    slurm_job_id: Mapped[int | None] = mapped_column(BigInteger)
+    slurm_submitted_at: Mapped[datetime | None] = mapped_column(Timestamp())
 
 
 class JobEventRow(Base):

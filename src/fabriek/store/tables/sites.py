@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import Boolean, ForeignKey, Integer, String, UniqueConstraint, false
+from sqlalchemy import JSON, Boolean, ForeignKey, Integer, String, UniqueConstraint, false
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from fabriek.store.tables.base import Base, Timestamp, utcnow
@@ -68,3 +69,47 @@ class InstallationRow(Base):
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
     created_at: Mapped[datetime] = mapped_column(Timestamp(), default=utcnow)
+
+
+class SiteAgentRow(Base):
+    """A site's agent: the hash of its site token, when it last called, what it last said."""
+
+    __tablename__ = "site_agents"
+
+    site_id: Mapped[int] = mapped_column(
+        ForeignKey("sites.id", ondelete="CASCADE"), primary_key=True
+    )
+    token_hash: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(Timestamp(), default=utcnow)
+    last_seen_at: Mapped[datetime | None] = mapped_column(Timestamp())
+
+
+class SiteAgentReportRow(Base):
+    """What a site agent did for one desired state, and what it found changed by hand."""
+
+    __tablename__ = "site_agent_reports"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    site_id: Mapped[int] = mapped_column(ForeignKey("sites.id", ondelete="CASCADE"), index=True)
+    generation: Mapped[str] = mapped_column(String(64))
+    applied: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    drift: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    errors: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    received_at: Mapped[datetime] = mapped_column(Timestamp(), default=utcnow)
+
+
+class SiteHarvestRow(Base):
+    """Where the harvest of a site's Slurm accounting stands: records up to `through` are in
+    the ledger (later corrections are taken by looking back a margin before it)."""
+
+    __tablename__ = "site_harvests"
+
+    site_id: Mapped[int] = mapped_column(
+        ForeignKey("sites.id", ondelete="CASCADE"), primary_key=True
+    )
+    through: Mapped[datetime | None] = mapped_column(Timestamp())
+    last_run_at: Mapped[datetime | None] = mapped_column(Timestamp())
+    records_seen: Mapped[int] = mapped_column(Integer, default=0)
+    jobs_added: Mapped[int] = mapped_column(Integer, default=0)
+    # Records whose Slurm user or account is no person or project of Fabriek.
+    unmatched: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
