@@ -67,10 +67,12 @@ class SlurmQos:
 
 @dataclass(frozen=True)
 class SlurmAccount:
-    """A project as a Slurm account. `gpu_minutes`: the GrpTRESMins=gres/gpu= limit, the
-    GPU-minutes the project may still use at this site (usage so far plus what is left of
-    its allocations); 0 stops new jobs (an allocation that ran out, was suspended or
-    expired). `qos`: the QOS its jobs may use, the first its default."""
+    """A project as a Slurm account. `gpu_minutes`: the GPU-minutes (raw, as Slurm counts
+    gres/gpu) the project may still use at this site, from what is left of its allocations
+    that this site may spend; the agent sets the account's GrpTRESMins=gres/gpu= limit to
+    what Slurm has counted for the account so far plus this, so 0 stops new jobs (an
+    allocation that ran out, was suspended or expired). `qos`: the QOS its jobs may use,
+    the first its default."""
 
     name: str
     gpu_minutes: int
