@@ -39,17 +39,25 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from types import TracebackType
 
-from tests.slurm_install import ensure_slurm_installed, stop_munged
+from tests.slurm_install import ensure_accounting_installed, ensure_slurm_installed, stop_munged
 
 __all__ = [
     "SlurmCluster",
     "SlurmClusterError",
+    "ensure_accounting_installed",
     "ensure_slurm_installed",
     "reap_orphans",
     "stop_munged",
 ]
 
 _PR_SET_PDEATHSIG = 1
+
+# The machine's MariaDB server, where every accounting cluster keeps its own database.
+MARIADB_HOST = "127.0.0.1"
+MARIADB_PORT = 3306
+MARIADB_USER = "root"
+# How slurmd gathers a job's resource use (jobacct_gather/linux reads /proc).
+JOB_ACCT_GATHER = "jobacct_gather/linux"
 
 
 def free_port() -> int:
@@ -82,9 +90,7 @@ SelectTypeParameters=CR_Core_Memory
 SchedulerType=sched/backfill
 # Start jobs soon after they arrive, and backfill every second instead of every 30 s.
 SchedulerParameters=sched_min_interval=100000,bf_interval=1
-AccountingStorageType=accounting_storage/none
-JobAcctGatherType=jobacct_gather/none
-JobCompType=jobcomp/none
+{accounting}JobCompType=jobcomp/none
 MpiDefault=none
 ReturnToService=2
 # Nodes may claim more CPUs and memory than this machine has: a 2-core machine runs
@@ -103,6 +109,44 @@ InactiveLimit=0
 MessageTimeout={message_timeout}
 SlurmdTimeout=300
 GresTypes=gpu
+"""
+
+_NO_ACCOUNTING = """\
+AccountingStorageType=accounting_storage/none
+JobAcctGatherType=jobacct_gather/none
+"""
+
+# With slurmdbd: Slurm itself enforces associations, QOS and limits (GrpTRESMins on
+# gres/gpu), counts GPUs as a TRES, and never forgets usage (no decay, no reset), so that
+# an account's GrpTRESMins compares against everything it ever used.
+_ACCOUNTING = """\
+AccountingStorageType=accounting_storage/slurmdbd
+AccountingStorageHost=127.0.0.1
+AccountingStoragePort={dbd_port}
+AccountingStorageEnforce=associations,limits,qos,safe
+AccountingStorageTRES=gres/gpu
+PriorityType=priority/multifactor
+PriorityDecayHalfLife=0
+PriorityUsageResetPeriod=NONE
+JobAcctGatherType={gather}
+JobAcctGatherFrequency=30
+"""
+
+# slurmdbd.conf: slurmdbd reads it from slurm.conf's folder (SLURM_CONF), must own it and
+# refuses it unless only its owner may read it (it would hold the database password).
+_SLURMDBD_CONF = """\
+AuthType=auth/munge
+DbdHost=localhost
+DbdAddr=127.0.0.1
+DbdPort={dbd_port}
+SlurmUser=root
+LogFile={root}/log/slurmdbd.log
+PidFile={root}/slurmdbd.pid
+StorageType=accounting_storage/mysql
+StorageHost={db_host}
+StoragePort={db_port}
+StorageUser={db_user}
+StorageLoc={database}
 """
 
 
@@ -126,9 +170,12 @@ class SlurmCluster:
         message_timeout_s: int = 3,
         root: Path | None = None,
         jwt_key: Path | None = None,
+        accounting: bool = False,
     ) -> None:
         """`jwt_key`: the site's HS256 key for JSON Web Tokens (AuthAltTypes=auth/jwt), so
-        that `start_rest` can serve the cluster's REST API to token holders."""
+        that `start_rest` can serve the cluster's REST API to token holders. `accounting`:
+        run slurmdbd on this machine's MariaDB (a database of its own, dropped by
+        `remove`) and have Slurm enforce associations, QOS and limits."""
         if not name.isalnum() or not name.islower():
             raise ValueError("a cluster name is lowercase letters and digits")
         self.name = name
@@ -149,6 +196,11 @@ class SlurmCluster:
         self._slurmds: list[subprocess.Popen[bytes]] = []
         self.jwt_key = jwt_key
         self._rest: subprocess.Popen[bytes] | None = None
+        self.accounting = accounting
+        self.dbd_port = free_port() if accounting else None
+        # One database per cluster, so that clusters of parallel runs never share one.
+        self.database = f"slurm_acct_{name}_{os.urandom(4).hex()}" if accounting else None
+        self._dbd: subprocess.Popen[bytes] | None = None
 
     @property
     def env(self) -> dict[str, str]:
@@ -193,6 +245,11 @@ class SlurmCluster:
             if self.jwt_key
             else ""
         )
+        accounting = (
+            _ACCOUNTING.format(dbd_port=self.dbd_port, gather=JOB_ACCT_GATHER)
+            if self.accounting
+            else _NO_ACCOUNTING
+        )
         self.conf.write_text(
             jwt
             + _SLURM_CONF.format(
@@ -201,10 +258,25 @@ class SlurmCluster:
                 port=self.ctld_port,
                 root=self.root,
                 message_timeout=self.message_timeout_s,
+                accounting=accounting,
             )
             + "\n".join([*node_lines, partition, ""])
         )
         (self.root / "gres.conf").write_text("\n".join([*gres_lines, ""]))
+        if self.accounting:
+            dbd_conf = self.root / "slurmdbd.conf"
+            dbd_conf.touch(mode=0o600)
+            dbd_conf.chmod(0o600)
+            dbd_conf.write_text(
+                _SLURMDBD_CONF.format(
+                    dbd_port=self.dbd_port,
+                    root=self.root,
+                    db_host=MARIADB_HOST,
+                    db_port=MARIADB_PORT,
+                    db_user=MARIADB_USER,
+                    database=self.database,
+                )
+            )
 
     # -- life cycle ---------------------------------------------------------------------
 
@@ -214,6 +286,8 @@ class SlurmCluster:
         try:
             self._write_config()
             marker = {**os.environ, "FABRIEK_SLURM_HARNESS": str(self.root), **self.env}
+            if self.accounting:
+                self._start_dbd(marker, timeout_s)
             self._ctld = self._daemon(
                 "slurmctld", ["slurmctld", "-D", "-f", str(self.conf)], marker
             )
@@ -225,6 +299,37 @@ class SlurmCluster:
             self.stop()
             raise
         return self
+
+    def _start_dbd(self, env: Mapping[str, str], timeout_s: float) -> None:
+        """Start slurmdbd (it makes its tables in a new database) and register the cluster,
+        which slurmctld needs before it starts, or it runs without associations."""
+        self._dbd = self._daemon("slurmdbd", ["slurmdbd", "-D"], env)
+        deadline = time.monotonic() + timeout_s
+        last = ""
+        while time.monotonic() < deadline:
+            if self._dbd.poll() is not None:
+                raise SlurmClusterError(
+                    f"slurmdbd exited with {self._dbd.returncode}\n{self.logs()}"
+                )
+            done = self.sacctmgr("add", "cluster", self.name, check=False)
+            last = (done.stdout + done.stderr).strip()
+            if done.returncode == 0 or "already exists" in last:
+                return
+            time.sleep(0.2)
+        raise SlurmClusterError(
+            f"slurmdbd of {self.name} did not answer in {timeout_s} s ({last!r})\n{self.logs()}"
+        )
+
+    def sacctmgr(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        """Run `sacctmgr -i ARGS...` against this cluster's slurmdbd."""
+        return subprocess.run(
+            ["sacctmgr", "-i", *args],
+            env=self.client_env(),
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=check,
+        )
 
     def _daemon(
         self, label: str, argv: list[str], env: Mapping[str, str]
@@ -343,6 +448,10 @@ class SlurmCluster:
                 _end(proc)
         self._slurmds = []
         self._ctld = None
+        # Last, so that slurmctld could hand it the jobs' final records first.
+        if self._dbd is not None:
+            _end(self._dbd)
+            self._dbd = None
         # slurmstepd and the jobs under it are not our children: find them by environment.
         for pid in _pids_with_env(
             {f"SLURM_CONF={self.conf}", f"FABRIEK_SLURM_HARNESS={self.root}"}
@@ -351,9 +460,12 @@ class SlurmCluster:
                 os.kill(pid, signal.SIGKILL)
 
     def remove(self) -> None:
-        """Delete the cluster's directory (only when the harness made it)."""
+        """Delete the cluster's directory (only when the harness made it) and its
+        accounting database."""
         if self._own_root:
             shutil.rmtree(self.root, ignore_errors=True)
+        if self.database is not None:
+            mariadb(f"DROP DATABASE IF EXISTS `{self.database}`")
 
     def __enter__(self) -> SlurmCluster:
         try:
@@ -370,6 +482,16 @@ class SlurmCluster:
     ) -> None:
         self.stop()
         self.remove()
+
+
+def mariadb(sql: str) -> subprocess.CompletedProcess[str]:
+    """Run SQL on the machine's MariaDB server as its root user (no password)."""
+    return subprocess.run(
+        ["mariadb", "-h", MARIADB_HOST, "-P", str(MARIADB_PORT), "-u", MARIADB_USER, "-e", sql],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
 
 def _die_with_parent() -> None:

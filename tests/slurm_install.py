@@ -38,10 +38,11 @@ def _missing_commands() -> list[str]:
     ]
 
 
-def _apt_install() -> str | None:
-    """Install slurm-wlm and munge with apt; None on success, else apt's last words."""
+def _apt_install(*packages: str) -> str | None:
+    """Install Debian packages with apt (slurm-wlm and munge unless named); None on
+    success, else apt's last words."""
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    cmd = ["apt-get", "install", "-y", "-q", "slurm-wlm", "munge"]
+    cmd = ["apt-get", "install", "-y", "-q", *(packages or ("slurm-wlm", "munge"))]
     last = ""
     for attempt in range(2):
         if attempt:  # the package lists may be missing or stale: refresh them once
@@ -152,4 +153,49 @@ def _ensure_slurm_installed() -> str | None:
     failure = _start_munged()
     if failure is not None:
         return f"SLURM NOT AVAILABLE: munge does not work: {failure}"
+    return None
+
+
+# Slurm's accounting: slurmdbd and sacctmgr, and a MariaDB client to make and drop each
+# test cluster's database on the machine's MariaDB server.
+ACCOUNTING_COMMANDS = {
+    "slurmdbd": "slurmdbd",
+    "sacctmgr": "slurm-client",
+    "mariadb": "mariadb-client",
+}
+
+
+def ensure_accounting_installed() -> str | None:
+    """Slurm as `ensure_slurm_installed` makes it ready, plus slurmdbd and a MariaDB server
+    that answers at 127.0.0.1:3306 as root without a password. None when ready, else why
+    not (for `pytest.skip`)."""
+    reason = ensure_slurm_installed()
+    if reason is not None:
+        return reason
+    with machine_setup():
+        missing = [
+            package
+            for command, package in ACCOUNTING_COMMANDS.items()
+            if shutil.which(command) is None and not Path(f"/usr/sbin/{command}").exists()
+        ]
+        if missing:
+            try:
+                failure = _apt_install(*missing)
+            except (OSError, subprocess.TimeoutExpired) as exc:
+                failure = repr(exc)
+            if failure is not None:
+                return (
+                    f"SLURM ACCOUNTING NOT AVAILABLE: apt-get install {missing} failed: {failure}"
+                )
+    try:
+        done = subprocess.run(
+            ["mariadb", "-h", "127.0.0.1", "-P", "3306", "-u", "root", "-e", "SELECT 1"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return f"SLURM ACCOUNTING NOT AVAILABLE: MariaDB at 127.0.0.1:3306: {exc!r}"
+    if done.returncode != 0:
+        return f"SLURM ACCOUNTING NOT AVAILABLE: MariaDB at 127.0.0.1:3306: {done.stderr.strip()}"
     return None
