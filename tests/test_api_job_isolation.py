@@ -9,7 +9,7 @@ from tests.jobs_helpers import submit, wait_for
 from tests.servers import LiveServer
 from tests.test_api_budgets import grant, new_project
 from tests.test_job_datasets import push
-from tests.test_job_isolation import attack, needs_root
+from tests.test_job_isolation import attack, ca_private_body, needs_root
 
 
 @needs_root
@@ -21,6 +21,7 @@ def test_through_the_api_a_job_sees_nothing_of_another_projects_job(
     pieter, mo = client("pieter"), client("mo")
     push(pieter, project, "patients")
     state = server.settings.state_dir.resolve()
+    ca_secret = ca_private_body(state)
     victim = submit(
         pieter, project=project, gpus=1, time_limit="5m", datasets=["patients"],
         command=["bash", "-c", 'echo victim-secret; sleep 6'],
@@ -38,6 +39,7 @@ def test_through_the_api_a_job_sees_nothing_of_another_projects_job(
     key = (state / "master.key").read_text()
     assert "attack-over" in out, done
     assert "victim-secret" not in out and "patient,age" not in out and key.strip() not in out
+    assert ca_secret not in out and "OPENSSH PRIVATE KEY" not in out
     assert int(out.split()[0]) >= DEFAULT_ID_BASE
     finished = wait_for(pieter, victim["id"])
     assert (finished["state"], finished["exit_code"]) == ("completed", 0)

@@ -32,6 +32,7 @@ from fabriek.engines import local_runner
 from fabriek.engines.base import EngineJob, EngineRejected, LogStream, Observation
 from fabriek.engines.local import LocalEngine
 from fabriek.engines.local_isolation import Isolation
+from fabriek.services.accounts import ssh_ca
 
 # What the victim's dataset holds (as in the datasets tests).
 DATA = b"patient,age\n1,54\n2,61\n" * 1000
@@ -70,6 +71,13 @@ def running(engine: LocalEngine, handle: str, marker: Path) -> None:
         time.sleep(0.05)
 
 
+def ca_private_body(state: Path) -> str:
+    """Make the factory's SSH CA key in `state`; a line of its private key, which no job
+    may ever print."""
+    ssh_ca.ensure(state)
+    return ssh_ca.ca_key_file(state).read_text().splitlines()[1]
+
+
 def attack(victim_dir: Path, state: Path, staged: Path) -> str:
     """Everything the tester did from inside a job, and a little more."""
     runner = local_runner.read_json(victim_dir / local_runner.RUNNER_FILE) or {}
@@ -83,6 +91,7 @@ def attack(victim_dir: Path, state: Path, staged: Path) -> str:
             f"cat {victim_dir}/stdout",
             f"ls {victim_dir}/work",
             f"cat {state}/master.key",
+            f"cat {state}/ssh_ca",  # the factory's SSH certificate authority
             f"cat {staged}/patients",
             f"ls {state}",
             f"kill -9 {runner.get('pid')} {started.get('pid')}",
@@ -100,6 +109,7 @@ def test_a_job_cannot_read_or_kill_another_tenants_job_on_the_engine(tmp_path: P
     state.mkdir()
     key = os.urandom(32).hex()
     (state / "master.key").write_text(key)
+    ca_secret = ca_private_body(state)
     staged = state / "staging" / "job-1"
     staged.mkdir(parents=True)
     (staged / "patients").write_bytes(DATA)
@@ -132,7 +142,8 @@ def test_a_job_cannot_read_or_kill_another_tenants_job_on_the_engine(tmp_path: P
     assert out.splitlines()[0] == str(DEFAULT_ID_BASE + MALLORY.user_id)
     assert "attack-over" in out
     assert "victim-secret" not in out and key not in out and "patient,age" not in out
-    assert err.count("No such file or directory") >= 5
+    assert ca_secret not in out and "OPENSSH PRIVATE KEY" not in out
+    assert err.count("No such file or directory") >= 6
     assert "victim" not in out.split("attack-over")[0].replace(victim_dir.name, "")
     # The victim ran on, untouched, and ended by itself.
     seen = ended(engine, victim)

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from fabriek.domain.access.tracks import AccessConfig
 from fabriek.services.access.config import load_access_config
+from fabriek.services.accounts.ssh_ca import ca_key_file
 from fabriek.services.ai_act.rules import ai_act_rules
 from fabriek.services.ai_act.systems import load_rule_book
 from fabriek.services.datasets.vault import Vault
@@ -64,8 +65,14 @@ def open_control_plane(settings: Settings, clock: Callable[[], datetime]) -> Con
     with sessions() as session:
         prefix = tag_prefix(installation_id(session))
     vault = Vault.from_settings(settings)
-    # What no job may read, besides the state folder: the store, the keys, the datasets.
-    private = [*database_files(settings.database_url), vault.objects.root, vault.master_key_file]
+    # What no job may read, besides the state folder: the store, the keys (the master key,
+    # the SSH CA's), the datasets.
+    private = [
+        *database_files(settings.database_url),
+        vault.objects.root,
+        vault.master_key_file,
+        ca_key_file(settings.state_dir),
+    ]
     registry = EngineRegistry(
         settings.state_dir,
         configs,
