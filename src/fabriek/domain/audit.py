@@ -47,6 +47,13 @@ class AuditAction(StrEnum):
     JOB_START = "job-start"
     DATASET_DELETE = "dataset-delete"
     KEY_ROTATE = "key-rotate"
+    # Terms of use: a version published (factory or site), a person's acceptance of one.
+    TERMS_PUBLISH = "terms-publish"
+    TERMS_ACCEPT = "terms-accept"
+    # SSH access: a public key registered or revoked, a certificate the factory's CA signed.
+    SSH_KEY_ADD = "ssh-key-add"
+    SSH_KEY_REVOKE = "ssh-key-revoke"
+    SSH_CERT_ISSUE = "ssh-cert-issue"
     # Anything an admin or the access team changes: users, organisations, sites, projects,
     # roles, allocations, proposal decisions. `detail["change"]` says which.
     ADMIN = "admin"
