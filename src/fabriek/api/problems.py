@@ -58,9 +58,11 @@ def problem(
     code: str | None = None,
     errors: list[dict[str, str]] | None = None,
     headers: dict[str, str] | None = None,
+    extensions: dict[str, object] | None = None,
 ) -> JSONResponse:
-    """A problem document response."""
+    """A problem document response (`extensions`: members beside the standard ones)."""
     body: dict[str, Any] = {
+        **(extensions or {}),
         "type": f"https://fabriek.eu/problems/{code or status}",
         "title": TITLES.get(status, "Error"),
         "status": status,
@@ -88,7 +90,9 @@ def install(app: FastAPI) -> None:
         status = next((s for t, s in STATUS.items() if isinstance(exc, t)), 400)
         errors = [{"field": p.field, "message": p.message} for p in exc.problems]
         headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
-        return problem(status, exc.detail, request.url.path, exc.code, errors, headers)
+        return problem(
+            status, exc.detail, request.url.path, exc.code, errors, headers, exc.extensions()
+        )
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:

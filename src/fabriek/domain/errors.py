@@ -24,6 +24,11 @@ class FabriekError(Exception):
     def __str__(self) -> str:
         return self.detail
 
+    def extensions(self) -> dict[str, object]:
+        """Extension members of its problem document (RFC 9457, 3.2), such as a link to
+        what the caller must do first; none unless a kind of error has some."""
+        return {}
+
 
 class InvalidInput(FabriekError):
     """The request is well-formed but its values break a rule (HTTP 422)."""
