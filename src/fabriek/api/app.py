@@ -19,8 +19,10 @@ from fabriek.api.routers import (
     jobs,
     notifications,
     reference,
+    site_agent,
     sites,
     support,
+    terms,
     usage,
 )
 from fabriek.api.routers.access import allocations, calls, proposals
@@ -38,7 +40,7 @@ from fabriek.settings import Settings
 VERSIONED = (
     tokens, reference, sites, organisations, users, projects, jobs, notifications,
     allocations, calls, proposals, usage, audit, datasets, ai_systems, models, sandboxes,
-    support,
+    support, site_agent, terms,
 )  # fmt: skip
 
 

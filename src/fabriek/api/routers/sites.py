@@ -11,7 +11,7 @@ from fabriek.api.routers import API_PREFIX
 from fabriek.api.schemas import PageOut, paging
 from fabriek.domain.geography import Province
 from fabriek.domain.sites import Site, SiteDraft, SitePatch
-from fabriek.services import sites
+from fabriek.services import site_agents, sites
 from fabriek.services.paging import PageRequest
 
 router = APIRouter(prefix=f"{API_PREFIX}/sites", tags=["sites"])
@@ -48,3 +48,11 @@ def change_site(ref: str, body: SitePatch, db: Db, who: Caller, ctx: Ctx) -> Sit
     site = sites.change_site(db, who, ref, body, ctx.clock())
     ctx.site_shapes.invalidate()
     return site
+
+
+@router.post("/{ref}/agent-token", status_code=status.HTTP_201_CREATED)
+def issue_agent_token(ref: str, db: Db, who: Caller, ctx: Ctx) -> dict[str, str]:
+    """A new token for the site's agent, replacing the old one; shown this once (admins,
+    the site's operators)."""
+    token = site_agents.issue_agent_token(db, ref, who, ctx.clock())
+    return {"site": site_agents.find_site(db, ref).name, "token": token}
