@@ -12,7 +12,6 @@ import ast
 import json
 import os
 import secrets
-import shutil
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,6 +26,7 @@ from fabriek.engines.slurmrestd import JwtSigner, SlurmRestEngine
 from fabriek.engines.slurmrestd_request import API_VERSION, build_submission
 from tests.slurm.conftest import ALICE, BOB, TEST_USERS
 from tests.slurm_harness import SlurmCluster, SlurmClusterError
+from tests.slurmrestd_install import ensure_slurmrestd_installed
 
 pytestmark = pytest.mark.slurm
 
@@ -36,8 +36,8 @@ USERS = TEST_USERS
 
 @pytest.fixture(scope="module")
 def site(slurm_ready: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[SlurmCluster]:
-    if shutil.which("slurmrestd") is None:
-        pytest.skip("slurmrestd is not installed (Debian's slurmrestd package)")
+    if reason := ensure_slurmrestd_installed():
+        pytest.skip(reason)
     key = tmp_path_factory.mktemp("jwt") / "jwt_hs256.key"
     key.write_bytes(secrets.token_bytes(32))
     key.chmod(0o600)
