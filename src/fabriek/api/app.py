@@ -20,7 +20,9 @@ from fabriek.api.routers import (
     notifications,
     reference,
     site_agent,
+    site_agent_ssh,
     sites,
+    ssh_access,
     support,
     terms,
     usage,
@@ -40,7 +42,7 @@ from fabriek.settings import Settings
 VERSIONED = (
     tokens, reference, sites, organisations, users, projects, jobs, notifications,
     allocations, calls, proposals, usage, audit, datasets, ai_systems, models, sandboxes,
-    support, site_agent, terms,
+    support, site_agent, terms, ssh_access, site_agent_ssh,
 )  # fmt: skip
 
 
