@@ -1,0 +1,116 @@
+"""Each person's POSIX account and each project's POSIX group, allocated on first need
+(a desired state, a job's dispatch) and never changed or reused afterwards.
+
+Allocation is idempotent and safe when two processes do it at once: a choice is written
+in a savepoint under the tables' unique constraints; when another process took the name,
+the number or the very person just now, the clash is caught, what is stored is read
+again, and the choice is made anew.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from fabriek.domain.errors import Conflict
+from fabriek.domain.posix_names import allocate_names, choose_id, person_uid, project_gid
+from fabriek.store.tables import PosixAccountRow, PosixGroupRow, ProjectRow, UserRow
+
+_ATTEMPTS = 5
+USER_PREFIX = "u"
+GROUP_PREFIX = "p"
+
+
+def posix_accounts(
+    session: Session, user_ids: Iterable[int], base: int
+) -> dict[int, PosixAccountRow]:
+    """The POSIX accounts of these people, allocating those they lack (flushed in the
+    caller's transaction; the caller commits)."""
+    wanted = set(user_ids)
+    for _attempt in range(_ATTEMPTS):
+        found = _stored_accounts(session, wanted)
+        missing = sorted(wanted - found.keys())
+        if not missing:
+            return found
+        try:
+            with session.begin_nested():
+                _allocate_accounts(session, missing, base)
+        except IntegrityError:
+            continue  # another process allocated some of them just now: read again
+    raise Conflict("POSIX accounts are being allocated by another process: try again")
+
+
+def posix_account(session: Session, user_id: int, base: int) -> PosixAccountRow:
+    """One person's POSIX account, allocated when they have none yet."""
+    return posix_accounts(session, [user_id], base)[user_id]
+
+
+def posix_groups(
+    session: Session, project_ids: Iterable[int], base: int
+) -> dict[int, PosixGroupRow]:
+    """The POSIX groups (Slurm accounts) of these projects, allocating those they lack."""
+    wanted = set(project_ids)
+    for _attempt in range(_ATTEMPTS):
+        found = _stored_groups(session, wanted)
+        missing = sorted(wanted - found.keys())
+        if not missing:
+            return found
+        try:
+            with session.begin_nested():
+                _allocate_groups(session, missing, base)
+        except IntegrityError:
+            continue
+    raise Conflict("POSIX groups are being allocated by another process: try again")
+
+
+def posix_group(session: Session, project_id: int, base: int) -> PosixGroupRow:
+    """One project's POSIX group, allocated when it has none yet."""
+    return posix_groups(session, [project_id], base)[project_id]
+
+
+def _stored_accounts(session: Session, user_ids: set[int]) -> dict[int, PosixAccountRow]:
+    if not user_ids:
+        return {}
+    rows = session.scalars(select(PosixAccountRow).where(PosixAccountRow.user_id.in_(user_ids)))
+    return {r.user_id: r for r in rows}
+
+
+def _stored_groups(session: Session, project_ids: set[int]) -> dict[int, PosixGroupRow]:
+    if not project_ids:
+        return {}
+    rows = session.scalars(select(PosixGroupRow).where(PosixGroupRow.project_id.in_(project_ids)))
+    return {r.project_id: r for r in rows}
+
+
+def _allocate_accounts(session: Session, user_ids: list[int], base: int) -> None:
+    people = session.execute(
+        select(UserRow.id, UserRow.username).where(UserRow.id.in_(user_ids))
+    ).all()
+    # A person's own group is named as they are: no project's group may have that name.
+    taken_names = set(session.scalars(select(PosixAccountRow.username)))
+    taken_names |= set(session.scalars(select(PosixGroupRow.name)))
+    taken_ids = set(session.scalars(select(PosixAccountRow.uid)))
+    names = allocate_names([(i, n) for i, n in people], taken_names, USER_PREFIX)
+    for user_id in sorted(names):
+        uid = choose_id(person_uid(base, user_id), taken_ids)
+        taken_ids.add(uid)
+        session.add(PosixAccountRow(user_id=user_id, username=names[user_id], uid=uid))
+    session.flush()
+
+
+def _allocate_groups(session: Session, project_ids: list[int], base: int) -> None:
+    projects = session.execute(
+        select(ProjectRow.id, ProjectRow.name).where(ProjectRow.id.in_(project_ids))
+    ).all()
+    taken_names = set(session.scalars(select(PosixGroupRow.name)))
+    taken_names |= set(session.scalars(select(PosixAccountRow.username)))
+    taken_ids = set(session.scalars(select(PosixGroupRow.gid)))
+    names = allocate_names([(i, n) for i, n in projects], taken_names, GROUP_PREFIX)
+    for project_id in sorted(names):
+        gid = choose_id(project_gid(base, project_id), taken_ids)
+        taken_ids.add(gid)
+        session.add(PosixGroupRow(project_id=project_id, name=names[project_id], gid=gid))
+    session.flush()
