@@ -35,6 +35,7 @@ from fabriek.store.db import make_engine, make_sessions
 from fabriek.store.tables import UserRow
 from fabriek.web.layout import TOKEN_COOKIE
 from tests.oidc_provider import OidcProvider, running_provider
+from tests.people import accept_factory_terms
 from tests.servers import LiveServer
 
 API = "/api/v1"
@@ -174,6 +175,7 @@ class World:
                     new = issue_token(
                         session, user_id, TokenDraft(name="authz"), datetime.now(UTC), 1
                     )
+                    accept_factory_terms(session, user_id)
                     self.connect(who, new.token)
                 session.commit()
         finally:

@@ -8,13 +8,28 @@ from datetime import UTC, datetime
 
 import httpx
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from fabriek.domain.identity.people import TokenDraft
 from fabriek.services.demo.seed import demo_token
 from fabriek.services.identity.tokens import issue_token
 from fabriek.store.db import make_engine, make_sessions
-from fabriek.store.tables import OrganisationRow, UserRow
+from fabriek.store.tables import OrganisationRow, TermsAcceptanceRow, TermsRow, UserRow
 from tests.servers import LiveServer
+
+
+def accept_factory_terms(session: Session, user_id: int) -> None:
+    """Record (not committed) that the person accepted the newest version of the factory's
+    terms of use, if the store has any (the demo factory publishes version 1): new people
+    of tests that are not about terms then work as the demo's people do."""
+    newest = session.scalar(
+        select(TermsRow.id)
+        .where(TermsRow.scope == "factory")
+        .order_by(TermsRow.version.desc())
+        .limit(1)
+    )
+    if newest is not None:
+        session.add(TermsAcceptanceRow(user_id=user_id, terms_id=newest))
 
 
 def new_person(server: LiveServer, username: str, organisation: str) -> httpx.Client:
@@ -42,6 +57,7 @@ def new_person(server: LiveServer, username: str, organisation: str) -> httpx.Cl
             user_id = session.scalar(select(UserRow.id).where(UserRow.username == username))
             assert user_id is not None
             token = issue_token(session, user_id, TokenDraft(name="test"), datetime.now(UTC), 1)
+            accept_factory_terms(session, user_id)
             session.commit()
     finally:
         engine.dispose()

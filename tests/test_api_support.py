@@ -30,6 +30,7 @@ from fabriek.store.db import make_engine, make_sessions
 from fabriek.store.tables import NotificationRow, UserRow
 from tests.conftest import Client, problem_of
 from tests.jobs_helpers import py, submit, wait_for
+from tests.people import accept_factory_terms
 from tests.servers import LiveServer
 from tests.test_api_users import org_id, user_body
 
@@ -62,6 +63,7 @@ def person(
             user_id = session.scalar(select(UserRow.id).where(UserRow.username == name))
             assert user_id is not None
             new = issue_token(session, user_id, TokenDraft(name="t"), datetime.now(UTC), 1)
+            accept_factory_terms(session, user_id)
             session.commit()
     finally:
         engine.dispose()

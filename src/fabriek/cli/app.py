@@ -67,5 +67,6 @@ for _name, _module, _summary in (
     ("kb", "support.knowledge", "The knowledge base: search and read articles."),
     ("notifications", "notifications", "Your notifications; `read` and `settings` below."),
     ("audit", "audit", "The audit trail, newest first; `verify` and `head` below."),
+    ("terms", "terms", "Terms of use: what you accepted; `show`, `accept`, `publish`."),
 ):
     catalogue.add(_name, f"fabriek.cli.{_module}", _summary)

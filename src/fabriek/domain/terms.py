@@ -10,6 +10,9 @@ from __future__ import annotations
 
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass
+from datetime import datetime
+
+from pydantic import BaseModel, ConfigDict, Field
 
 from fabriek.domain.errors import Forbidden
 
@@ -112,3 +115,56 @@ class TermsNotAccepted(Forbidden):
                 for p in self.pending
             ],
         }  # fmt: skip
+
+
+# -- the shapes the API answers and reads ---------------------------------------------------------
+
+
+class TermsDraft(BaseModel):
+    """A new version of a scope's terms, as published (its number is assigned)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    scope: str = Field(
+        min_length=1, max_length=63, description='"factory", or the name of a site'
+    )
+    title: str = Field(min_length=1, max_length=200)
+    body: str = Field(min_length=1, max_length=200_000, description="the text, in Markdown")
+    requires_acceptance: bool = Field(
+        default=True,
+        description="false for an editorial change: acceptances of earlier versions still count",
+    )
+
+
+class Terms(BaseModel):
+    """One published version of a scope's terms."""
+
+    scope: str
+    version: int
+    title: str
+    body: str
+    requires_acceptance: bool
+    published_at: datetime
+    published_by: str | None
+
+
+class TermsStatus(BaseModel):
+    """Where a person stands with one scope's terms: what they accepted last, and whether
+    they must accept the newest version (`pending`) before working there."""
+
+    scope: str
+    newest_version: int
+    title: str
+    requires_acceptance: bool
+    accepted_version: int | None
+    accepted_at: datetime | None
+    pending: bool
+
+
+class Acceptance(BaseModel):
+    """A person's acceptance of one version of terms (the first time they accepted it)."""
+
+    scope: str
+    version: int
+    user: str
+    accepted_at: datetime

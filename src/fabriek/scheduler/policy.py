@@ -76,6 +76,7 @@ class _Cycle:
         self.stopped: set[int] = set()
         self._never: dict[tuple[int, str | None, Sites], bool] = {}
         self._sites: dict[str, Sites] = {p: a.sites for p, a in snapshot.allocations.items()}
+        self._user_sites = snapshot.user_sites
         self._factors = snapshot.gpu_hour_factors
         self._dearest: dict[tuple[str | None, Sites], float] = {}
         self._lowest_tier = min((a.tier for a in snapshot.allocations.values()), default=0)
@@ -97,21 +98,54 @@ class _Cycle:
                     left[job.project] -= job.gpus * rest * job.factor
         return left
 
-    def _sites_of(self, job: PendingJob) -> Sites:
-        """The sites a job may use: its allocation's, narrowed by its own (datasets)."""
+    def _job_sites(self, job: PendingJob) -> Sites:
+        """The sites a job's allocation allows, narrowed by its own (datasets)."""
         allocated = self._sites.get(job.project)
         if job.sites is None:
             return allocated
         return job.sites if allocated is None else job.sites & allocated
 
-    def _elsewhere(self, job: PendingJob) -> bool:
-        """Whether only the job's own site limits (its datasets) keep it from starting now:
-        it would fit on free GPUs of a site its allocation allows."""
-        return (
+    def _sites_of(self, job: PendingJob) -> Sites:
+        """The sites a job may use: its allocation's, narrowed by its own (datasets) and by
+        the terms of use its user accepted."""
+        sites = self._job_sites(job)
+        accepted = self._user_sites.get(job.user)
+        if accepted is None:
+            return sites
+        return accepted if sites is None else sites & accepted
+
+    def _never_why(self, job: PendingJob) -> WaitReason:
+        """Why a job that fits no site it may use can never start: terms its user has not
+        accepted, its datasets' residency, or no site at all."""
+        capacity = self.capacity
+        if job.user in self._user_sites and not capacity.never_fits(
+            job.gpus, job.gpu_type, self._job_sites(job)
+        ):
+            return WaitReason.TERMS_NOT_ACCEPTED
+        if job.sites is not None and not capacity.never_fits(
+            job.gpus, job.gpu_type, self._sites.get(job.project)
+        ):
+            return WaitReason.RESIDENCY_CONSTRAINT
+        return WaitReason.NEVER_FITS
+
+    def _elsewhere(self, job: PendingJob) -> WaitReason | None:
+        """Whether only the job's own site limits keep it from starting now (it would fit on
+        free GPUs of a site its allocation allows), and which: the terms of use its user
+        has not accepted, or its datasets."""
+        accepted = self._user_sites.get(job.user)
+        if accepted is not None:
+            found = self.capacity.find(job.gpus, job.gpu_type, False, self._job_sites(job))
+            if (found is not None and found.pool.site not in accepted) or (
+                job.gpus <= 0 and not accepted
+            ):
+                return WaitReason.TERMS_NOT_ACCEPTED
+        if (
             job.sites is not None
             and self.capacity.find(job.gpus, job.gpu_type, False, self._sites.get(job.project))
             is not None
-        )
+        ):
+            return WaitReason.RESIDENCY_CONSTRAINT
+        return None
 
     def factor(self, gpu_type: str | None, sites: Sites) -> float:
         """What an hour of one GPU costs the job's budget: its type's factor, or for a job
@@ -162,12 +196,7 @@ class _Cycle:
             project_left = left.get(job.project)
             reason: WaitReason | None = None
             if never:
-                reason = (
-                    WaitReason.RESIDENCY_CONSTRAINT
-                    if job.sites is not None
-                    and not capacity.never_fits(gpus, job.gpu_type, self._sites.get(job.project))
-                    else WaitReason.NEVER_FITS
-                )
+                reason = self._never_why(job)
             elif project_left is None:
                 reason = WaitReason.NO_ALLOCATION
             elif job.submit_time_s > now or (
@@ -273,6 +302,14 @@ class _Cycle:
             )
         if reason is WaitReason.NO_ALLOCATION:
             return f"project {job.project} has no active allocation; apply through a call"
+        if reason is WaitReason.TERMS_NOT_ACCEPTED:
+            allowed, accepted = self._job_sites(job), self._user_sites.get(job.user, frozenset())
+            barred = sorted(
+                s.name
+                for s in self.snap.sites
+                if (allowed is None or s.name in allowed) and s.name not in accepted
+            )
+            return f"terms of use of site {', '.join(barred)} not accepted by {job.user}"
         return ""
 
     def _start(self, job: PendingJob, outlasts: bool) -> bool:
@@ -316,8 +353,8 @@ class _Cycle:
                 self._sites_of(job),
             )  # fmt: skip
         # Its reservation is at the sites it may use; free GPUs elsewhere are not for it.
-        why = WaitReason.RESIDENCY_CONSTRAINT if self._elsewhere(job) else WaitReason.RESOURCES
-        self.decisions.append(Wait(job.job_id, why))
+        why = self._elsewhere(job) or WaitReason.RESOURCES
+        self.decisions.append(Wait(job.job_id, why, self._detail(job, why)))
         return False
 
     def _backfill(self, job: PendingJob) -> None:
@@ -326,8 +363,8 @@ class _Cycle:
         outlasts = self.now + job.time_limit_s > self.reservation.start_s
         if self._start(job, outlasts):
             return
-        elif self._elsewhere(job):
-            self.decisions.append(Wait(job.job_id, WaitReason.RESIDENCY_CONSTRAINT))
+        elif why := self._elsewhere(job):
+            self.decisions.append(Wait(job.job_id, why, self._detail(job, why)))
         elif self.capacity.power_blocked:
             self.decisions.append(Wait(job.job_id, WaitReason.POWER_CAPPED))
         elif (
@@ -358,14 +395,15 @@ class _Cycle:
                 tier = preemptible_tier(running, self.snap.allocations)
                 if tier is not None:
                     self.victims.append((tier, running))
+        sites = self._sites_of(job)
         victims = choose_victims(
-            job.gpus, job.gpu_type, alloc.tier, self.capacity, self.victims, alloc.sites
+            job.gpus, job.gpu_type, alloc.tier, self.capacity, self.victims, sites
         )
         if victims is None:
             return False
         for victim in victims:
             self.capacity.release(victim.site, victim.nodes)
-        if self.capacity.find(job.gpus, job.gpu_type, False, alloc.sites) is None:
+        if self.capacity.find(job.gpus, job.gpu_type, False, sites) is None:
             # A power budget still stands in the way: stopping them would gain nothing.
             for victim in victims:
                 self.capacity.retake(victim.site, victim.nodes)

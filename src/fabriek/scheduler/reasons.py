@@ -22,6 +22,7 @@ class WaitReason(StrEnum):
     POWER_CAPPED = "PowerCapped"
     CLEANER_HOUR = "CleanerHour"
     RESIDENCY_CONSTRAINT = "ResidencyConstraint"
+    TERMS_NOT_ACCEPTED = "TermsNotAccepted"
 
     def words(self) -> str:
         """One sentence a user can act on."""
@@ -56,6 +57,10 @@ _WORDS: dict[WaitReason, str] = {
     WaitReason.RESIDENCY_CONSTRAINT: (
         "its datasets may be processed only at some sites, and none of those can run it now; "
         "GPUs elsewhere stay out of bounds for it"
+    ),
+    WaitReason.TERMS_NOT_ACCEPTED: (
+        "its user has not accepted the current terms of use of the sites that could run it; "
+        "see `fabriek terms`"
     ),
 }
 

@@ -131,6 +131,8 @@ class Snapshot:
     `run_shares` are the fractions of their time limits that recently ended runs used
     (any number of them; `carbon.run_share_sample` summarises): how long a flexible job
     is planned to run when it is timed for cleaner hours. Empty: unknown.
+    `user_sites` are the only sites each user (by name) may work at, those whose terms of
+    use (and the factory's) they accepted; a user not named may work at every site.
     """
 
     now_s: float
@@ -142,6 +144,7 @@ class Snapshot:
     signals: Signals = field(default_factory=Signals)
     gpu_hour_factors: Mapping[str, float] = field(default_factory=dict)
     run_shares: Sequence[float] = ()
+    user_sites: Mapping[str, frozenset[str]] = field(default_factory=dict)
 
 
 def site_from_groups(name: str, groups: Sequence[NodeGroup]) -> SiteState:

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from fabriek.sdk.notifications import NotificationsClient
     from fabriek.sdk.sites import SitesClient
     from fabriek.sdk.support import SupportClient
+    from fabriek.sdk.terms import TermsClient
     from fabriek.sdk.usage import UsageClient
 
 S = TypeVar("S", bound=SubClient)
@@ -68,6 +69,7 @@ class FabriekClient:
     notifications: Capability[NotificationsClient] = Capability(
         "fabriek.sdk.notifications", "NotificationsClient"
     )
+    terms: Capability[TermsClient] = Capability("fabriek.sdk.terms", "TermsClient")
 
     def __init__(
         self,

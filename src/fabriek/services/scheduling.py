@@ -40,6 +40,7 @@ from fabriek.scheduler.policy import SchedulerConfig
 from fabriek.scheduler.power import PowerModel
 from fabriek.scheduler.signals import HEAT_AHEAD_H, HourSignal, Signals
 from fabriek.services.access import allocations
+from fabriek.services.accounts.terms import sites_by_user
 from fabriek.services.jobs import datasets as job_datasets
 from fabriek.services.jobs.states import transition
 from fabriek.store.tables import (
@@ -336,6 +337,10 @@ def load(
         gpu_hour_factors=access.gpu_hour_factors,
         signals=signals,
         run_shares=ran,
+        # Terms of use keep a person off the sites whose current terms they did not accept.
+        user_sites=sites_by_user(
+            session, {j.user_id: u for j, _p, u, *_ in waiting}, [s.name for s in shapes], now
+        ),
     )
     cycle = CycleInput(snapshot, project_of, current.charged_to, residency, down, down_reasons)
     return LoadedCycle(cycle, rows)
@@ -450,6 +455,8 @@ def decide(
 def _wait_words(cycle: CycleInput, decision: Wait) -> str:
     """Why a job waits: its datasets' residency in full, and any site that is down."""
     words = f"{decision.reason.value}: {decision.words}"
+    if decision.reason is WaitReason.TERMS_NOT_ACCEPTED:
+        words = f"{decision.reason.value}: {decision.detail}; see `fabriek terms`"
     if decision.reason is WaitReason.RESIDENCY_CONSTRAINT and decision.job_id in cycle.residency:
         words = f"{decision.reason.value}: {cycle.residency[decision.job_id].explain()}"
     if cycle.down and decision.reason.value in {"Resources", "Priority", "NeverFits"}:

@@ -7,7 +7,7 @@ Publishing, reading and accepting terms are in `services/accounts/terms_publishi
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Mapping
 from datetime import datetime
 
 from sqlalchemy import select
@@ -21,7 +21,7 @@ from fabriek.domain.terms import (
     pending_version,
     scopes_for,
 )
-from fabriek.store.tables import TermsAcceptanceRow, TermsRow
+from fabriek.store.tables import AllocationRow, TermsAcceptanceRow, TermsRow
 
 
 def versions_of(
@@ -119,3 +119,41 @@ def barred_sites(
         elif missing:
             barred[user_id] = frozenset(missing)
     return barred
+
+
+def sites_by_user(
+    session: Session, users: Mapping[int, str], sites: Collection[str], now: datetime
+) -> dict[str, frozenset[str]]:
+    """What the scheduler needs (`Snapshot.user_sites`): for each of `users` (id -> name)
+    barred from some of `sites` by terms of use, the sites they may work at."""
+    everywhere = frozenset(sites)
+    return {
+        users[user_id]: everywhere - barred
+        for user_id, barred in barred_sites(session, list(users), sites, now).items()
+    }
+
+
+def require_accepted_for_job(
+    session: Session, user_id: int, project_id: int, sites: Collection[str], now: datetime
+) -> None:
+    """`require_accepted` for a job submission: the factory's terms always, and a site's
+    when the job can run at that site only (`sites`: those that could run it, by hardware
+    and its datasets' residency, narrowed here by its project's active allocations). A job
+    that several sites could run is held by the scheduler at those whose terms are not
+    accepted, and waits with that reason only if none is left."""
+    if not versions_of(session, [FACTORY, *sites], now):
+        return  # no terms published anywhere: nothing to check (one query)
+    allowed = set(sites)
+    granted = [
+        set(names or [])
+        for names in session.scalars(
+            select(AllocationRow.sites).where(
+                AllocationRow.project_id == project_id,
+                AllocationRow.starts_at <= now,
+                AllocationRow.ends_at > now,
+            )
+        )
+    ]
+    if granted and all(granted):
+        allowed &= set().union(*granted)
+    require_accepted(session, user_id, next(iter(allowed)) if len(allowed) == 1 else None, now)

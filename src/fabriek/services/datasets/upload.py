@@ -21,6 +21,7 @@ from fabriek.domain.audit import AuditAction
 from fabriek.domain.datasets import DatasetVersion, quota_refusal
 from fabriek.domain.errors import Conflict, InvalidInput, TooLarge
 from fabriek.domain.roles import Principal
+from fabriek.services.accounts.terms import require_accepted
 from fabriek.services.audit import record_as
 from fabriek.services.datasets.keys import (
     current_key_row,
@@ -71,6 +72,7 @@ def _plan_upload(
     with sessions() as session:
         found = find_dataset(session, who, project, name)
         require_owner_member(found, "upload versions of its datasets")
+        require_accepted(session, who.user_id, None, now)
         used = _used_bytes(session, found.project.id)
         if declared_bytes is not None and (
             refusal := quota_refusal(found.project.name, used, declared_bytes, vault.quota_bytes)

@@ -33,6 +33,8 @@ from fabriek.store.tables import (
     ProjectRow,
     SiteRow,
     StaffRoleRow,
+    TermsAcceptanceRow,
+    TermsRow,
     UserRow,
 )
 
@@ -173,6 +175,14 @@ CALLS: list[tuple[str, str, str]] = [
 ]
 
 
+DEMO_TERMS = (
+    "Acceptable use of the demo factory",
+    "Use the factory's GPUs for the work of your project only. Keep credentials to yourself. "
+    "Personal data only in datasets classified as such, at the sites their residency allows. "
+    "No attempts to reach other people's jobs, data or accounts.",
+)
+
+
 def demo_token(username: str) -> tokens.NewToken:
     """A user's demo token, derived from the username so it is the same on every machine."""
     digest = hashlib.sha256(f"fabriek-demo:{username}".encode()).digest()
@@ -280,5 +290,18 @@ def load_demo(session: Session, now: datetime, token_days: int = 3650) -> None:
                 closes_at=now + timedelta(days=14) if cutoff else None, created_at=now,
             )
         )  # fmt: skip
+    # The factory's terms, version 1, accepted by every demo user: work needs no extra step,
+    # and `fabriek terms` has something to show.
+    terms = TermsRow(
+        scope="factory", version=1, title=DEMO_TERMS[0], body=DEMO_TERMS[1],
+        requires_acceptance=True, published_by=users["admin"].id,
+        published_at=now - timedelta(days=400),
+    )  # fmt: skip
+    session.add(terms)
+    session.flush()
+    session.add_all(
+        TermsAcceptanceRow(user_id=u.id, terms_id=terms.id, accepted_at=now - timedelta(days=1))
+        for u in users.values()
+    )
     load_expertise_demo(session, users["admin"].id, now)
     session.commit()

@@ -20,6 +20,7 @@ from fabriek.domain.jobs import (
     JobState,
 )
 from fabriek.domain.roles import Principal
+from fabriek.services.accounts.terms import require_accepted_for_job
 from fabriek.services.ai_act import job_links
 from fabriek.services.identity.projects import may_see_project
 from fabriek.services.jobs import datasets as job_datasets
@@ -102,6 +103,12 @@ def prepare_job(
             raise InvalidInput.on(field, f"ResidencyConstraint: {words}: {residency.explain()}")
     elif problem := why_never_fits(spec, shapes):
         raise InvalidInput.on(*problem)
+    # Terms of use after the checks of the job itself: a job that can never run is refused
+    # for what is wrong with it, not for terms that would not help.
+    require_accepted_for_job(
+        session, who.user_id, project_id,
+        [s.name for s in shapes if why_never_fits(spec, [s]) is None], now,
+    )  # fmt: skip
     values: dict[str, Any] = dict(
         project_id=project_id, user_id=who.user_id, name=spec.name,
         command=list(spec.command) if spec.command is not None else None, script=spec.script,
