@@ -15,6 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from fabriek.domain.accounts import JobOwner
 from fabriek.domain.errors import Conflict
 from fabriek.domain.posix_names import allocate_names, choose_id, person_uid, project_gid
 from fabriek.store.tables import PosixAccountRow, PosixGroupRow, ProjectRow, UserRow
@@ -114,3 +115,20 @@ def _allocate_groups(session: Session, project_ids: list[int], base: int) -> Non
         taken_ids.add(gid)
         session.add(PosixGroupRow(project_id=project_id, name=names[project_id], gid=gid))
     session.flush()
+
+
+def job_owners(
+    session: Session, pairs: Iterable[tuple[int, int]], base: int
+) -> dict[tuple[int, int], JobOwner]:
+    """Whom the jobs of these (person, project) pairs run as: the person's POSIX username
+    and the project's group, which is also its Slurm account; allocated when missing and
+    committed, so that a job's owner at the site never changes after it started."""
+    wanted = set(pairs)
+    accounts = posix_accounts(session, {u for u, _p in wanted}, base)
+    groups = posix_groups(session, {p for _u, p in wanted}, base)
+    session.commit()
+    return {
+        (u, p): JobOwner(u, accounts[u].username, p, groups[p].name)
+        for u, p in wanted
+        if u in accounts and p in groups
+    }

@@ -29,7 +29,6 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from fabriek.domain.access.tracks import AccessConfig
-from fabriek.domain.accounts import JobOwner
 from fabriek.domain.capacity import SiteShape
 from fabriek.domain.jobs import ACTIVE_STATES, JobSpec, JobState, can_transition
 from fabriek.domain.residency import DATASETS_ENV
@@ -46,6 +45,7 @@ from fabriek.engines.base import (
 from fabriek.scheduler.carbon import DEFAULT_HEAT_WEIGHT
 from fabriek.services import audit
 from fabriek.services.access.config import load_access_config
+from fabriek.services.accounts.posix import job_owners
 from fabriek.services.datasets import Vault
 from fabriek.services.jobs import datasets as job_datasets
 from fabriek.services.jobs.datasets import DatasetUnavailable
@@ -235,6 +235,11 @@ class Dispatcher:
                 .where(JobRow.state == JobState.STARTING.value, JobRow.handle.is_(None))
                 .order_by(JobRow.id)
             ).all()
+            # Whom each runs as: the person's own POSIX account, charged to the project's
+            # group (its Slurm account); never the control plane, never a shared account.
+            owners = job_owners(
+                session, {(j.user_id, j.project_id) for j, *_ in todo}, self.registry.id_base
+            )
             work = [
                 (
                     job.id,
@@ -243,11 +248,10 @@ class Dispatcher:
                         job.id,
                         self._engine_spec(job, site),
                         Placement(),
-                        # Whom it runs as: never the control plane, never a shared account.
-                        owner=JobOwner(job.user_id, user, job.project_id, project),
+                        owner=owners[(job.user_id, job.project_id)],
                     ),
                 )
-                for job, site, user, project in todo
+                for job, site, _user, _project in todo
             ]
             reads = {job.id: (job.project_id, job.datasets) for job, *_ in todo if job.datasets}
         return work, reads
