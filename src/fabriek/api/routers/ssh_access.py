@@ -22,7 +22,7 @@ def list_keys(db: Db, who: Caller, include_revoked: bool = False) -> list[SshKey
 @router.post("/ssh-keys", response_model=SshKeyInfo, status_code=status.HTTP_201_CREATED)
 def add_key(body: SshKeyDraft, db: Db, who: Caller, ctx: Ctx) -> SshKeyInfo:
     """Register a public key; the login nodes accept it from the next login."""
-    return ssh_keys.add_key(db, who, body.public_key, ctx.clock())
+    return ssh_keys.add_key(db, who, body.public_key, ctx.settings.local_id_base, ctx.clock())
 
 
 @router.delete("/ssh-keys/{key_id}", response_model=SshKeyInfo)
@@ -37,7 +37,9 @@ def revoke_key(key_id: int, db: Db, who: Caller, ctx: Ctx) -> SshKeyInfo:
 def issue_certificate(body: CertificateRequest, db: Db, who: Caller, ctx: Ctx) -> CertificateInfo:
     """A short-lived OpenSSH user certificate for the given public key, for the caller's
     own Unix username."""
-    return ssh_certificates.issue_certificate(db, who, body, ctx.settings.state_dir, ctx.clock())
+    return ssh_certificates.issue_certificate(
+        db, who, body, ctx.settings.state_dir, ctx.settings.local_id_base, ctx.clock()
+    )
 
 
 @router.get("/ssh-ca")

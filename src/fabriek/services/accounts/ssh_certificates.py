@@ -54,13 +54,15 @@ def issue_certificate(
     who: Principal,
     request: CertificateRequest,
     state_dir: Path,
+    id_base: int,
     now: datetime,
 ) -> CertificateInfo:
-    """Sign the request's public key for the caller's own Unix username. Refused: another
+    """Sign the request's public key for the caller's own Unix username (their POSIX
+    account, allocated now when they have none yet, from `id_base`). Refused: another
     principal (Forbidden naming it), a person in no project (Forbidden), terms of use not
     accepted (TermsNotAccepted), a key that may not be trusted (InvalidInput). Commits."""
     key = parse_public_key(request.public_key)
-    username = posix_username(session, who.user_id)
+    username = posix_username(session, who.user_id, id_base)
     principals = check_principals(
         tuple(request.principals) if request.principals else None, username
     )

@@ -14,7 +14,7 @@ from fabriek.domain.roles import Principal
 from fabriek.domain.ssh_access import SshKeyInfo
 from fabriek.domain.ssh_keys import parse_public_key
 from fabriek.services import audit
-from fabriek.services.accounts.ssh_login import may_log_in, user_for_login
+from fabriek.services.accounts.ssh_login import may_log_in, posix_username, user_for_login
 from fabriek.store.tables import SshKeyRow
 
 # Enough for every laptop and security key a person has; more is a sign of trouble.
@@ -34,10 +34,12 @@ def _info(row: SshKeyRow) -> SshKeyInfo:
     )
 
 
-def add_key(session: Session, who: Principal, text: str, now: datetime) -> SshKeyInfo:
+def add_key(session: Session, who: Principal, text: str, id_base: int, now: datetime) -> SshKeyInfo:
     """Register a public key for the caller (InvalidInput saying why when it may not be
-    trusted; Conflict when it is registered already). Commits."""
+    trusted; Conflict when it is registered already). The caller's POSIX account is
+    allocated too when they have none yet: the login nodes know them by it. Commits."""
     key = parse_public_key(text)
+    posix_username(session, who.user_id, id_base)
     rows = list(session.scalars(select(SshKeyRow).where(SshKeyRow.user_id == who.user_id)))
     same = next((r for r in rows if r.fingerprint == key.fingerprint), None)
     if same is not None and same.revoked_at is None:

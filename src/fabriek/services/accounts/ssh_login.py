@@ -11,51 +11,25 @@ from __future__ import annotations
 from sqlalchemy import exists, select
 from sqlalchemy.orm import Session
 
-from fabriek.domain.errors import Conflict
 from fabriek.domain.ssh_keys import is_posix_name
-from fabriek.store.tables import MembershipRow, PosixAccountRow, UserRow
+from fabriek.services.accounts.posix import posix_account
+from fabriek.store.tables import MembershipRow, PosixAccountRow
 
 
-def posix_username(session: Session, user_id: int) -> str:
-    """The person's Unix username at every site.
-
-    Read from their POSIX account (`posix_accounts`); a person without one yet logs in
-    under their Fabriek username when that is a valid Unix name. Conflict when it is not:
-    the sites know them by no name yet."""
-    # TODO(accounts): use fabriek.services.accounts.posix's allocate-or-get here once it
-    # exists, so that a person gets their account at their first certificate.
-    allocated = session.scalar(
-        select(PosixAccountRow.username).where(PosixAccountRow.user_id == user_id)
-    )
-    if allocated is not None:
-        return allocated
-    username = session.scalar(select(UserRow.username).where(UserRow.id == user_id))
-    if username is not None and is_posix_name(username):
-        return username
-    raise Conflict(
-        "you have no Unix account at the sites yet, and your username is not a valid Unix "
-        "name: ask your hub to create your account"
-    )
+def posix_username(session: Session, user_id: int, id_base: int) -> str:
+    """The person's Unix username at every site: their POSIX account, allocated now when
+    they have none yet (flushed; the caller commits)."""
+    return posix_account(session, user_id, id_base).username
 
 
 def user_for_login(session: Session, username: str) -> int | None:
-    """The person a login node's Unix username belongs to, or None."""
+    """The person a login node's Unix username belongs to (by their POSIX account), or
+    None."""
     if not is_posix_name(username):
         return None
-    found = session.scalar(
+    return session.scalar(
         select(PosixAccountRow.user_id).where(PosixAccountRow.username == username)
     )
-    if found is not None:
-        return found
-    # A Fabriek username stands for the person only while no POSIX account has it or
-    # theirs: once allocated, the posix_accounts row alone decides.
-    row = session.execute(
-        select(UserRow.id).where(
-            UserRow.username == username,
-            ~exists().where(PosixAccountRow.user_id == UserRow.id),
-        )
-    ).first()
-    return row[0] if row is not None else None
 
 
 def may_log_in(session: Session, user_id: int) -> bool:
