@@ -68,5 +68,7 @@ for _name, _module, _summary in (
     ("notifications", "notifications", "Your notifications; `read` and `settings` below."),
     ("audit", "audit", "The audit trail, newest first; `verify` and `head` below."),
     ("terms", "terms", "Terms of use: what you accepted; `show`, `accept`, `publish`."),
+    ("ssh-key", "ssh", "Your SSH public keys for the login nodes: `add`, `list`, `remove`."),
+    ("ssh", "ssh", "SSH access: `fabriek ssh cert` signs your key for the login nodes."),
 ):
     catalogue.add(_name, f"fabriek.cli.{_module}", _summary)

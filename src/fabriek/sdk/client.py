@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from fabriek.sdk.jobs import JobsClient
     from fabriek.sdk.notifications import NotificationsClient
     from fabriek.sdk.sites import SitesClient
+    from fabriek.sdk.ssh import SshClient
     from fabriek.sdk.support import SupportClient
     from fabriek.sdk.terms import TermsClient
     from fabriek.sdk.usage import UsageClient
@@ -70,6 +71,7 @@ class FabriekClient:
         "fabriek.sdk.notifications", "NotificationsClient"
     )
     terms: Capability[TermsClient] = Capability("fabriek.sdk.terms", "TermsClient")
+    ssh: Capability[SshClient] = Capability("fabriek.sdk.ssh", "SshClient")
 
     def __init__(
         self,
