@@ -84,7 +84,8 @@ def _publisher_names(session: Session, rows: list[TermsRow]) -> dict[int, str]:
     ids = {r.published_by for r in rows if r.published_by is not None}
     if not ids:
         return {}
-    return dict(session.execute(select(UserRow.id, UserRow.username).where(UserRow.id.in_(ids))))
+    found = session.execute(select(UserRow.id, UserRow.username).where(UserRow.id.in_(ids)))
+    return {user_id: name for user_id, name in found}
 
 
 def newest_of_each(session: Session) -> list[Terms]:
