@@ -26,6 +26,13 @@ for _name, _module, _summary, _register in (
      "register"),
 ):  # fmt: skip
     catalogue.add(_name, _module, _summary, register=_register)
+# The site's own commands (login nodes' SSH look-ups, the agent), imported only when run.
+catalogue.add(
+    "site-agent",
+    "fabriek.site_agent.cli",
+    "Commands that run at a site: the login nodes' SSH look-ups, the agent itself.",
+    register="register",
+)
 catalogue.add(
     "sim",
     "fabriek.server.sim",
