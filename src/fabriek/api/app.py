@@ -13,6 +13,7 @@ from fabriek.api import problems
 from fabriek.api.context import AppContext, new_submitters, utc_now
 from fabriek.api.metrics import MetricsMiddleware, RequestMetrics
 from fabriek.api.routers import (
+    accounts,
     audit,
     datasets,
     health,
@@ -42,7 +43,7 @@ from fabriek.settings import Settings
 VERSIONED = (
     tokens, reference, sites, organisations, users, projects, jobs, notifications,
     allocations, calls, proposals, usage, audit, datasets, ai_systems, models, sandboxes,
-    support, site_agent, terms, ssh_access, site_agent_ssh,
+    support, site_agent, terms, ssh_access, site_agent_ssh, accounts,
 )  # fmt: skip
 
 

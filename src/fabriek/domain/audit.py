@@ -57,6 +57,9 @@ class AuditAction(StrEnum):
     # Anything an admin or the access team changes: users, organisations, sites, projects,
     # roles, allocations, proposal decisions. `detail["change"]` says which.
     ADMIN = "admin"
+    # A site's agent reports changes found made by hand at its site (drift) or what it
+    # could not do there.
+    SITE_AGENT = "site-agent"
 
 
 @dataclass(frozen=True)

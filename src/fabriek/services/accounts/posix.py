@@ -18,7 +18,14 @@ from sqlalchemy.orm import Session
 from fabriek.domain.accounts import JobOwner
 from fabriek.domain.errors import Conflict
 from fabriek.domain.posix_names import allocate_names, choose_id, person_uid, project_gid
-from fabriek.store.tables import PosixAccountRow, PosixGroupRow, ProjectRow, UserRow
+from fabriek.domain.site_agent_status import PosixAccountOut, PosixGroupOut
+from fabriek.store.tables import (
+    MembershipRow,
+    PosixAccountRow,
+    PosixGroupRow,
+    ProjectRow,
+    UserRow,
+)
 
 _ATTEMPTS = 5
 USER_PREFIX = "u"
@@ -132,3 +139,28 @@ def job_owners(
         for u, p in wanted
         if u in accounts and p in groups
     }
+
+
+def my_account(session: Session, user_id: int, base: int) -> PosixAccountOut:
+    """A person's POSIX identity and their projects' groups (allocated on first ask)."""
+    project_ids = set(
+        session.scalars(select(MembershipRow.project_id).where(MembershipRow.user_id == user_id))
+    )
+    account = posix_account(session, user_id, base)
+    groups = posix_groups(session, project_ids, base)
+    session.commit()
+    names: dict[int, str] = {
+        project_id: name
+        for project_id, name in session.execute(
+            select(ProjectRow.id, ProjectRow.name).where(ProjectRow.id.in_(groups))
+        )
+    }
+    return PosixAccountOut(
+        username=account.username,
+        uid=account.uid,
+        gid=account.uid,
+        groups=sorted(
+            (PosixGroupOut(project=names[p], name=g.name, gid=g.gid) for p, g in groups.items()),
+            key=lambda g: g.name,
+        ),
+    )
