@@ -309,7 +309,8 @@ class _Cycle:
                 for s in self.snap.sites
                 if (allowed is None or s.name in allowed) and s.name not in accepted
             )
-            return f"terms of use of site {', '.join(barred)} not accepted by {job.user}"
+            where = "site" if len(barred) == 1 else "sites"
+            return f"terms of use of {where} {', '.join(barred)} not accepted by {job.user}"
         return ""
 
     def _start(self, job: PendingJob, outlasts: bool) -> bool:
