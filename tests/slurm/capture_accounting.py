@@ -19,6 +19,7 @@ from pathlib import Path
 
 import httpx
 
+from fabriek.domain.slurm_accounting import SACCT_FORMAT
 from fabriek.engines.slurmrestd import JwtSigner
 from tests.slurm.conftest import ensure_user
 from tests.slurm_harness import SlurmCluster, ensure_slurm_installed
@@ -36,11 +37,6 @@ JOBS = {
     9: "root: Fabriek's own job (comment fabriek:101, name fabriek-101-capture)",
     10: "ben: heterogeneous, 1 GPU + 2 GPUs",
 }
-# What the harvest asks sacct for (the same list as fabriek.domain.slurm_accounting).
-SACCT_FORMAT = (
-    "Cluster,JobID,JobIDRaw,JobName,User,Account,State,Submit,Start,End,ElapsedRaw,"
-    "AllocTRES,NNodes,Comment"
-)
 
 
 def main() -> None:
