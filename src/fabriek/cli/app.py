@@ -40,7 +40,7 @@ Limit = Annotated[int, typer.Option("--limit", min=1, max=1000, help="rows to sh
 for _name, _module, _summary in (
     ("login", "identity", "Sign in: check a token with the server and store it for later."),
     ("whoami", "identity", "Who you are signed in as, your roles and projects."),
-    ("sites", "sites", "The factory's sites and their GPUs."),
+    ("sites", "sites", "The factory's sites and their GPUs; `agent-token`, `agent` below."),
     ("orgs", "identity", "Organisations the factory serves."),
     ("projects", "identity", "Projects you can see, and their members."),
     ("run", "jobs", "Run a command as a job: `fabriek run --gpus 2 -- python train.py`."),
@@ -70,5 +70,6 @@ for _name, _module, _summary in (
     ("terms", "terms", "Terms of use: what you accepted; `show`, `accept`, `publish`."),
     ("ssh-key", "ssh", "Your SSH public keys for the login nodes: `add`, `list`, `remove`."),
     ("ssh", "ssh", "SSH access: `fabriek ssh cert` signs your key for the login nodes."),
+    ("account", "accounts", "Your Unix account on every site: username, UID, groups."),
 ):
     catalogue.add(_name, f"fabriek.cli.{_module}", _summary)

@@ -12,6 +12,7 @@ from fabriek.sdk.core import HttpCore, SubClient
 
 if TYPE_CHECKING:
     from fabriek.sdk.access import AccessClient
+    from fabriek.sdk.accounts import AccountsClient
     from fabriek.sdk.ai_act import AiActClient
     from fabriek.sdk.audit import AuditClient
     from fabriek.sdk.datasets import DatasetsClient
@@ -72,6 +73,7 @@ class FabriekClient:
     )
     terms: Capability[TermsClient] = Capability("fabriek.sdk.terms", "TermsClient")
     ssh: Capability[SshClient] = Capability("fabriek.sdk.ssh", "SshClient")
+    accounts: Capability[AccountsClient] = Capability("fabriek.sdk.accounts", "AccountsClient")
 
     def __init__(
         self,

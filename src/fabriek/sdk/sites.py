@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from fabriek.domain.site_agent_status import AgentStatus
 from fabriek.domain.sites import Site, SiteDraft, SitePatch
 from fabriek.sdk.core import Listing, SubClient
 
@@ -26,6 +27,15 @@ class SitesClient(SubClient):
     def update(self, ref: str, patch: SitePatch) -> Site:
         """Change a site (admins)."""
         return Site.model_validate(self._core.send("PATCH", f"/sites/{ref}", patch))
+
+    def agent_token(self, ref: str) -> str:
+        """A new token for the site's agent, replacing the old (admins, its operators);
+        the server shows it this once."""
+        return str(self._core.post(f"/sites/{ref}/agent-token")["token"])
+
+    def agent(self, ref: str) -> AgentStatus:
+        """The site's agent: last seen, in step or not, drift and errors."""
+        return AgentStatus.model_validate(self._core.get(f"/sites/{ref}/agent"))
 
     # Reference lists are plain JSON: their shapes belong to the API, not to the domain.
 
