@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import typer
 
-from fabriek.site_agent import ssh_commands
+from fabriek.site_agent import run_command, ssh_commands
 
 site_agent_app = typer.Typer(
     name="site-agent",
@@ -14,6 +14,7 @@ site_agent_app = typer.Typer(
     no_args_is_help=True,
 )
 ssh_commands.register(site_agent_app)
+run_command.register(site_agent_app)
 
 
 def register(app: typer.Typer) -> None:
