@@ -3,8 +3,7 @@ admin (the factory's) or a site's operator (the site's), read and accepted by an
 in, and required before a job, at the site a job can run at only, and before a dataset
 upload; the scheduler holds a job at a site whose new terms its user has not accepted.
 
-Each test runs its own server on a fresh store: publishing terms changes what every demo
-user may do, which the shared server's other tests must not see."""
+Each test runs its own server on a fresh store without terms (tests/terms_factory.py)."""
 
 from __future__ import annotations
 
@@ -17,55 +16,18 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import delete
 
-from fabriek.services.demo.seed import demo_token
-from fabriek.settings import Settings
-from fabriek.store.db import make_engine, make_sessions
-from fabriek.store.tables import TermsAcceptanceRow, TermsRow
 from tests.conftest import BACKENDS, problem_of
 from tests.jobs_helpers import py, submit, wait_for
-from tests.servers import live_server, postgres_unavailable, prepare, throwaway_database
+from tests.terms_factory import Factory, fresh_factory
 
 TERMS_NOT_ACCEPTED = "https://fabriek.eu/problems/terms-not-accepted"
 
 
-class Factory:
-    """A running factory whose store has no terms of use yet, with its demo people."""
-
-    def __init__(self, url: str) -> None:
-        self.url = url
-        self.opened: list[httpx.Client] = []
-
-    def as_(self, username: str) -> httpx.Client:
-        c = httpx.Client(
-            base_url=self.url,
-            headers={"Authorization": f"Bearer {demo_token(username).token}"},
-            timeout=30,
-        )
-        self.opened.append(c)
-        return c
-
-
 @pytest.fixture(params=BACKENDS)
 def factory(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Factory]:
-    if request.param == "postgresql" and (reason := postgres_unavailable()):
-        pytest.skip(reason)
-    with throwaway_database(request.param, tmp_path / "db") as url:
-        prepare(url)
-        # The demo publishes the factory's terms, accepted by its people: start without.
-        engine = make_engine(url)
-        with make_sessions(engine)() as session:
-            session.execute(delete(TermsAcceptanceRow))
-            session.execute(delete(TermsRow))
-            session.commit()
-        engine.dispose()
-        settings = Settings(database_url=url, state_dir=tmp_path / "state", dispatch_interval_s=0.2)
-        with live_server(settings) as live:
-            made = Factory(live.url)
-            yield made
-            for c in made.opened:
-                c.close()
+    with fresh_factory(request.param, tmp_path) as made:
+        yield made
 
 
 def publish(c: httpx.Client, scope: str, title: str, requires: bool = True) -> dict[str, Any]:

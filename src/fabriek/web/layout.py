@@ -108,6 +108,7 @@ NAV: list[NavItem] = [
     NavItem("nav_ai.support", "/support", signed_in_people),
     NavItem("nav.operator", "/operator", operators),
     NavItem("nav.notifications", "/notifications", signed_in_people),
+    NavItem("terms.nav", "/terms", signed_in_people),
     NavItem("nav.tokens", "/tokens", signed_in_people),
     NavItem("nav.api", "/docs", everyone),
 ]

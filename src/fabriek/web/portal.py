@@ -7,7 +7,16 @@ from __future__ import annotations
 from fastapi import APIRouter, FastAPI
 from fastapi.staticfiles import StaticFiles
 
-from fabriek.web import ai_act, energy, home, jobs, language, notifications, public_dashboard
+from fabriek.web import (
+    ai_act,
+    energy,
+    home,
+    jobs,
+    language,
+    notifications,
+    public_dashboard,
+    terms,
+)
 from fabriek.web.access import decisions, proposals
 from fabriek.web.identity import oidc, tokens
 from fabriek.web.layout import HERE
@@ -19,7 +28,7 @@ from fabriek.web.support import hub_desk, tickets
 ROUTERS: tuple[APIRouter, ...] = (
     public_dashboard.router, tokens.router, language.router, notifications.router,
     oidc.router, home.router, energy.router, jobs.router, proposals.router,
-    decisions.router, hub_desk.router, ai_act.router, tickets.router,
+    decisions.router, hub_desk.router, ai_act.router, tickets.router, terms.router,
 )  # fmt: skip
 
 
