@@ -288,6 +288,12 @@ def ticket_form(w: World, who: Who) -> dict[str, str]:
     return {"category": "onboarding", "subject": w.fresh("ticket"), "action": "submit"}
 
 
+def site_terms(w: World, who: Who) -> dict[str, Any]:
+    """An editorial version of the operated site's terms: it asks nobody to accept anything."""
+    return {"scope": OPERATED_SITE, "title": w.fresh("terms"), "body": "House rules.",
+            "requires_acceptance": False}  # fmt: skip
+
+
 def member_token(w: World, who: Who) -> dict[str, str]:
     """The portal's sign-in form, filled in with the member's token."""
     return {"token": w.tokens[W.MEMBER], "next": "/"}
@@ -311,6 +317,9 @@ SITE = lambda w: {"ref": OPERATED_SITE}  # noqa: E731
 EXPERT = lambda w: {"expert_id": w.expert}  # noqa: E731
 REQUEST = lambda w: {"request_id": w.expertise_request}  # noqa: E731
 TICKET = lambda w: {"ticket_id": w.ticket}  # noqa: E731
+# The demo factory's terms of use, version 1.
+FACTORY_TERMS_SCOPE = lambda w: {"scope": "factory"}  # noqa: E731
+FACTORY_TERMS = lambda w: {"scope": "factory", "version": 1}  # noqa: E731
 NOTHING: Callable[[World], dict[str, Any]] = lambda w: {}  # noqa: E731
 
 
@@ -344,6 +353,13 @@ MATRIX: dict[str, Row] = {
     "PUT /api/v1/notifications/settings": Row("signed-in", send=js(settings_as_they_are)),
     "POST /api/v1/notifications/read-all": Row("signed-in"),
     "POST /api/v1/notifications/{notification_id}/read": Row("self", path=OWN_NOTIFICATION),
+    # -- terms of use (a site's, editorial: the shared server's people need accept nothing new)
+    "GET /api/v1/terms": Row("signed-in"),
+    "POST /api/v1/terms": Row("site-operator", send=js(site_terms)),
+    "GET /api/v1/terms/{scope}": Row("signed-in", path=FACTORY_TERMS_SCOPE),
+    "GET /api/v1/terms/{scope}/{version}": Row("signed-in", path=FACTORY_TERMS),
+    "POST /api/v1/terms/{scope}/{version}/accept": Row("signed-in", path=FACTORY_TERMS),
+    "GET /api/v1/users/me/terms": Row("signed-in"),
     # -- reference data, sites, organisations, people
     "GET /api/v1/reference/gpu-types": Row("signed-in"),
     "GET /api/v1/reference/provinces": Row("signed-in"),
@@ -615,6 +631,8 @@ MATRIX: dict[str, Row] = {
     # Without the state this browser was given, the callback refuses (400): to everyone.
     "GET /signin/oidc/callback": Row("public", around=lambda w: w.oidc_offered()),
     "GET /notifications": Row("signed-in"),
+    "GET /terms": Row("signed-in"),
+    "POST /terms/{scope}/{version}/accept": Row("signed-in", path=FACTORY_TERMS),
     "POST /notifications/{notification_id}/read": Row("self", path=OWN_NOTIFICATION),
     "GET /tokens": Row("signed-in"),
     "POST /tokens": Row("signed-in", send=form(lambda w, who: {"name": w.fresh("t")})),

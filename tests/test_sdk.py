@@ -37,6 +37,7 @@ from fabriek.domain.support.expertise import (
 )
 from fabriek.domain.support.knowledge import ArticleDraft, ArticlePatch
 from fabriek.domain.support.shapes import TicketChange, TicketDraft
+from fabriek.domain.terms import TermsDraft
 from fabriek.sdk.client import FabriekClient
 from fabriek.sdk.core import validated
 from tests.conftest import Client
@@ -102,6 +103,12 @@ COVERED: dict[tuple[str, str], Call] = {
     ),
     ("POST", "/api/v1/notifications/read-all"): lambda c, _: c.notifications.read_all(),
     ("POST", "/api/v1/notifications/{notification_id}/read"): lambda c, _: c.notifications.read(1),
+    ("GET", "/api/v1/terms"): lambda c, _: c.terms.newest(),
+    ("POST", "/api/v1/terms"): lambda c, _: c.terms.publish(blank(TermsDraft)),
+    ("GET", "/api/v1/terms/{scope}"): lambda c, _: c.terms.get("factory"),
+    ("GET", "/api/v1/terms/{scope}/{version}"): lambda c, _: c.terms.get("factory", 1),
+    ("POST", "/api/v1/terms/{scope}/{version}/accept"): lambda c, _: c.terms.accept("factory", 1),
+    ("GET", "/api/v1/users/me/terms"): lambda c, _: c.terms.mine(),
     ("GET", "/api/v1/allocations"): lambda c, _: c.access.allocations(),
     ("POST", "/api/v1/allocations"): lambda c, _: c.access.create_allocation(
         blank(AllocationDraft)
@@ -308,7 +315,7 @@ def test_the_sub_clients_are_made_once_and_typed() -> None:
         assert type(sdk.jobs).__name__ == "JobsClient"
         assert set(FabriekClient.capabilities()) == {
             "identity", "sites", "jobs", "access", "datasets", "ai_act", "support", "usage",
-            "audit", "notifications",
+            "audit", "notifications", "terms",
         }  # fmt: skip
 
 
