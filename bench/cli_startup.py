@@ -6,7 +6,9 @@
    the CPU time the command used (user + system: steadier than wall time on a busy machine);
 3. run each once more under `python -X importtime` and list the imports that cost most.
 
-For reference it also times a bare `python -c pass`: the interpreter's own start.
+For reference it also times a bare `python -c pass`: the interpreter's own start. With
+`--client-src OTHER/src` it times that checkout's client and this one's in turn, run by run,
+both as `python -m fabriek.main` against the same server: before and after in one run.
 
     .venv/bin/python -m bench.cli_startup --runs 10
 """
@@ -62,6 +64,20 @@ def measure(label: str, args: list[str], env: dict[str, str], runs: int) -> Timi
     return Timing(label, [w for w, _ in samples], [c for _, c in samples])
 
 
+def measure_pair(
+    label: str, args: list[str], before_env: dict[str, str], env: dict[str, str], runs: int
+) -> list[Timing]:
+    """The other checkout's client and this one's, run by run in turn (each warmed first),
+    so that a busy machine's noise falls on both alike."""
+    timed(args, before_env)
+    timed(args, env)
+    pairs = [(timed(args, before_env), timed(args, env)) for _ in range(runs)]
+    return [
+        Timing(f"{label} (--client-src)", [b[0] for b, _ in pairs], [b[1] for b, _ in pairs]),
+        Timing(label, [a[0] for _, a in pairs], [a[1] for _, a in pairs]),
+    ]
+
+
 def import_offenders(args: list[str], env: dict[str, str], top: int) -> list[tuple[str, float]]:
     """The imports of one `fabriek ARGS` by cumulative time (ms), most expensive first."""
     done = subprocess.run(
@@ -105,7 +121,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--client-src",
         type=Path,
-        help="time the fabriek of this src/ folder (an older checkout) against today's server",
+        help="also time the fabriek of this src/ folder (an older checkout) against the same "
+        "server, before this one's",
     )
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp_dir:
@@ -120,13 +137,16 @@ def main(argv: list[str] | None = None) -> None:
                     "FABRIEK_CONFIG_DIR": str(tmp / "config"),
                     "COLUMNS": "120",
                 }
-                fabriek = FABRIEK
-                if args.client_src:
-                    env["PYTHONPATH"] = str(args.client_src.resolve())
-                    fabriek = [sys.executable, "-m", "fabriek.main"]
                 commands = {"fabriek --help": ["--help"], "fabriek jobs": ["jobs"]}
                 timings = [measure("python -c pass", [sys.executable, "-c", "pass"], env, 3)]
-                timings += [measure(k, [*fabriek, *v], env, args.runs) for k, v in commands.items()]
+                for label, command in commands.items():
+                    if args.client_src:
+                        # The same launcher for both: only the source folder differs.
+                        argv = [sys.executable, "-m", "fabriek.main", *command]
+                        other = {**env, "PYTHONPATH": str(args.client_src.resolve())}
+                        timings += measure_pair(label, argv, other, env, args.runs)
+                    else:
+                        timings.append(measure(label, [*FABRIEK, *command], env, args.runs))
                 offenders = {k: import_offenders(v, env, args.top) for k, v in commands.items()}
     print("\n".join(machine_description()))
     print(f"Command: {command_line()}")

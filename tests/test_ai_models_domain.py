@@ -21,8 +21,8 @@ from fabriek.domain.ai_act.estimates import (
     RunCompute,
     architecture_estimate,
     hardware_estimate,
-    significant,
 )
+from fabriek.domain.ai_act.figures import significant
 from fabriek.domain.ai_act.ledger import JobRecord, RunSpan, own_compute, training_time
 from fabriek.domain.ai_act.lineage import LineageCycle, declared, find_cycle, lineage_sum
 from fabriek.domain.ai_act.model_rules import parse_ai_act_rules

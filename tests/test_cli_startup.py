@@ -71,6 +71,8 @@ def test_a_client_command_imports_its_own_capability_only() -> None:
     assert "fabriek.cli.jobs" in modules and "fabriek.sdk.client" in modules
     assert not {m for m in modules if m.startswith("fabriek.cli.support")}
     assert "fabriek.sdk.support" not in modules and "fabriek.domain.support" not in modules
+    # A job's AI Act warning is a small value of its own: no AI Act rules for job commands.
+    assert not {"fabriek.domain.ai_act.models", "fabriek.domain.ai_act.model_rules"} & modules
 
 
 def test_a_server_command_imports_its_stack_when_it_runs() -> None:

@@ -10,7 +10,7 @@ from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from fabriek.domain.ai_act.models import ComputeWarning
+from fabriek.domain.ai_act.compute_warning import ComputeWarning
 from fabriek.domain.ai_act.vocabulary import JobPurpose
 from fabriek.domain.errors import Conflict
 from fabriek.domain.residency import parse_dataset_ref

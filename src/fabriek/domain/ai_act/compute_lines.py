@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
-from fabriek.domain.ai_act.estimates import significant
+from fabriek.domain.ai_act.figures import significant
 from fabriek.domain.ai_act.model_rules import AiActRules, PurposeRule
 from fabriek.domain.ai_act.vocabulary import Measure, ModelRole
 from fabriek.domain.units import Flop

@@ -17,7 +17,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from fabriek.domain.ai_act.estimates import significant
+from fabriek.domain.ai_act.figures import significant
 from fabriek.domain.ai_act.ledger import Ledger
 from fabriek.domain.ai_act.model_rules import AiActRules, DocField
 from fabriek.domain.ai_act.models import Model, ModelVersion, open_source_exemption

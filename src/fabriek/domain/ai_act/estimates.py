@@ -4,7 +4,6 @@ band (the Commission's guidelines, Annex A)."""
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -12,14 +11,6 @@ from fabriek.domain.ai_act.model_rules import Estimation
 from fabriek.domain.ai_act.vocabulary import Method
 from fabriek.domain.gpus import GPU_TYPES
 from fabriek.domain.units import Flop, FlopPerSecond, GpuSeconds
-
-
-def significant(value: float, figures: int = 2) -> str:
-    """`value` to `figures` significant figures in scientific notation: 6.6e23."""
-    if value == 0 or not math.isfinite(value):
-        return "0" if value == 0 else str(value)
-    mantissa, exponent = f"{value:.{figures - 1}e}".split("e")
-    return f"{mantissa}e{int(exponent)}"
 
 
 @dataclass(frozen=True)

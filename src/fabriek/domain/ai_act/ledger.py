@@ -22,8 +22,8 @@ from fabriek.domain.ai_act.estimates import (
     RunCompute,
     architecture_estimate,
     hardware_estimate,
-    significant,
 )
+from fabriek.domain.ai_act.figures import significant
 from fabriek.domain.ai_act.lineage import LineageNode, LineageSum
 from fabriek.domain.ai_act.model_rules import AiActRules
 from fabriek.domain.ai_act.models import EstimateOut

@@ -8,7 +8,8 @@ from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
 
-from fabriek.domain.ai_act.estimates import Estimate, significant
+from fabriek.domain.ai_act.estimates import Estimate
+from fabriek.domain.ai_act.figures import significant
 from fabriek.domain.ai_act.vocabulary import Method
 from fabriek.domain.errors import Conflict, FieldProblem
 from fabriek.domain.units import Flop

@@ -12,10 +12,10 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from fabriek.domain.ai_act.compute_lines import Crossing, crossings
+from fabriek.domain.ai_act.compute_warning import ComputeWarning
 from fabriek.domain.ai_act.estimates import RunCompute, hardware_estimate
 from fabriek.domain.ai_act.models import (
     AcknowledgementRequired,
-    ComputeWarning,
     JobReport,
     JobReportDraft,
     split_ref,

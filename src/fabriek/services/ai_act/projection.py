@@ -11,10 +11,10 @@ from sqlalchemy.orm import Session
 
 from fabriek.domain.access.tracks import AccessConfig
 from fabriek.domain.ai_act.compute_lines import ComputeLevels, crossings, lines_for
+from fabriek.domain.ai_act.compute_warning import ComputeWarning
 from fabriek.domain.ai_act.estimates import RunCompute, hardware_estimate
 from fabriek.domain.ai_act.models import (
     ComputeProjection,
-    ComputeWarning,
     EstimateOut,
     LineProjection,
 )
