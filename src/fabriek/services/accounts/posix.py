@@ -4,7 +4,9 @@
 Allocation is idempotent and safe when two processes do it at once: a choice is written
 in a savepoint under the tables' unique constraints; when another process took the name,
 the number or the very person just now, the clash is caught, what is stored is read
-again, and the choice is made anew.
+again, and the choice is made anew. On SQLite a transaction that read before another
+wrote cannot write at all (its snapshot is stale): the caller's transaction is then rolled
+back and begun again, so allocate before writing anything of one's own.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
 from fabriek.domain.accounts import JobOwner
@@ -46,6 +48,9 @@ def posix_accounts(
         try:
             with session.begin_nested():
                 _allocate_accounts(session, missing, base)
+        except OperationalError as exc:
+            _begin_anew_on_sqlite(session, exc)
+            continue
         except IntegrityError:
             continue  # another process allocated some of them just now: read again
     raise Conflict("POSIX accounts are being allocated by another process: try again")
@@ -69,6 +74,9 @@ def posix_groups(
         try:
             with session.begin_nested():
                 _allocate_groups(session, missing, base)
+        except OperationalError as exc:
+            _begin_anew_on_sqlite(session, exc)
+            continue
         except IntegrityError:
             continue
     raise Conflict("POSIX groups are being allocated by another process: try again")
@@ -77,6 +85,14 @@ def posix_groups(
 def posix_group(session: Session, project_id: int, base: int) -> PosixGroupRow:
     """One project's POSIX group, allocated when it has none yet."""
     return posix_groups(session, [project_id], base)[project_id]
+
+
+def _begin_anew_on_sqlite(session: Session, exc: OperationalError) -> None:
+    """After SQLite refused a write (another writer came first), roll back so the next
+    read sees what it wrote; on any other database the error is not a clash: raise it."""
+    if session.get_bind().dialect.name != "sqlite":
+        raise exc
+    session.rollback()
 
 
 def _stored_accounts(session: Session, user_ids: set[int]) -> dict[int, PosixAccountRow]:
