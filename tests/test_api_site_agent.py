@@ -7,6 +7,8 @@ import httpx
 
 from fabriek.domain.site_state import AgentReport, Change, DesiredState, SlurmAssociation
 from tests.conftest import Client, problem_of
+from tests.people import new_person
+from tests.servers import LiveServer
 
 
 def agent(url: str, token: str) -> httpx.Client:
@@ -132,3 +134,32 @@ def test_a_report_is_kept_and_its_drift_and_errors_shown_to_the_operator_only(
         clean = AgentReport(generation=state["generation"])
         assert a.post("/api/v1/sites/amsterdam/agent/reports", json=clean.to_json()).is_success
     assert client("otto").get("/api/v1/sites/amsterdam/agent").json()["in_step"]
+
+
+def test_a_member_removed_loses_the_association_and_is_locked_when_in_no_project(
+    server: LiveServer, client: Client, unique: str
+) -> None:
+    name = f"a.{unique}"  # a Fabriek username that is no POSIX name
+    with new_person(server, name, "Amsterdam Language Models B.V.") as person:
+        mine = person.get("/api/v1/users/me/account").json()
+    assert mine["username"] == f"a-{unique}" and mine["groups"] == []
+    mo = client("mo")
+    assert mo.post("/api/v1/projects/legal-nl/members", json={"username": name}).status_code == 201
+    url = str(client().base_url)
+
+    def state() -> DesiredState:
+        with agent(url, issue(client, "amsterdam")) as a:
+            return DesiredState.from_json(
+                a.get("/api/v1/sites/amsterdam/agent/desired-state").json()
+            )
+
+    member = state()
+    assert SlurmAssociation(mine["username"], "legal-nl") in member.associations
+    user = next(u for u in member.users if u.username == mine["username"])
+    assert user.uid == mine["uid"] and user.groups == ("legal-nl",) and not user.locked
+    assert mo.delete(f"/api/v1/projects/legal-nl/members/{name}").status_code == 204
+    removed = state()
+    assert not any(a.user == mine["username"] for a in removed.associations)
+    user = next(u for u in removed.users if u.username == mine["username"])
+    assert user.locked and user.uid == mine["uid"] and user.groups == ()
+    assert removed.generation != member.generation
