@@ -54,6 +54,8 @@ class AuditAction(StrEnum):
     SSH_KEY_ADD = "ssh-key-add"
     SSH_KEY_REVOKE = "ssh-key-revoke"
     SSH_CERT_ISSUE = "ssh-cert-issue"
+    # Usage read from a site's Slurm accounting: jobs typed with sbatch there, charged.
+    HARVEST = "harvest"
     # Anything an admin or the access team changes: users, organisations, sites, projects,
     # roles, allocations, proposal decisions. `detail["change"]` says which.
     ADMIN = "admin"
