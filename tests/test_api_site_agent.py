@@ -4,8 +4,11 @@ reports it sends, and what the operator sees of them."""
 from __future__ import annotations
 
 import httpx
+import pytest
 
 from fabriek.domain.site_state import AgentReport, Change, DesiredState, SlurmAssociation
+from fabriek.sdk.errors import ApiError
+from fabriek.sdk.site_agent import SiteAgentClient
 from tests.conftest import Client, problem_of
 from tests.people import new_person
 from tests.servers import LiveServer
@@ -163,3 +166,20 @@ def test_a_member_removed_loses_the_association_and_is_locked_when_in_no_project
     user = next(u for u in removed.users if u.username == mine["username"])
     assert user.locked and user.uid == mine["uid"] and user.groups == ()
     assert removed.generation != member.generation
+
+
+def test_the_sdk_client_of_an_agent(client: Client) -> None:
+    url = str(client().base_url)
+    with SiteAgentClient(url, "eindhoven", issue(client, "eindhoven", "admin")) as sdk:
+        state = sdk.desired_state()
+        assert state.site == "eindhoven"
+        # port-forecast's budget may be spent at eindhoven only: an account there.
+        assert "port-forecast" in {a.name for a in state.accounts}
+        sdk.report(AgentReport(generation=state.generation))
+    assert client("admin").get("/api/v1/sites/eindhoven/agent").json()["in_step"]
+    with (
+        SiteAgentClient(url, "eindhoven", "fsa_not-the-token") as wrong,
+        pytest.raises(ApiError) as refused,
+    ):
+        wrong.desired_state()
+    assert refused.value.status == 401 and "agent-token" in refused.value.detail
