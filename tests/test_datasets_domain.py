@@ -12,14 +12,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
+from fabriek.domain.dataset_names import NAME_MAX_CHARS, name_problem
 from fabriek.domain.datasets import (
-    NAME_MAX_CHARS,
     Classification,
     DatasetDraft,
     LegalBasis,
     Residency,
     SpecialCategoryCondition,
-    name_problem,
     quota_refusal,
     residency_allows,
     terms_problems,

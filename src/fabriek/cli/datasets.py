@@ -24,6 +24,7 @@ from rich.progress import (
 from fabriek.cli.app import JsonFlag, Limit, app
 from fabriek.cli.connection import client
 from fabriek.cli.output import console, print_json, print_table
+from fabriek.domain.dataset_names import name_problem
 from fabriek.domain.datasets import (
     Classification,
     DatasetDraft,
@@ -31,7 +32,6 @@ from fabriek.domain.datasets import (
     Residency,
     SpecialCategoryCondition,
     human_bytes,
-    name_problem,
 )
 from fabriek.domain.errors import InvalidInput
 from fabriek.sdk import ApiError, ApiUnreachable

@@ -7,14 +7,13 @@ Pure values and rules: no I/O, no clock. The rules a job will need later live he
 
 from __future__ import annotations
 
-import re
-import unicodedata
 from datetime import date, datetime
 from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-NAME_MAX_CHARS = 128
+from fabriek.domain.dataset_names import name_problem
+
 DESCRIPTION_MAX_CHARS = 4000
 GIB = 1024**3
 MIB = 1024**2
@@ -82,37 +81,6 @@ class Access(StrEnum):
 
 
 # --- rules -------------------------------------------------------------------------------------
-
-_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
-_NAME_CHAR = re.compile(r"[A-Za-z0-9._-]")
-
-
-def name_problem(name: str) -> str | None:
-    """What is wrong with a dataset name, in words a person can act on; None when it is fine.
-
-    A name is one file-system-safe word: it appears in URLs, in commands and (later) as a
-    file name inside a job, so no path separators, no '..', no control characters.
-    """
-    if not name:
-        return "give a name"
-    control = next((c for c in name if unicodedata.category(c) == "Cc"), None)
-    if control is not None:
-        return f"may not contain control characters (found U+{ord(control):04X})"
-    if "/" in name or "\\" in name:
-        return (
-            "may not contain a path separator ('/' or '\\'): a dataset name is a name, not a path"
-        )
-    if ".." in name:
-        return "may not contain '..'"
-    if len(name) > NAME_MAX_CHARS:
-        return f"at most {NAME_MAX_CHARS} characters (this one has {len(name)})"
-    if not _NAME.fullmatch(name):
-        bad = next((c for c in name if not _NAME_CHAR.fullmatch(c)), name[0])
-        return (
-            f"use letters a-z and A-Z, digits, '.', '_' and '-', starting with a letter or "
-            f"digit (found {bad!r})"
-        )
-    return None
 
 
 def terms_problems(

@@ -12,8 +12,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from fabriek.domain.ai_act.compute_warning import ComputeWarning
 from fabriek.domain.ai_act.vocabulary import JobPurpose
+from fabriek.domain.dataset_names import parse_dataset_ref
 from fabriek.domain.errors import Conflict
-from fabriek.domain.residency import parse_dataset_ref
 
 
 class JobState(StrEnum):

@@ -8,46 +8,15 @@ dataset allows it (`fabriek.domain.datasets.residency_allows`).
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from fabriek.domain.datasets import Residency, name_problem, residency_allows
+from fabriek.domain.datasets import Residency, residency_allows
 
 # Where a job's datasets are, decrypted, while it runs: a directory with one entry per
 # dataset, named as the dataset.
 DATASETS_ENV = "FABRIEK_DATASETS"
-
-_REF = re.compile(r"^(?:(?P<project>[^/@]+)/)?(?P<name>[^/@]+)(?:@(?P<version>[0-9]+))?$")
-
-
-@dataclass(frozen=True, slots=True)
-class DatasetRef:
-    """A dataset as a job names it; `project` None is the job's own project, `version`
-    None the latest."""
-
-    name: str
-    project: str | None = None
-    version: int | None = None
-
-
-def parse_dataset_ref(text: str) -> DatasetRef:
-    """`name`, `project/name`, `name@3` or `project/name@3`; ValueError with a message a
-    person can act on otherwise."""
-    found = _REF.match(text.strip())
-    if found is None:
-        raise ValueError(
-            f"dataset {text!r}: write NAME, PROJECT/NAME, NAME@VERSION or PROJECT/NAME@VERSION"
-        )
-    name = found["name"]
-    problem = name_problem(name)
-    if problem is not None:
-        raise ValueError(f"dataset {text!r}: {problem}")
-    version = int(found["version"]) if found["version"] else None
-    if version is not None and version < 1:
-        raise ValueError(f"dataset {text!r}: versions are numbered from 1")
-    return DatasetRef(name=name, project=found["project"], version=version)
 
 
 @dataclass(frozen=True, slots=True)

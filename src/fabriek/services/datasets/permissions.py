@@ -13,7 +13,8 @@ from typing import Any
 from sqlalchemy import Select, false, func, or_, select
 from sqlalchemy.orm import Session
 
-from fabriek.domain.datasets import Access, name_problem
+from fabriek.domain.dataset_names import name_problem
+from fabriek.domain.datasets import Access
 from fabriek.domain.errors import Forbidden, NotFound
 from fabriek.domain.roles import Principal, Role
 from fabriek.store.tables import DatasetGrantRow, DatasetRow, MembershipRow, ProjectRow

@@ -8,7 +8,8 @@ from datetime import datetime
 from sqlalchemy import false, select
 from sqlalchemy.orm import Session
 
-from fabriek.domain.datasets import Access, Dataset, DatasetDraft, name_problem
+from fabriek.domain.dataset_names import name_problem
+from fabriek.domain.datasets import Access, Dataset, DatasetDraft
 from fabriek.domain.errors import Forbidden, InvalidInput, NotFound
 from fabriek.domain.roles import Principal
 from fabriek.services.datasets.permissions import (

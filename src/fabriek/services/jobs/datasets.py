@@ -22,15 +22,10 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from fabriek.domain.dataset_names import parse_dataset_ref
 from fabriek.domain.datasets import Classification, Residency
 from fabriek.domain.errors import InvalidInput, NotFound
-from fabriek.domain.residency import (
-    JobDataset,
-    ResidencyVerdict,
-    SiteTerms,
-    job_sites,
-    parse_dataset_ref,
-)
+from fabriek.domain.residency import JobDataset, ResidencyVerdict, SiteTerms, job_sites
 from fabriek.domain.roles import Principal
 from fabriek.services.datasets import Vault, open_plaintext
 from fabriek.store.tables import (
