@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-import traceback
 
 import typer
 
@@ -53,6 +52,14 @@ def exit_code_for(exc: BaseException) -> int:
     return FAILURE
 
 
+def _print_traceback() -> None:
+    # Imported here, not at the top: only --debug needs it, and every command would pay
+    # its import (traceback, linecache, tokenize: 5-8 ms) at start-up.
+    import traceback
+
+    traceback.print_exc()
+
+
 def main(argv: list[str] | None = None) -> None:
     """Run a command; on error print one line to stderr (`--debug` for the traceback)."""
     args = list(sys.argv[1:] if argv is None else argv)
@@ -77,14 +84,14 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(BAD_INPUT)
     except (ApiError, ApiUnreachable, FabriekError, NotSignedIn, OSError, TransferFailed) as exc:
         if debug:
-            traceback.print_exc()
+            _print_traceback()
         print(f"fabriek: {exc}", file=sys.stderr)
         sys.exit(exit_code_for(exc))
     except KeyboardInterrupt:
         sys.exit(130)
     except Exception as exc:  # the promise: no traceback unless asked for
         if debug:
-            traceback.print_exc()
+            _print_traceback()
         print(f"fabriek: unexpected error: {exc!r} (run with --debug for details)", file=sys.stderr)
         sys.exit(FAILURE)
 
