@@ -58,6 +58,12 @@ class Settings(BaseSettings):
     housekeeping_interval_s: float = Field(
         default=60.0, gt=0, le=3600, description="Seconds between rounds of notices and e-mail."
     )
+    harvest_interval_s: float = Field(
+        default=300.0,
+        gt=0,
+        le=86400,
+        description="Seconds between reads of each Slurm site's accounting into the ledger.",
+    )
     access_file: Path | None = Field(
         default=None,
         description="TOML file of access tracks and GPU-hour factors; default: the shipped one.",

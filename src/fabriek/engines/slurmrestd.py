@@ -32,6 +32,11 @@ from joserfc import jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import OctKey
 
+from fabriek.domain.slurm_accounting import (
+    AccountingFormatError,
+    AccountingRecord,
+    parse_slurmdb_jobs,
+)
 from fabriek.engines.base import (
     EngineJob,
     EngineRejected,
@@ -220,6 +225,31 @@ class SlurmRestEngine(TaggedSlurmEngine):
                 raise EngineRejected(f"{self.name}: Slurm refused the job: {reason}")
             raise self._unavailable("submit the job", errors)
         return str(handle)
+
+    # -- accounting: what the site's slurmdbd holds -----------------------------------------
+
+    def read_accounting(self, since: datetime | None) -> list[AccountingRecord]:
+        """Every job run the site's accounting holds that was active at or after `since`
+        (all when None), finished or not: one `GET /slurmdb/v0.0.38/jobs` as the operator.
+        Needs slurmrestd with `-s openapi/dbv0.0.38` and the site's slurmdbd; either missing
+        or down is EngineUnavailable, and the harvest tries again later."""
+        start = (since or datetime(1970, 1, 2, tzinfo=UTC)).astimezone(UTC)
+        path = f"/slurmdb/{API_VERSION}/jobs?start_time={start:%Y-%m-%dT%H:%M:%S}"
+        try:
+            data, errors = self._raw("GET", path, self.operator)
+        except EngineUnavailable as error:
+            if "has no" in str(error):
+                raise EngineUnavailable(
+                    f"{self.name}: slurmrestd serves no accounting: load it with -s "
+                    f"openapi/db{API_VERSION} (and run the site's slurmdbd)"
+                ) from None
+            raise
+        if errors:
+            raise self._unavailable("read the accounting (is slurmdbd up?)", errors)
+        try:
+            return parse_slurmdb_jobs(data)
+        except AccountingFormatError as error:
+            raise EngineUnavailable(f"{self.name}: slurmrestd /slurmdb jobs: {error}") from None
 
     # -- the rest of the Engine protocol ----------------------------------------------------
 

@@ -25,6 +25,7 @@ from fabriek.services.identity.tokens import PRINCIPAL_TABLES, installation_id
 from fabriek.services.jobs import SiteShapeCache
 from fabriek.services.jobs.dispatch import Dispatcher
 from fabriek.services.jobs.engine_registry import EngineRegistry, load_sites_file, tag_prefix
+from fabriek.services.jobs.harvest_pull import AccountingPull
 from fabriek.services.support.config import load_support_config
 from fabriek.settings import Settings
 from fabriek.store.db import database_files, make_engine, make_sessions
@@ -94,6 +95,15 @@ def open_control_plane(settings: Settings, clock: Callable[[], datetime]) -> Con
         vault=vault,
         staging_root=settings.state_dir / "staging",
         heat_weight=settings.heat_weight,
+        # Slurm sites' accounting into the ledger; only sites with an engine that reads it.
+        harvest=AccountingPull(
+            sessions,
+            lambda site: registry.engine(site, 0),
+            clock,
+            access,
+            prefix,
+            settings.harvest_interval_s,
+        ),
     )
     # Who a token is and which project a name means are cached for seconds; writes through
     # this engine to what they are read from are seen at once (see `TableWatch`).

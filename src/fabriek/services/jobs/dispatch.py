@@ -50,6 +50,7 @@ from fabriek.services.datasets import Vault
 from fabriek.services.jobs import datasets as job_datasets
 from fabriek.services.jobs.datasets import DatasetUnavailable
 from fabriek.services.jobs.engine_registry import EngineRegistry
+from fabriek.services.jobs.harvest_pull import AccountingPull
 from fabriek.services.jobs.shapes import SiteShapeCache
 from fabriek.services.jobs.site_health import SiteHealth
 from fabriek.services.jobs.specs import spec_from_row
@@ -92,12 +93,14 @@ class Dispatcher:
         vault: Vault | None = None,
         staging_root: Path | None = None,
         heat_weight: float = DEFAULT_HEAT_WEIGHT,
+        harvest: AccountingPull | None = None,
     ) -> None:
         """`shapes` is shared with the API, so a site registered there is seen at once.
         `housekeeping(now)` runs about once a minute (notices, e-mail). Jobs that read
         datasets get them decrypted under `staging_root` (with `vault`'s keys) while they
         run; without a vault such jobs fail to start. `heat_weight` weighs heat demand
-        against carbon when flexible jobs are timed."""
+        against carbon when flexible jobs are timed. `harvest` reads Slurm sites' accounting
+        into the ledger, off the cycle's path."""
         self.sessions = sessions
         self.heat_weight = heat_weight
         self.vault = vault
@@ -122,6 +125,7 @@ class Dispatcher:
         self._usage: dict[tuple[str, str], GpuHours] = {}
         self._usage_read_at = float("-inf")
         self._run_shares: list[float] = []
+        self.harvest = harvest
 
     # -- the loop ----------------------------------------------------------------------------
 
@@ -149,6 +153,8 @@ class Dispatcher:
             self._observed_at = time.monotonic()
             report.observed, report.changed = self._observe()
         report.cancelled = self._cancel()
+        if self.harvest is not None:  # in a thread of its own: the cycle does not wait
+            self.harvest.tick(s for s in self._gpus if self.registry.kind(s) != "local")
         report.sites_down = sorted(s for s, h in self.health.items() if h.down_since is not None)
         if self.housekeeping is not None and (
             time.monotonic() - self._housekept_at >= self.housekeeping_every_s
@@ -163,6 +169,8 @@ class Dispatcher:
 
     def close(self) -> None:
         self._pool.shutdown(wait=True)
+        if self.harvest is not None:
+            self.harvest.close()
 
     # -- sites ---------------------------------------------------------------------------------
 
