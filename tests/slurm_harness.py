@@ -271,7 +271,8 @@ class SlurmCluster:
             dbd_conf.touch(mode=0o600)
             dbd_conf.chmod(0o600)
             dbd_conf.write_text(
-                _SLURMDBD_CONF.format(
+                jwt  # slurmrestd's openapi/dbv0.0.38 hands slurmdbd the client's token
+                + _SLURMDBD_CONF.format(
                     dbd_port=self.dbd_port,
                     root=self.root,
                     db_host=MARIADB_HOST,

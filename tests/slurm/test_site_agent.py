@@ -8,11 +8,13 @@ that they collide with no other test's; the module removes those it made.
 
 from __future__ import annotations
 
+import secrets
 import subprocess
 import time
 from collections.abc import Iterator
 from dataclasses import replace
 
+import httpx
 import pytest
 
 from fabriek.domain.site_state import (
@@ -24,8 +26,10 @@ from fabriek.domain.site_state import (
     SlurmAssociation,
     SlurmQos,
 )
+from fabriek.engines.slurmrestd import JwtSigner
 from fabriek.site_agent.apply import AgentConfig, apply_state
 from tests.slurm_harness import SlurmCluster, SlurmClusterError, ensure_accounting_installed
+from tests.slurmrestd_install import ensure_slurmrestd_installed
 
 pytestmark = pytest.mark.slurm
 
@@ -39,11 +43,14 @@ SQUATTER = ("fab-sys", BASE + 90)
 
 
 @pytest.fixture(scope="module")
-def site(slurm_ready: None) -> Iterator[SlurmCluster]:
+def site(slurm_ready: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[SlurmCluster]:
     if reason := ensure_accounting_installed():
         pytest.skip(reason)
     forget_people()  # what a killed earlier run left
-    cluster = SlurmCluster(CLUSTER, gpu_type="h100", gpus=2, accounting=True)
+    key = tmp_path_factory.mktemp("jwt") / "jwt_hs256.key"
+    key.write_bytes(secrets.token_bytes(32))
+    key.chmod(0o600)
+    cluster = SlurmCluster(CLUSTER, gpu_type="h100", gpus=2, accounting=True, jwt_key=key)
     try:
         cluster.start()
     except SlurmClusterError as error:
@@ -344,3 +351,22 @@ def test_a_report_travels_as_json(site: SlurmCluster, config: AgentConfig) -> No
     assert AgentReport.from_json(report.to_json()) == report
     limits = report.details["gpu_minutes_limits"]
     assert set(limits) == {"fab-climate", "fab-dry"} and limits["fab-climate"] == 600
+
+
+def test_the_sites_accounting_api_shows_what_the_agent_made(
+    site: SlurmCluster, config: AgentConfig
+) -> None:
+    if reason := ensure_slurmrestd_installed():
+        pytest.skip(reason)
+    apply_state(desired(), config)
+    url = site.start_rest(("openapi/v0.0.38", "openapi/dbv0.0.38"))
+    assert site.jwt_key is not None
+    token = JwtSigner(site.jwt_key).token_for("root")
+    headers = {"X-SLURM-USER-NAME": "root", "X-SLURM-USER-TOKEN": token}
+    try:
+        answer = httpx.get(f"{url}/slurmdb/v0.0.38/associations", headers=headers, timeout=30)
+    finally:
+        site.stop_rest()
+    assert answer.status_code == 200, answer.text
+    found = {(a["account"], a.get("user")) for a in answer.json()["associations"]}
+    assert {("fab-climate", "fab-ann"), ("fab-dry", "fab-cas")} <= found
