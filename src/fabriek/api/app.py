@@ -20,6 +20,7 @@ from fabriek.api.routers import (
     jobs,
     notifications,
     reference,
+    site_accounting,
     site_agent,
     site_agent_ssh,
     sites,
@@ -44,6 +45,7 @@ VERSIONED = (
     tokens, reference, sites, organisations, users, projects, jobs, notifications,
     allocations, calls, proposals, usage, audit, datasets, ai_systems, models, sandboxes,
     support, site_agent, terms, ssh_access, site_agent_ssh, accounts,
+    site_accounting,
 )  # fmt: skip
 
 

@@ -1,8 +1,11 @@
 """The client a site's agent uses: its own site's desired state, and its reports, with
-the site's token (`fsa_...`, from `fabriek sites agent-token SITE`)."""
+the site's token (`fsa_...`, from `fabriek sites agent-token SITE`); and the site's Slurm
+accounting it pushes."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 import httpx
@@ -58,3 +61,17 @@ class SiteAgentClient:
     def report(self, report: AgentReport) -> None:
         """Tell the control plane what was applied, found changed by hand, or failed."""
         self.post("/reports", report.to_json())
+
+    def push_accounting(
+        self, sacct: str, through: datetime | None = None, fields: Sequence[str] | None = None
+    ) -> dict[str, Any]:
+        """Send a batch of the site's accounting: `sacct --parsable2 --noheader` output
+        (the fields of `SACCT_FORMAT` unless `fields` names others), and when sacct ran.
+        What the harvest did: added, corrected, unmatched, ..."""
+        body: dict[str, Any] = {"sacct": sacct}
+        if through is not None:
+            body["through"] = through.isoformat()
+        if fields is not None:
+            body["fields"] = list(fields)
+        answer: dict[str, Any] = self.post("/accounting", body)
+        return answer

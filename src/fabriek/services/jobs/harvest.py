@@ -33,9 +33,19 @@ from sqlalchemy.orm import Session
 from fabriek.domain.access.budgets import charge
 from fabriek.domain.access.tracks import AccessConfig
 from fabriek.domain.audit import AuditAction
-from fabriek.domain.errors import NotFound
-from fabriek.domain.slurm_accounting import AccountingRecord, RecordKey, fabriek_job_id, latest
+from fabriek.domain.errors import InvalidInput, NotFound
+from fabriek.domain.slurm_accounting import (
+    SACCT_FIELDS,
+    AccountingFormatError,
+    AccountingRecord,
+    RecordKey,
+    fabriek_job_id,
+    latest,
+    parse_sacct,
+)
 from fabriek.services import audit
+from fabriek.services.identity.tokens import installation_id
+from fabriek.services.jobs.engine_registry import tag_prefix
 from fabriek.services.jobs.harvest_rows import (
     Owner,
     charge_values,
@@ -111,6 +121,32 @@ def since(session: Session, site: str) -> datetime | None:
         .where(SiteRow.name == site)
     )
     return None if through is None else through - LOOK_BACK
+
+
+def ingest_sacct(
+    session: Session,
+    site: str,
+    text: str,
+    now: datetime,
+    *,
+    access: AccessConfig,
+    fields: Sequence[str] | None = None,
+    through: datetime | None = None,
+) -> HarvestResult:
+    """What a site's agent pushes: `sacct --parsable2 --noheader` output (with `fields`,
+    SACCT_FIELDS unless said), read into the ledger and committed. InvalidInput when the
+    text is not such output, naming what is wrong."""
+    try:
+        records = parse_sacct(text, tuple(fields) if fields else SACCT_FIELDS)
+    except AccountingFormatError as exc:
+        raise InvalidInput.on("sacct", str(exc)) from None
+    prefix = tag_prefix(installation_id(session))
+    result = ingest(
+        session, site, records, now, access=access, tag_prefix=prefix, through=through,
+        actor=f"site-agent:{site}",
+    )  # fmt: skip
+    session.commit()
+    return result
 
 
 def ingest(
