@@ -7,7 +7,7 @@ Publishing, reading and accepting terms are in `services/accounts/terms_publishi
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from datetime import datetime
 
 from sqlalchemy import select
@@ -134,16 +134,21 @@ def sites_by_user(
 
 
 def require_accepted_for_job(
-    session: Session, user_id: int, project_id: int, sites: Collection[str], now: datetime
+    session: Session,
+    user_id: int,
+    project_id: int,
+    sites: Callable[[], Collection[str]],
+    now: datetime,
 ) -> None:
     """`require_accepted` for a job submission: the factory's terms always, and a site's
-    when the job can run at that site only (`sites`: those that could run it, by hardware
-    and its datasets' residency, narrowed here by its project's active allocations). A job
-    that several sites could run is held by the scheduler at those whose terms are not
-    accepted, and waits with that reason only if none is left."""
-    if not versions_of(session, [FACTORY, *sites], now):
-        return  # no terms published anywhere: nothing to check (one query)
-    allowed = set(sites)
+    when the job can run at that site only (`sites()`: those that could run it, by hardware
+    and its datasets' residency, narrowed here by its project's active allocations; asked
+    only when some terms are published). A job that several sites could run is held by the
+    scheduler at those whose terms are not accepted, and waits with that reason only if
+    none is left."""
+    if session.scalar(select(TermsRow.id).where(TermsRow.published_at <= now).limit(1)) is None:
+        return  # no terms published anywhere: the common case, one query
+    allowed = set(sites())
     granted = [
         set(names or [])
         for names in session.scalars(

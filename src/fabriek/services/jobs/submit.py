@@ -105,9 +105,10 @@ def prepare_job(
         raise InvalidInput.on(*problem)
     # Terms of use after the checks of the job itself: a job that can never run is refused
     # for what is wrong with it, not for terms that would not help.
+    fitting = shapes  # the sites that could run it, worked out only when terms exist
     require_accepted_for_job(
         session, who.user_id, project_id,
-        [s.name for s in shapes if why_never_fits(spec, [s]) is None], now,
+        lambda: [s.name for s in fitting if why_never_fits(spec, [s]) is None], now,
     )  # fmt: skip
     values: dict[str, Any] = dict(
         project_id=project_id, user_id=who.user_id, name=spec.name,
