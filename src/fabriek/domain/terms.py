@@ -125,9 +125,7 @@ class TermsDraft(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    scope: str = Field(
-        min_length=1, max_length=63, description='"factory", or the name of a site'
-    )
+    scope: str = Field(min_length=1, max_length=63, description='"factory", or the name of a site')
     title: str = Field(min_length=1, max_length=200)
     body: str = Field(min_length=1, max_length=200_000, description="the text, in Markdown")
     requires_acceptance: bool = Field(
