@@ -334,7 +334,8 @@ def test_a_locked_person_is_kept_with_their_files_and_cannot_log_in(
         ("user", "fab-ann", "locked False -> True")
     ]
     shadow = subprocess.run(["getent", "shadow", "fab-ann"], capture_output=True, text=True)
-    assert shadow.stdout.split(":")[7] == "1"  # expired: no login by key or certificate
+    # Expired and password locked: no login by password, key or certificate.
+    assert shadow.stdout.split(":")[7] == "1" and shadow.stdout.split(":")[1] == "!*"
     assert (config.home_base / "fab-ann").is_dir()  # type: ignore[operator]
     # Gone from the desired state altogether: still locked, never deleted.
     gone = apply_state(desired(users=users[1:]), config)
@@ -343,7 +344,8 @@ def test_a_locked_person_is_kept_with_their_files_and_cannot_log_in(
     unlocked = apply_state(desired(), config)
     assert ("user", "fab-ann") in names(unlocked.applied)
     shadow = subprocess.run(["getent", "shadow", "fab-ann"], capture_output=True, text=True)
-    assert shadow.stdout.split(":")[7] == ""
+    # No password ('*', not '!': sshd without PAM takes '!' for locked) and not expired.
+    assert shadow.stdout.split(":")[7] == "" and shadow.stdout.split(":")[1] == "*"
 
 
 def test_a_report_travels_as_json(site: SlurmCluster, config: AgentConfig) -> None:

@@ -147,7 +147,10 @@ def _apply_user(
         if current is None:
             home = ["-m", "-b", str(home_base)] if home_base is not None else ["-m"]
             extra = ["-G", ",".join(wanted["groups"])] if wanted["groups"] else []
+            # Password '*': no password login, yet not '!' (useradd's default), which sshd
+            # without PAM takes for a locked account, refusing keys and certificates too.
             argv = ["useradd", "-u", str(user.uid), "-g", str(user.gid), "-s", user.shell]
+            argv += ["-p", "*"]
             tools.run([*argv, *home, *extra, name])
             if user.locked:
                 tools.run(["usermod", "-L", "-e", _EXPIRED, name])
