@@ -110,6 +110,7 @@ NAV: list[NavItem] = [
     NavItem("nav.notifications", "/notifications", signed_in_people),
     NavItem("terms.nav", "/terms", signed_in_people),
     NavItem("nav.tokens", "/tokens", signed_in_people),
+    NavItem("ssh.nav", "/ssh-keys", signed_in_people),
     NavItem("nav.api", "/docs", everyone),
 ]
 

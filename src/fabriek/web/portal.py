@@ -18,7 +18,7 @@ from fabriek.web import (
     terms,
 )
 from fabriek.web.access import decisions, proposals
-from fabriek.web.identity import oidc, tokens
+from fabriek.web.identity import oidc, ssh_keys, tokens
 from fabriek.web.layout import HERE
 from fabriek.web.session import SignInNeeded, sign_in_first
 from fabriek.web.state import PortalState
@@ -29,6 +29,7 @@ ROUTERS: tuple[APIRouter, ...] = (
     public_dashboard.router, tokens.router, language.router, notifications.router,
     oidc.router, home.router, energy.router, jobs.router, proposals.router,
     decisions.router, hub_desk.router, ai_act.router, tickets.router, terms.router,
+    ssh_keys.router,
 )  # fmt: skip
 
 
