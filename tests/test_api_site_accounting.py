@@ -83,3 +83,18 @@ def test_a_push_is_the_sites_own_and_must_be_sacct_output(client: Client) -> Non
     ):
         impostor.push_accounting("")
     assert refused.value.status == 401
+
+
+def test_the_operator_sees_the_harvest_and_a_site_without_slurm_is_told_why(
+    client: Client,
+) -> None:
+    url = str(client().base_url)
+    with SiteAgentClient(url, "groningen", issue(client, "groningen", "admin")) as site:
+        site.push_accounting(captured("pushtwo"), through=datetime.now(UTC))
+    state = client("admin").get("/api/v1/sites/groningen/harvest").json()
+    assert state["through"] is not None and state["jobs_added"] >= 11
+    assert {"user": "root", "account": "root"}.items() <= state["unmatched"][0].items()
+    problem_of(client("otto").get("/api/v1/sites/groningen/harvest"), 403)
+    # Amsterdam runs on the local engine here: nothing to pull, and the answer says so.
+    refused = problem_of(client("otto").post("/api/v1/sites/amsterdam/harvest"), 422)
+    assert "pushes it" in str(refused["detail"])

@@ -16,6 +16,7 @@ from fabriek.domain.errors import (
     Forbidden,
     InvalidInput,
     NotFound,
+    ServiceUnavailable,
     StoreError,
     TooLarge,
     Unauthenticated,
@@ -35,6 +36,7 @@ STATUS: dict[type[FabriekError], int] = {
     TooLarge: 413,
     UnsupportedType: 415,
     StoreError: 503,
+    ServiceUnavailable: 503,
 }
 TITLES = {
     400: "Bad request",

@@ -84,6 +84,14 @@ class UnsupportedType(FabriekError):
         super().__init__(detail, "unsupported-type")
 
 
+class ServiceUnavailable(FabriekError):
+    """Something Fabriek depends on outside the store does not answer now, such as a site's
+    Slurm accounting (HTTP 503): the detail says what, and the same call may work later."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail, "unavailable")
+
+
 class StoreError(FabriekError):
     """The store cannot be used: unreachable, misconfigured or behind in schema (HTTP 503).
     Raised by the store and the services; defined here so that the API maps it without

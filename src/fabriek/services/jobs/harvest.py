@@ -123,6 +123,30 @@ def since(session: Session, site: str) -> datetime | None:
     return None if through is None else through - LOOK_BACK
 
 
+def harvest_status(session: Session, site: str) -> dict[str, Any]:
+    """Where the harvest of a site stands: its cursor, totals, and the runs of people or
+    accounts Fabriek does not know, by user and account."""
+    row = session.scalar(
+        select(SiteHarvestRow)
+        .join(SiteRow, SiteRow.id == SiteHarvestRow.site_id)
+        .where(SiteRow.name == site)
+    )
+    if row is None:
+        return {"site": site, "through": None, "last_run_at": None, "records_seen": 0,
+                "jobs_added": 0, "unmatched": []}  # fmt: skip
+    return {
+        "site": site,
+        "through": row.through.isoformat() if row.through else None,
+        "last_run_at": row.last_run_at.isoformat() if row.last_run_at else None,
+        "records_seen": row.records_seen,
+        "jobs_added": row.jobs_added,
+        "unmatched": [
+            {"user": e["user"], "account": e["account"], "count": e["count"]}
+            for e in row.unmatched or []
+        ],
+    }
+
+
 def ingest_sacct(
     session: Session,
     site: str,

@@ -21,6 +21,7 @@ from typing import Protocol, runtime_checkable
 from sqlalchemy.orm import Session, sessionmaker
 
 from fabriek.domain.access.tracks import AccessConfig
+from fabriek.domain.errors import InvalidInput, ServiceUnavailable
 from fabriek.domain.slurm_accounting import AccountingRecord
 from fabriek.engines.base import Engine, EngineUnavailable
 from fabriek.services.jobs import harvest
@@ -58,6 +59,7 @@ class AccountingPull:
         self._last: dict[str, float] = {}
         self._running: Future[None] | None = None
         self._lock = threading.Lock()
+        self._pulling = threading.Lock()
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="harvest")
         self.errors: dict[str, str] = {}
 
@@ -86,25 +88,42 @@ class AccountingPull:
     def pull(self, site: str) -> HarvestResult | None:
         """Harvest one site now: None when its engine reads no accounting or its
         accounting cannot be read (why is in `errors`)."""
-        engine = self.engine_of(site)
-        if not isinstance(engine, ReadsAccounting):
-            return None
-        with self.sessions() as session:
-            since = harvest.since(session, site)
-        asked_at = self.clock()
         try:
-            records = engine.read_accounting(since)
-        except EngineUnavailable as error:
-            self.errors[site] = str(error)
+            return self.pull_now(site)
+        except ServiceUnavailable as error:
             log.warning("harvest of %s: %s; trying again later", site, error)
             return None
-        self.errors.pop(site, None)
-        with self.sessions() as session:
-            result = harvest.ingest(
-                session, site, records, self.clock(), access=self.access,
-                tag_prefix=self.tag_prefix, through=asked_at,
-            )  # fmt: skip
-            session.commit()
+        except InvalidInput:
+            return None
+
+    def pull_now(self, site: str) -> HarvestResult:
+        """Harvest one site now (one at a time in this process). InvalidInput when its
+        engine reads no accounting, ServiceUnavailable when the accounting cannot be read;
+        the cursor then stays where it was."""
+        engine = self.engine_of(site)
+        if not isinstance(engine, ReadsAccounting):
+            raise InvalidInput(
+                f"site {site}'s engine reads no Slurm accounting: its agent pushes it "
+                "(POST /api/v1/sites/{site}/agent/accounting), or bind it to slurmrestd"
+            )
+        with self._pulling:
+            with self.sessions() as session:
+                since = harvest.since(session, site)
+            asked_at = self.clock()
+            try:
+                records = engine.read_accounting(since)
+            except EngineUnavailable as error:
+                self.errors[site] = str(error)
+                raise ServiceUnavailable(
+                    f"{error}; the harvest tries again later and loses nothing"
+                ) from None
+            self.errors.pop(site, None)
+            with self.sessions() as session:
+                result = harvest.ingest(
+                    session, site, records, self.clock(), access=self.access,
+                    tag_prefix=self.tag_prefix, through=asked_at,
+                )  # fmt: skip
+                session.commit()
         if result.added or result.corrected:
             log.info("harvest of %s: %s", site, result.to_json())
         return result
