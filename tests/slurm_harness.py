@@ -391,6 +391,18 @@ class SlurmCluster:
             _end(self._ctld)
             self._ctld = None
 
+    def stop_dbd(self) -> None:
+        """Kill slurmdbd only: slurmctld keeps the records of jobs that end meanwhile and
+        hands them over when it is back."""
+        if self._dbd is not None:
+            _end(self._dbd)
+            self._dbd = None
+
+    def start_dbd(self, timeout_s: float = 30.0) -> None:
+        """Start slurmdbd again, on the cluster's own database."""
+        marker = {**os.environ, "FABRIEK_SLURM_HARNESS": str(self.root), **self.env}
+        self._start_dbd(marker, timeout_s)
+
     def start_controller(self, timeout_s: float = 30.0) -> None:
         """Start slurmctld again; it recovers its jobs from StateSaveLocation."""
         marker = {**os.environ, "FABRIEK_SLURM_HARNESS": str(self.root), **self.env}
@@ -550,6 +562,11 @@ def reap_orphans() -> list[int]:
             argv = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace").split("\0")
             if argv[0] in ("slurmctld", "slurmd") and "-f" in argv[:-1]:
                 live.add(argv[argv.index("-f") + 1])
+            # slurmdbd starts before its cluster's slurmctld and takes no -f: its own
+            # SLURM_CONF says whose it is (else a parallel run would reap it meanwhile).
+            if argv[0] == "slurmdbd":
+                conf = [e[11:] for e in _environ(pid) if e.startswith("SLURM_CONF=")]
+                live.update(conf[:1])
     killed = []
     for pid in pids:
         conf = [e[len("SLURM_CONF=") :] for e in _environ(pid) if e.startswith("SLURM_CONF=")]
