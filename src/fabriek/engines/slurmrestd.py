@@ -128,14 +128,19 @@ class SlurmRestEngine(TaggedSlurmEngine):
         return self._raw(method, f"/slurm/{API_VERSION}{path}", user, body)
 
     def _raw(
-        self, method: str, path: str, user: str, body: Mapping[str, Any] | None = None
+        self,
+        method: str,
+        path: str,
+        user: str,
+        body: Mapping[str, Any] | None = None,
+        params: Mapping[str, str] | None = None,
     ) -> tuple[dict[str, Any], list[str]]:
         headers = {
             "X-SLURM-USER-NAME": user,
             "X-SLURM-USER-TOKEN": self.signer.token_for(user),
         }
         try:
-            answer = self._http.request(method, path, headers=headers, json=body)
+            answer = self._http.request(method, path, headers=headers, json=body, params=params)
         except httpx.HTTPError as error:
             raise EngineUnavailable(
                 f"{self.name}: slurmrestd at {self.url} cannot be reached: {type(error).__name__}"
@@ -234,9 +239,10 @@ class SlurmRestEngine(TaggedSlurmEngine):
         Needs slurmrestd with `-s openapi/dbv0.0.38` and the site's slurmdbd; either missing
         or down is EngineUnavailable, and the harvest tries again later."""
         start = (since or datetime(1970, 1, 2, tzinfo=UTC)).astimezone(UTC)
-        path = f"/slurmdb/{API_VERSION}/jobs?start_time={start:%Y-%m-%dT%H:%M:%S}"
+        path = f"/slurmdb/{API_VERSION}/jobs"
+        params = {"start_time": f"{start:%Y-%m-%dT%H:%M:%S}"}
         try:
-            data, errors = self._raw("GET", path, self.operator)
+            data, errors = self._raw("GET", path, self.operator, params=params)
         except EngineUnavailable as error:
             if "has no" in str(error):
                 raise EngineUnavailable(
