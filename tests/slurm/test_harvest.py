@@ -13,13 +13,16 @@ import os
 import subprocess
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
 from sqlalchemy import delete
 
+from fabriek.sdk.site_agent import SiteAgentClient
 from fabriek.services.demo.seed import demo_token
 from fabriek.settings import Settings
+from fabriek.site_agent.usage import push_usage
 from fabriek.store.db import make_engine, make_sessions
 from fabriek.store.tables import NodeGroupRow, SiteRow
 from tests.people import new_person
@@ -249,3 +252,24 @@ def test_a_job_that_ends_while_slurmdbd_is_down_is_charged_once_when_it_is_back(
         assert back["added"] == 1, back
         assert harvest(admin)["added"] == 0
         assert len(charges_of(server)) == before + 1
+
+
+def test_the_site_agent_pushes_sacct_since_its_last_push(
+    cluster: SlurmCluster, server: LiveServer, tmp_path: Path
+) -> None:
+    with admin_client(server) as admin:
+        issued = admin.post(f"/api/v1/sites/{SITE}/agent-token")
+        assert issued.status_code == 201, issued.text
+        harvest(admin)
+    token = issued.json()["token"]
+    with SiteAgentClient(server.url, SITE, token) as control_plane:
+        # Everything is in already (pulled through slurmrestd): sent again, added never.
+        first = push_usage(control_plane, tmp_path, cluster.env)
+        assert first["added"] == 0 and first["unchanged"] >= 8, first
+        assert (tmp_path / "usage_cursor.json").exists()
+        held = ended_in_accounting(cluster)
+        sbatch(cluster, "fab-hv-ann", f"--account={PROJECT}", "--gres=gpu:1", wrap="sleep 1")
+        wait_until("the job in accounting", lambda: ended_in_accounting(cluster) > held)
+        second = push_usage(control_plane, tmp_path, cluster.env)
+        assert second["added"] == 1, second
+        assert push_usage(control_plane, tmp_path, cluster.env)["added"] == 0
