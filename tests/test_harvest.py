@@ -23,6 +23,7 @@ from fabriek.domain.slurm_accounting import (
 from fabriek.services.access.allocations import usage
 from fabriek.services.access.config import load_access_config
 from fabriek.services.jobs import harvest
+from fabriek.services.public_dashboard import monthly_records
 from fabriek.store.db import make_engine, make_sessions
 from fabriek.store.tables import (
     AllocationRow,
@@ -277,3 +278,21 @@ def test_running_records_wait_and_the_cursor_looks_back(sessions: sessionmaker[S
         since = harvest.since(session, SITE)
         assert since is not None and since == NOW - harvest.LOOK_BACK
         assert _ingest(session, [records[0]]).added == 1
+
+
+def test_the_public_dashboards_records_include_the_harvested_runs(
+    sessions: sessionmaker[Session],
+) -> None:
+    records = _sacct("hvg")
+    start, end = NOW - timedelta(days=40), NOW + timedelta(days=1)
+    with sessions() as session:
+        before = sum(r.gpu_seconds for r in monthly_records(session, start, end))
+        _ingest(session, records)
+        after = sum(r.gpu_seconds for r in monthly_records(session, start, end))
+    # Allocated GPUs times the time each run held them, hour by hour (root's run is not ours).
+    held = sum(
+        r.gpus * (r.ended_at - r.started_at).total_seconds()
+        for r in records
+        if r.user != "root" and r.started_at is not None and r.ended_at is not None
+    )
+    assert after - before == pytest.approx(held)
