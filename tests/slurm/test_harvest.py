@@ -13,12 +13,14 @@ import os
 import subprocess
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
 import pytest
 from sqlalchemy import delete
 
+from fabriek.engines.slurm import SlurmEngine
 from fabriek.sdk.site_agent import SiteAgentClient
 from fabriek.services.demo.seed import demo_token
 from fabriek.settings import Settings
@@ -273,3 +275,16 @@ def test_the_site_agent_pushes_sacct_since_its_last_push(
         second = push_usage(control_plane, tmp_path, cluster.env)
         assert second["added"] == 1, second
         assert push_usage(control_plane, tmp_path, cluster.env)["added"] == 0
+
+
+def test_the_slurm_engine_reads_the_same_accounting_with_sacct(
+    cluster: SlurmCluster, server: LiveServer, tmp_path: Path
+) -> None:
+    # The control plane as a client of the cluster (munge, SLURM_CONF): sacct itself.
+    engine = SlurmEngine(SITE, cluster.env, tmp_path)
+    records = engine.read_accounting(None)
+    assert len({r.key for r in records}) == len(records) >= 8
+    assert sum(1 for r in records if r.ended) == ended_in_accounting(cluster)
+    assert {r.array_task_id for r in records if r.array_job_id is not None} == {0, 1, 2}
+    recent = engine.read_accounting(datetime.now(UTC) - timedelta(hours=1))
+    assert {r.key for r in recent} == {r.key for r in records}  # all ran in the last hour

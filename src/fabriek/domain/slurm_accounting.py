@@ -50,6 +50,18 @@ SACCT_FIELDS = (
     "Comment",
 )
 SACCT_FORMAT = ",".join(SACCT_FIELDS)
+
+
+def sacct_argv(since: datetime) -> list[str]:
+    """The sacct call the harvest reads: every allocation record (each run of a requeued
+    job too) of every user that was active at or after `since`. Run it with TZ=UTC: sacct
+    prints local times without a zone."""
+    return [
+        "sacct", "--parsable2", "--noheader", "--allocations", "--duplicates", "--allusers",
+        f"--starttime={since.astimezone(UTC):%Y-%m-%dT%H:%M:%S}", f"--format={SACCT_FORMAT}",
+    ]  # fmt: skip
+
+
 # Where a harvested job's energy comes from when the site's acct_gather_energy plugin
 # measured it (the node's energy over the job, RAPL or IPMI): "measured..." counts as
 # measured in every rollup.

@@ -29,6 +29,12 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 
+from fabriek.domain.slurm_accounting import (
+    AccountingFormatError,
+    AccountingRecord,
+    parse_sacct,
+    sacct_argv,
+)
 from fabriek.engines.base import (
     EngineJob,
     EngineRejected,
@@ -129,6 +135,17 @@ class SlurmEngine(TaggedSlurmEngine):
         # TZ=UTC: scontrol prints zone-less local times, which the parser reads as UTC.
         argv = ["scontrol", "show", "job", "--oneliner", "--details"]
         return parse_scontrol_oneliner(self._query(argv, tz="UTC"))
+
+    def read_accounting(self, since: datetime | None) -> list[AccountingRecord]:
+        """Every job run the cluster's accounting holds that was active at or after `since`
+        (all when None): one `sacct` (it needs the cluster's slurmdbd; down or missing is
+        EngineUnavailable, and the harvest tries again later)."""
+        start = since or datetime(1970, 1, 2, tzinfo=UTC)
+        text = self._query(sacct_argv(start), tz="UTC")
+        try:
+            return parse_sacct(text)
+        except AccountingFormatError as exc:
+            raise EngineUnavailable(f"{self.name}: sacct: {exc}") from exc
 
     # -- listing and starting: what the shared engine asks of this one --------------------
 

@@ -16,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol
 
-from fabriek.domain.slurm_accounting import SACCT_FIELDS, SACCT_FORMAT
+from fabriek.domain.slurm_accounting import SACCT_FIELDS, sacct_argv
 from fabriek.site_agent.memory import write_atomically
 from fabriek.site_agent.tools import Tools
 
@@ -32,14 +32,6 @@ class AccountingSink(Protocol):
     """What the agent asks of the control plane (`SiteAgentClient.push_accounting`)."""
 
     def push_accounting(self, sacct: str, through: datetime | None = None) -> dict[str, Any]: ...
-
-
-def sacct_argv(since: datetime) -> list[str]:
-    """The sacct call: every allocation record active at or after `since`, all users."""
-    return [
-        "sacct", "--parsable2", "--noheader", "--allocations", "--duplicates", "--allusers",
-        f"--starttime={since.astimezone(UTC):%Y-%m-%dT%H:%M:%S}", f"--format={SACCT_FORMAT}",
-    ]  # fmt: skip
 
 
 def push_usage(
