@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
-from sqlalchemy import delete, insert, select, tuple_
+from sqlalchemy import delete, insert, select
 from sqlalchemy.orm import Session
 
 from fabriek.domain.access.budgets import charge
@@ -73,6 +73,8 @@ from fabriek.store.tables import (
 # How far before the cursor a harvest looks again: accounting that arrives late (slurmdbd
 # was down while jobs ended, energy added afterwards) is still taken, once.
 LOOK_BACK = timedelta(days=1)
+# How far back a site's first harvest reads.
+FIRST_LOOK_BACK = timedelta(days=30)
 # Ids per IN (...) query: well under SQLite's and PostgreSQL's limits on parameters.
 _CHUNK = 2000
 # Distinct unmatched runs remembered per (user, account), so a look-back does not count
@@ -250,19 +252,24 @@ def _single_gpu_type(session: Session, site_id: int) -> str | None:
 def _jobs_by_key(
     session: Session, ended: dict[RecordKey, AccountingRecord]
 ) -> dict[RecordKey, JobRow]:
-    """The jobs that already hold one of these keys (bulk, by cluster and Slurm id)."""
-    pairs = sorted({(k.cluster, k.job_id) for k in ended})
+    """The jobs that already hold one of these keys (bulk: per cluster, Slurm ids by the
+    hundreds, on the unique index that starts with them)."""
+    ids: dict[str, list[int]] = defaultdict(list)
+    for key in ended:
+        ids[key.cluster].append(key.job_id)
     found: dict[RecordKey, JobRow] = {}
-    for part in _chunks(pairs):
-        rows = session.scalars(
-            select(JobRow).where(tuple_(JobRow.slurm_cluster, JobRow.slurm_job_id).in_(list(part)))
-        )
-        for job in rows:
-            assert job.slurm_cluster is not None and job.slurm_job_id is not None
-            assert job.slurm_submitted_at is not None
-            key = RecordKey(job.slurm_cluster, job.slurm_job_id, job.slurm_submitted_at)
-            if key in ended:
-                found[key] = job
+    for cluster, job_ids in ids.items():
+        for part in _chunks(sorted(set(job_ids))):
+            rows = session.scalars(
+                select(JobRow).where(
+                    JobRow.slurm_cluster == cluster, JobRow.slurm_job_id.in_(list(part))
+                )
+            )
+            for job in rows:
+                assert job.slurm_job_id is not None and job.slurm_submitted_at is not None
+                key = RecordKey(cluster, job.slurm_job_id, job.slurm_submitted_at)
+                if key in ended:
+                    found[key] = job
     return found
 
 

@@ -1,11 +1,12 @@
 """The control plane pulls each Slurm site's accounting, now and then, off the cycle's path.
 
-Sites whose engine can read their accounting (`slurmrestd`: `GET /slurmdb/.../jobs`) are
-pulled at most every `every_s` seconds each, in a thread of their own, so a slow slurmdbd
-never holds up a scheduling cycle. A pull asks for the records since the site's cursor less
-the look-back, ingests them in one transaction and moves the cursor to when it asked. A
-site whose accounting cannot be read (slurmdbd down, slurmrestd without the dbv plugin) is
-tried again next time; its cursor stays, so nothing is lost.
+Sites whose engine can read their accounting (`slurmrestd`: `GET /slurmdb/.../jobs`;
+`slurm`: `sacct`) are pulled at most every `every_s` seconds each, in a thread of their
+own, so a slow slurmdbd never holds up a scheduling cycle. A pull asks for the records
+since the site's cursor less the look-back (the last 30 days the first time), ingests them
+in one transaction and moves the cursor to when it asked. A site whose accounting cannot
+be read (slurmdbd down, slurmrestd without the dbv plugin) is tried again next time; its
+cursor stays, so nothing is lost.
 """
 
 from __future__ import annotations
@@ -110,6 +111,8 @@ class AccountingPull:
             with self.sessions() as session:
                 since = harvest.since(session, site)
             asked_at = self.clock()
+            # A site's first harvest: its last month, not its whole history in one go.
+            since = since or asked_at - harvest.FIRST_LOOK_BACK
             try:
                 records = engine.read_accounting(since)
             except EngineUnavailable as error:
