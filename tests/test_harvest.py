@@ -296,3 +296,35 @@ def test_the_public_dashboards_records_include_the_harvested_runs(
         if r.user != "root" and r.started_at is not None and r.ended_at is not None
     )
     assert after - before == pytest.approx(held)
+
+
+def test_a_job_of_fabriek_without_the_engines_mark_is_found_by_its_handle(
+    sessions: sessionmaker[Session],
+) -> None:
+    record = next(r for r in _sacct("hvh") if r.job_id == 1)  # named "wrap": no mark
+    assert record.started_at is not None and record.ended_at is not None
+    with sessions() as session:
+        site = session.scalar(select(SiteRow.id).where(SiteRow.name == SITE))
+        user = session.scalar(select(UserRow.id).where(UserRow.username == "maria"))
+        project = session.scalar(select(ProjectRow.id).where(ProjectRow.name == "dutch-llm"))
+        assert site is not None and user is not None and project is not None
+        mine = JobRow(
+            project_id=project, user_id=user, name="unmarked", gpus=1, nodes=1, cpus=1,
+            memory_gb=1, time_limit_s=600, state="completed", site_id=site, handle="1",
+            submitted_at=record.submitted_at - timedelta(seconds=2),
+            started_at=record.started_at, ended_at=record.ended_at,
+        )  # fmt: skip
+        # The same Slurm id at this site, but submitted a day after Slurm's record: not it.
+        later = JobRow(
+            project_id=project, user_id=user, name="later", gpus=1, nodes=1, cpus=1,
+            memory_gb=1, time_limit_s=600, state="running", site_id=site, handle="1",
+            submitted_at=record.submitted_at + timedelta(days=1),
+        )  # fmt: skip
+        session.add_all([mine, later])
+        session.commit()
+        result = _ingest(session, [record])
+        assert (result.fabriek, result.added) == (1, 0)
+        session.refresh(mine)
+        session.refresh(later)
+        assert (mine.slurm_cluster, mine.slurm_job_id) == ("hvh", 1)
+        assert later.slurm_job_id is None

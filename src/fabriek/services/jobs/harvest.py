@@ -30,7 +30,6 @@ from typing import Any, TypeVar
 from sqlalchemy import delete, insert, select
 from sqlalchemy.orm import Session
 
-from fabriek.domain.access.budgets import charge
 from fabriek.domain.access.tracks import AccessConfig
 from fabriek.domain.audit import AuditAction
 from fabriek.domain.errors import InvalidInput, NotFound
@@ -39,13 +38,17 @@ from fabriek.domain.slurm_accounting import (
     AccountingFormatError,
     AccountingRecord,
     RecordKey,
-    fabriek_job_id,
     latest,
     parse_sacct,
 )
 from fabriek.services import audit
 from fabriek.services.identity.tokens import installation_id
 from fabriek.services.jobs.engine_registry import tag_prefix
+from fabriek.services.jobs.harvest_own import (
+    adopt_fabriek_jobs,
+    correct_fabriek_charge,
+    set_charge,
+)
 from fabriek.services.jobs.harvest_rows import (
     Owner,
     charge_values,
@@ -203,13 +206,13 @@ def ingest(
         record = ended.pop(key)
         if job.origin == "fabriek":
             result.fabriek += 1
-            result.corrected += _correct_fabriek_charge(session, job, record)
+            result.corrected += correct_fabriek_charge(session, job, record)
         elif _differs(job, record):
             _correct(session, job, record, site_type)
             result.corrected += 1
         else:
             result.unchanged += 1
-    result.fabriek += _adopt_fabriek_jobs(session, site_row.id, ended, tag_prefix)
+    result.fabriek += adopt_fabriek_jobs(session, site_row.id, ended, tag_prefix)
 
     owners = _owners(session, site_row, ended.values(), site_type, factors)
     new = [(r, owners[r.key]) for r in ended.values() if r.key in owners]
@@ -297,67 +300,12 @@ def _correct(
     job.energy_readings = energy_readings(record)
     gpu_type = job.placed_gpu_type or record.gpu_type or site_type
     for line in session.scalars(select(ChargeRow).where(ChargeRow.job_id == job.id)):
-        _set_charge(line, record)
+        set_charge(line, record)
     session.execute(delete(JobEnergyRow).where(JobEnergyRow.job_id == job.id))
     if job.site_id is not None:
         rows = energy_values(record, job.id, job.site_id, gpu_type)
         if rows:
             session.execute(insert(JobEnergyRow), rows)
-
-
-def _set_charge(line: ChargeRow, record: AccountingRecord) -> bool:
-    """Make a charge line say what Slurm says; whether it changed."""
-    raw = charge(record.gpus, record.elapsed_s, 1.0).value
-    if line.gpus == record.gpus and abs(line.raw_gpu_hours - raw) < 1e-9:
-        return False
-    line.gpus = record.gpus
-    line.raw_gpu_hours = raw
-    line.gpu_hours = charge(record.gpus, record.elapsed_s, line.factor).value
-    if record.started_at is not None and record.ended_at is not None:
-        line.started_at, line.ended_at = record.started_at, record.ended_at
-    return True
-
-
-def _correct_fabriek_charge(session: Session, job: JobRow, record: AccountingRecord) -> int:
-    """Slurm's allocated GPUs and elapsed time are the truth of a job Fabriek charged
-    itself (a single run): 1 when its charge was corrected."""
-    lines = list(session.scalars(select(ChargeRow).where(ChargeRow.job_id == job.id)))
-    if len(lines) != 1:
-        return 0  # not charged yet (the dispatcher will), or preempted runs: left as is
-    return int(_set_charge(lines[0], record))
-
-
-def _adopt_fabriek_jobs(
-    session: Session, site_id: int, ended: dict[RecordKey, AccountingRecord], tag_prefix: str
-) -> int:
-    """Records of jobs Fabriek submitted to this site: they get their key and leave the
-    batch. Fabriek's own charge stands (corrected to Slurm's figures)."""
-    claims = {
-        key: claim
-        for key, record in ended.items()
-        if (claim := fabriek_job_id(record, tag_prefix)) is not None
-    }
-    if not claims:
-        return 0
-    jobs: dict[int, JobRow] = {}
-    for part in _chunks(sorted(set(claims.values()))):
-        query = select(JobRow).where(
-            JobRow.id.in_(list(part)), JobRow.site_id == site_id, JobRow.origin == "fabriek"
-        )
-        jobs.update({job.id: job for job in session.scalars(query)})
-    adopted = 0
-    for key, claim in claims.items():
-        job = jobs.get(claim)
-        if job is None or job.handle != str(key.job_id):
-            continue  # a name that claims to be ours, but is not: an ordinary record
-        record = ended.pop(key)
-        adopted += 1
-        if job.slurm_job_id is None:
-            job.slurm_cluster, job.slurm_job_id = key.cluster, key.job_id
-            job.slurm_submitted_at = key.submitted_at
-            _correct_fabriek_charge(session, job, record)
-        # Else an earlier run of it that Slurm requeued: Fabriek charged the job as one.
-    return adopted
 
 
 def _by_name(session: Session, rows: Any) -> dict[str, int]:
@@ -442,7 +390,7 @@ def _insert(
                     "reason": f"read from {record.cluster}'s Slurm accounting",
                 }
             )
-            if owner.allocation_id is not None:
+            if owner.allocation_id is not None and record.started_at is not None:
                 line = charge_values(
                     record, job_id, owner.allocation_id, owner.gpu_type, owner.factor
                 )
