@@ -98,6 +98,9 @@ class AllocationRow(Base):
     final_report: Mapped[str | None] = mapped_column(Text)
     final_report_at: Mapped[datetime | None] = mapped_column(Timestamp())
     created_at: Mapped[datetime] = mapped_column(Timestamp(), default=utcnow)
+    # Suspended (see UserRow.suspended_at): no new jobs are charged to it, here or in Slurm.
+    suspended_at: Mapped[datetime | None] = mapped_column(Timestamp())
+    suspended_reason: Mapped[str | None] = mapped_column(String(500))
 
 
 class ChargeRow(Base):

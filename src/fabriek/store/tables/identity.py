@@ -40,6 +40,10 @@ class UserRow(Base):
     oidc_issuer: Mapped[str | None] = mapped_column(String(500))
     oidc_sub: Mapped[str | None] = mapped_column(String(255))
     created_at: Mapped[datetime] = mapped_column(Timestamp(), default=utcnow)
+    # Set while the factory has suspended it (a person, a project, an allocation): no new
+    # jobs, no logins at the sites; what runs finishes. The reason is shown to those it stops.
+    suspended_at: Mapped[datetime | None] = mapped_column(Timestamp())
+    suspended_reason: Mapped[str | None] = mapped_column(String(500))
 
 
 class StaffRoleRow(Base):
@@ -90,6 +94,9 @@ class ProjectRow(Base):
     description: Mapped[str] = mapped_column(Text, default="")
     organisation_id: Mapped[int] = mapped_column(ForeignKey("organisations.id"), index=True)
     created_at: Mapped[datetime] = mapped_column(Timestamp(), default=utcnow)
+    # Suspended (see UserRow.suspended_at): none of its members starts a job for it.
+    suspended_at: Mapped[datetime | None] = mapped_column(Timestamp())
+    suspended_reason: Mapped[str | None] = mapped_column(String(500))
 
 
 class MembershipRow(Base):
