@@ -143,7 +143,7 @@ def test_no_certificate_outside_every_project(
     name = f"n{unique}"
     person = new_person(server, name, "Technische Universiteit Delft")
     refused = problem_of(certify(person, keypair(tmp_path, "k")), 403)
-    assert "member of no project" in str(refused["detail"])
+    assert "member of no active project" in str(refused["detail"])
 
 
 def test_login_nodes_are_told_keys_and_principals_until_the_person_leaves_their_last_project(

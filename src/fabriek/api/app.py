@@ -32,7 +32,7 @@ from fabriek.api.routers import (
 from fabriek.api.routers.access import allocations, calls, proposals
 from fabriek.api.routers.ai_act import models, sandboxes
 from fabriek.api.routers.ai_act import systems as ai_systems
-from fabriek.api.routers.identity import organisations, projects, tokens, users
+from fabriek.api.routers.identity import organisations, projects, suspensions, tokens, users
 from fabriek.services.control_plane import open_control_plane
 from fabriek.services.datasets.vault import sweep_storage
 from fabriek.services.identity.tokens import PrincipalCache
@@ -45,7 +45,7 @@ VERSIONED = (
     tokens, reference, sites, organisations, users, projects, jobs, notifications,
     allocations, calls, proposals, usage, audit, datasets, ai_systems, models, sandboxes,
     support, site_agent, terms, ssh_access, site_agent_ssh, accounts,
-    site_accounting,
+    site_accounting, suspensions,
 )  # fmt: skip
 
 

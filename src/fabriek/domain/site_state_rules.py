@@ -40,6 +40,8 @@ class PersonFacts:
     uid: int
     project_ids: frozenset[int] = frozenset()
     ssh_keys: tuple[str, ...] = ()
+    # Suspended by the factory: locked at every site, like someone in no project.
+    suspended: bool = False
 
 
 @dataclass(frozen=True)
@@ -50,6 +52,8 @@ class ProjectFacts:
     group: str
     gid: int
     title: str = ""
+    # Suspended by the factory: its account's limit is 0, so no job of it starts.
+    suspended: bool = False
 
 
 @dataclass(frozen=True)
@@ -64,6 +68,8 @@ class AllocationFacts:
     sites: frozenset[str]
     starts_at: datetime
     ends_at: datetime
+    # Suspended by the factory: nothing of it may be spent while it is.
+    suspended: bool = False
 
     def usable_at(self, site: str) -> bool:
         return not self.sites or site in self.sites
@@ -124,8 +130,8 @@ def _accounts(
         # control plane's own scheduling.
         # Only tracks that are a QOS: a track dropped from the configuration is none.
         qos = tuple(dict.fromkeys(a.track for a in [*active, *reversed(rest)] if a.track in tracks))
-        left = sum(a.left() for a in active)
         project = projects[project_id]
+        left = 0.0 if project.suspended else sum(a.left() for a in active if not a.suspended)
         accounts.append(
             SlurmAccount(
                 name=project.group,
@@ -160,7 +166,8 @@ def desired_state(
             gid=p.uid,
             groups=tuple(sorted(by_id[i].group for i in p.project_ids if i in by_id)),
             ssh_keys=tuple(sorted(set(p.ssh_keys))),
-            locked=not p.project_ids,
+            locked=p.suspended
+            or not any(i in by_id and not by_id[i].suspended for i in p.project_ids),
         )
         for p in people
     )

@@ -163,6 +163,9 @@ def for_cycle(
             ProjectRow.name.in_(names),
             AllocationRow.starts_at <= now,
             AllocationRow.ends_at > now,
+            # A suspended allocation or project pays for nothing new: its jobs wait.
+            AllocationRow.suspended_at.is_(None),
+            ProjectRow.suspended_at.is_(None),
         )
         .order_by(AllocationRow.id)
     ).all()

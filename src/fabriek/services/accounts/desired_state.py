@@ -31,6 +31,7 @@ from fabriek.store.tables import (
     ProjectRow,
     SiteRow,
     SshKeyRow,
+    UserRow,
 )
 
 
@@ -66,6 +67,7 @@ def _allocations(session: Session) -> list[AllocationFacts]:
             sites=frozenset(a.sites or ()),
             starts_at=a.starts_at,
             ends_at=a.ends_at,
+            suspended=a.suspended_at is not None,
         )
         for a in session.scalars(select(AllocationRow))
     ]
@@ -99,19 +101,32 @@ def site_desired_state(
         select(SshKeyRow.user_id, SshKeyRow.public_key).where(SshKeyRow.revoked_at.is_(None))
     ):
         keys[user_id].append(key.strip())
-    titles: dict[int, str] = {
-        project_id: title
-        for project_id, title in session.execute(
-            select(ProjectRow.id, ProjectRow.title).where(ProjectRow.id.in_(groups))
+    titles: dict[int, tuple[str, bool]] = {
+        project_id: (title, suspended_at is not None)
+        for project_id, title, suspended_at in session.execute(
+            select(ProjectRow.id, ProjectRow.title, ProjectRow.suspended_at).where(
+                ProjectRow.id.in_(groups)
+            )
         )
     }
+    suspended_people = set(
+        session.scalars(
+            select(UserRow.id).where(UserRow.id.in_(accounts), UserRow.suspended_at.is_not(None))
+        )
+    )
     return desired_state(
         site,
         [
-            PersonFacts(a.username, a.uid, frozenset(memberships[u]), tuple(keys[u]))
+            PersonFacts(
+                a.username,
+                a.uid,
+                frozenset(memberships[u]),
+                tuple(keys[u]),
+                suspended=u in suspended_people,
+            )
             for u, a in accounts.items()
         ],
-        [ProjectFacts(p, g.name, g.gid, titles.get(p, "")) for p, g in groups.items()],
+        [ProjectFacts(p, g.name, g.gid, *titles.get(p, ("", False))) for p, g in groups.items()],
         allocations,
         [TrackFacts(t.code, t.tier, t.preemptible) for t in access.tracks.values()],
         now,

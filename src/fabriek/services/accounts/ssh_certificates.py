@@ -30,7 +30,7 @@ from fabriek.domain.ssh_keys import (
 )
 from fabriek.services import audit
 from fabriek.services.accounts import ssh_ca
-from fabriek.services.accounts.ssh_login import may_log_in, posix_username
+from fabriek.services.accounts.ssh_login import login_refusal, posix_username
 from fabriek.services.accounts.terms import require_accepted
 from fabriek.store.tables import SshCertificateRow
 
@@ -66,11 +66,9 @@ def issue_certificate(
     principals = check_principals(
         tuple(request.principals) if request.principals else None, username
     )
-    if not may_log_in(session, who.user_id):
-        raise Forbidden(
-            "you are a member of no project, so you may not log in to the login nodes: "
-            "ask a project's lead to add you"
-        )
+    refusal = login_refusal(session, who.user_id)
+    if refusal is not None:
+        raise Forbidden(f"no certificate: you may not log in to the login nodes: {refusal}")
     # The factory's terms (site=None): a certificate is good at every site's login nodes.
     require_accepted(session, who.user_id, None, now)
     valid_after, valid_before = certificate_window(now, request.hours)

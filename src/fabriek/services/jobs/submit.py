@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, insert, select
+from sqlalchemy import Table, case, func, insert, select
 from sqlalchemy.orm import Session
 
 from fabriek.domain.capacity import SiteShape, why_never_fits
@@ -32,6 +32,7 @@ from fabriek.store.tables import (
     JobRow,
     MembershipRow,
     ProjectRow,
+    UserRow,
 )
 
 
@@ -59,6 +60,26 @@ def _submit_project(
     if found is None or not may_see_project(session, who, found[0]):
         raise NotFound("project", ref)
     raise Forbidden(f"only members of project {found[1]} may submit jobs to it")
+
+
+def _refuse_suspended(session: Session, user_id: int, project_id: int, project: str) -> None:
+    """Refuse a submission by a suspended person or to a suspended project, saying why."""
+
+    def reason(table: type[UserRow] | type[ProjectRow], row_id: int) -> Any:
+        suspended = case(
+            (table.suspended_at.is_not(None), func.coalesce(table.suspended_reason, ""))
+        )
+        return select(suspended).where(table.id == row_id).scalar_subquery()
+
+    person, project_reason = session.execute(
+        select(reason(UserRow, user_id), reason(ProjectRow, project_id))
+    ).one()
+    if person is not None:
+        raise Forbidden(f"your account is suspended ({person or 'by the factory'}): no new jobs")
+    if project_reason is not None:
+        raise Forbidden(
+            f"project {project} is suspended ({project_reason or 'by the factory'}): no new jobs"
+        )
 
 
 # Built once: a statement object reused with new parameters skips SQLAlchemy's per-call
@@ -92,6 +113,7 @@ def prepare_job(
     """Check a submission (the project, the spec, that some site can run it: `shapes`, read
     from the store when not given) without writing anything."""
     project_id, project_name = _submit_project(session, who, draft.project, refs)
+    _refuse_suspended(session, who.user_id, project_id, project_name)
     spec = spec_of(draft)
     shapes = site_shapes(session) if shapes is None else shapes
     datasets = job_datasets.resolve(session, who, project_id, project_name, draft.datasets)
