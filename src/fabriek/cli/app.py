@@ -67,6 +67,8 @@ for _name, _module, _summary in (
     ("kb", "support.knowledge", "The knowledge base: search and read articles."),
     ("notifications", "notifications", "Your notifications; `read` and `settings` below."),
     ("audit", "audit", "The audit trail, newest first; `verify` and `head` below."),
+    ("suspend", "suspensions", "Suspend a user, project or allocation (admins)."),
+    ("resume", "suspensions", "Lift a suspension (admins)."),
     ("terms", "terms", "Terms of use: what you accepted; `show`, `accept`, `publish`."),
     ("ssh-key", "ssh", "Your SSH public keys for the login nodes: `add`, `list`, `remove`."),
     ("ssh", "ssh", "SSH access: `fabriek ssh cert` signs your key for the login nodes."),

@@ -106,3 +106,15 @@ class IdentityClient(SubClient):
     def remove_member(self, project: str, username: str) -> None:
         """Take a user out of a project."""
         self._core.request("DELETE", f"/projects/{project}/members/{username}")
+
+    # --- suspensions --------------------------------------------------------------------
+
+    def set_suspension(self, kind: str, ref: str, reason: str | None) -> dict[str, Any]:
+        """Suspend (`reason` given) or lift the suspension of a user, project or allocation
+        (`kind`), by name or number (admins)."""
+        path = f"/{kind}s/{ref}/suspension"
+        if reason is None:
+            answer: dict[str, Any] = self._core.request("DELETE", path).json()
+        else:
+            answer = self._core.request("PUT", path, json={"reason": reason}).json()
+        return answer
