@@ -327,6 +327,7 @@ def main() -> None:
     finally:
         cluster.stop()
         cluster.remove()
+        shutil.rmtree(work, ignore_errors=True)  # the key and the (empty) output folder
     print("\n".join(machine_description()))
     print(f"Slurm: {version} (one node, partition DOWN: jobs queued, none started); "
           f"load average before: {load_before[0]:.2f}, after: {os.getloadavg()[0]:.2f}")  # fmt: skip
