@@ -39,6 +39,16 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from types import TracebackType
 
+from tests.slurm_accounting_conf import (
+    ACCOUNTING,
+    JOB_ACCT_GATHER,
+    MARIADB_HOST,
+    MARIADB_PORT,
+    MARIADB_USER,
+    NO_ACCOUNTING,
+    SLURMDBD_CONF,
+    mariadb,
+)
 from tests.slurm_install import ensure_accounting_installed, ensure_slurm_installed, stop_munged
 
 __all__ = [
@@ -51,13 +61,6 @@ __all__ = [
 ]
 
 _PR_SET_PDEATHSIG = 1
-
-# The machine's MariaDB server, where every accounting cluster keeps its own database.
-MARIADB_HOST = "127.0.0.1"
-MARIADB_PORT = 3306
-MARIADB_USER = "root"
-# How slurmd gathers a job's resource use (jobacct_gather/linux reads /proc).
-JOB_ACCT_GATHER = "jobacct_gather/linux"
 
 
 def free_port() -> int:
@@ -109,44 +112,6 @@ InactiveLimit=0
 MessageTimeout={message_timeout}
 SlurmdTimeout=300
 GresTypes=gpu
-"""
-
-_NO_ACCOUNTING = """\
-AccountingStorageType=accounting_storage/none
-JobAcctGatherType=jobacct_gather/none
-"""
-
-# With slurmdbd: Slurm itself enforces associations, QOS and limits (GrpTRESMins on
-# gres/gpu), counts GPUs as a TRES, and never forgets usage (no decay, no reset), so that
-# an account's GrpTRESMins compares against everything it ever used.
-_ACCOUNTING = """\
-AccountingStorageType=accounting_storage/slurmdbd
-AccountingStorageHost=127.0.0.1
-AccountingStoragePort={dbd_port}
-AccountingStorageEnforce=associations,limits,qos,safe
-AccountingStorageTRES=gres/gpu
-PriorityType=priority/multifactor
-PriorityDecayHalfLife=0
-PriorityUsageResetPeriod=NONE
-JobAcctGatherType={gather}
-JobAcctGatherFrequency=30
-"""
-
-# slurmdbd.conf: slurmdbd reads it from slurm.conf's folder (SLURM_CONF), must own it and
-# refuses it unless only its owner may read it (it would hold the database password).
-_SLURMDBD_CONF = """\
-AuthType=auth/munge
-DbdHost=localhost
-DbdAddr=127.0.0.1
-DbdPort={dbd_port}
-SlurmUser=root
-LogFile={root}/log/slurmdbd.log
-PidFile={root}/slurmdbd.pid
-StorageType=accounting_storage/mysql
-StorageHost={db_host}
-StoragePort={db_port}
-StorageUser={db_user}
-StorageLoc={database}
 """
 
 
@@ -246,9 +211,9 @@ class SlurmCluster:
             else ""
         )
         accounting = (
-            _ACCOUNTING.format(dbd_port=self.dbd_port, gather=JOB_ACCT_GATHER)
+            ACCOUNTING.format(dbd_port=self.dbd_port, gather=JOB_ACCT_GATHER)
             if self.accounting
-            else _NO_ACCOUNTING
+            else NO_ACCOUNTING
         )
         self.conf.write_text(
             jwt
@@ -272,7 +237,7 @@ class SlurmCluster:
             dbd_conf.chmod(0o600)
             dbd_conf.write_text(
                 jwt  # slurmrestd's openapi/dbv0.0.38 hands slurmdbd the client's token
-                + _SLURMDBD_CONF.format(
+                + SLURMDBD_CONF.format(
                     dbd_port=self.dbd_port,
                     root=self.root,
                     db_host=MARIADB_HOST,
@@ -498,16 +463,6 @@ class SlurmCluster:
     ) -> None:
         self.stop()
         self.remove()
-
-
-def mariadb(sql: str) -> subprocess.CompletedProcess[str]:
-    """Run SQL on the machine's MariaDB server as its root user (no password)."""
-    return subprocess.run(
-        ["mariadb", "-h", MARIADB_HOST, "-P", str(MARIADB_PORT), "-u", MARIADB_USER, "-e", sql],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
 
 
 def _die_with_parent() -> None:
