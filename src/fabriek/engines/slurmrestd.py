@@ -246,8 +246,9 @@ class SlurmRestEngine(TaggedSlurmEngine):
         except EngineUnavailable as error:
             if "has no" in str(error):
                 raise EngineUnavailable(
-                    f"{self.name}: slurmrestd serves no accounting: load it with -s "
-                    f"openapi/db{API_VERSION} (and run the site's slurmdbd)"
+                    f"{self.name}: slurmrestd serves no accounting: load it with "
+                    f"-s openapi/{API_VERSION},openapi/db{API_VERSION} (one -s, the plugins "
+                    "comma-separated: a second -s replaces the first), and run slurmdbd"
                 ) from None
             raise
         if errors:
