@@ -400,8 +400,8 @@ class SlurmCluster:
             (self.root / name).chmod(0o644)
         port = free_port()
         argv = ["slurmrestd", "-a", "rest_auth/jwt", "-u", "nobody", "-g", "nogroup"]
-        for plugin in plugins:
-            argv += ["-s", plugin]
+        # One -s, comma-separated: slurmrestd 22.05 keeps only the last -s it is given.
+        argv += ["-s", ",".join(plugins)]
         marker = {**os.environ, "FABRIEK_SLURM_HARNESS": str(self.root), **self.env}
         # Without it auth/jwt takes the token from slurmrestd's own configuration and
         # rejects each client's ("Rejecting thread config token").
