@@ -1,5 +1,6 @@
 """`fabriek sites`: the factory's sites, where they are and what GPUs they hold; and for
-their operators, `agent-token` and `agent` (the site agent's token and state)."""
+their operators, `agent-token` and `agent` (the site agent's token and state) and
+`harvest` (the site's Slurm accounting in the ledger)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from fabriek.domain.site_agent_status import ChangeOut
 
 sites_app = typer.Typer(
     name="sites",
-    help="The factory's sites and their GPUs; `agent-token` and `agent` below.",
+    help="The factory's sites and their GPUs; `agent-token`, `agent` and `harvest` below.",
     invoke_without_command=True,
     no_args_is_help=False,
 )
@@ -84,3 +85,37 @@ def agent(site: SiteArg, as_json: JsonFlag = False) -> None:
     rows = _change_rows("error", status.errors) + _change_rows("drift", status.drift)
     print_table(None, ["FOUND", "KIND", "NAME", "DETAIL"], rows,
                 f"{len(status.errors)} error(s), {len(status.drift)} drift")  # fmt: skip
+
+
+@sites_app.command("harvest")
+def harvest(
+    site: SiteArg,
+    now: Annotated[
+        bool, typer.Option("--now", help="read the site's accounting now (a slurmrestd site)")
+    ] = False,
+    as_json: JsonFlag = False,
+) -> None:
+    """Where the harvest of the site's Slurm accounting stands (admins, its operators):
+    up to when every run is in the ledger, and runs of users or accounts Fabriek does not
+    know. With --now, read the accounting first."""
+    with client() as c:
+        done = c.sites.harvest_now(site) if now else None
+        state = c.sites.harvest(site)
+    if as_json:
+        print_json({**state, "harvest": done} if done is not None else state)
+        return
+    if done is not None:
+        console.print(
+            f"read {done['records']} run(s): {done['added']} added, {done['corrected']} "
+            f"corrected, {done['fabriek']} of Fabriek's own, {done['not_ended']} still running, "
+            f"{done['unmatched']} unknown ({done['gpu_hours']:.2f} GPU-h charged)"
+        )
+    through = (state["through"] or "never")[:19].replace("T", " ")
+    console.print(
+        f"site {state['site']}: harvested through {through} UTC; "
+        f"{state['records_seen']} run(s) read, {state['jobs_added']} job(s) added"
+    )
+    rows = [(u["user"], u["account"], u["count"]) for u in state["unmatched"]]
+    print_table(None, ["USER", "ACCOUNT", "RUNS"], rows,
+                f"{sum(u['count'] for u in state['unmatched'])} run(s) of unknown users or "
+                "accounts, not charged")  # fmt: skip

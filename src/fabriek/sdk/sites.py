@@ -37,6 +37,19 @@ class SitesClient(SubClient):
         """The site's agent: last seen, in step or not, drift and errors."""
         return AgentStatus.model_validate(self._core.get(f"/sites/{ref}/agent"))
 
+    def harvest(self, ref: str) -> dict[str, Any]:
+        """Where the harvest of the site's Slurm accounting stands: its cursor, runs and
+        jobs counted, and runs of users or accounts Fabriek does not know (admins, its
+        operators)."""
+        answer: dict[str, Any] = self._core.get(f"/sites/{ref}/harvest")
+        return answer
+
+    def harvest_now(self, ref: str) -> dict[str, Any]:
+        """Read the site's accounting from its slurmrestd now: what was added, corrected,
+        left unmatched."""
+        answer: dict[str, Any] = self._core.post(f"/sites/{ref}/harvest")
+        return answer
+
     # Reference lists are plain JSON: their shapes belong to the API, not to the domain.
 
     def gpu_types(self) -> Any:
