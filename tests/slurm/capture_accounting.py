@@ -49,7 +49,7 @@ def main() -> None:
     key = Path(tempfile.mkdtemp()) / "jwt.key"
     key.write_bytes(b"k" * 32)
     key.chmod(0o600)
-    with _JwtDbdCluster(
+    with SlurmCluster(
         "capture", gpu_type="h100", gpus=4, nodes=2, accounting=True, jwt_key=key
     ) as cluster:
         env = {**cluster.client_env(), "TZ": "UTC"}
@@ -130,18 +130,6 @@ def main() -> None:
             + "\n"
         )
         cluster.stop_rest()
-
-
-class _JwtDbdCluster(SlurmCluster):
-    """slurmrestd's dbv0.0.38 passes each client's token on to slurmdbd, which must accept
-    JWT too."""
-
-    def _write_config(self) -> None:
-        super()._write_config()
-        dbd = self.root / "slurmdbd.conf"
-        if "AuthAltTypes" not in dbd.read_text():
-            with dbd.open("a") as f:
-                f.write(f"AuthAltTypes=auth/jwt\nAuthAltParameters=jwt_key={self.jwt_key}\n")
 
 
 def _wait_all_done(run: object) -> None:
