@@ -51,11 +51,26 @@ def blank(model: type[M]) -> M:
     return model.model_construct()
 
 
+SITE_AGENT = (
+    "a site agent's route, called with its site token by fabriek.sdk.site_agent."
+    "SiteAgentClient and sshd's commands, not by people's programs"
+)
 # Routes the SDK leaves out on purpose, each with the reason.
 ABSENT: dict[tuple[str, str], str] = {
     ("GET", "/healthz"): "a probe for load balancers and orchestrators, not for programs",
     ("GET", "/readyz"): "a probe for load balancers and orchestrators, not for programs",
     ("GET", "/metrics"): "Prometheus' text format, scraped by Prometheus itself",
+    **{
+        route: SITE_AGENT
+        for route in (
+            ("GET", "/api/v1/sites/{site}/agent/desired-state"),
+            ("POST", "/api/v1/sites/{site}/agent/reports"),
+            ("POST", "/api/v1/sites/{site}/agent/accounting"),
+            ("GET", "/api/v1/sites/{site}/agent/whoami"),
+            ("GET", "/api/v1/sites/{site}/agent/principals/{username}"),
+            ("GET", "/api/v1/sites/{site}/agent/ssh-keys/{username}"),
+        )
+    },
 }
 
 # Every route the SDK covers, and one call of the method that sends it.
@@ -268,6 +283,25 @@ COVERED: dict[tuple[str, str], Call] = {
     ),
     ("POST", "/api/v1/support/inbound"): lambda c, _: c.support.inbound_email(b"Subject: x\n"),
     ("GET", "/api/v1/support/report"): lambda c, _: c.support.report(),
+    ("POST", "/api/v1/sites/{ref}/agent-token"): lambda c, _: c.sites.agent_token("a"),
+    ("GET", "/api/v1/sites/{site}/agent"): lambda c, _: c.sites.agent("a"),
+    ("GET", "/api/v1/sites/{site}/harvest"): lambda c, _: c.sites.harvest("a"),
+    ("POST", "/api/v1/sites/{site}/harvest"): lambda c, _: c.sites.harvest_now("a"),
+    ("GET", "/api/v1/users/me/account"): lambda c, _: c.accounts.me(),
+    ("GET", "/api/v1/users/me/ssh-keys"): lambda c, _: c.ssh.keys(),
+    ("POST", "/api/v1/users/me/ssh-keys"): lambda c, _: c.ssh.add_key("ssh-ed25519 AAAA"),
+    ("DELETE", "/api/v1/users/me/ssh-keys/{key_id}"): lambda c, _: c.ssh.remove_key(1),
+    ("POST", "/api/v1/users/me/ssh-certificates"): lambda c, _: c.ssh.certificate("k"),
+    ("GET", "/api/v1/users/me/ssh-ca"): lambda c, _: c.ssh.ca_public_key(),
+    **{
+        (method, f"/api/v1/{kind}s/{{ref}}/suspension"): (
+            lambda c, _, k=kind, m=method: c.identity.set_suspension(
+                k, "1", "unpaid" if m == "PUT" else None
+            )
+        )
+        for kind in ("user", "project", "allocation")
+        for method in ("PUT", "DELETE")
+    },
 }
 
 
@@ -315,7 +349,7 @@ def test_the_sub_clients_are_made_once_and_typed() -> None:
         assert type(sdk.jobs).__name__ == "JobsClient"
         assert set(FabriekClient.capabilities()) == {
             "identity", "sites", "jobs", "access", "datasets", "ai_act", "support", "usage",
-            "audit", "notifications", "terms",
+            "audit", "notifications", "terms", "ssh", "accounts",
         }  # fmt: skip
 
 

@@ -251,6 +251,9 @@ class SlurmRestEngine(TaggedSlurmEngine):
                     "comma-separated: a second -s replaces the first), and run slurmdbd"
                 ) from None
             raise
+        # Slurm 22.05 answers a query that matches no job with an error of its own.
+        if errors and all("Nothing found" in e for e in errors):
+            return []
         if errors:
             raise self._unavailable("read the accounting (is slurmdbd up?)", errors)
         try:

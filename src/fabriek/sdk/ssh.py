@@ -36,3 +36,8 @@ class SshClient(SubClient):
         return CertificateInfo.model_validate(
             self._core.post("/users/me/ssh-certificates", request)
         )
+
+    def ca_public_key(self) -> str | None:
+        """The factory's SSH CA public key (OpenSSH form); None until it has one."""
+        answer: dict[str, str | None] = self._core.get("/users/me/ssh-ca")
+        return answer["public_key"]
