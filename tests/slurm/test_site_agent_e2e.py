@@ -137,3 +137,23 @@ def test_an_unreachable_control_plane_is_one_line_and_nothing_is_lost(tmp_path: 
         loose.stderr.strip()
         == f"fabriek site-agent: {token_file} may be read by others: chmod 600 {token_file}"
     )
+
+
+def test_as_a_daemon_it_tries_again_every_interval(tmp_path: Path) -> None:
+    token_file = tmp_path / "agent.token"
+    token_file.touch(mode=0o600)
+    token_file.write_text("fsa_whatever\n")
+    nobody = f"http://127.0.0.1:{free_port()}"
+    argv = [sys.executable, "-m", "fabriek.main", "site-agent", "run", "--url", nobody,
+            "--site", SITE, "--token-file", str(token_file),
+            "--state-dir", str(tmp_path / "state"), "--interval", "1", "--no-posix"]  # fmt: skip
+    proc = subprocess.Popen(argv, stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stderr is not None
+        lines = [proc.stderr.readline() for _ in range(2)]
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+    for line in lines:
+        assert line.startswith("fabriek site-agent: cannot reach Fabriek at")
+        assert line.rstrip().endswith("; trying again in 1 s")
