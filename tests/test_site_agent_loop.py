@@ -54,3 +54,21 @@ def test_a_report_lost_on_the_way_is_sent_with_the_next(tmp_path: Path) -> None:
     assert [(c.kind, c.name) for c in delivered.applied] == [("ssh", "TrustedUserCAKeys")]
     assert not (config.state_dir / UNSENT).exists()
     assert run_once(plane, config).applied == ()  # nothing new, nothing repeated
+
+
+def test_a_file_the_agent_cannot_write_is_an_error_in_the_report(tmp_path: Path) -> None:
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("")
+    config = AgentConfig(
+        state_dir=tmp_path / "state", posix=False, slurm=False, ssh_ca_file=blocker / "ca.pub"
+    )
+    plane = NetworkDropsFirstReportDouble(
+        DesiredState(site="s", cluster="s", ssh_ca_public_key="ssh-ed25519 AAAA ca")
+    )
+    plane.drop_next = False
+
+    report = run_once(plane, config)
+
+    (error,) = report.errors
+    assert (error.kind, error.name) == ("ssh", "TrustedUserCAKeys")
+    assert str(blocker) in error.detail and report.applied == ()

@@ -93,6 +93,9 @@ class Tally:
         except ToolFailed as exc:
             self.error(kind, name, str(exc))
             return
+        except OSError as exc:  # a file the agent writes (SSH trust): a folder not there, ...
+            self.error(kind, name, f"{exc.strerror}: {exc.filename}")
+            return
         self.items[key(kind, name)] = wanted
         how = said or ("created" if current is None else differences(current, wanted))
         if found == "drift" and current is None:

@@ -19,7 +19,7 @@ from fabriek.site_agent.reconcile import Tally, Value
 def _read(path: Path) -> str | None:
     try:
         return path.read_text(encoding="utf-8")
-    except FileNotFoundError:
+    except OSError:  # not there, or not readable: writing it says why, as an error
         return None
 
 
