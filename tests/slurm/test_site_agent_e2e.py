@@ -76,6 +76,8 @@ def test_the_agent_pulls_applies_and_the_operator_sees_its_report(
         first = agent(site.env, server.url, token_file, state_dir, "--json")
 
         assert first.returncode == 0, first.stderr
+        # The same pass pushed the site's accounting (no job has run here yet).
+        assert first.stderr.startswith("usage pushed: "), first.stderr
         report = json.loads(first.stdout)
         assert report["errors"] == [] and report["drift"] == []
         made = {(c["kind"], c["name"]) for c in report["applied"]}

@@ -21,6 +21,8 @@ from fabriek.sdk.site_agent import SiteAgentClient
 from fabriek.site_agent.apply import AgentConfig
 from fabriek.site_agent.loop import run_once
 from fabriek.site_agent.ssh_commands import Site, TokenFile, Url
+from fabriek.site_agent.tools import ToolFailed
+from fabriek.site_agent.usage import push_usage
 
 # Exit status of --once when the control plane did not answer; 2 for a wrong command line.
 UNANSWERED = 1
@@ -53,6 +55,10 @@ Slurm = Annotated[
     bool, typer.Option("--slurm/--no-slurm", help="manage Slurm's accounting (sacctmgr) here")
 ]
 Json = Annotated[bool, typer.Option("--json", help="print each report as JSON")]
+Usage = Annotated[
+    bool,
+    typer.Option("--usage/--no-usage", help="push Slurm's accounting (sacct) with --slurm"),
+]
 
 
 def run(
@@ -67,6 +73,7 @@ def run(
     home_base: HomeBase = None,
     posix: Posix = True,
     slurm: Slurm = True,
+    usage: Usage = True,
     json: Json = False,
 ) -> None:
     """Keep this site as the control plane wants it: pull its desired state, apply it
@@ -85,6 +92,8 @@ def run(
         try:
             with SiteAgentClient(url, site, token) as client:
                 _show(run_once(client, config), json)
+                if slurm and usage:
+                    _push_usage(client, config)
         except (ApiError, ApiUnreachable) as exc:
             # One line; the control plane keeps the desired state, the next pass applies it.
             again = "" if once else f"; trying again in {interval} s"
@@ -94,6 +103,18 @@ def run(
         if once:
             return
         time.sleep(interval)
+
+
+def _push_usage(client: SiteAgentClient, config: AgentConfig) -> None:
+    """Every job run since the last push, to the control plane's ledger; sacct failing
+    (slurmdbd down) is one line: the same runs are pushed next time."""
+    try:
+        pushed = push_usage(client, config.state_dir, dict(config.slurm_env))
+    except ToolFailed as exc:
+        print(f"fabriek site-agent: usage not pushed: {exc}", file=sys.stderr, flush=True)
+        return
+    counts = ", ".join(f"{k} {v}" for k, v in sorted(pushed.items()))
+    print(f"usage pushed: {counts or 'nothing new'}", file=sys.stderr, flush=True)
 
 
 def _token(path: Path) -> str:
