@@ -6,7 +6,9 @@ project, its principal investigator and a member; the other tenant is a member o
 of another organisation. Staff are the demo's people: rita (reviewer), eva (access team),
 hanna (hub staff of Brainport), henk (hub staff of Noord-Nederland), otto (operator of
 site amsterdam) and admin. The subject's people are made here, not taken from the demo,
-so no other test sees its demo users gain a project.
+so no other test sees its demo users gain a project. Two callers are no person: the agents
+of two sites registered here, each with its site's token (`fsa_...`); the subject site is
+the first's.
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ from functools import cached_property
 from typing import Any
 
 import httpx
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
 from pydantic import TypeAdapter
@@ -54,6 +58,14 @@ class Who(StrEnum):
     OTHER_HUB = "other-hub-staff"  # staff of another hub
     SITE_OPERATOR = "site-operator"
     ADMIN = "admin"
+    # No person: the agent of the subject site (made here), with that site's token; and
+    # another site's agent, with its own.
+    SITE_AGENT = "site-agent"
+    OTHER_SITE_AGENT = "other-site-agent"
+
+
+# Callers that are no person: every person's route answers them as it answers nobody.
+NO_PERSON = frozenset({Who.ANONYMOUS, Who.SITE_AGENT, Who.OTHER_SITE_AGENT})
 
 
 DEMO_STAFF = {
@@ -200,6 +212,9 @@ class World:
         # A project of the subject's organisation without members, to grant datasets to.
         self.grantee = self.new_project(self.organisation_id, None)
         self.issue_tokens({w: self.username(w) for w in (Who.PI, Who.MEMBER, Who.OTHER_TENANT)})
+        # Sites of their own: other tests issue the demo sites' tokens, each replacing the last.
+        self.agent_site = self.new_site(Who.SITE_AGENT)
+        self.new_site(Who.OTHER_SITE_AGENT)
         allocation = {"project": self.project, "track": "start-up", "gpu_hours": {"any": 50}}
         self.allocation = ok(
             self.as_(Who.ACCESS_TEAM).post(f"{API}/allocations", json=allocation), 201
@@ -211,6 +226,14 @@ class World:
         call = {"code": f"{self.tag}-call", "title": "Authorisation matrix", "track": "start-up",
                 "opens_at": (datetime.now(UTC) - timedelta(days=1)).isoformat()}  # fmt: skip
         self.call = ok(self.as_(Who.ACCESS_TEAM).post(f"{API}/calls", json=call), 201)["code"]
+
+    def new_site(self, agent: Who) -> str:
+        """A site registered by an admin, its agent connected as `agent` with its token."""
+        body = {"name": self.fresh("site"), "city": "Delft", "province": "Zuid-Holland"}
+        name = str(ok(self.as_(Who.ADMIN).post(f"{API}/sites", json=body), 201)["name"])
+        issued = ok(self.as_(Who.ADMIN).post(f"{API}/sites/{name}/agent-token"), 201)
+        self.connect(agent, str(issued["token"]))
+        return name
 
     def new_organisation(self, province: str, kind: str) -> int:
         body = {"name": f"Authz {self.fresh('org')} B.V.", "kind": kind, "province": province}
@@ -295,6 +318,45 @@ class World:
         ok(self.as_(Who.ACCESS_TEAM).post(f"{API}/proposals/{proposal}/admin-check", json=check))
         found = ok(self.as_(Who.MEMBER).get(f"{API}/notifications", params={"limit": 200}))
         return int(next(n["id"] for n in found["items"] if n["link"] == f"/proposals/{proposal}"))
+
+    # -- SSH keys --------------------------------------------------------------------------------
+
+    def member_ssh_key(self) -> int:
+        """A fresh public key the member registers; its id."""
+        body = {"public_key": public_key(self.fresh("key"))}
+        return int(ok(self.as_(Who.MEMBER).post(f"{API}/users/me/ssh-keys", json=body), 201)["id"])
+
+    @cached_property
+    def listed_ssh_key(self) -> int:
+        """A key of the member's, for lists (the rows revoke others)."""
+        return self.member_ssh_key()
+
+    @cached_property
+    def member_posix_name(self) -> str:
+        """The member's Unix username at the sites, as a login node asks about it."""
+        return str(ok(self.as_(Who.MEMBER).get(f"{API}/users/me/account"))["username"])
+
+    # -- suspensions -----------------------------------------------------------------------------
+
+    @cached_property
+    def suspendable(self) -> dict[str, str]:
+        """Per collection (users, projects, allocations), a throwaway of the subject's
+        organisation to suspend: a person in no project, a project without members, and
+        that project's allocation. No other row asks about them."""
+        person = self.new_user(self.fresh("suspended"), self.organisation_id)["username"]
+        project = self.new_project(self.organisation_id, None)
+        body = {"project": project, "track": "start-up", "gpu_hours": {"any": 1}}
+        made = ok(self.as_(Who.ACCESS_TEAM).post(f"{API}/allocations", json=body), 201)
+        return {"users": person, "projects": project, "allocations": str(made["id"])}
+
+    @contextmanager
+    def lifted_after(self, collection: str) -> Iterator[None]:
+        """The suspension a row puts on `suspendable[collection]` is lifted afterwards."""
+        try:
+            yield
+        finally:
+            path = f"{API}/{collection}/{self.suspendable[collection]}/suspension"
+            assert ok(self.as_(Who.ADMIN).delete(path))["suspended"] is False
 
     # -- proposals ---------------------------------------------------------------------------------
 
@@ -452,6 +514,12 @@ def document() -> dict[str, Any]:
     """The keyword arguments of filing a sandbox document."""
     return {"content": b"# Sandbox plan\n\nTesting under supervision.\n",
             "headers": {"Content-Type": "text/markdown"}}  # fmt: skip
+
+
+def public_key(comment: str) -> str:
+    """A fresh Ed25519 public key in OpenSSH's one-line form."""
+    key = Ed25519PrivateKey.generate().public_key()
+    return f"{key.public_bytes(Encoding.OpenSSH, PublicFormat.OpenSSH).decode()} {comment}"
 
 
 def upload(data: bytes) -> dict[str, Any]:

@@ -9,9 +9,11 @@ answer but 401, 403 or 404 (a 2xx, or a 409 or 422 from the rules, which are che
 who may). Bodies are valid for their route's model, so a refusal is never a body's fault.
 
 The subject of every request is of the subject's tenant (tests/authz_world.py): its
-project, job, allocation, dataset, proposal; the member's own token and notification. The
-principle: a role that may not know an object exists is told 404; one that can see it but
-may not act, 403.
+project, job, allocation, dataset, proposal; the member's own token, notification and SSH
+key; the subject site, whose agent calls with its site token. The principle: a role that may
+not know an object exists is told 404; one that can see it but may not act, 403. A site's
+token is no person's: a person's route answers a site agent as it answers nobody (401), and
+a site agent's route answers every person, and any other site's agent, 401.
 """
 
 from __future__ import annotations
@@ -30,11 +32,13 @@ import pytest
 from starlette.routing import BaseRoute
 
 from fabriek.domain.ai_act.documentation import provider_keys
+from fabriek.domain.site_state import AgentReport
 from fabriek.server.app import build_app
 from fabriek.services.ai_act.rules import ai_act_rules
 from fabriek.settings import Settings
 from tests.authz_world import (
     API,
+    NO_PERSON,
     OPERATED_SITE,
     SANDBOX,
     SUBJECT_PROVINCE,
@@ -43,6 +47,7 @@ from tests.authz_world import (
     body_type,
     document,
     operations,
+    public_key,
     upload,
 )
 from tests.servers import LiveServer, prepare
@@ -54,9 +59,10 @@ W = Who
 
 
 def answers(others: Answer, anonymous: Answer = 401, **roles: Answer) -> dict[Who, Answer]:
-    """Every role's answer: `others` unless named (by `Who` member name, lower case)."""
+    """Every role's answer: `others` unless named (by `Who` member name, lower case);
+    `anonymous` for the callers that are no person (nobody, a site's agent)."""
     named = {Who[k.upper()]: v for k, v in roles.items()}
-    return {w: named.get(w, anonymous if w is W.ANONYMOUS else others) for w in Who}
+    return {w: named.get(w, anonymous if w in NO_PERSON else others) for w in Who}
 
 
 A = ALLOW
@@ -70,8 +76,14 @@ RULES: dict[str, dict[Who, Answer]] = {
     # Within the subject's organisation or province: its hub's staff and admins.
     "own-hub": answers(403, hub_staff=A, admin=A),
     "site-operator": answers(403, site_operator=A, admin=A),
-    # One's own token or notification: nobody else learns it exists, admins included.
+    # One's own token, notification or SSH key: nobody else learns it exists, admins included.
     "self": answers(404, member=A),
+    # A certificate for the login nodes: whoever may log in now, a member of an active
+    # project (staff of no project are refused, 403).
+    "may-log-in": answers(403, member=A, pi=A, other_tenant=A),
+    # What a site's agent calls with its site token: that site's agent only; a person's
+    # token, or another site's, is no credential here.
+    "site-agent": answers(401, site_agent=A),
     # A person's record: themselves, the staff of the hub that serves their organisation
     # or projects (who add people to projects; personal data goes no wider), admins.
     "person": answers(404, member=A, hub_staff=A, admin=A),
@@ -294,6 +306,19 @@ def site_terms(w: World, who: Who) -> dict[str, Any]:
             "requires_acceptance": False}  # fmt: skip
 
 
+def ssh_key(w: World, who: Who) -> dict[str, str]:
+    return {"public_key": public_key(w.fresh("key"))}
+
+
+def suspension(w: World, who: Who) -> dict[str, str]:
+    return {"reason": "the matrix asks who may"}
+
+
+def agent_report(w: World, who: Who) -> dict[str, Any]:
+    """What an agent reports: applied nothing, found nothing changed."""
+    return AgentReport(generation=w.fresh("generation")).to_json()
+
+
 def member_token(w: World, who: Who) -> dict[str, str]:
     """The portal's sign-in form, filled in with the member's token."""
     return {"token": w.tokens[W.MEMBER], "next": "/"}
@@ -314,6 +339,13 @@ OWN_TOKEN = lambda w: {"key": w.member_token_key()}  # noqa: E731
 OWN_NOTIFICATION = lambda w: {"notification_id": w.member_notification}  # noqa: E731
 ORGANISATION = lambda w: {"org_id": w.organisation_id}  # noqa: E731
 SITE = lambda w: {"ref": OPERATED_SITE}  # noqa: E731
+# The operated site, where a route names it {site}.
+OPERATED = lambda w: {"site": OPERATED_SITE}  # noqa: E731
+# The subject site, whose agent is `Who.SITE_AGENT`.
+AGENT_SITE = lambda w: {"site": w.agent_site}  # noqa: E731
+# ... and the member, as its login nodes name them.
+AGENT_SITE_PERSON = lambda w: {"site": w.agent_site, "username": w.member_posix_name}  # noqa: E731
+OWN_SSH_KEY = lambda w: {"key_id": w.member_ssh_key()}  # noqa: E731
 EXPERT = lambda w: {"expert_id": w.expert}  # noqa: E731
 REQUEST = lambda w: {"request_id": w.expertise_request}  # noqa: E731
 TICKET = lambda w: {"ticket_id": w.ticket}  # noqa: E731
@@ -321,6 +353,22 @@ TICKET = lambda w: {"ticket_id": w.ticket}  # noqa: E731
 FACTORY_TERMS_SCOPE = lambda w: {"scope": "factory"}  # noqa: E731
 FACTORY_TERMS = lambda w: {"scope": "factory", "version": 1}  # noqa: E731
 NOTHING: Callable[[World], dict[str, Any]] = lambda w: {}  # noqa: E731
+
+
+def suspend(collection: str) -> Row:
+    """Suspending the throwaway of `collection` (users, projects, allocations): admins
+    only; lifted again once the row is asked."""
+    return Row(
+        "admin-only",
+        path=lambda w: {"ref": w.suspendable[collection]},
+        send=js(suspension),
+        around=lambda w: w.lifted_after(collection),
+    )
+
+
+def lift(collection: str) -> Row:
+    """Lifting the suspension of the throwaway of `collection`: admins only."""
+    return Row("admin-only", path=lambda w: {"ref": w.suspendable[collection]})
 
 
 def proposal(state: str, reviewer: str | None = None) -> Callable[[World], dict[str, Any]]:
@@ -360,6 +408,15 @@ MATRIX: dict[str, Row] = {
     "GET /api/v1/terms/{scope}/{version}": Row("signed-in", path=FACTORY_TERMS),
     "POST /api/v1/terms/{scope}/{version}/accept": Row("signed-in", path=FACTORY_TERMS),
     "GET /api/v1/users/me/terms": Row("signed-in"),
+    # -- the caller's POSIX account and SSH access at the sites
+    "GET /api/v1/users/me/account": Row("signed-in"),
+    "GET /api/v1/users/me/ssh-keys": Row(
+        "signed-in", listed=Listing("self", lambda w: w.listed_ssh_key, NOTHING)
+    ),
+    "POST /api/v1/users/me/ssh-keys": Row("signed-in", send=js(ssh_key)),
+    "DELETE /api/v1/users/me/ssh-keys/{key_id}": Row("self", path=OWN_SSH_KEY),
+    "POST /api/v1/users/me/ssh-certificates": Row("may-log-in", send=js(ssh_key)),
+    "GET /api/v1/users/me/ssh-ca": Row("signed-in"),
     # -- reference data, sites, organisations, people
     "GET /api/v1/reference/gpu-types": Row("signed-in"),
     "GET /api/v1/reference/provinces": Row("signed-in"),
@@ -371,6 +428,27 @@ MATRIX: dict[str, Row] = {
     "PATCH /api/v1/sites/{ref}": Row(
         "site-operator", path=SITE, send=js(lambda w, who: {"city": "Amsterdam"})
     ),
+    # Each issue replaces the site's token: other tests issue their own right before use.
+    "POST /api/v1/sites/{ref}/agent-token": Row("site-operator", path=SITE),
+    "GET /api/v1/sites/{site}/agent": Row("site-operator", path=OPERATED),
+    "GET /api/v1/sites/{site}/harvest": Row("site-operator", path=OPERATED),
+    # The demo's engines read no Slurm accounting: a 422 (or a 503 without a dispatcher),
+    # past authorisation.
+    "POST /api/v1/sites/{site}/harvest": Row("site-operator", path=OPERATED),
+    # -- a site's agent, with its site token
+    "GET /api/v1/sites/{site}/agent/whoami": Row("site-agent", path=AGENT_SITE),
+    "GET /api/v1/sites/{site}/agent/desired-state": Row("site-agent", path=AGENT_SITE),
+    "POST /api/v1/sites/{site}/agent/reports": Row(
+        "site-agent", path=AGENT_SITE, send=js(agent_report)
+    ),
+    # An empty batch: no job ran there.
+    "POST /api/v1/sites/{site}/agent/accounting": Row(
+        "site-agent", path=AGENT_SITE, send=js(lambda w, who: {"sacct": ""})
+    ),
+    "GET /api/v1/sites/{site}/agent/principals/{username}": Row(
+        "site-agent", path=AGENT_SITE_PERSON
+    ),
+    "GET /api/v1/sites/{site}/agent/ssh-keys/{username}": Row("site-agent", path=AGENT_SITE_PERSON),
     "GET /api/v1/organisations": Row("signed-in"),
     "POST /api/v1/organisations": Row("own-hub", send=js(organisation)),
     "GET /api/v1/organisations/{org_id}": Row("signed-in", path=ORGANISATION),
@@ -380,6 +458,14 @@ MATRIX: dict[str, Row] = {
     "GET /api/v1/users": Row("hub-staff"),
     "POST /api/v1/users": Row("own-hub", send=js(person)),
     "GET /api/v1/users/{ref}": Row("person", path=lambda w: {"ref": w.username(W.MEMBER)}),
+    # Suspending throwaways of the subject's organisation, lifted again after the row;
+    # lifting what is not suspended answers the thing as it is, past authorisation.
+    "PUT /api/v1/users/{ref}/suspension": suspend("users"),
+    "DELETE /api/v1/users/{ref}/suspension": lift("users"),
+    "PUT /api/v1/projects/{ref}/suspension": suspend("projects"),
+    "DELETE /api/v1/projects/{ref}/suspension": lift("projects"),
+    "PUT /api/v1/allocations/{ref}/suspension": suspend("allocations"),
+    "DELETE /api/v1/allocations/{ref}/suspension": lift("allocations"),
     # -- projects and members
     "GET /api/v1/projects": Row(
         "signed-in",
@@ -637,6 +723,9 @@ MATRIX: dict[str, Row] = {
     "GET /tokens": Row("signed-in"),
     "POST /tokens": Row("signed-in", send=form(lambda w, who: {"name": w.fresh("t")})),
     "POST /tokens/{key}/revoke": Row("self", path=OWN_TOKEN),
+    "GET /ssh-keys": Row("signed-in"),
+    "POST /ssh-keys": Row("signed-in", send=form(ssh_key)),
+    "POST /ssh-keys/{key_id}/revoke": Row("self", path=OWN_SSH_KEY),
     # -- the portal's job pages
     "GET /jobs": Row("signed-in"),
     "GET /jobs/new": Row("signed-in"),
