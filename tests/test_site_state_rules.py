@@ -107,7 +107,9 @@ def test_only_members_of_a_project_are_associated_with_it(
     assert set(state.associations) == expected
     for user in state.users:
         person = next(p for p in persons if p.username == user.username)
-        assert user.locked == (not person.project_ids)
+        # Locked unless a member of a project the site knows (and none is suspended here).
+        known = {p.project_id for p in PROJECTS}
+        assert user.locked == (not person.project_ids & known)
         assert user.gid == user.uid
 
 
@@ -127,3 +129,32 @@ def test_a_member_removed_from_a_project_loses_its_association_and_is_locked_whe
     spent = AllocationFacts(1, "fast-lane", 100.0, 130.0, frozenset(), NOW - timedelta(days=1),
                             NOW + timedelta(days=1))  # fmt: skip
     assert build([maria], [spent]).accounts[0].gpu_minutes == 0
+
+
+@given(allocations, st.integers(0, 10**7))
+def test_an_accounts_limit_basis_is_what_fabriek_charged_there_and_suspension_leaves_nothing(
+    allocs: list[AllocationFacts], counted: int
+) -> None:
+    projects = [ProjectFacts(1, "p1", 2_000_000_001, counted_gpu_minutes=counted), *PROJECTS[1:]]
+    state = desired_state(SITE, [], projects, allocs, TRACKS, NOW)
+    for account in state.accounts:
+        assert account.counted_gpu_minutes == (counted if account.name == "p1" else 0)
+    suspended = [ProjectFacts(p.project_id, p.group, p.gid, suspended=True) for p in PROJECTS]
+    assert all(
+        a.gpu_minutes == 0 for a in desired_state(SITE, [], suspended, allocs, TRACKS, NOW).accounts
+    )
+    stopped = [AllocationFacts(**{**a.__dict__, "suspended": True}) for a in allocs]
+    assert all(
+        a.gpu_minutes == 0 for a in desired_state(SITE, [], PROJECTS, stopped, TRACKS, NOW).accounts
+    )
+
+
+def test_a_suspended_person_is_locked_and_so_is_one_whose_projects_are_all_suspended() -> None:
+    people = [
+        PersonFacts("ann", 1001, frozenset({1})),
+        PersonFacts("bob", 1002, frozenset({1}), suspended=True),
+        PersonFacts("cas", 1003, frozenset({2})),
+    ]
+    projects = [PROJECTS[0], ProjectFacts(2, "p2", 2_000_000_002, suspended=True)]
+    users = {u.username: u for u in desired_state(SITE, people, projects, [], TRACKS, NOW).users}
+    assert (users["ann"].locked, users["bob"].locked, users["cas"].locked) == (False, True, True)

@@ -69,15 +69,20 @@ class SlurmQos:
 class SlurmAccount:
     """A project as a Slurm account. `gpu_minutes`: the GPU-minutes (raw, as Slurm counts
     gres/gpu) the project may still use at this site, from what is left of its allocations
-    that this site may spend; the agent sets the account's GrpTRESMins=gres/gpu= limit to
-    what Slurm has counted for the account so far plus this, so 0 stops new jobs (an
-    allocation that ran out, was suspended or expired). `qos`: the QOS its jobs may use,
-    the first its default."""
+    that this site may spend. `counted_gpu_minutes`: the GPU-minutes of this account's jobs
+    at this site that Fabriek has already charged. The agent sets the account's
+    GrpTRESMins=gres/gpu= limit to counted + left: whatever Slurm has counted beyond what
+    Fabriek has charged (jobs not harvested yet) is spent from what is left at once, so a
+    budget is never granted twice. Without `counted_gpu_minutes` (an older control plane)
+    the agent uses Slurm's own count instead. 0 left stops new jobs (an allocation that ran
+    out, was suspended or expired). `qos`: the QOS its jobs may use, the first its
+    default."""
 
     name: str
     gpu_minutes: int
     qos: tuple[str, ...] = ()
     description: str = ""
+    counted_gpu_minutes: int | None = None
 
 
 @dataclass(frozen=True)

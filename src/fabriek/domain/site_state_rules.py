@@ -54,6 +54,8 @@ class ProjectFacts:
     title: str = ""
     # Suspended by the factory: its account's limit is 0, so no job of it starts.
     suspended: bool = False
+    # Raw GPU-minutes of its jobs at this site that Fabriek has charged so far.
+    counted_gpu_minutes: int = 0
 
 
 @dataclass(frozen=True)
@@ -136,6 +138,7 @@ def _accounts(
             SlurmAccount(
                 name=project.group,
                 gpu_minutes=raw_gpu_minutes(left, site.gpu_factor),
+                counted_gpu_minutes=project.counted_gpu_minutes,
                 qos=qos,
                 description=project.title.replace("\n", " ")[:200],
             )

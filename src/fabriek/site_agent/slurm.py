@@ -88,8 +88,12 @@ def apply_accounts(
 def _limit(
     slurm: Sacctmgr, account: SlurmAccount, basis: Mapping[str, int] | None, exists: bool
 ) -> tuple[int, int | None]:
-    """The account's GrpTRESMins on gres/gpu, and Slurm's count it was made from (None
-    when the limit is the one set before)."""
+    """The account's GrpTRESMins on gres/gpu, and the count it was made from (None when
+    the limit is the one set before): what Fabriek has charged at this site when the state
+    says (exact, whatever Slurm counted that is not harvested yet), else Slurm's own count."""
+    if account.counted_gpu_minutes is not None:
+        counted = account.counted_gpu_minutes
+        return counted + account.gpu_minutes, counted
     if basis is not None and basis.get("gpu_minutes") == account.gpu_minutes:
         return int(basis["limit"]), None
     used = slurm.used_gpu_minutes(account.name) if exists else 0
@@ -135,7 +139,7 @@ def _apply_account(
         said = "created" if current is None else differences(current, wanted)
         if used is not None:
             said += (
-                f" (GrpTRESMins gres/gpu={limit}: Slurm counted {used} GPU-minutes, "
+                f" (GrpTRESMins gres/gpu={limit}: {used} GPU-minutes counted so far, "
                 f"{account.gpu_minutes} left)"
             )
         return said

@@ -3,6 +3,7 @@ for anyone who lacks one), then the pure rules of `domain.site_state_rules`."""
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 from datetime import datetime
 from pathlib import Path
@@ -26,6 +27,7 @@ from fabriek.services.site_agents import find_site
 from fabriek.store.tables import (
     AllocationRow,
     ChargeRow,
+    JobRow,
     MembershipRow,
     PosixAccountRow,
     ProjectRow,
@@ -73,6 +75,19 @@ def _allocations(session: Session) -> list[AllocationFacts]:
     ]
 
 
+def _counted_gpu_minutes(session: Session, site: str) -> dict[int, int]:
+    """Per project, the raw GPU-minutes of its jobs at `site` charged so far (rounded up:
+    Slurm must never be told of less than the ledger holds)."""
+    rows = session.execute(
+        select(JobRow.project_id, func.sum(ChargeRow.raw_gpu_hours))
+        .join(JobRow, JobRow.id == ChargeRow.job_id)
+        .join(SiteRow, SiteRow.id == JobRow.site_id)
+        .where(SiteRow.name == site)
+        .group_by(JobRow.project_id)
+    )
+    return {project_id: math.ceil(float(hours or 0.0) * 60 - 1e-9) for project_id, hours in rows}
+
+
 def site_desired_state(
     session: Session,
     site_ref: str,
@@ -109,6 +124,7 @@ def site_desired_state(
             )
         )
     }
+    counted = _counted_gpu_minutes(session, site.name)
     suspended_people = set(
         session.scalars(
             select(UserRow.id).where(UserRow.id.in_(accounts), UserRow.suspended_at.is_not(None))
@@ -126,7 +142,10 @@ def site_desired_state(
             )
             for u, a in accounts.items()
         ],
-        [ProjectFacts(p, g.name, g.gid, *titles.get(p, ("", False))) for p, g in groups.items()],
+        [
+            ProjectFacts(p, g.name, g.gid, *titles.get(p, ("", False)), counted.get(p, 0))
+            for p, g in groups.items()
+        ],
         allocations,
         [TrackFacts(t.code, t.tier, t.preemptible) for t in access.tracks.values()],
         now,
