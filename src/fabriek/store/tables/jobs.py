@@ -73,6 +73,15 @@ class JobRow(Base):
     slurm_cluster: Mapped[str | None] = mapped_column(String(63))
     slurm_job_id: Mapped[int | None] = mapped_column(BigInteger)
     slurm_submitted_at: Mapped[datetime | None] = mapped_column(Timestamp())
+    # The image the job ran, by digest (sha256:...): what exactly ran, whatever its tag
+    # points at later.
+    image_digest: Mapped[str | None] = mapped_column(String(100))
+    # A web app the job serves (a notebook, TensorBoard): its port inside the job, reached
+    # only through Fabriek's authenticated proxy; `web_app` names it ("jupyterlab", ...).
+    web_port: Mapped[int | None]
+    web_app: Mapped[str | None] = mapped_column(String(40))
+    # When its web app last saw activity (a notebook's kernels): idle ones are stopped.
+    last_active_at: Mapped[datetime | None] = mapped_column(Timestamp())
 
 
 class JobEventRow(Base):
