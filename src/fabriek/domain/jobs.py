@@ -86,6 +86,10 @@ class JobSpec:
     deadline: datetime | None = None
     preemptible: bool = False
     shiftable: bool = False
+    # A web app the job serves on this port (reached only through Fabriek's proxy), and
+    # what it is ("jupyterlab", or None for any other app).
+    web_port: int | None = None
+    web_app: str | None = None
 
 
 # --- What a user sends, and what they get back (validated values, no I/O). -----------------
@@ -121,6 +125,13 @@ class JobDraft(BaseModel):
     deadline: datetime | None = None
     preemptible: bool = False
     shiftable: bool = Field(default=False, description="may be moved in time for carbon/heat")
+    web_port: int | None = Field(
+        default=None, ge=1, le=65535,
+        description="a web app's port inside the job, opened at /apps/<id>/ through Fabriek",
+    )  # fmt: skip
+    web_app: str | None = Field(
+        default=None, pattern=r"^[a-z][a-z0-9-]{0,39}$", description="e.g. jupyterlab"
+    )
     datasets: list[str] = Field(
         default_factory=list,
         max_length=100,
@@ -213,6 +224,8 @@ class Job(BaseModel):
     shiftable: bool
     exit_code: int | None
     gpu_hours: float
+    web_port: int | None = Field(default=None, description="its web app's port, if any")
+    web_app: str | None = Field(default=None, description="its web app, e.g. jupyterlab")
     datasets: list[str] = Field(default_factory=list, description="PROJECT/NAME@VERSION read")
     model: str | None = Field(default=None, description="the model version, NAME:VERSION")
     purpose: str | None = Field(default=None, description="why it runs for the model")

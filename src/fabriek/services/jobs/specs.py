@@ -80,6 +80,8 @@ def spec_of(draft: JobDraft) -> JobSpec:
         deadline=draft.deadline,
         preemptible=draft.preemptible,
         shiftable=draft.shiftable,
+        web_port=draft.web_port,
+        web_app=draft.web_app,
     )
 
 
@@ -101,4 +103,5 @@ def spec_from_row(row: JobRow) -> JobSpec:
         time_limit_s=row.time_limit_s, environment=dict(row.environment or {}),
         working_dir=row.working_dir, earliest_start=row.earliest_start, deadline=row.deadline,
         preemptible=row.preemptible, shiftable=row.shiftable,
+        web_port=row.web_port, web_app=row.web_app,
     )  # fmt: skip

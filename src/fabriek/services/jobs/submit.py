@@ -143,6 +143,7 @@ def prepare_job(
         state=JobState.PENDING.value, reason=waiting_reason(spec, now), submitted_at=now,
         gpu_seconds=0.0, cancel_requested=False,
         datasets=[d.to_json() for d in datasets] or None,
+        web_port=spec.web_port, web_app=spec.web_app,
     )  # fmt: skip
     link = None
     if draft.model is not None and draft.purpose is not None:
