@@ -65,6 +65,7 @@ from fabriek.engines.local_isolation import (
     job_identity,
     write_account_files,
 )
+from fabriek.engines.web_apps import PORT_VARIABLE, WebAddress, free_loopback_port, loopback_address
 
 log = logging.getLogger(__name__)
 
@@ -309,6 +310,9 @@ class LocalEngine:
                 "FABRIEK_ENGINE": self.name,
             }
         )
+        if job.spec.web_port is not None:
+            # Jobs share this host's loopback: each web app gets a port of its own.
+            env[PORT_VARIABLE] = str(free_loopback_port())
         return env
 
     def _energy_meter(self, gpus: tuple[int, ...]) -> dict[str, Any] | None:
@@ -392,6 +396,12 @@ class LocalEngine:
         for job_id, child in list(self._children.items()):
             if child.poll() is not None:
                 del self._children[job_id]
+
+    def web_address(self, handle: str) -> WebAddress | None:
+        """Where a job's web app listens: this host's loopback, on the port it was given."""
+        job_dir = self._job_dir(handle)
+        meta = files.read_json(job_dir / files.JOB_FILE) if job_dir is not None else None
+        return loopback_address(meta.get("env", {})) if meta is not None else None
 
     # -- observing -------------------------------------------------------------------------
 

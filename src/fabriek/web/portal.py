@@ -9,6 +9,7 @@ from fastapi.staticfiles import StaticFiles
 
 from fabriek.web import (
     ai_act,
+    apps_proxy,
     energy,
     home,
     jobs,
@@ -29,7 +30,7 @@ ROUTERS: tuple[APIRouter, ...] = (
     public_dashboard.router, tokens.router, language.router, notifications.router,
     oidc.router, home.router, energy.router, jobs.router, proposals.router,
     decisions.router, hub_desk.router, ai_act.router, tickets.router, terms.router,
-    ssh_keys.router,
+    ssh_keys.router, apps_proxy.router,
 )  # fmt: skip
 
 

@@ -33,6 +33,7 @@ from fabriek.domain.capacity import SiteShape
 from fabriek.domain.jobs import ACTIVE_STATES, JobSpec, JobState, can_transition
 from fabriek.domain.residency import DATASETS_ENV
 from fabriek.domain.units import GpuHours
+from fabriek.domain.web_apps import app_prefix
 from fabriek.engines.base import (
     Engine,
     EngineJob,
@@ -56,6 +57,7 @@ from fabriek.services.jobs.site_health import SiteHealth
 from fabriek.services.jobs.specs import spec_from_row
 from fabriek.services.jobs.states import transition
 from fabriek.services.scheduling import recent_run_shares, recent_usage, run_cycle
+from fabriek.services.web_apps.secret import SECRET_VARIABLE, web_app_secret
 from fabriek.store.tables import JobRow, ProjectRow, SiteRow, UserRow
 
 log = logging.getLogger("fabriek.dispatch")
@@ -367,6 +369,11 @@ class Dispatcher:
         spec = spec_from_row(job)
         if job.placed_gpu_type and not spec.gpu_type:
             spec = replace(spec, gpu_type=job.placed_gpu_type)
+        if spec.web_port is not None:
+            # Only the job and Fabriek's proxy know it: the app's key (docs/workloads.md).
+            secret = web_app_secret(self.registry.state_dir, job.id)
+            web = {SECRET_VARIABLE: secret, "FABRIEK_WEB_BASE_URL": app_prefix(job.id)}
+            spec = replace(spec, environment={**spec.environment, **web})
         if self.registry.kind(site) == "local" and spec.nodes != 1:
             # The local engine is one machine: a multi-node job runs as one process there.
             spec = replace(spec, nodes=1)
