@@ -11,6 +11,7 @@ back and begun again, so allocate before writing anything of one's own.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable
 
 from sqlalchemy import select
@@ -29,7 +30,8 @@ from fabriek.store.tables import (
     UserRow,
 )
 
-_ATTEMPTS = 5
+# SQLite refuses a second writer at once; under load several rounds may clash in a row.
+_ATTEMPTS = 30
 USER_PREFIX = "u"
 GROUP_PREFIX = "p"
 
@@ -50,6 +52,7 @@ def posix_accounts(
                 _allocate_accounts(session, missing, base)
         except OperationalError as exc:
             _begin_anew_on_sqlite(session, exc)
+            time.sleep(0.01 * (_attempt + 1))
             continue
         except IntegrityError:
             continue  # another process allocated some of them just now: read again
@@ -76,6 +79,7 @@ def posix_groups(
                 _allocate_groups(session, missing, base)
         except OperationalError as exc:
             _begin_anew_on_sqlite(session, exc)
+            time.sleep(0.01 * (_attempt + 1))
             continue
         except IntegrityError:
             continue
