@@ -12,7 +12,8 @@ back and begun again, so allocate before writing anything of one's own.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from typing import TypeVar
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError, OperationalError
@@ -32,8 +33,35 @@ from fabriek.store.tables import (
 
 # SQLite refuses a second writer at once; under load several rounds may clash in a row.
 _ATTEMPTS = 30
+R = TypeVar("R")
 USER_PREFIX = "u"
 GROUP_PREFIX = "p"
+
+
+def _allocated(
+    session: Session,
+    wanted: set[int],
+    stored: Callable[[Session, set[int]], dict[int, R]],
+    allocate: Callable[[Session, list[int], int], None],
+    base: int,
+    what: str,
+) -> dict[int, R]:
+    """What is stored for `wanted`, after allocating (in a savepoint) those that lack one;
+    a clash with another process is read again and chosen anew, a few times."""
+    for attempt in range(_ATTEMPTS):
+        found = stored(session, wanted)
+        missing = sorted(wanted - found.keys())
+        if not missing:
+            return found
+        try:
+            with session.begin_nested():
+                allocate(session, missing, base)
+        except OperationalError as exc:
+            _begin_anew_on_sqlite(session, exc)
+            time.sleep(0.01 * (attempt + 1))
+        except IntegrityError:
+            pass  # another process allocated some of them just now: read again
+    raise Conflict(f"POSIX {what} are being allocated by another process: try again")
 
 
 def posix_accounts(
@@ -41,22 +69,9 @@ def posix_accounts(
 ) -> dict[int, PosixAccountRow]:
     """The POSIX accounts of these people, allocating those they lack (flushed in the
     caller's transaction; the caller commits)."""
-    wanted = set(user_ids)
-    for _attempt in range(_ATTEMPTS):
-        found = _stored_accounts(session, wanted)
-        missing = sorted(wanted - found.keys())
-        if not missing:
-            return found
-        try:
-            with session.begin_nested():
-                _allocate_accounts(session, missing, base)
-        except OperationalError as exc:
-            _begin_anew_on_sqlite(session, exc)
-            time.sleep(0.01 * (_attempt + 1))
-            continue
-        except IntegrityError:
-            continue  # another process allocated some of them just now: read again
-    raise Conflict("POSIX accounts are being allocated by another process: try again")
+    return _allocated(
+        session, set(user_ids), _stored_accounts, _allocate_accounts, base, "accounts"
+    )
 
 
 def posix_account(session: Session, user_id: int, base: int) -> PosixAccountRow:
@@ -68,22 +83,7 @@ def posix_groups(
     session: Session, project_ids: Iterable[int], base: int
 ) -> dict[int, PosixGroupRow]:
     """The POSIX groups (Slurm accounts) of these projects, allocating those they lack."""
-    wanted = set(project_ids)
-    for _attempt in range(_ATTEMPTS):
-        found = _stored_groups(session, wanted)
-        missing = sorted(wanted - found.keys())
-        if not missing:
-            return found
-        try:
-            with session.begin_nested():
-                _allocate_groups(session, missing, base)
-        except OperationalError as exc:
-            _begin_anew_on_sqlite(session, exc)
-            time.sleep(0.01 * (_attempt + 1))
-            continue
-        except IntegrityError:
-            continue
-    raise Conflict("POSIX groups are being allocated by another process: try again")
+    return _allocated(session, set(project_ids), _stored_groups, _allocate_groups, base, "groups")
 
 
 def posix_group(session: Session, project_id: int, base: int) -> PosixGroupRow:
