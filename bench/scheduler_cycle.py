@@ -38,15 +38,17 @@ NODES, GPUS_PER_NODE, SITES = 1250, 8, 3
 SIZES = [1] * 930 + [2] * 22 + [4] * 22 + [8] * 20 + [16] * 3 + [32] * 1 + [64, 128]
 
 
-def cluster(rng: random.Random, now: float) -> tuple[list[SiteState], list[RunningJob]]:
-    """Nodes over three sites, about 95 % of GPUs held by running jobs."""
+def cluster(
+    rng: random.Random, now: float, nodes_total: int = NODES, site_count: int = SITES
+) -> tuple[list[SiteState], list[RunningJob]]:
+    """Nodes over `site_count` sites, about 95 % of GPUs held by running jobs."""
     sites: list[SiteState] = []
     running: list[RunningJob] = []
     job_id = 10_000_000
-    for s in range(SITES):
+    for s in range(site_count):
         name = f"site-{s + 1}"
         nodes: list[Node] = []
-        for i in range(s, NODES, SITES):
+        for i in range(s, nodes_total, site_count):
             node = f"n{i:05d}"
             used = 0
             while used < GPUS_PER_NODE and rng.random() < 0.95:
@@ -70,11 +72,11 @@ def cluster(rng: random.Random, now: float) -> tuple[list[SiteState], list[Runni
     return sites, running
 
 
-def snapshot(n: int, seed: int = 1) -> Snapshot:
-    """A reproducible snapshot with `n` pending jobs."""
+def snapshot(n: int, seed: int = 1, nodes: int = NODES, sites_n: int = SITES) -> Snapshot:
+    """A reproducible snapshot with `n` pending jobs on `nodes` nodes of 8 GPUs."""
     rng = random.Random(seed)
     now = 1_000_000.0
-    sites, running = cluster(rng, now)
+    sites, running = cluster(rng, now, nodes, sites_n)
     allocations = {
         f"p{i}": Allocation(
             project=f"p{i}",

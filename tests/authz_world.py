@@ -36,7 +36,7 @@ from fabriek.domain.identity.people import TokenDraft
 from fabriek.services.demo.seed import demo_token
 from fabriek.services.identity.tokens import issue_token
 from fabriek.store.db import make_engine, make_sessions
-from fabriek.store.tables import UserRow
+from fabriek.store.tables import UserIdentityRow, UserRow
 from fabriek.web.layout import TOKEN_COOKIE
 from tests.oidc_provider import OidcProvider, running_provider
 from tests.people import accept_factory_terms
@@ -325,6 +325,24 @@ class World:
         """A fresh public key the member registers; its id."""
         body = {"public_key": public_key(self.fresh("key"))}
         return int(ok(self.as_(Who.MEMBER).post(f"{API}/users/me/ssh-keys", json=body), 201)["id"])
+
+    @cached_property
+    def member_identity(self) -> int:
+        """A federated identity of the member's (their only one: unlinking it is refused,
+        409, which is past authorisation); made in the store, as a sign-in would."""
+        engine = make_engine(self.server.settings.database_url)
+        try:
+            with make_sessions(engine)() as session:
+                user_id = session.scalar(
+                    select(UserRow.id).where(UserRow.username == self.username(Who.MEMBER))
+                )
+                row = UserIdentityRow(user_id=user_id, issuer="https://proxy.example",
+                                      subject=self.fresh("sub"), linked_at=datetime.now(UTC))  # fmt: skip
+                session.add(row)
+                session.commit()
+                return int(row.id)
+        finally:
+            engine.dispose()
 
     @cached_property
     def listed_ssh_key(self) -> int:

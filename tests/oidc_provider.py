@@ -12,6 +12,12 @@ app under uvicorn, in a thread, on a free port.
 A provider can also misbehave on purpose (`Misbehaviour`), as a hostile or broken one
 would: ID tokens already expired, altered after signing, signed with a key it does not
 publish, or replayed from an earlier sign-in. The relying party must refuse each.
+
+It also stands in for MyAccessID, the EuroHPC federation's eduGAIN proxy (which cannot run
+here either): a person's claims may carry `eduperson_assurance` (REFEDS RAF) and
+`eduperson_entitlement` (AARC-G002 groups), and a person with a second factor who types its
+one-time code on the login form gets `acr` = the REFEDS MFA profile in their ID token (a
+single-factor login gets the REFEDS SFA profile), as a proxy stepping up would.
 """
 
 from __future__ import annotations
@@ -49,6 +55,9 @@ from starlette.routing import Route
 
 from tests.servers import free_port
 
+REFEDS_MFA = "https://refeds.org/profile/mfa"
+REFEDS_SFA = "https://refeds.org/profile/sfa"
+
 
 @dataclass
 class Person:
@@ -57,6 +66,8 @@ class Person:
     username: str
     password: str
     claims: dict[str, Any]
+    # The one-time code of their second factor (None: they have none).
+    one_time_code: str | None = None
 
 
 @dataclass
@@ -74,7 +85,8 @@ class Client(ClientMixin):  # type: ignore[misc]
         return self.redirect_uris[0]
 
     def get_allowed_scope(self, scope: str) -> str:
-        allowed = {"openid", "profile", "email", "schac_home_organization"}
+        allowed = {"openid", "profile", "email", "schac_home_organization", "eduperson_entitlement",
+                   "eduperson_assurance"}  # fmt: skip
         return " ".join(s for s in (scope or "").split() if s in allowed)
 
     def check_redirect_uri(self, redirect_uri: str) -> bool:
@@ -106,6 +118,7 @@ class Code(AuthorizationCodeMixin):  # type: ignore[misc]
     code_challenge: str | None
     code_challenge_method: str | None
     auth_time: int
+    acr: str | None = None
 
     def get_redirect_uri(self) -> str:
         return self.redirect_uri
@@ -118,6 +131,9 @@ class Code(AuthorizationCodeMixin):  # type: ignore[misc]
 
     def get_auth_time(self) -> int:
         return self.auth_time
+
+    def get_acr(self) -> str | None:
+        return self.acr
 
 
 @dataclass
@@ -170,7 +186,8 @@ class OidcProvider(AuthorizationServer):  # type: ignore[misc]
     """The provider: its people, its registered clients, and what it has issued."""
 
     def __init__(self, issuer: str) -> None:
-        super().__init__(scopes_supported=["openid", "profile", "email", "schac_home_organization"])
+        super().__init__(scopes_supported=["openid", "profile", "email", "schac_home_organization",
+                                           "eduperson_entitlement", "eduperson_assurance"])  # fmt: skip
         self.issuer = issuer
         self.key = self.new_key("k1")
         self.people: dict[str, Person] = {}
@@ -178,6 +195,8 @@ class OidcProvider(AuthorizationServer):  # type: ignore[misc]
         self.codes: dict[str, Code] = {}
         self.access_tokens: dict[str, tuple[Person, str]] = {}
         self.issued_id_tokens: list[str] = []
+        # The `prompt` of each authorization request, in order ('' when none was asked).
+        self.prompts: list[str] = []
         self.misbehaviour = Misbehaviour()
         self._lock = threading.Lock()
         provider = self
@@ -220,6 +239,7 @@ class OidcProvider(AuthorizationServer):  # type: ignore[misc]
                     code_challenge=data.get("code_challenge"),
                     code_challenge_method=data.get("code_challenge_method"),
                     auth_time=int(time.time()),
+                    acr=getattr(request, "acr", None),
                 )
 
             def query_authorization_code(self, code: str, client: Client) -> Code | None:
@@ -266,8 +286,11 @@ class OidcProvider(AuthorizationServer):  # type: ignore[misc]
             client = self.clients.setdefault(client_id, Client(client_id, secret))
             client.redirect_uris.append(redirect_uri)
 
-    def add_person(self, username: str, password: str, **claims: Any) -> Person:
-        person = Person(username, password, {"sub": secrets.token_hex(8), **claims})
+    def add_person(
+        self, username: str, password: str, one_time_code: str | None = None, **claims: Any
+    ) -> Person:
+        person = Person(username, password, {"sub": secrets.token_hex(8), **claims},
+                        one_time_code)  # fmt: skip
         self.people[username] = person
         return person
 
@@ -294,6 +317,7 @@ def _login_form(params: list[tuple[str, str]], error: str | None = None) -> str:
         f'{alert}<form method="post" action="/authorize">{hidden}'
         '<label>Username <input name="username"></label>'
         '<label>Password <input name="password" type="password"></label>'
+        '<label>One-time code (if you have a second factor) <input name="otp"></label>'
         "<button>Log in</button></form>"
     )
 
@@ -316,7 +340,9 @@ def provider_app(provider: OidcProvider) -> Starlette:
             "token_endpoint_auth_methods_supported": ["client_secret_basic"],
             "code_challenge_methods_supported": ["S256"],
             "claims_supported": ["sub", "name", "email", "preferred_username",
-                                 "schac_home_organization"],
+                                 "schac_home_organization", "acr", "eduperson_assurance",
+                                 "eduperson_entitlement"],
+            "acr_values_supported": [REFEDS_MFA, REFEDS_SFA],
         })  # fmt: skip
 
     async def jwks(request: Request) -> Response:
@@ -324,7 +350,7 @@ def provider_app(provider: OidcProvider) -> Starlette:
 
     async def authorize(request: Request) -> Response:
         form = list(parse_qsl((await request.body()).decode())) if request.method == "POST" else []
-        params = [(k, v) for k, v in form if k not in ("username", "password")]
+        params = [(k, v) for k, v in form if k not in ("username", "password", "otp")]
         oauth_request = _Request(request, params)
         try:
             grant = provider.get_consent_grant(oauth_request)
@@ -332,12 +358,18 @@ def provider_app(provider: OidcProvider) -> Starlette:
             return HTMLResponse(f"<p>{html.escape(bad.get_error_description() or bad.error)}</p>"
                                 f"<p>{html.escape(bad.error)}</p>", status_code=400)  # fmt: skip
         if request.method == "GET":
+            provider.prompts.append(request.query_params.get("prompt", ""))
             return HTMLResponse(_login_form(list(request.query_params.multi_items())))
         given = dict(form)
         person = provider.people.get(given.get("username", ""))
         if person is None or not secrets.compare_digest(person.password, given.get("password", "")):
             return HTMLResponse(_login_form(params, "Wrong username or password."), 401)
+        otp = given.get("otp", "")
+        if otp and (person.one_time_code is None or
+                    not secrets.compare_digest(otp, person.one_time_code)):  # fmt: skip
+            return HTMLResponse(_login_form(params, "Wrong one-time code."), 401)
         oauth_request.user = person
+        oauth_request.acr = REFEDS_MFA if otp else REFEDS_SFA
         response: Response = provider.create_authorization_response(
             oauth_request, grant_user=person, grant=grant
         )

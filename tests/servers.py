@@ -76,7 +76,16 @@ class LiveServer:
 
 @contextmanager
 def live_server(settings: Settings) -> Iterator[LiveServer]:
-    """The full app (API and portal) served by uvicorn in a thread, on a free port."""
+    """The full app (API and portal) served by uvicorn in a thread, on a free port.
+
+    Rate limits a test does not set are off: every test's users share one address
+    (loopback), and a worker's tests share one server, so the limits would count the whole
+    suite as one caller (tests/test_rate_limits.py sets its own, and checks that the
+    defaults let a busy user through)."""
+    for name in Settings.model_fields:
+        rate = name.startswith("rate_limit_") and name.endswith(("_per_s", "_per_min"))
+        if rate and name not in settings.model_fields_set:
+            setattr(settings, name, 0.0)
     settings.port = free_port()
     app = build_app(settings)
     config = uvicorn.Config(app, host="127.0.0.1", port=settings.port, log_level="warning")
@@ -102,7 +111,8 @@ def spawn_serve(env: dict[str, str], port: int, *args: str) -> subprocess.Popen[
         [sys.executable, "-m", "fabriek.main", "serve", "--port", str(port), *args],
         env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
-    deadline = time.monotonic() + 60
+    # Generous: on a loaded machine (CI's two cores, shared) a start can take most of a minute.
+    deadline = time.monotonic() + 180
     while True:
         try:
             if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:

@@ -138,6 +138,13 @@ MALFORMED = [
     (_set("question", "profiling", "colour", "red"), "question 'profiling'.colour: unknown key"),
     (_set("obligation", "dep-logs", "roles", ["importer"]), "unknown role importer"),
     (_repeat_question, "question ids repeat: ai_system"),
+    # Strict types: a value is never coerced into the type the key wants.
+    (_set("question", "ai_system", "confirmed", "no"),
+     "question 'ai_system'.confirmed: Input should be a valid boolean"),
+    (_set("question", "scope_exclusions", "min_choices", "1"),
+     "question 'scope_exclusions'.min_choices: Input should be a valid integer"),
+    (_set("obligation", "dep-logs", "roles", "deployer"), "obligation 'dep-logs'.roles: Input"),
+    (_set("rule", "minimal-risk", "final", 1), "rule 'minimal-risk'.final: Input should be"),
 ]  # fmt: skip
 
 
@@ -168,6 +175,25 @@ def test_an_operators_rules_file_is_read_and_a_broken_one_refused(tmp_path: Path
     (tmp_path / "bad.toml").write_text("version = ")
     with pytest.raises(InvalidInput, match="not valid TOML"):
         load_rule_book(tmp_path / "bad.toml")
+
+
+@pytest.mark.parametrize(
+    ("good", "bad", "words"),
+    [
+        ('type = "yes-no"', 'type = "yes-no"\nconfrimed = false', "'ai_system'.confrimed: unknown key"),
+        ('type = "yes-no"', 'type = "yes-no"\nconfirmed = "false"',
+         "'ai_system'.confirmed: Input should be a valid boolean"),
+    ],
+)  # fmt: skip
+def test_a_misspelt_key_or_a_wrong_type_is_refused_naming_the_file_and_the_key(
+    tmp_path: Path, good: str, bad: str, words: str
+) -> None:
+    shipped = resources.files("fabriek.config").joinpath("ai_act_rules.toml").read_text()
+    wrong = tmp_path / "rules.toml"
+    wrong.write_text(shipped.replace(good, bad, 1))
+    with pytest.raises(InvalidInput) as refused:
+        load_rule_book(wrong)
+    assert str(refused.value).startswith(f"{wrong}: question {words}")
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)

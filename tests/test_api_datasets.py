@@ -185,8 +185,12 @@ def test_unsafe_names_are_refused_with_the_reason(client: Client, name: str, wor
     refused = client("pieter").post("/api/v1/datasets", json={"project": "dutch-llm", "name": name})
     body = problem_of(refused, 422)
     assert words in str(body["detail"])
-    listed = client("pieter").get("/api/v1/datasets", params={"name": name}).json()
-    assert listed["total"] == 0
+    listed = client("pieter").get("/api/v1/datasets", params={"name": name})
+    if any(ord(c) < 0x20 for c in name):
+        # The edge refuses a control character in a query before any lookup.
+        problem_of(listed, 422)
+    else:
+        assert listed.json()["total"] == 0
 
 
 def test_a_path_in_the_url_reaches_no_dataset(client: Client) -> None:

@@ -195,6 +195,9 @@ def test_a_start_up_walks_from_proposal_to_award(client: Client, unique: str) ->
     # The allocation is a real budget of the project.
     found = ok(sanne.get(f"/api/v1/allocations/{allocation['id']}"))
     assert found["awarded_gpu_hours"] == found["remaining_gpu_hours"] == 2000
+    # Its source: the national call it was awarded in (issue 22, point 4).
+    assert found["source"]["kind"] == "national-call" and found["source"]["call"] == unique
+    assert found["source"]["name"].startswith(f"{unique}: ") and found["turnaround"] is None
     # The start-up runs a job on it, which consumes exactly its GPU-hours.
     job = submit(sanne, project=project, command=py("import time; time.sleep(1)"), gpus=2,
                  gpu_type="h100", time_limit="10m")  # fmt: skip

@@ -29,7 +29,10 @@ ALLOWED: dict[str, frozenset[str]] = {
     "scheduler": frozenset({"domain"}),
     "engines": frozenset({"domain"}),
     "store": frozenset({"domain"}),
-    "services": frozenset({"domain", "scheduler", "engines", "store", "settings"}),
+    # ... and the model server's command-line builder (pure), for an endpoint's replicas.
+    "services": frozenset(
+        {"domain", "scheduler", "engines", "store", "settings", "model_server.commands"}
+    ),
     "api": frozenset({"services", "domain", "settings"}),
     # The portal is served by the API's application: it shares its request context (the
     # session and the signed-in caller, `api.context`) and its error-to-status table
@@ -51,6 +54,9 @@ ALLOWED: dict[str, frozenset[str]] = {
     # The `fabriek` command: the client's commands, one-line errors. The server's commands
     # are named by module path and imported only when run (see `cli.catalogue`).
     "main": frozenset({"cli", "sdk", "domain"}),
+    # The model server an endpoint's replica runs (`python -m fabriek.model_server`): a
+    # program of its own on the job's host, standing on nothing else of Fabriek.
+    "model_server": frozenset(),
 }
 # Importable from every layer: the package itself (its version) and `config` (data files).
 ANYWHERE = frozenset({"fabriek", "config"})

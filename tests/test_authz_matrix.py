@@ -118,6 +118,9 @@ RULES: dict[str, dict[Who, Answer]] = {
     "dataset-terms": answers(404, member=A, pi=A, admin=A),
     "dataset-data": answers(404, member=A, pi=A, admin=403),
     "dataset-manager": answers(404, member=403, pi=A, admin=A),
+    # A project's model endpoints: its PI and admins manage them; its other members and its
+    # hub's staff see them (project-viewer) and are told 403.
+    "endpoint-manager": answers(404, member=403, pi=A, hub_staff=403, admin=A),
     "organisation-key": answers(403, pi=A, admin=A),
     # The portal's decision queue: whoever runs some call (the access team, admins, hub
     # staff for their regional track).
@@ -132,6 +135,9 @@ RULES: dict[str, dict[Who, Answer]] = {
     "ticket-handlers": answers(404, member=403, pi=403, hub_staff=A, access_team=A, admin=A),
     # The subject hub's monthly support report: its staff and the central desk.
     "desk-report": answers(403, hub_staff=A, access_team=A, admin=A),
+    # A partner factory's routes: its account only (tests/test_partner_factories.py asks
+    # them with one); this world trusts no partner, so every person is told 404.
+    "partner-factory": answers(404),
 }
 
 Payload = dict[str, Any]  # keyword arguments of httpx.Client.request: json, content, data, ...
@@ -222,6 +228,26 @@ def settings_as_they_are(w: World, who: Who) -> dict[str, Any]:
 
 def dataset(w: World, who: Who) -> dict[str, Any]:
     return {"project": w.project, "name": w.fresh("data")}
+
+
+def endpoint(w: World, who: Who) -> dict[str, Any]:
+    return {"name": w.fresh("ep").lower(), "model": w.dataset, "gpus": 0, "min_replicas": 0}
+
+
+def new_endpoint(w: World) -> dict[str, Any]:
+    """An endpoint of the subject project (no replicas: min 0), made by its PI."""
+    made = w.as_(Who.PI).post(f"{API}/projects/{w.project}/endpoints", json=endpoint(w, Who.PI))
+    assert made.status_code == 201, made.text
+    return {"project": w.project, "name": made.json()["name"]}
+
+
+def new_endpoint_key(w: World) -> dict[str, Any]:
+    """An endpoint key of the subject project, made by its PI."""
+    made = w.as_(Who.PI).post(
+        f"{API}/projects/{w.project}/endpoint-keys", json={"name": w.fresh("key")}
+    )
+    assert made.status_code == 201, made.text
+    return {"project": w.project, "key": str(made.json()["id"])}
 
 
 def ai_system(w: World, who: Who) -> dict[str, Any]:
@@ -346,6 +372,7 @@ AGENT_SITE = lambda w: {"site": w.agent_site}  # noqa: E731
 # ... and the member, as its login nodes name them.
 AGENT_SITE_PERSON = lambda w: {"site": w.agent_site, "username": w.member_posix_name}  # noqa: E731
 OWN_SSH_KEY = lambda w: {"key_id": w.member_ssh_key()}  # noqa: E731
+OWN_IDENTITY = lambda w: {"identity_id": w.member_identity}  # noqa: E731
 EXPERT = lambda w: {"expert_id": w.expert}  # noqa: E731
 REQUEST = lambda w: {"request_id": w.expertise_request}  # noqa: E731
 TICKET = lambda w: {"ticket_id": w.ticket}  # noqa: E731
@@ -389,11 +416,18 @@ MATRIX: dict[str, Row] = {
     "GET /static/{path}": Row("public", path=lambda w: {"path": "style.css"}),
     # -- the caller
     "GET /api/v1/whoami": Row("signed-in"),
+    # Which server of the control plane leads the dispatcher's and housekeeping's roles.
+    "GET /api/v1/control-plane": Row("admin-only"),
+    # The image registry's token service: anyone signed in gets a token, granting only what
+    # their projects allow (tests/test_registry.py asks the registry itself).
+    "GET /api/v1/registry/token": Row("signed-in"),
     "GET /api/v1/tokens": Row(
         "signed-in", listed=Listing("self", lambda w: w.listed_token, NOTHING, "key")
     ),
     "POST /api/v1/tokens": Row("signed-in", send=js(lambda w, who: {"name": w.fresh("t")})),
     "DELETE /api/v1/tokens/{key}": Row("self", path=OWN_TOKEN),
+    "GET /api/v1/identities": Row("signed-in"),
+    "DELETE /api/v1/identities/{identity_id}": Row("self", path=OWN_IDENTITY),
     "GET /api/v1/notifications": Row(
         "signed-in", listed=Listing("self", lambda w: w.member_notification, NOTHING)
     ),
@@ -476,6 +510,7 @@ MATRIX: dict[str, Row] = {
     "POST /api/v1/projects": Row("own-hub", send=js(project)),
     "GET /api/v1/projects/{ref}": Row("project-viewer", path=PROJECT),
     "GET /api/v1/projects/{ref}/members": Row("project-viewer", path=PROJECT),
+    "GET /api/v1/projects/{ref}/images": Row("project-viewer", path=PROJECT),
     "POST /api/v1/projects/{ref}/members": Row(
         "pi-hub-or-admin", path=PROJECT, send=js(membership)
     ),
@@ -485,6 +520,9 @@ MATRIX: dict[str, Row] = {
     # -- jobs
     "GET /api/v1/jobs": Row("signed-in", listed=Listing("project-viewer", lambda w: w.job)),
     "POST /api/v1/jobs": Row("project-members", send=js(job)),
+    "GET /api/v1/partner": Row("partner-factory"),
+    "GET /api/v1/partner/jobs": Row("partner-factory"),
+    "POST /api/v1/partner/jobs": Row("partner-factory", send=js(job)),
     "GET /api/v1/jobs/{job_id}": Row("project-viewer", path=JOB),
     "GET /api/v1/jobs/{job_id}/events": Row("project-viewer", path=JOB),
     "GET /api/v1/jobs/{job_id}/logs": Row("project-viewer", path=JOB),
@@ -557,6 +595,40 @@ MATRIX: dict[str, Row] = {
     ),
     "POST /api/v1/datasets": Row("project-members", send=js(dataset)),
     "GET /api/v1/datasets/{project}/{name}": Row("dataset-terms", path=DATASET),
+    # -- model endpoints
+    "GET /api/v1/projects/{project}/endpoints": Row(
+        "project-viewer", path=lambda w: {"project": w.project}
+    ),
+    "POST /api/v1/projects/{project}/endpoints": Row(
+        "endpoint-manager", path=lambda w: {"project": w.project}, send=js(endpoint)
+    ),
+    "GET /api/v1/projects/{project}/endpoints/{name}": Row("project-viewer", path=new_endpoint),
+    "PATCH /api/v1/projects/{project}/endpoints/{name}": Row(
+        "endpoint-manager", path=new_endpoint, send=js(lambda w, who: {"max_replicas": 2})
+    ),
+    "DELETE /api/v1/projects/{project}/endpoints/{name}": Row(
+        "endpoint-manager", path=new_endpoint, fresh=True
+    ),
+    # -- endpoint keys and usage (the gateway under /v1 answers in OpenAI's shape: asked
+    # with a person's own token, /v1/models lists what they may call)
+    "GET /api/v1/projects/{project}/endpoint-keys": Row(
+        "project-members-or-admin", path=lambda w: {"project": w.project}
+    ),
+    "POST /api/v1/projects/{project}/endpoint-keys": Row(
+        "project-members-or-admin",
+        path=lambda w: {"project": w.project},
+        send=js(lambda w, who: {"name": w.fresh("key")}),
+    ),
+    "DELETE /api/v1/projects/{project}/endpoint-keys/{key}": Row(
+        "project-members-or-admin", path=new_endpoint_key, fresh=True
+    ),
+    "GET /api/v1/projects/{project}/endpoint-usage": Row(
+        "project-viewer", path=lambda w: {"project": w.project}
+    ),
+    "GET /api/v1/projects/{project}/endpoint-energy": Row(
+        "project-viewer", path=lambda w: {"project": w.project}
+    ),
+    "GET /v1/{path}": Row("signed-in", path=lambda w: {"path": "models"}),
     "DELETE /api/v1/datasets/{project}/{name}": Row(
         "dataset-manager", path=lambda w: w.dataset_path(w.new_dataset()), fresh=True
     ),
@@ -726,8 +798,17 @@ MATRIX: dict[str, Row] = {
     "GET /ssh-keys": Row("signed-in"),
     "POST /ssh-keys": Row("signed-in", send=form(ssh_key)),
     "POST /ssh-keys/{key_id}/revoke": Row("self", path=OWN_SSH_KEY),
+    "GET /account/identities": Row("signed-in"),
+    "POST /account/identities/link": Row("signed-in", around=lambda w: w.oidc_offered()),
+    # Cancelling an offer the caller does not have leaves nothing to cancel.
+    "POST /account/identities/confirm": Row(
+        "signed-in", send=form(lambda w, who: {"key": w.fresh("k"), "answer": "cancel"})
+    ),
+    "POST /account/identities/{identity_id}/unlink": Row("self", path=OWN_IDENTITY),
     # -- the portal's job pages
     "GET /jobs": Row("signed-in"),
+    "GET /endpoints": Row("signed-in"),
+    "GET /endpoint-usage": Row("signed-in"),
     "GET /jobs/new": Row("signed-in"),
     "POST /jobs": Row("project-members", send=form(job_form)),
     "GET /jobs/{job_id}": Row("project-viewer", path=JOB),

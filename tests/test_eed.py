@@ -7,12 +7,14 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 import os
 import re
 import subprocess
 import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -24,12 +26,12 @@ from fabriek.domain.eed import (
     FabriekKnows,
     Status,
     assemble_report,
-    check_operator_figures,
     compute_kpis,
     to_csv,
     to_json,
     validate,
 )
+from fabriek.domain.eed_indicators import parse_operator_figures
 from fabriek.domain.energy import Source
 from fabriek.domain.errors import InvalidInput
 from fabriek.services.energy.eed_report import (
@@ -56,8 +58,14 @@ GOOD: dict[str, Any] = {
 }
 
 
+def figures_of(figures: dict[str, Any]) -> dict[str, Any]:
+    """One site's figures as the figures file holds them, checked."""
+    data = {"report": [{"site": "amsterdam", "year": 2025, **figures}]}
+    return parse_operator_figures(SPEC, data)[("amsterdam", 2025)]
+
+
 def report_of(figures: dict[str, Any], **knows: Any) -> Any:
-    operator = check_operator_figures(SPEC, figures, "test")
+    operator = figures_of(figures)
     return assemble_report(SPEC, FabriekKnows("amsterdam", 2025, **knows), operator)
 
 
@@ -117,21 +125,22 @@ def test_validate_flags_negative_numbers() -> None:
 @pytest.mark.parametrize(
     ("figures", "message"),
     [
-        ({"e_dc_kwh": -5.0}, "e_dc_kwh must be a finite number >= 0"),
-        ({"e_dc_kwh": "a lot"}, "e_dc_kwh must be a number"),
-        ({"e_dc_kwh": True}, "e_dc_kwh must be a number"),
-        ({"pue": 1.2}, "unknown field 'pue'"),
-        ({"refrigerants": "R-134a"}, "refrigerants must be a list of texts"),
-        ({"lau_code": "  "}, "lau_code must be a non-empty text"),
+        ({"e_dc_kwh": -5.0}, "e_dc_kwh: input should be greater than or equal to 0"),
+        ({"e_dc_kwh": math.inf}, "e_dc_kwh: input should be a finite number"),
+        ({"e_dc_kwh": "a lot"}, "e_dc_kwh: input should be a valid number"),
+        ({"e_dc_kwh": True}, "e_dc_kwh: input should be a valid number"),
+        ({"pue": 1.2}, "pue: unknown key"),
+        ({"refrigerants": "R-134a"}, "refrigerants: input should be a valid list"),
+        ({"lau_code": "  "}, "lau_code: string should have at least 1 character"),
     ],
 )
 def test_operator_figures_are_checked(figures: dict[str, Any], message: str) -> None:
-    with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")):
-        check_operator_figures(SPEC, figures, "site x 2025")
+    with pytest.raises(ValueError, match=f"^report\\[0\\]\\.{message}"):
+        figures_of(figures)
 
 
 def test_a_temperature_may_be_below_zero() -> None:
-    assert check_operator_figures(SPEC, {"t_in_setpoint_c": -2}, "x") == {"t_in_setpoint_c": -2.0}
+    assert figures_of({"t_in_setpoint_c": -2}) == {"t_in_setpoint_c": -2.0}
 
 
 # --- Completeness and Fabriek's estimates ---------------------------------------------------
@@ -238,13 +247,38 @@ def test_installed_it_power_estimate(demo_session: Session) -> None:
     assert fig.value == pytest.approx(16 * (8 * 700 + 112 * 5.5) / 1000)
 
 
+@pytest.mark.parametrize(
+    ("good", "bad", "words"),
+    [
+        ("e_it_kwh = 6_300_000.0", "e_itt_kwh = 6_300_000.0", "e_itt_kwh: unknown key"),
+        ("e_it_kwh = 6_300_000.0", 'e_it_kwh = "6300000"', "e_it_kwh: input should be a valid number"),
+        ('lau_code = "NL:GM0363"', "lau_code = 363", "lau_code: input should be a valid string"),
+        ("year = 2025", 'year = "2025"', "year: input should be a valid integer"),
+    ],
+)  # fmt: skip
+def test_a_misspelt_key_or_a_wrong_type_in_the_figures_file_is_refused_naming_both(
+    tmp_path: Path, good: str, bad: str, words: str
+) -> None:
+    shipped = resources.files("fabriek.config").joinpath("eed_demo_figures.toml").read_text()
+    wrong = tmp_path / "figures.toml"
+    wrong.write_text(shipped.replace(good, bad, 1))
+    with pytest.raises(InvalidInput) as refused:
+        load_operator_figures(wrong)
+    assert str(refused.value).startswith(f"{wrong}: report[0].{words}")
+
+
 def test_figures_file_errors_are_one_clear_line(tmp_path: Path) -> None:
     bad = tmp_path / "f.toml"
     bad.write_text('[[report]]\nsite = "amsterdam"\nyear = 2025\ne_dc_kwh = -1\n')
-    with pytest.raises(InvalidInput, match="amsterdam 2025: e_dc_kwh must be a finite number"):
+    with pytest.raises(InvalidInput, match=r"f\.toml: report\[0\]\.e_dc_kwh: input should be"):
         load_operator_figures(bad)
     bad.write_text('[[report]]\nsite = "amsterdam"\n')
-    with pytest.raises(InvalidInput, match="integer `year`"):
+    with pytest.raises(InvalidInput, match=r"missing 'report\[0\]\.year'"):
+        load_operator_figures(bad)
+    bad.write_text(
+        '[[report]]\nsite = "amsterdam"\nyear = 2025\n[[report]]\nsite = "amsterdam"\nyear = 2025\n'
+    )
+    with pytest.raises(InvalidInput, match="report 2 repeats site 'amsterdam', year 2025"):
         load_operator_figures(bad)
     bad.write_text("not toml [")
     with pytest.raises(InvalidInput, match="not valid TOML"):

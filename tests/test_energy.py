@@ -18,8 +18,7 @@ from fabriek.domain.energy import (
     Figure,
     Source,
     Unit,
-    carbon_location_based,
-    carbon_market_based,
+    carbon_at,
     counter_delta,
     counter_total,
     cpu_energy_rapl,
@@ -29,12 +28,14 @@ from fabriek.domain.energy import (
     gpu_power_model,
     hour_shares,
     kwh,
+    market_carbon_at,
     modelled_energy,
     site_pue,
     split_by_hour,
     water_litres,
 )
 from fabriek.domain.gpus import GPU_TYPES
+from fabriek.domain.units import KgCO2e, KilowattHours
 
 T0 = datetime(2025, 3, 1, tzinfo=UTC)
 increments = st.lists(st.integers(min_value=0, max_value=10**9), min_size=1, max_size=40)
@@ -247,37 +248,35 @@ def test_water_and_units_are_checked() -> None:
 
 
 def test_location_based_carbon_by_hand() -> None:
-    h0, h1 = T0, T0 + timedelta(hours=1)
-    kg = carbon_location_based({h0: it(10), h1: it(20)}, {h0: 300.0, h1: 100.0})
-    assert kg.value == pytest.approx(10 * 0.3 + 20 * 0.1)
-    assert (kg.unit, kg.source) == (Unit.KG_CO2E, Source.GRID_INTENSITY)
-    with pytest.raises(ValueError, match="no carbon intensity"):
-        carbon_location_based({h0: it(1), h1: it(1)}, {h0: 300.0})
+    kg = carbon_at(KilowattHours(10), 300.0) + carbon_at(KilowattHours(20), 100.0)
+    assert isinstance(kg, KgCO2e) and kg.value == pytest.approx(10 * 0.3 + 20 * 0.1)
 
 
-@given(
-    times,
-    durations,
-    st.floats(0, 1e6),
-    st.lists(st.floats(0, 1000), min_size=200, max_size=200),
-)
+@given(times, durations, st.floats(0, 1e6), st.floats(0, 1000))
 def test_location_based_carbon_is_additive_over_hours(
-    start: datetime, seconds: float, energy: float, series: list[float]
+    start: datetime, seconds: float, energy: float, g_per_kwh: float
 ) -> None:
+    """An interval's energy shared out over its clock hours has, at one intensity, the carbon
+    of the whole: splitting by hour never adds or loses any."""
     split = split_by_hour(it(energy), start, start + timedelta(seconds=seconds))
-    intensity = {h: series[i % len(series)] for i, (h, _) in enumerate(split)}
-    total = carbon_location_based(dict(split), intensity).value
-    pieces = sum(carbon_location_based({h: f}, intensity).value for h, f in split)
-    assert total >= 0 and math.isclose(total, pieces, rel_tol=1e-9, abs_tol=1e-9)
+    pieces = math.fsum(carbon_at(KilowattHours(f.value), g_per_kwh).value for _, f in split)
+    whole = carbon_at(KilowattHours(energy), g_per_kwh).value if split else 0.0
+    assert pieces >= 0 and math.isclose(pieces, whole, rel_tol=1e-9, abs_tol=1e-9)
+
+
+def _market(kwh_: float, share: float, residual: float | None, location: float | None) -> float:
+    kg = market_carbon_at(KilowattHours(kwh_), share, residual, location)
+    assert kg is not None
+    return kg.value
 
 
 def test_market_based_by_hand() -> None:
     share = 0.8  # e.g. 600 kWh of guarantees of origin and 200 kWh of PPA over 1,000 kWh
-    kg = carbon_market_based(it(1000), share, 500, 300)
-    assert kg.value == pytest.approx(200 * 0.5)  # the uncovered 200 kWh at the residual mix
-    fallback = carbon_market_based(it(1000), share, None, 300)
-    assert fallback.value == pytest.approx(200 * 0.3) and "location-based" in fallback.method
-    assert carbon_market_based(it(1000), 5.0, 500, 300).value == 0.0  # no double claiming
+    assert _market(1000, share, 500, 300) == pytest.approx(200 * 0.5)  # uncovered at residual
+    # No residual mix declared: the location-based factor stands in (Scope 2's hierarchy).
+    assert _market(1000, share, None, 300) == pytest.approx(200 * 0.3)
+    assert _market(1000, 5.0, 500, 300) == 0.0  # no double claiming
+    assert market_carbon_at(KilowattHours(1000), share, None, None) is None  # unknown, not 0
 
 
 @given(st.floats(0, 1e7), st.floats(0, 1), st.floats(0, 1), st.floats(0, 2000), st.floats(0, 2000))
@@ -285,7 +284,7 @@ def test_market_based_carbon_falls_as_coverage_grows(
     energy: float, s1: float, s2: float, residual: float, location: float
 ) -> None:
     lo, hi = sorted((s1, s2))
-    a = carbon_market_based(it(energy), lo, residual, location).value
-    b = carbon_market_based(it(energy), hi, residual, location).value
+    a = _market(energy, lo, residual, location)
+    b = _market(energy, hi, residual, location)
     assert 0 <= b <= a + 1e-9
-    assert carbon_market_based(it(energy), 1.0, residual, location).value == 0.0
+    assert _market(energy, 1.0, residual, location) == 0.0

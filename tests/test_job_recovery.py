@@ -17,7 +17,6 @@ import pytest
 from sqlalchemy import select
 
 from fabriek.services.demo.seed import demo_token
-from fabriek.services.jobs.leadership import claim_dispatch
 from fabriek.settings import Settings
 from fabriek.store.db import make_engine, make_sessions
 from fabriek.store.tables import JobEventRow
@@ -161,16 +160,6 @@ def test_kill_minus_nine_while_200_jobs_stream_through(tmp_path: Path) -> None:
         assert all(terminal_events(url, i) == ["completed"] for i in ids)
 
 
-def test_only_one_dispatcher_per_state_dir(tmp_path: Path) -> None:
-    first = claim_dispatch(tmp_path)
-    assert first is not None
-    assert claim_dispatch(tmp_path) is None
-    first.close()
-    again = claim_dispatch(tmp_path)
-    assert again is not None
-    again.close()
-
-
 def test_several_api_processes_share_one_dispatcher(tmp_path: Path) -> None:
     with throwaway_database("sqlite", tmp_path) as url:
         prepare(url)
@@ -189,3 +178,39 @@ def test_several_api_processes_share_one_dispatcher(tmp_path: Path) -> None:
             proc.send_signal(signal.SIGTERM)
             proc.wait(30)
         assert all(terminal_events(url, j["id"]) == ["completed"] for j in jobs)
+
+
+def events_of(db_url: str, job_id: int) -> list[str]:
+    engine = make_engine(db_url)
+    with make_sessions(engine)() as session:
+        rows = session.scalars(
+            select(JobEventRow.to_state)
+            .where(JobEventRow.job_id == job_id)
+            .order_by(JobEventRow.id)
+        ).all()
+    engine.dispose()
+    return list(rows)
+
+
+def test_a_job_that_ran_while_no_one_watched_has_its_running_event(
+    factory: tuple[str, Path],
+) -> None:
+    """Issue 20, point 4b: a job launched just before a restart, which ran and ended while
+    the control plane was down, went from `starting` straight to `completed`."""
+    url, state = factory
+    # A dispatcher that looks again only every minute: the job stays `starting` in the
+    # store while it runs (the submission wakes it once, to launch).
+    slow = settings_for(url, state).model_copy(update={"dispatch_interval_s": 60.0})
+    with live_server(slow) as a, client_for(a.url) as c:
+        job = submit(c, command=py("print('ran unseen')"))
+        seen = wait_for(c, job["id"], {"starting", "running"})
+        assert seen["state"] == "starting", seen
+        deadline = time.monotonic() + 30
+        while not list(state.glob(f"engines/*/*/{job['id']}/status.json")):
+            assert time.monotonic() < deadline, "the job never ended"
+            time.sleep(0.1)
+    with live_server(settings_for(url, state)) as b, client_for(b.url) as c:
+        done = wait_for(c, job["id"])
+        assert done["state"] == "completed" and done["exit_code"] == 0
+        assert c.get(f"/api/v1/jobs/{job['id']}/logs").text == "ran unseen\n"
+    assert events_of(url, job["id"])[-3:] == ["starting", "running", "completed"]

@@ -95,17 +95,20 @@ class Browser:
         assert form.status_code == 200 and "Log in at your institution" in form.text, form.text
         return form
 
-    def log_in(self, form: httpx.Response, username: str, follow: bool = True) -> httpx.Response:
-        """Fill in the provider's form; with `follow`, on to Fabriek's callback."""
+    def log_in(
+        self, form: httpx.Response, username: str, follow: bool = True, otp: str = ""
+    ) -> httpx.Response:
+        """Fill in the provider's form (`otp`: a second factor's one-time code); with
+        `follow`, on to Fabriek's callback."""
         fields = {k: html.unescape(v) for k, v in HIDDEN.findall(form.text)}
         return self.http.post(
             form.url.join("/authorize"),
-            data={**fields, "username": username, "password": PASSWORD},
+            data={**fields, "username": username, "password": PASSWORD, "otp": otp},
             follow_redirects=follow,
         )
 
-    def sign_in(self, username: str, next: str = "/notifications") -> httpx.Response:
-        return self.log_in(self.start(next), username)
+    def sign_in(self, username: str, next: str = "/notifications", otp: str = "") -> httpx.Response:
+        return self.log_in(self.start(next), username, otp=otp)
 
 
 def _person(provider: OidcProvider, name: str, organisation: str | None, **claims: Any) -> str:

@@ -132,7 +132,7 @@ def memory_gb(text: str) -> int | None:
     return parse_sbatch_script(f"#SBATCH --mem={shlex.quote(text)}\n").memory_gb
 
 
-@pytest.mark.parametrize("text", ["0", "0G", "", "lots", "16 GiB", "100B", "-4G", "1.5G"])
+@pytest.mark.parametrize("text", ["", "lots", "16 GiB", "100B", "-4G", "1.5G", "0K1"])
 def test_bad_memory_is_refused(text: str) -> None:
     with pytest.raises(InvalidInput) as caught:
         memory_gb(text)
@@ -154,7 +154,10 @@ ONE_LINE = st.text(st.characters(blacklist_categories=("Cc", "Cs", "Zl", "Zp")),
 def test_memory_parser_raises_only_invalid_input(text: str) -> None:
     with contextlib.suppress(InvalidInput):
         found = memory_gb(text)
-        assert found is not None and found > 0
+        if text.strip() in ("0", "0G", "0M"):
+            assert found is None  # all of a node's memory: set aside, with a note
+        else:
+            assert found is not None and found > 0
 
 
 TRAINING = """#!/bin/bash
@@ -182,24 +185,66 @@ def test_a_real_looking_script() -> None:
     )
 
 
+@pytest.mark.parametrize("text", ["0", "0G"])
+def test_all_of_a_nodes_memory_is_set_aside(text: str) -> None:
+    """sbatch reads --mem=0 as all of each node's memory; a shared factory gives what the
+    submission asks for, and says so (the rule changed from refusing it, issue 18)."""
+    found = parse_sbatch_script(f"#SBATCH --mem=8G\n#SBATCH --mem={text}\n")
+    assert found.memory_gb is None
+    assert found.notes == (f"line 2: --mem={text} set aside: all of a node's memory is not given "
+                           "on a shared factory: the job gets the memory the submission asks "
+                           "for (--mem), else the default",)  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("line", "note"),
+    [
+        ("--output=%j.log", "line 3: --output=%j.log set aside: Fabriek keeps the job's output"),
+        ("-o out.txt", "line 3: -o out.txt set aside: Fabriek keeps the job's output"),
+        ("--error=%j.err", "line 3: --error=%j.err set aside: Fabriek keeps the job's output"),
+        ("-e err.txt", "line 3: -e err.txt set aside: Fabriek keeps the job's output"),
+        ("--partition gpu", "line 3: --partition gpu set aside: Fabriek chooses the site"),
+        ("-p gpu", "line 3: -p gpu set aside: Fabriek chooses the site and nodes"),
+        ("--qos=high", "line 3: --qos=high set aside: Fabriek chooses the site and nodes"),
+        ("--mail-type=END", "line 3: --mail-type=END set aside: Fabriek tells you itself"),
+        ("--mail-user=", "line 3: --mail-user= set aside: Fabriek tells you itself"),
+        ("--exclusive", "line 3: --exclusive set aside: Fabriek places a job by the GPUs"),
+        ("--time-min=1:00:00", "line 3: --time-min=1:00:00 set aside: Fabriek gives the job"),
+        ("-D .", "line 3: -D . set aside: the job starts in its working directory"),
+        ("--export=ALL", "line 3: --export=ALL set aside: every job gets the environment"),
+    ],
+)
+def test_what_fabriek_decides_itself_is_set_aside_with_a_note(line: str, note: str) -> None:
+    """Set aside, not refused (the rule changed in issue 18: real multi-node scripts carry
+    these lines, and their absence does not change what the program computes); the user
+    is told the line, the directive and why."""
+    found = parse_sbatch_script(f"#!/bin/bash\n\n#SBATCH {line}\n#SBATCH -t 5\necho hi\n")
+    assert len(found.notes) == 1 and found.notes[0].startswith(note), found.notes
+    assert found.time_limit_s == 300  # the lines after it are read as before
+    if "output" in note:
+        assert "`fabriek logs JOB`" in found.notes[0]
+
+
 @pytest.mark.parametrize(
     ("line", "detail"),
     [
-        ("--output=%j.log", "line 3: --output=%j.log: Fabriek keeps every job's output"),
-        ("-o out.txt", "line 3: -o out.txt: Fabriek keeps every job's output"),
-        ("--error=%j.err", "line 3: --error=%j.err: Fabriek keeps every job's output"),
-        ("-e err.txt", "line 3: -e err.txt: Fabriek keeps every job's output"),
-        ("--partition gpu", "line 3: --partition gpu: Fabriek chooses the site and nodes"),
-        ("-p gpu", "line 3: -p gpu: Fabriek chooses the site and nodes"),
-        ("--qos=high", "line 3: --qos=high: Fabriek chooses the site and nodes"),
-        ("--account proj", "line 3: --account proj: choose the project with `fabriek submit"),
-        ("-A proj", "line 3: -A proj: choose the project with `fabriek submit --project`"),
-        ("--mail-type=END", "line 3: --mail-type=END: Fabriek tells you itself"),
-        ("--exclusive", "line 3: --exclusive: Fabriek does not honour --exclusive"),
-        ("--ntasks=4", "line 3: --ntasks=4: Fabriek does not honour --ntasks, so it refuses"),
+        ("--ntasks-per-gpu=4", "line 3: --ntasks-per-gpu=4: Fabriek does not honour"),
+        (
+            "--gpus-per-task=1",
+            "line 3: --gpus-per-task=1: not supported: Fabriek gives GPUs per node",
+        ),
+        ("--array=0-9", "line 3: --array=0-9: Fabriek runs one job per submission"),
+        ("-a 1-3", "line 3: -a 1-3: Fabriek runs one job per submission"),
+        ("--dependency=afterok:12", "line 3: --dependency=afterok:12: Fabriek starts a job"),
+        ("-w node1", "line 3: -w node1: Fabriek chooses the nodes, and a script tied"),
+        ("--nodelist=gpu[1-2]", "line 3: --nodelist=gpu[1-2]: Fabriek chooses the nodes"),
+        ("--export=NONE", "line 3: --export=NONE: the job gets your environment"),
+        ("--chdir=work", "line 3: --chdir=work: write an absolute path"),
     ],
 )
-def test_directives_fabriek_does_not_honour_are_refused_not_ignored(line: str, detail: str) -> None:
+def test_directives_that_would_change_the_run_are_refused_not_ignored(
+    line: str, detail: str
+) -> None:
     """Never ignored: the user learns the line, the directive and what to do instead."""
     with pytest.raises(InvalidInput) as caught:
         parse_sbatch_script(f"#!/bin/bash\n\n#SBATCH {line}\necho hi\n")
@@ -207,8 +252,6 @@ def test_directives_fabriek_does_not_honour_are_refused_not_ignored(line: str, d
     assert caught.value.problems[0].field == "script"
     if "does not honour" in detail:
         assert "it honours --job-name (-J), --time (-t)" in caught.value.detail
-    if "output" in detail:
-        assert "`fabriek logs JOB`" in caught.value.detail
 
 
 @pytest.mark.parametrize(

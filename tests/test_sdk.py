@@ -4,6 +4,7 @@ reason why not), and drafts checked on this side in the API's own words."""
 from __future__ import annotations
 
 import re
+import ssl
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -19,6 +20,8 @@ from fabriek.domain.ai_act.models import BaseModelDraft, ModelDraft, ModelVersio
 from fabriek.domain.ai_act.sandboxes import SandboxDraft
 from fabriek.domain.ai_act.systems import AiSystemDraft
 from fabriek.domain.datasets import DatasetDraft
+from fabriek.domain.endpoint_keys import EndpointKeyDraft
+from fabriek.domain.endpoints import EndpointChange, EndpointDraft
 from fabriek.domain.errors import InvalidInput
 from fabriek.domain.identity.people import (
     OrganisationChange,
@@ -39,7 +42,7 @@ from fabriek.domain.support.knowledge import ArticleDraft, ArticlePatch
 from fabriek.domain.support.shapes import TicketChange, TicketDraft
 from fabriek.domain.terms import TermsDraft
 from fabriek.sdk.client import FabriekClient
-from fabriek.sdk.core import validated
+from fabriek.sdk.core import tls_for, validated
 from tests.conftest import Client
 
 Call = Callable[[FabriekClient, Path], object]
@@ -60,6 +63,28 @@ ABSENT: dict[tuple[str, str], str] = {
     ("GET", "/healthz"): "a probe for load balancers and orchestrators, not for programs",
     ("GET", "/readyz"): "a probe for load balancers and orchestrators, not for programs",
     ("GET", "/metrics"): "Prometheus' text format, scraped by Prometheus itself",
+    ("GET", "/api/v1/control-plane"): (
+        "an operator's view of which server leads the dispatcher and the housekeeping, "
+        "read by people and monitoring (docs/operations.md), not by programs"
+    ),
+    ("GET", "/api/v1/registry/token"): (
+        "the registry's token service, asked by podman and the registry during a login or "
+        "pull (Distribution's token auth), not by people's programs"
+    ),
+    **{
+        route: (
+            "a partner factory's engine calls these with its allocation's token and a signed "
+            "assertion (fabriek.engines.partner), not people's programs"
+        )
+        for route in (
+            ("GET", "/api/v1/partner"),
+            ("GET", "/api/v1/partner/jobs"),
+            ("POST", "/api/v1/partner/jobs"),
+        )
+    },
+    ("GET", "/api/v1/projects/{ref}/images"): (
+        "not yet in the SDK: a project's images are listed by the API and podman itself"
+    ),
     **{
         route: SITE_AGENT
         for route in (
@@ -79,6 +104,8 @@ COVERED: dict[tuple[str, str], Call] = {
     ("GET", "/api/v1/tokens"): lambda c, _: c.identity.tokens(),
     ("POST", "/api/v1/tokens"): lambda c, _: c.identity.create_token("ci"),
     ("DELETE", "/api/v1/tokens/{key}"): lambda c, _: c.identity.revoke_token("k"),
+    ("GET", "/api/v1/identities"): lambda c, _: c.identity.identities(),
+    ("DELETE", "/api/v1/identities/{identity_id}"): lambda c, _: c.identity.unlink_identity(3),
     ("GET", "/api/v1/reference/gpu-types"): lambda c, _: c.sites.gpu_types(),
     ("GET", "/api/v1/reference/provinces"): lambda c, _: c.sites.provinces(),
     ("GET", "/api/v1/reference/hubs"): lambda c, _: c.sites.hubs(),
@@ -161,6 +188,28 @@ COVERED: dict[tuple[str, str], Call] = {
     ("GET", "/api/v1/audit"): lambda c, _: c.audit.entries(),
     ("GET", "/api/v1/audit/head"): lambda c, _: c.audit.head(),
     ("GET", "/api/v1/audit/verify"): lambda c, _: c.audit.verify(),
+    ("POST", "/api/v1/projects/{project}/endpoints"): lambda c, _: c.endpoints.create(
+        "p", EndpointDraft(name="e", model="m")
+    ),
+    ("GET", "/api/v1/projects/{project}/endpoints"): lambda c, _: c.endpoints.list("p"),
+    ("GET", "/api/v1/projects/{project}/endpoints/{name}"): lambda c, _: c.endpoints.get("p", "e"),
+    ("PATCH", "/api/v1/projects/{project}/endpoints/{name}"): lambda c, _: c.endpoints.update(
+        "p", "e", EndpointChange(max_replicas=2)
+    ),
+    ("DELETE", "/api/v1/projects/{project}/endpoints/{name}"): lambda c, _: c.endpoints.delete(
+        "p", "e"
+    ),
+    ("POST", "/api/v1/projects/{project}/endpoint-keys"): lambda c, _: c.endpoint_keys.create(
+        "p", EndpointKeyDraft(name="k")
+    ),
+    ("GET", "/api/v1/projects/{project}/endpoint-keys"): lambda c, _: c.endpoint_keys.list_keys(
+        "p"
+    ),
+    ("DELETE", "/api/v1/projects/{project}/endpoint-keys/{key}"): lambda c, _: (
+        c.endpoint_keys.revoke("p", "k")
+    ),
+    ("GET", "/api/v1/projects/{project}/endpoint-usage"): lambda c, _: c.endpoint_keys.usage("p"),
+    ("GET", "/api/v1/projects/{project}/endpoint-energy"): lambda c, _: c.endpoint_keys.energy("p"),
     ("GET", "/api/v1/datasets"): lambda c, _: c.datasets.list(),
     ("POST", "/api/v1/datasets"): lambda c, _: c.datasets.register(blank(DatasetDraft)),
     ("GET", "/api/v1/datasets/{project}/{name}"): lambda c, _: c.datasets.get("p", "d"),
@@ -349,7 +398,7 @@ def test_the_sub_clients_are_made_once_and_typed() -> None:
         assert type(sdk.jobs).__name__ == "JobsClient"
         assert set(FabriekClient.capabilities()) == {
             "identity", "sites", "jobs", "access", "datasets", "ai_act", "support", "usage",
-            "audit", "notifications", "terms", "ssh", "accounts",
+            "audit", "notifications", "terms", "ssh", "accounts", "endpoints", "endpoint_keys",
         }  # fmt: skip
 
 
@@ -374,3 +423,15 @@ def test_a_draft_is_sent_with_only_the_fields_given(tmp_path: Path) -> None:
     with sdk, pytest.raises(Sent):
         sdk.datasets.register(DatasetDraft(project="dutch-llm", name="scans"))
     assert bodies == [b'{"project":"dutch-llm","name":"scans"}']
+
+
+def test_a_plain_http_server_loads_no_certificate_store_and_tls_is_still_verified() -> None:
+    """For http the client skips loading the CA bundle (25 ms of every CLI command) with a
+    TLS context that trusts nothing: a connection that turned to TLS would fail, not pass
+    unchecked. For https it verifies with httpx's default store, as before."""
+    plain = tls_for("http://127.0.0.1:8000")
+    assert isinstance(plain, ssl.SSLContext)
+    assert plain.verify_mode is ssl.CERT_REQUIRED and plain.check_hostname
+    assert plain.get_ca_certs() == []
+    assert tls_for("HTTP://factory.example") is not True
+    assert tls_for("https://factory.example") is True

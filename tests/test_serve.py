@@ -21,7 +21,7 @@ def run(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
         env=env,
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=180,
     )
 
 
@@ -35,7 +35,7 @@ def test_the_main_job_from_an_empty_directory(tmp_path: Path) -> None:
     def here(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             [sys.executable, "-m", "fabriek.main", *args],
-            env=env, cwd=cwd, capture_output=True, text=True, timeout=60,
+            env=env, cwd=cwd, capture_output=True, text=True, timeout=180,
         )  # fmt: skip
 
     assert here("db", "upgrade").returncode == 0

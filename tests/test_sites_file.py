@@ -42,7 +42,7 @@ def test_every_engine_with_what_it_needs(tmp_path: Path) -> None:
             '[sites.a]\nvirtual_gpus = "8"\n',
             "sites.a.virtual_gpus: input should be a valid integer",
         ),
-        ('[sites.a]\nengine = "k8s"\n', "'local', 'slurm' or 'slurmrestd'"),
+        ('[sites.a]\nengine = "k8s"\n', "'local', 'slurm', 'slurmrestd' or 'partner'"),
         ("[sites.a\n", "is not valid TOML"),
     ],
 )

@@ -4,6 +4,7 @@ exactly-once rules (tests/slurm/capture_accounting.py made the files)."""
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -16,7 +17,8 @@ from fabriek.domain.jobs import JobSpec
 from fabriek.domain.slurm_accounting import (
     AccountingFormatError,
     AccountingRecord,
-    apply_merge,
+    Merge,
+    RecordKey,
     fabriek_job_id,
     merge,
     parse_sacct,
@@ -27,6 +29,16 @@ from fabriek.engines.slurm_parse import job_tag
 from fabriek.engines.slurm_sbatch import job_name
 
 DATA = Path(__file__).parent / "slurm" / "data"
+
+
+def apply_merge(
+    ledger: Mapping[RecordKey, AccountingRecord], merged: Merge
+) -> dict[RecordKey, AccountingRecord]:
+    """The ledger after a merge, as the harvest keeps it."""
+    out = dict(ledger)
+    for record in (*merged.added, *merged.changed):
+        out[record.key] = record
+    return out
 
 
 def _sacct() -> list[AccountingRecord]:

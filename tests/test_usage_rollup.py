@@ -4,6 +4,7 @@ follow from energy and the site's factors; hours without grid intensity are not 
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -12,15 +13,19 @@ from hypothesis import strategies as st
 
 from fabriek.domain.energy import (
     Figure,
+    Footprint,
+    SiteFactors,
     Source,
     Unit,
-    carbon_location_based,
-    carbon_market_based,
+    carbon_at,
     facility_energy,
+    footprint,
     kwh,
+    market_carbon_at,
     water_litres,
 )
-from fabriek.domain.usage import EnergyHour, GroupBy, Step, roll_up
+from fabriek.domain.units import KilowattHours
+from fabriek.domain.usage import EnergyHour, GroupBy, Step, hour_footprint, roll_up
 
 START = datetime(2025, 3, 1, tzinfo=UTC)
 
@@ -143,35 +148,47 @@ def _by_the_typed_formulas(r: EnergyHour) -> dict[str, float]:
         "kg_co2e_market": 0.0,
         "kwh_without_intensity": 0.0,
     }
+    energy = KilowattHours(facility.value)
     if r.g_per_kwh is None:
         out["kwh_without_intensity"] = facility.value
     else:
-        out["kg_co2e"] = carbon_location_based({r.hour: facility}, {r.hour: r.g_per_kwh}).value
-    if r.residual_mix_g_per_kwh is not None or r.g_per_kwh is not None:
-        out["kg_co2e_market"] = carbon_market_based(
-            facility, r.renewable_share, r.residual_mix_g_per_kwh, r.g_per_kwh or 0.0
-        ).value
+        out["kg_co2e"] = carbon_at(energy, r.g_per_kwh).value
+    market = market_carbon_at(energy, r.renewable_share, r.residual_mix_g_per_kwh, r.g_per_kwh)
+    if market is not None:
+        out["kg_co2e_market"] = market.value
     return out
 
 
-@settings(max_examples=200, deadline=None)
-@given(
-    st.lists(
-        st.builds(
-            hour_record,
-            it_kwh=st.floats(0, 100),
-            pue=st.floats(1, 2),
-            wue=st.floats(0, 3),
-            heat=st.floats(0, 1),
-            g=st.one_of(st.none(), st.floats(0, 800)),
-            renewable=st.floats(0, 1),
-            residual=st.one_of(st.none(), st.floats(0, 900)),
-            at=st.integers(0, 24 * 400).map(lambda h: START + timedelta(hours=h)),
-        ),
-        min_size=1,
-        max_size=30,
-    )
+# A site with any factors.
+_SITES = st.builds(
+    SiteFactors,
+    pue=st.floats(1, 2),
+    wue_l_per_kwh=st.floats(0, 3),
+    heat_reuse_share=st.floats(0, 1),
+    renewable_share=st.floats(0, 1),
+    residual_mix_g_per_kwh=st.one_of(st.none(), st.floats(0, 900)),
 )
+
+
+def _at_site(site: SiteFactors, it_kwh: float, g: float | None, at: datetime) -> EnergyHour:
+    return hour_record(
+        it_kwh=it_kwh, pue=site.pue, wue=site.wue_l_per_kwh, heat=site.heat_reuse_share, g=g,
+        at=at, renewable=site.renewable_share, residual=site.residual_mix_g_per_kwh,
+    )  # fmt: skip
+
+
+# One hour of one job at such a site, at any hour of a year and a bit.
+_RECORDS = st.builds(
+    _at_site,
+    _SITES,
+    it_kwh=st.floats(0, 100),
+    g=st.one_of(st.none(), st.floats(0, 800)),
+    at=st.integers(0, 24 * 400).map(lambda h: START + timedelta(hours=h)),
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(_RECORDS, min_size=1, max_size=30))
 def test_the_rollup_is_the_typed_formulas_summed(recs: list[EnergyHour]) -> None:
     """The rollup users see (API, portal, public dashboard) and the typed formulas of
     `domain.energy` are one model: the rollup's totals are the formulas' figures summed."""
@@ -180,3 +197,82 @@ def test_the_rollup_is_the_typed_formulas_summed(recs: list[EnergyHour]) -> None
     for name in per_record[0]:
         expected = math.fsum(figures[name] for figures in per_record)
         assert getattr(total, name) == pytest.approx(expected, rel=1e-9, abs=1e-6), name
+
+
+def _fields(fp: Footprint) -> list[float | None]:
+    return [
+        fp.it.value, fp.facility.value, fp.water.value, fp.heat_reused.value,
+        None if fp.carbon is None else fp.carbon.value,
+        None if fp.carbon_market is None else fp.carbon_market.value,
+    ]  # fmt: skip
+
+
+@settings(max_examples=200, deadline=None)
+@given(_SITES, st.floats(0, 100), st.floats(0, 10), st.one_of(st.none(), st.floats(0, 800)))
+def test_the_footprint_is_linear_in_energy_and_affine_in_intensity(
+    site: SiteFactors, it: float, k: float, g: float | None
+) -> None:
+    """The rollup sums energy per site before it applies the formulas (`usage._PerKwh`): that
+    is only right while every formula is linear in the energy and affine in the intensity."""
+    one = _fields(footprint(KilowattHours(it), site, g))
+    scaled = _fields(footprint(KilowattHours(it * k), site, g))
+    _assert_close(scaled, [None if v is None else v * k for v in one])
+    if g is not None:
+        zero = _fields(footprint(KilowattHours(it), site, 0.0))
+        unit = _fields(footprint(KilowattHours(it), site, 1.0))
+        _assert_close(one, [_affine(a, b, g) for a, b in zip(zero, unit, strict=True)])
+
+
+def _affine(at_zero: float | None, at_one: float | None, g: float) -> float | None:
+    return None if at_zero is None or at_one is None else at_zero + g * (at_one - at_zero)
+
+
+def _assert_close(got: list[float | None], want: list[float | None]) -> None:
+    assert [v is None for v in got] == [v is None for v in want]
+    for a, b in zip(got, want, strict=True):
+        if a is not None:
+            assert a == pytest.approx(b, rel=1e-9, abs=1e-9)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(_RECORDS, min_size=1, max_size=10))
+def test_each_hour_of_the_rollup_is_that_hours_typed_footprint(recs: list[EnergyHour]) -> None:
+    """One record per hour: each hourly line is the record's own footprint (`hour_footprint`)."""
+    recs = [replace(r, hour=START + timedelta(hours=i)) for i, r in enumerate(recs)]
+    lines = roll_up(recs, GroupBy.FACTORY, Step.HOUR)
+    for r, line in zip(recs, lines, strict=True):
+        fp = hour_footprint(r)
+        assert line.kwh_facility == pytest.approx(fp.facility.value, abs=1e-6)
+        assert line.litres_water == pytest.approx(fp.water.value, abs=1e-6)
+        assert line.kwh_heat_reused == pytest.approx(fp.heat_reused.value, abs=1e-6)
+        carbon = 0.0 if fp.carbon is None else fp.carbon.value
+        market = 0.0 if fp.carbon_market is None else fp.carbon_market.value
+        assert line.kg_co2e == pytest.approx(carbon, abs=1e-6)
+        assert line.kg_co2e_market == pytest.approx(market, abs=1e-6)
+        unknown = fp.facility.value if fp.carbon is None else 0.0
+        assert line.kwh_without_intensity == pytest.approx(unknown, abs=1e-6)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(_RECORDS, min_size=1, max_size=20),
+    st.lists(st.tuples(_RECORDS, st.floats(0, 5000)), min_size=1, max_size=10),
+)
+def test_a_partner_s_reported_carbon_stands_for_its_records(
+    own: list[EnergyHour], abroad: list[tuple[EnergyHour, float]]
+) -> None:
+    """Records of jobs run at a partner factory count the carbon the partner reported (at
+    its own grid's intensity), whatever intensity this factory has for them; their energy,
+    water and heat follow the site's factors as any record's."""
+    reported = [replace(r, reported_g_co2e=g) for r, g in abroad]
+    [both] = roll_up([*own, *reported], GroupBy.FACTORY, Step.TOTAL)
+    [alone] = roll_up(own, GroupBy.FACTORY, Step.TOTAL)
+    [as_own] = roll_up([r for r, _ in abroad], GroupBy.FACTORY, Step.TOTAL)
+    grams = math.fsum(g for _, g in abroad)
+    close = {"rel": 1e-9, "abs": 1e-5}
+    assert both.kg_co2e == pytest.approx(alone.kg_co2e + grams / 1000, **close)
+    assert both.kg_co2e_market == pytest.approx(alone.kg_co2e_market + grams / 1000, **close)
+    assert both.kwh_without_intensity == pytest.approx(alone.kwh_without_intensity, **close)
+    for name in ("kwh_it", "kwh_facility", "litres_water", "kwh_heat_reused", "gpu_hours"):
+        expected = getattr(alone, name) + getattr(as_own, name)
+        assert getattr(both, name) == pytest.approx(expected, **close), name

@@ -99,5 +99,7 @@ class App(http.server.BaseHTTPRequestHandler):
 
 if __name__ == "__main__":
     port = int(os.environ["FABRIEK_WEB_PORT"])
-    print(f"listening on 127.0.0.1:{port}", flush=True)
-    http.server.ThreadingHTTPServer(("127.0.0.1", port), App).serve_forever()
+    # The loopback, or where a Slurm site's jobs listen (the control plane is elsewhere).
+    host = os.environ.get("FABRIEK_WEB_HOST", "127.0.0.1")
+    print(f"listening on {host}:{port}", flush=True)
+    http.server.ThreadingHTTPServer((host, port), App).serve_forever()

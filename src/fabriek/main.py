@@ -20,9 +20,14 @@ for _name, _module, _summary, _register in (
     ("db", "fabriek.server.commands", "The store's schema.", "register"),
     ("demo", "fabriek.server.commands", "The demo factory.", "register"),
     ("report", "fabriek.server.commands", "Reports from the store.", "register"),
+    ("backup", "fabriek.server.backup", "Back up the database and the dataset store.",
+     "register"),
+    ("restore", "fabriek.server.backup", "Restore a backup into a fresh database.", "register"),
     ("grid", "fabriek.server.grid", "Grid data: hourly carbon intensity per zone.", "register"),
     ("heat", "fabriek.server.heat", "Heat demand: hourly district-heat demand per zone.",
      "register"),
+    ("federation", "fabriek.server.federation",
+     "The EuroHPC federation platform: its orders in, usage back.", "register"),
 ):  # fmt: skip
     catalogue.add(_name, _module, _summary, register=_register)
 # The site's own commands (login nodes' SSH look-ups, the agent), imported only when run.

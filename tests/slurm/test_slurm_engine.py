@@ -10,9 +10,11 @@ from __future__ import annotations
 import subprocess
 import time
 from collections.abc import Collection, Iterator
+from pathlib import Path
 
 import pytest
 
+from fabriek.domain.containers import ContainerRuntime, ContainerSupport
 from fabriek.domain.jobs import TERMINAL_STATES, JobSpec, JobState
 from fabriek.engines.base import (
     Engine,
@@ -136,9 +138,11 @@ def test_a_job_on_two_nodes_gets_gpus_on_both(engine_a: SlurmEngine) -> None:
     assert sorted(done.gpu_seconds) == sorted(running.gpu_seconds)
 
 
-def test_a_container_job_runs_under_apptainer(engine_b: SlurmEngine) -> None:
+def test_a_container_job_runs_under_apptainer(site_b: SlurmCluster, logs: Path) -> None:
     # No Apptainer on this machine: a stand-in on the job's PATH shows what it was asked.
-    fake = engine_b.log_dir / "bin" / "apptainer"
+    apptainer = ContainerSupport(ContainerRuntime.APPTAINER)
+    engine = SlurmEngine("siteb", site_b.env, logs, command_timeout_s=20, containers=apptainer)
+    fake = engine.log_dir / "bin" / "apptainer"
     fake.parent.mkdir(exist_ok=True)
     fake.write_text('#!/bin/bash\necho "apptainer $*"\n')
     fake.chmod(0o755)
@@ -146,10 +150,11 @@ def test_a_container_job_runs_under_apptainer(engine_b: SlurmEngine) -> None:
     job = command_job(
         8, "python", "-V", container_image="/img/x.sif", gpus=1, environment={"PATH": path}
     )
-    handle = engine_b.submit(job)
-    assert wait_for(engine_b, 8, handle).state == JobState.COMPLETED
-    assert (
-        engine_b.read_log(handle, LogStream.STDOUT) == b"apptainer exec --nv /img/x.sif python -V\n"
+    handle = engine.submit(job)
+    assert wait_for(engine, 8, handle).state == JobState.COMPLETED
+    work = engine.log_dir  # where sbatch started it: mounted, and worked in
+    assert engine.read_log(handle, LogStream.STDOUT).decode() == (
+        f"apptainer exec --no-home --nv --bind {work}:{work} --pwd {work} /img/x.sif python -V\n"
     )
 
 

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from fabriek.domain.containers import ContainerRuntime, ContainerSupport
 from fabriek.domain.jobs import JobSpec
 from fabriek.engines.base import EngineJob, LogStream, Placement
 from fabriek.engines.slurm_sbatch import (
@@ -30,12 +31,16 @@ def job(job_id: int = 42, placement: Placement | None = None, **spec: Any) -> En
     return EngineJob(job_id, JobSpec(**{**fields, **spec}), placement or Placement())
 
 
+APPTAINER = ContainerSupport(ContainerRuntime.APPTAINER)  # the site declares Apptainer
+
+
 def run_script(script: str, tmp_path: Path) -> str:
     """Run a batch script with bash, with a fake apptainer first on PATH."""
     fake = tmp_path / "bin" / "apptainer"
     fake.parent.mkdir(exist_ok=True)
     fake.write_text(
-        '#!/bin/bash\n[ "$1" = exec ] && shift\n[ "$1" = --nv ] && { echo nv; shift; }\n'
+        '#!/bin/bash\n[ "$1" = exec ] && shift\nwhile [ "${1#-}" != "$1" ]; do case "$1" in\n'
+        "--nv) echo nv; shift;; --no-home) shift;; *) shift 2;; esac; done\n"
         'echo "image=$1"; shift\nexec "$@"\n'
     )
     fake.chmod(0o755)
@@ -95,17 +100,42 @@ def test_a_command_runs_with_its_environment_quoted(tmp_path: Path) -> None:
 
 
 def test_a_command_in_a_container(tmp_path: Path) -> None:
-    script = build_script(job(command=("echo", "inside"), container_image="/img/x.sif", gpus=1))
+    spec = job(command=("echo", "inside"), container_image="/img/x.sif", gpus=1)
+    script = build_script(spec, APPTAINER)
     assert run_script(script, tmp_path) == "nv\nimage=/img/x.sif\ninside\n"
 
 
-def test_a_script_keeps_its_sbatch_lines_before_the_environment(tmp_path: Path) -> None:
+def test_a_script_keeps_its_header_before_the_environment(tmp_path: Path) -> None:
     text = '#!/bin/bash\n#SBATCH --time=5\n\n# note\necho "$A"\n#SBATCH --late\n'
     script = build_script(job(command=None, script=text, environment={"A": "1 2"}))
     lines = script.splitlines()
-    assert lines[:4] == ["#!/bin/bash", "#SBATCH --time=5", "", "# note"]
-    assert lines[4] == "export A='1 2'"  # after the header: sbatch still reads every #SBATCH
+    # Its directives are turned off: Fabriek read them at submission and gives sbatch what
+    # it honours as options (issue 18: a line it set aside, --partition, never reaches
+    # sbatch); the body, a late #SBATCH comment included, is as written.
+    assert lines[:4] == ["#!/bin/bash", "##SBATCH --time=5", "", "# note"]
+    assert lines[4] == "export A='1 2'"
+    assert lines[-1] == "#SBATCH --late"
     assert run_script(script, tmp_path) == "1 2\n"
+
+
+@pytest.mark.parametrize(
+    ("directives", "cpus", "nodes", "expected"),
+    [
+        ("", 8, 1, ["--cpus-per-task=8"]),
+        ("#SBATCH --ntasks-per-node=4 -c 2\n", 8, 2, ["--cpus-per-task=2", "--ntasks-per-node=4"]),
+        ("#SBATCH --ntasks=8\n", 8, 2, ["--cpus-per-task=2", "--ntasks=8"]),
+        ("#SBATCH -n 3\n", 3, 1, ["--cpus-per-task=1", "--ntasks=3"]),
+    ],
+)
+def test_the_tasks_of_a_script_share_the_cpus_fabriek_counted(
+    directives: str, cpus: int, nodes: int, expected: list[str]
+) -> None:
+    """`JobSpec.cpus` is per node: a script's tasks on a node share them, so that Slurm
+    allocates what Fabriek counted, not the tasks times the job's CPUs."""
+    script = f"#!/bin/bash\n{directives}srun true\n"
+    spec = job(command=None, script=script, cpus=cpus, nodes=nodes)
+    args = build_sbatch(spec, engine="a", log_dir=LOGS).args
+    assert [a for a in args if a.startswith(("--cpus-per-task", "--ntasks"))] == expected
 
 
 def test_a_script_without_a_shebang_gets_one(tmp_path: Path) -> None:
@@ -116,7 +146,7 @@ def test_a_script_without_a_shebang_gets_one(tmp_path: Path) -> None:
 
 def test_a_script_in_a_container_runs_whole(tmp_path: Path) -> None:
     text = "#!/bin/bash\n#SBATCH -N1\ncat <<'EOF'\nheredoc $x\nEOF\necho \"in $0\" | cut -c1-3\n"
-    script = build_script(job(command=None, script=text, container_image="docker://x/y"))
+    script = build_script(job(command=None, script=text, container_image="docker://x/y"), APPTAINER)
     assert run_script(script, tmp_path) == "image=docker://x/y\nheredoc $x\nin \n"
 
 

@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Annotated, Protocol
 
 from fastapi import Depends, Request
@@ -21,12 +22,15 @@ from starlette.concurrency import run_in_threadpool
 
 from fabriek.domain.access.tracks import AccessConfig
 from fabriek.domain.errors import Unauthenticated
+from fabriek.domain.identity.assurance import AssuranceRules, parse_rules
 from fabriek.domain.roles import Principal
 from fabriek.services.access.config import load_access_config
 from fabriek.services.identity import tokens
+from fabriek.services.images import ImageService
 from fabriek.services.jobs import ProjectRefCache, SiteShapeCache
 from fabriek.services.jobs.dispatch import Dispatcher
 from fabriek.services.jobs.submissions import SubmissionWriter
+from fabriek.services.partners import Partners
 from fabriek.settings import Settings
 
 
@@ -58,7 +62,7 @@ def bearer_token(request: Request, session: Session, now: datetime) -> Principal
         return None
     ctx = getattr(request.app.state, "context", None)
     if isinstance(ctx, AppContext):
-        return ctx.principals.authenticate(session, presented, now)
+        return ctx.principals.authenticate(session, presented, now, ctx.assurance)
     return tokens.authenticate(session, presented, now)
 
 
@@ -88,6 +92,24 @@ class AppContext:
     submitters: ThreadPoolExecutor = field(default_factory=lambda: new_submitters())
     # Group commit of submissions (None: each submission commits on its own).
     writer: SubmissionWriter | None = None
+    # The factory's image registry (None: it runs none): checks images at submission.
+    images: ImageService | None = None
+    # The partner factories this one runs jobs for (None: none).
+    partners: Partners | None = None
+
+    @property
+    def assurance(self) -> AssuranceRules:
+        """The operator's minimum assurance per role (FABRIEK_ASSURANCE_MINIMUMS)."""
+        return assurance_rules(self.settings.assurance_minimums)
+
+
+@lru_cache(maxsize=8)
+def assurance_rules(text: str) -> AssuranceRules:
+    """The rules of the setting's text; ValueError naming the setting when it is wrong."""
+    try:
+        return parse_rules(text)
+    except ValueError as bad:
+        raise ValueError(f"FABRIEK_ASSURANCE_MINIMUMS: {bad}") from None
 
 
 async def app_context(request: Request) -> AppContext:
@@ -125,8 +147,16 @@ async def current_principal(
     if ctx.authenticators and ctx.authenticators[0] is bearer_token:
         presented = _bearer(request)
         if presented is not None and (who := ctx.principals.get(presented, now)) is not None:
-            return who
-    return await run_in_threadpool(_authenticate_in_session, request, ctx, now)
+            return _noted(request, who)
+    return _noted(request, await run_in_threadpool(_authenticate_in_session, request, ctx, now))
+
+
+def _noted(request: Request, who: Principal) -> Principal:
+    """The caller, with the roles their token's sign-in did not meet the minimum of kept
+    on the request, for a refusal (403) to say why (`api/problems.py`)."""
+    if who.withheld:
+        request.state.withheld_roles = who.withheld
+    return who
 
 
 Ctx = Annotated[AppContext, Depends(app_context)]

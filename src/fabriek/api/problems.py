@@ -10,6 +10,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from fabriek.api.edge import allowed_methods
 from fabriek.domain.errors import (
     Conflict,
     FabriekError,
@@ -48,6 +49,7 @@ TITLES = {
     413: "Content too large",
     415: "Unsupported media type",
     422: "Invalid input",
+    429: "Too many requests",
     500: "Internal error",
     503: "Unavailable",
 }
@@ -92,9 +94,18 @@ def install(app: FastAPI) -> None:
         status = next((s for t, s in STATUS.items() if isinstance(exc, t)), 400)
         errors = [{"field": p.field, "message": p.message} for p in exc.problems]
         headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
-        return problem(
-            status, exc.detail, request.url.path, exc.code, errors, headers, exc.extensions()
-        )
+        detail = exc.detail
+        withheld = getattr(request.state, "withheld_roles", ())
+        if status == 403 and withheld:
+            # The caller holds a role that might allow this, but their token's sign-in was
+            # not sure enough for it: say so, or they would look for the wrong cause.
+            detail += (
+                f" (your token's sign-in did not meet the factory's minimum for: "
+                f"{'; '.join(withheld)}; sign in again through an identity that provides "
+                "it, and make a new token)"
+            )
+        return problem(status, detail, request.url.path, exc.code, errors, headers,
+                       exc.extensions())  # fmt: skip
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -114,9 +125,12 @@ def install(app: FastAPI) -> None:
         detail = str(exc.detail)
         if exc.status_code == 404 and detail == "Not Found":
             detail = f"no route {request.url.path}; the API is under /api/v1 (see /openapi.json)"
-        elif exc.status_code == 405:
+        headers = dict(exc.headers) if exc.headers else None
+        if exc.status_code == 405:
             detail = f"{request.method} is not allowed on {request.url.path}"
-        return problem(exc.status_code, detail, request.url.path)
+            # Every method the path takes (RFC 9110, 15.5.6), not only the first route's.
+            headers = {"Allow": ", ".join(allowed_methods(request.app, request.url.path))}
+        return problem(exc.status_code, detail, request.url.path, headers=headers)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Generic, TypeVar
 
 from fastapi import Query
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from fabriek.services.paging import Page, PageRequest
 
@@ -59,3 +59,12 @@ class WhoAmI(BaseModel):
     full_name: str
     staff_roles: list[str]
     projects: dict[str, str]
+    assurance: str | None = Field(
+        default=None,
+        description="the assurance of the federated sign-in this token descends from "
+        "('medium+mfa', 'none'); null: a token not made through such a sign-in",
+    )
+    withheld_roles: list[str] = Field(
+        default_factory=list,
+        description="roles held that this token may not use, each with what its sign-in lacked",
+    )

@@ -28,6 +28,7 @@ from fabriek.domain.dataset_names import name_problem
 from fabriek.domain.datasets import (
     Classification,
     DatasetDraft,
+    DatasetVersion,
     LegalBasis,
     Residency,
     SpecialCategoryCondition,
@@ -137,37 +138,10 @@ def push(
         "retention_until": _date(retention_until),
     }  # fmt: skip
     given = {k: v for k, v in terms.items() if v is not None}
-    size = file.stat().st_size
     with client() as c:
         owner = project or _first_project(c)
-        try:
-            c.datasets.get(owner, dataset)
-            if given:
-                progress_console.print(
-                    f"{owner}/{dataset} exists: its terms stay as registered "
-                    f"({', '.join(sorted(given))} not changed)",
-                    style="dim",
-                )
-            registered = False
-        except ApiError as exc:
-            if exc.status != 404:
-                raise
-            c.datasets.register(
-                validated(DatasetDraft, {"project": owner, "name": dataset, **given})
-            )
-            registered = True
-        try:
-            with _bar("checking", size) as advance:
-                digest = file_sha256(file, advance)
-            with _bar(f"pushing {dataset}", size) as advance:
-                version = c.datasets.push(owner, dataset, file, sha256=digest, progress=advance)
-        except BaseException:
-            # A first push that failed leaves no empty dataset behind (where the caller may
-            # delete it: a member who is not the principal investigator may not).
-            if registered:
-                with contextlib.suppress(ApiError, ApiUnreachable):
-                    c.datasets.delete(owner, dataset)
-            raise
+        registered = _register_unless_there(c, owner, dataset, given)
+        version = _upload(c, owner, dataset, file, registered)
     if as_json:
         print_json(version)
         return
@@ -175,6 +149,46 @@ def push(
         f"Pushed {file} as {owner}/{dataset} version {version.number} "
         f"({human_bytes(version.size_bytes)}, SHA-256 {version.sha256})"
     )
+
+
+def _register_unless_there(
+    c: FabriekClient, owner: str, dataset: str, given: dict[str, Any]
+) -> bool:
+    """Register the dataset with the terms given unless it exists (whose terms then stay as
+    registered, and the user is told so); True when this registered it."""
+    try:
+        c.datasets.get(owner, dataset)
+    except ApiError as exc:
+        if exc.status != 404:
+            raise
+        c.datasets.register(validated(DatasetDraft, {"project": owner, "name": dataset, **given}))
+        return True
+    if given:
+        progress_console.print(
+            f"{owner}/{dataset} exists: its terms stay as registered "
+            f"({', '.join(sorted(given))} not changed)",
+            style="dim",
+        )
+    return False
+
+
+def _upload(
+    c: FabriekClient, owner: str, dataset: str, file: Path, registered: bool
+) -> DatasetVersion:
+    """Checksum the file here, then stream it up as the dataset's next version."""
+    size = file.stat().st_size
+    try:
+        with _bar("checking", size) as advance:
+            digest = file_sha256(file, advance)
+        with _bar(f"pushing {dataset}", size) as advance:
+            return c.datasets.push(owner, dataset, file, sha256=digest, progress=advance)
+    except BaseException:
+        # A first push that failed leaves no empty dataset behind (where the caller may
+        # delete it: a member who is not the principal investigator may not).
+        if registered:
+            with contextlib.suppress(ApiError, ApiUnreachable):
+                c.datasets.delete(owner, dataset)
+        raise
 
 
 def _date(value: str | None) -> str | None:

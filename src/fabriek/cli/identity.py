@@ -43,6 +43,9 @@ def whoami(as_json: JsonFlag = False) -> None:
     console.print(f"staff roles: {', '.join(me['staff_roles']) or '-'}")
     projects = ", ".join(f"{p} ({r})" for p, r in me["projects"].items())
     console.print(f"projects: {projects or '-'}")
+    # Roles held that this token may not use: its sign-in was less sure than they need.
+    for withheld in me.get("withheld_roles", []):
+        console.print(f"not with this token: {withheld}", style="yellow")
 
 
 @app.command()

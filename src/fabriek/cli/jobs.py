@@ -18,6 +18,10 @@ from fabriek.sdk.core import validated
 
 Project = Annotated[str | None, typer.Option("--project", "-A", help="default: your first project")]
 Gpus = Annotated[int | None, typer.Option("--gpus", "-G", min=0, help="GPUs for the job")]
+GpusPerNode = Annotated[
+    int | None,
+    typer.Option("--gpus-per-node", min=0, help="GPUs on each node (with --nodes)"),
+]
 GpuType = Annotated[str | None, typer.Option("--gpu-type", help="e.g. h100; default: any")]
 Time = Annotated[str | None, typer.Option("--time", "-t", help="time limit: 30m, 2h, 1-00:00:00")]
 Name = Annotated[str | None, typer.Option("--name", "-J", help="job name")]
@@ -72,9 +76,23 @@ def _submitted(job: Job, as_json: bool) -> None:
         print_json(job)
         return
     print(f"Submitted job {job.id}")
+    for note in job.notes:
+        # The script's #SBATCH lines Fabriek set aside: said, not silently dropped.
+        print(f"note: {note}", file=sys.stderr)
     for warning in job.ai_act_warnings:
         # The EU AI Act lines the job may take its model past: said where the user looks.
         print(f"warning: {warning.message}", file=sys.stderr)
+
+
+Image = Annotated[
+    str | None,
+    typer.Option(
+        "--image",
+        help="run it inside this container image, NAME[:TAG] from the factory's registry "
+        "(or a full reference), with the runtime of the site it runs at (podman, "
+        "Apptainer or Pyxis): as you, with your working directory and datasets mounted",
+    ),
+]
 
 
 @app.command(context_settings={"allow_interspersed_args": False})
@@ -88,11 +106,19 @@ def run(
     cpus: Annotated[int | None, typer.Option("--cpus", "-c", min=1)] = None,
     mem: Annotated[int | None, typer.Option("--mem", min=1, help="memory in GB")] = None,
     nodes: Annotated[int | None, typer.Option("--nodes", "-N", min=1)] = None,
-    image: Annotated[
-        str | None, typer.Option("--image", help="container image (Apptainer)")
-    ] = None,
+    gpus_per_node: GpusPerNode = None,
+    image: Image = None,
     env: Env = None,
     workdir: Annotated[str | None, typer.Option("--workdir", "-D")] = None,
+    web_port: Annotated[
+        int | None,
+        typer.Option(
+            "--web-port",
+            min=1,
+            max=65535,
+            help="a web app it serves (TensorBoard, Gradio), opened at /apps/<id>/",
+        ),
+    ] = None,
     begin: Annotated[datetime | None, typer.Option("--begin", help="earliest start (UTC)")] = None,
     preemptible: Annotated[bool, typer.Option("--preemptible", help="may be preempted")] = False,
     shiftable: Annotated[bool, typer.Option("--shiftable", help="may move in time")] = False,
@@ -106,7 +132,7 @@ def run(
     body = _body(
         project=project, command=command, gpus=gpus, gpu_type=gpu_type, time_limit=time_limit,
         name=name, cpus=cpus, memory_gb=mem, nodes=nodes, container_image=image,
-        environment=_env(env), working_dir=workdir,
+        environment=_env(env), working_dir=workdir, web_port=web_port, gpus_per_node=gpus_per_node,
         earliest_start=begin.replace(tzinfo=begin.tzinfo or UTC).isoformat() if begin else None,
         preemptible=preemptible or None, shiftable=shiftable or None, datasets=dataset or None,
         model=model, purpose=purpose, acknowledge_systemic_risk=acknowledge or None,
@@ -128,6 +154,7 @@ def submit(
     model: ModelRef = None,
     purpose: Purpose = None,
     acknowledge: Acknowledge = False,
+    image: Image = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Submit a batch script, as `sbatch` does; its #SBATCH lines are honoured, options win."""
@@ -138,7 +165,7 @@ def submit(
     body = _body(
         project=project, script=text, gpus=gpus, gpu_type=gpu_type, time_limit=time_limit,
         name=name, environment=_env(env), datasets=dataset or None, model=model,
-        purpose=purpose, acknowledge_systemic_risk=acknowledge or None,
+        purpose=purpose, acknowledge_systemic_risk=acknowledge or None, container_image=image,
     )  # fmt: skip
     with client() as c:
         _submitted(c.jobs.submit(validated(JobDraft, body)), as_json)

@@ -36,6 +36,14 @@ class AuditAction(StrEnum):
     """What an audit entry records."""
 
     SIGN_IN = "sign-in"
+    # A federated sign-in refused: its assurance is below the minimum of a role held.
+    SIGN_IN_REFUSED = "sign-in-refused"
+    # A second identity linked to a person's account (after they signed in with both and
+    # confirmed), or unlinked from it.
+    IDENTITY_LINK = "identity-link"
+    IDENTITY_UNLINK = "identity-unlink"
+    # A project membership added, changed or removed by a sign-in's entitlements.
+    ENTITLEMENT = "entitlement"
     TOKEN_ISSUE = "token-issue"
     TOKEN_REVOKE = "token-revoke"
     # A project is given (or loses) use of a dataset.
@@ -54,6 +62,8 @@ class AuditAction(StrEnum):
     SSH_KEY_ADD = "ssh-key-add"
     SSH_KEY_REVOKE = "ssh-key-revoke"
     SSH_CERT_ISSUE = "ssh-cert-issue"
+    ENDPOINT_KEY_CREATE = "endpoint-key-create"
+    ENDPOINT_KEY_REVOKE = "endpoint-key-revoke"
     # Usage read from a site's Slurm accounting: jobs typed with sbatch there, charged.
     HARVEST = "harvest"
     # Anything an admin or the access team changes: users, organisations, sites, projects,
@@ -62,6 +72,9 @@ class AuditAction(StrEnum):
     # A site's agent reports changes found made by hand at its site (drift) or what it
     # could not do there.
     SITE_AGENT = "site-agent"
+    # A partner factory submitted a job here for a person of its own (its signed assertion
+    # names them): the entry names the person, the partner and the partner's job id.
+    PARTNER_JOB = "partner-job"
 
 
 @dataclass(frozen=True)

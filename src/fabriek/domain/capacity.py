@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from fabriek.domain.jobs import JobSpec
+from fabriek.domain.partners import PartnerTerms
 from fabriek.domain.sites import NodeGroup
 
 
@@ -24,6 +25,12 @@ class SiteShape:
     grid_limit_kw: float | None = None
     pue: float | None = None
     grid_zone: str = "NL"
+    # The container runtime its sites-file table declares (None: it runs no images).
+    containers: str | None = None
+    # Whether it can hand jobs their datasets (a Slurm site: only with `dataset_staging`).
+    stages_datasets: bool = True
+    # A partner factory's site: its country and the projects that may cross to it.
+    partner: PartnerTerms | None = None
 
 
 def site_fits(spec: JobSpec, site: SiteShape) -> bool:

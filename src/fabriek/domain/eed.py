@@ -1,6 +1,6 @@
 """The EU data-centre report: Directive (EU) 2023/1791 Art. 12, Delegated Regulation (EU)
 2024/1364 Annexes I-III. Pure: the indicator list comes in as data (the versioned
-`config/eed_indicators.toml`), the operator's figures and what Fabriek knows come in as
+`config/eed_indicators.toml`, read by `domain.eed_indicators`), the operator's figures and what Fabriek knows come in as
 values, and out come the report, its KPIs, its validation errors and what is still owed.
 
 Precedence for every indicator: the operator's own figure (metered, as the regulation
@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from fabriek.domain.config_files import FileTable, read_table
+from fabriek.domain.eed_indicators import SIGNED, IndicatorSet, Value
 from fabriek.domain.energy import (
     Figure,
     Source,
@@ -30,8 +30,6 @@ from fabriek.domain.energy import (
 )
 from fabriek.domain.units import KilowattHours
 
-Value = float | str | list[str]
-
 
 class Status(StrEnum):
     """How complete one indicator is."""
@@ -40,143 +38,6 @@ class Status(StrEnum):
     COMPUTED = "computed"  # derived by the regulation's own rule from reported figures
     ESTIMATED = "estimated"  # Fabriek's estimate: the operator still owes the real figure
     MISSING = "missing"
-
-
-# --- The indicator list, as versioned data ------------------------------------------------
-
-
-@dataclass(frozen=True)
-class IndicatorSpec:
-    key: str
-    name: str
-    kind: str  # number | text | list
-    citation: str
-    required: bool
-    confirmed: bool
-    fabriek: str = ""
-    symbol: str = ""
-    unit: str = ""
-
-
-@dataclass(frozen=True)
-class KpiSpec:
-    key: str
-    name: str
-    formula: str
-    unit: str
-    citation: str
-    confirmed: bool
-
-
-@dataclass(frozen=True)
-class IndicatorSet:
-    version: str
-    regulation: str
-    directive: str
-    threshold_kw: float
-    indicators: tuple[IndicatorSpec, ...]
-    kpis: tuple[KpiSpec, ...]
-
-
-KINDS = ("number", "text", "list")
-# The keys the formulas below rely on; the data file must define them.
-NEEDED = (
-    "pd_it_kw",
-    "e_dc_kwh",
-    "e_it_kwh",
-    "w_in_m3",
-    "w_in_pot_m3",
-    "e_reuse_kwh",
-    "e_res_goo_kwh",
-    "e_res_ppa_kwh",
-    "e_res_os_kwh",
-    "e_res_tot_kwh",
-    "e_dc_bg_kwh",
-    "co2_kg",
-    "grid_intensity_g_per_kwh",
-    "name",
-    "pd_it_metric",
-)
-# Figures that may be below zero (a temperature); every other number must be >= 0.
-SIGNED = frozenset({"t_wh_c", "t_in_setpoint_c"})
-
-
-class _IndicatorTable(FileTable):
-    key: str
-    name: str
-    kind: str
-    citation: str
-    required: bool
-    confirmed: bool
-    fabriek: str = ""
-    symbol: str = ""
-    unit: str = ""
-
-
-class _KpiTable(FileTable):
-    key: str
-    name: str
-    formula: str
-    unit: str
-    citation: str
-    confirmed: bool
-
-
-class _IndicatorFile(FileTable):
-    """The shape of eed_indicators.toml."""
-
-    version: str
-    regulation: str
-    directive: str
-    threshold_kw: float
-    indicator: list[_IndicatorTable]
-    kpi: list[_KpiTable]
-
-
-def parse_indicator_set(data: Mapping[str, Any]) -> IndicatorSet:
-    """The indicator list from the parsed TOML; ValueError says what is wrong."""
-    file = read_table(_IndicatorFile, data)
-    indicators = tuple(IndicatorSpec(**row.model_dump()) for row in file.indicator)
-    kpis = tuple(KpiSpec(**row.model_dump()) for row in file.kpi)
-    out = IndicatorSet(
-        file.version, file.regulation, file.directive, file.threshold_kw, indicators, kpis
-    )
-    keys = [s.key for s in indicators]
-    if len(keys) != len(set(keys)):
-        raise ValueError("indicator keys must be unique")
-    if bad_kind := [s.key for s in indicators if s.kind not in KINDS]:
-        raise ValueError(f"indicators with an unknown kind: {bad_kind}")
-    if absent := [k for k in NEEDED if k not in keys]:
-        raise ValueError(f"the indicator list lacks {absent}")
-    return out
-
-
-def check_operator_figures(
-    spec: IndicatorSet, raw: Mapping[str, Any], where: str
-) -> dict[str, Value]:
-    """The operator's figures for one site and year, checked against the indicator list:
-    known keys only, the right kind, numbers non-negative. ValueError names the field."""
-    known = {s.key: s for s in spec.indicators}
-    out: dict[str, Value] = {}
-    for key, value in raw.items():
-        s = known.get(key)
-        if s is None:
-            raise ValueError(f"{where}: unknown field {key!r}; see docs/energy.md for the list")
-        if s.kind == "number":
-            if isinstance(value, bool) or not isinstance(value, int | float):
-                raise ValueError(f"{where}: {key} must be a number, not {value!r}")
-            if not math.isfinite(value) or (key not in SIGNED and value < 0):
-                raise ValueError(f"{where}: {key} must be a finite number >= 0, not {value!r}")
-            out[key] = float(value)
-        elif s.kind == "text":
-            if not isinstance(value, str) or not value.strip():
-                raise ValueError(f"{where}: {key} must be a non-empty text")
-            out[key] = value.strip()
-        else:
-            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-                raise ValueError(f"{where}: {key} must be a list of texts")
-            out[key] = [str(v) for v in value]
-    return out
 
 
 # --- KPIs and validation ------------------------------------------------------------------
@@ -336,94 +197,23 @@ def _num(v: Value | None) -> float | None:
     return v if isinstance(v, float) else None
 
 
+# What the report holds for each key so far: value, status, source and method.
+_Chosen = dict[str, tuple[Value | None, Status, str, str]]
+
+
 def assemble_report(
     spec: IndicatorSet, knows: FabriekKnows, operator: Mapping[str, Value]
 ) -> EedReport:
     """The report of one site and year: the operator's figures first, Fabriek's estimates
     where the operator gives none, the KPIs, the validation errors and the owed fields."""
-    chosen: dict[str, tuple[Value | None, Status, str, str]] = {}
-
-    def put(key: str, value: Value | None, status: Status, source: str, method: str) -> None:
-        chosen[key] = (value, status, source, method)
-
-    for key, given in operator.items():
-        put(key, given, Status.REPORTED, Source.DECLARED_OPERATOR, "operator's figures file")
-
-    if "name" not in chosen:
-        put("name", knows.site, Status.COMPUTED, "store", "the site's name in Fabriek")
-    if "pd_it_kw" not in chosen and knows.installed_it_kw is not None:
-        fig = knows.installed_it_kw
-        put("pd_it_kw", fig.value, Status.ESTIMATED, fig.source, fig.method)
-        if "pd_it_metric" not in chosen:
-            put("pd_it_metric", "installed", Status.ESTIMATED, fig.source, "Fabriek's estimate")
-    if "e_it_kwh" not in chosen and knows.e_it is not None:
-        fig = knows.e_it
-        put("e_it_kwh", fig.value, Status.ESTIMATED, fig.source, fig.method)
-    e_it = _num(chosen.get("e_it_kwh", (None,))[0])
-    eit = kwh(e_it, Source.LEDGER, "EIT") if e_it is not None else None
-    if "e_dc_kwh" not in chosen and eit is not None and knows.declared_pue is not None:
-        # Sites are registered with a PUE of at least 1, so site_pue never refuses this one.
-        edc = facility_energy(eit, site_pue(knows.declared_pue))
-        put(
-            "e_dc_kwh",
-            edc.value,
-            Status.ESTIMATED,
-            edc.source,
-            f"EIT × declared PUE {knows.declared_pue:g}",
-        )
-    if "w_in_m3" not in chosen and eit is not None and knows.declared_wue_l_per_kwh is not None:
-        wue = knows.declared_wue_l_per_kwh
-        water = water_litres(eit, wue)
-        put(
-            "w_in_m3",
-            water.value / 1000.0,  # L to m³
-            Status.ESTIMATED,
-            water.source,
-            f"EIT × declared WUE {wue:g} L/kWh ÷ 1000",
-        )
-
-    errors: list[str] = []
-    parts = [
-        _num(chosen.get(k, (None,))[0]) for k in ("e_res_goo_kwh", "e_res_ppa_kwh", "e_res_os_kwh")
-    ]
-    if any(p is not None for p in parts):
-        total = math.fsum(p or 0.0 for p in parts)
-        stated = _num(chosen.get("e_res_tot_kwh", (None,))[0])
-        if stated is not None and not math.isclose(stated, total, rel_tol=1e-6, abs_tol=1e-6):
-            errors.append(
-                f"ERES-TOT ({stated:g} kWh) must equal ERES-GOO + ERES-PPA + ERES-OS ({total:g} kWh)"
-            )
-        else:
-            put("e_res_tot_kwh", total, Status.COMPUTED, "formula", "ERES-GOO + ERES-PPA + ERES-OS")
-
-    e_dc = _num(chosen.get("e_dc_kwh", (None,))[0])
-    intensity = _num(chosen.get("grid_intensity_g_per_kwh", (None,))[0])
-    if "co2_kg" not in chosen and e_dc is not None and intensity is not None:
-        put(
-            "co2_kg",
-            carbon_at(KilowattHours(e_dc), intensity).value,
-            Status.COMPUTED,
-            Source.GRID_INTENSITY,
-            f"EDC × {intensity:g} g/kWh ÷ 1000 (location-based)",
-        )
-
-    entries: list[Entry] = []
-    for s in spec.indicators:
-        value, status, source, method = chosen.get(s.key, (None, Status.MISSING, "", ""))
-        entries.append(
-            Entry(
-                s.key,
-                s.symbol,
-                s.name,
-                value,
-                s.unit,
-                status,
-                str(source),
-                method,
-                s.citation,
-                s.confirmed,
-            )
-        )
+    chosen: _Chosen = {
+        key: (given, Status.REPORTED, Source.DECLARED_OPERATOR, "operator's figures file")
+        for key, given in operator.items()
+    }
+    _estimate(chosen, knows)
+    errors = _renewables(chosen)
+    _carbon(chosen)
+    entries = _entries(spec, chosen)
     numbers = {e.key: _num(e.value) for e in entries if isinstance(e.value, float)}
     values = compute_kpis(
         numbers.get("e_dc_kwh"),
@@ -455,6 +245,86 @@ def assemble_report(
         errors=[f"{knows.site} {knows.year}: {e}" for e in errors],
         owed=owed,
     )
+
+
+def _chosen_number(chosen: _Chosen, key: str) -> float | None:
+    return _num(chosen.get(key, (None,))[0])
+
+
+def _estimate(chosen: _Chosen, knows: FabriekKnows) -> None:
+    """Fabriek's estimates (name, PDIT, EIT, EDC, WIN) where the operator gives no figure."""
+    if "name" not in chosen:
+        chosen["name"] = (knows.site, Status.COMPUTED, "store", "the site's name in Fabriek")
+    if "pd_it_kw" not in chosen and knows.installed_it_kw is not None:
+        fig = knows.installed_it_kw
+        chosen["pd_it_kw"] = (fig.value, Status.ESTIMATED, fig.source, fig.method)
+        if "pd_it_metric" not in chosen:
+            chosen["pd_it_metric"] = (
+                "installed",
+                Status.ESTIMATED,
+                fig.source,
+                "Fabriek's estimate",
+            )
+    if "e_it_kwh" not in chosen and knows.e_it is not None:
+        fig = knows.e_it
+        chosen["e_it_kwh"] = (fig.value, Status.ESTIMATED, fig.source, fig.method)
+    e_it = _chosen_number(chosen, "e_it_kwh")
+    eit = kwh(e_it, Source.LEDGER, "EIT") if e_it is not None else None
+    if "e_dc_kwh" not in chosen and eit is not None and knows.declared_pue is not None:
+        # Sites are registered with a PUE of at least 1, so site_pue never refuses this one.
+        edc = facility_energy(eit, site_pue(knows.declared_pue))
+        method = f"EIT × declared PUE {knows.declared_pue:g}"
+        chosen["e_dc_kwh"] = (edc.value, Status.ESTIMATED, edc.source, method)
+    if "w_in_m3" not in chosen and eit is not None and knows.declared_wue_l_per_kwh is not None:
+        wue = knows.declared_wue_l_per_kwh
+        water = water_litres(eit, wue)
+        method = f"EIT × declared WUE {wue:g} L/kWh ÷ 1000"
+        # L to m³
+        chosen["w_in_m3"] = (water.value / 1000.0, Status.ESTIMATED, water.source, method)
+
+
+def _renewables(chosen: _Chosen) -> list[str]:
+    """ERES-TOT as the sum of its parts where any is given; an error where a stated total
+    disagrees with them."""
+    parts = [_chosen_number(chosen, k) for k in ("e_res_goo_kwh", "e_res_ppa_kwh", "e_res_os_kwh")]
+    if all(p is None for p in parts):
+        return []
+    total = math.fsum(p or 0.0 for p in parts)
+    stated = _chosen_number(chosen, "e_res_tot_kwh")
+    if stated is not None and not math.isclose(stated, total, rel_tol=1e-6, abs_tol=1e-6):
+        return [
+            f"ERES-TOT ({stated:g} kWh) must equal ERES-GOO + ERES-PPA + ERES-OS ({total:g} kWh)"
+        ]
+    method = "ERES-GOO + ERES-PPA + ERES-OS"
+    chosen["e_res_tot_kwh"] = (total, Status.COMPUTED, "formula", method)
+    return []
+
+
+def _carbon(chosen: _Chosen) -> None:
+    """Location-based CO2 from EDC and the grid intensity, where the operator states none."""
+    e_dc = _chosen_number(chosen, "e_dc_kwh")
+    intensity = _chosen_number(chosen, "grid_intensity_g_per_kwh")
+    if "co2_kg" not in chosen and e_dc is not None and intensity is not None:
+        chosen["co2_kg"] = (
+            carbon_at(KilowattHours(e_dc), intensity).value,
+            Status.COMPUTED,
+            Source.GRID_INTENSITY,
+            f"EDC × {intensity:g} g/kWh ÷ 1000 (location-based)",
+        )
+
+
+def _entries(spec: IndicatorSet, chosen: _Chosen) -> list[Entry]:
+    """One entry per indicator of the list, in its order; missing where nothing was chosen."""
+    entries: list[Entry] = []
+    for s in spec.indicators:
+        value, status, source, method = chosen.get(s.key, (None, Status.MISSING, "", ""))
+        entries.append(
+            Entry(
+                s.key, s.symbol, s.name, value, s.unit, status, str(source), method, s.citation,
+                s.confirmed,
+            )
+        )  # fmt: skip
+    return entries
 
 
 # --- Export ---------------------------------------------------------------------------------

@@ -17,7 +17,7 @@ from __future__ import annotations
 import itertools
 import math
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -400,50 +400,4 @@ def water_litres(it: Figure, wue_l_per_kwh: float) -> Figure:
         Unit.LITRE,
         Source.DECLARED_WUE,
         f"IT energy ({it.source}) × WUE {wue_l_per_kwh:g} L/kWh",
-    )
-
-
-# --- Carbon: location-based and market-based (GHG Protocol Scope 2 Guidance, 2015) ----------
-
-
-def carbon_location_based(
-    hourly_energy: Mapping[datetime, Figure], intensity_g_per_kwh: Mapping[datetime, float]
-) -> Figure:
-    """kg CO2e = Σ over hours of kWh × grid intensity (g/kWh) ÷ 1000.
-
-    Every hour with energy must have an intensity: a missing hour is an error rather than
-    a silent zero, so the caller decides how to fill gaps (and says so in the method).
-    """
-    missing = [h for h in hourly_energy if _utc(h) not in intensity_g_per_kwh]
-    if missing:
-        raise ValueError(f"no carbon intensity for {len(missing)} hour(s), first {min(missing)}")
-    kg = math.fsum(
-        carbon_at(KilowattHours(e.value), intensity_g_per_kwh[_utc(h)]).value
-        for h, e in hourly_energy.items()
-    )
-    return Figure(kg, Unit.KG_CO2E, Source.GRID_INTENSITY, "Σ kWh × hourly grid g/kWh ÷ 1000")
-
-
-def carbon_market_based(
-    energy: Figure,
-    share_covered: float,
-    residual_mix_g_per_kwh: float | None,
-    location_g_per_kwh: float,
-) -> Figure:
-    """Market-based kg CO2e: the covered share at 0 g/kWh (renewable instruments: GoO, PPA,
-    on-site), the rest at the residual mix. Following the Scope 2 Guidance's hierarchy of
-    factors, where no residual mix is known the location-based factor stands in, and the
-    method says so."""
-    _require_unit(energy, Unit.KWH, "energy")
-    share = min(max(share_covered, 0.0), 1.0)
-    if residual_mix_g_per_kwh is not None:
-        factor, how = residual_mix_g_per_kwh, "residual mix"
-    else:
-        factor, how = location_g_per_kwh, "location-based factor (no residual mix declared)"
-    kg = carbon_at(KilowattHours(energy.value) * (1.0 - share), factor)
-    return Figure(
-        kg.value,
-        Unit.KG_CO2E,
-        Source.RESIDUAL_MIX,
-        f"{share:.3f} covered at 0 g/kWh; rest at {how} {factor:g} g/kWh",
     )

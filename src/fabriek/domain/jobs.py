@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
+from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -14,6 +15,7 @@ from fabriek.domain.ai_act.compute_warning import ComputeWarning
 from fabriek.domain.ai_act.vocabulary import JobPurpose
 from fabriek.domain.dataset_names import parse_dataset_ref
 from fabriek.domain.errors import Conflict
+from fabriek.domain.inputs import CONTROL_PATTERN
 
 
 class JobState(StrEnum):
@@ -97,6 +99,13 @@ class JobSpec:
 _ENV_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
 
 
+COMMAND_MAX_ARGS = 1024
+COMMAND_MAX_CHARS = 65_536
+SCRIPT_MAX_CHARS = 262_144
+ENV_MAX_ENTRIES = 256
+ENV_VALUE_MAX_CHARS = 32_768
+
+
 class JobDraft(BaseModel):
     """A job as submitted through the API. Exactly one of `command` and `script`.
 
@@ -106,20 +115,39 @@ class JobDraft(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    project: str | None = Field(default=None, description="default: your first project")
-    name: str | None = Field(default=None, min_length=1, max_length=200)
-    command: list[str] | None = Field(default=None, max_length=10_000, description="argv")
-    script: str | None = Field(default=None, max_length=1_000_000, description="a batch script")
+    # The sizes are the factory's input limits (docs/security.md, "Input limits"): room for
+    # any real job, and a listing of jobs stays small.
+    project: str | None = Field(
+        default=None, max_length=100, description="default: your first project"
+    )
+    name: str | None = Field(default=None, min_length=1, max_length=200, pattern=CONTROL_PATTERN)
+    command: list[Annotated[str, Field(max_length=COMMAND_MAX_CHARS)]] | None = Field(
+        default=None,
+        max_length=COMMAND_MAX_ARGS,
+        description=f"argv; at most {COMMAND_MAX_CHARS} characters in all (a longer "
+        "program belongs in a script)",
+    )
+    script: str | None = Field(
+        default=None, max_length=SCRIPT_MAX_CHARS, description="a batch script"
+    )
     container_image: str | None = Field(default=None, min_length=1, max_length=500)
     gpus: int | None = Field(default=None, ge=0, le=100_000)
-    gpu_type: str | None = Field(default=None, description="e.g. h100; none: any type")
+    gpus_per_node: int | None = Field(
+        default=None, ge=0, le=1024, description="GPUs on each node; the total is this x nodes"
+    )
+    gpu_type: str | None = Field(
+        default=None, max_length=100, description="e.g. h100; none: any type"
+    )
     nodes: int | None = Field(default=None, ge=1, le=10_000)
     cpus: int | None = Field(default=None, ge=1, le=100_000)
     memory_gb: int | None = Field(default=None, ge=1, le=1_000_000)
-    time_limit: str | int | None = Field(
+    time_limit: Annotated[str, Field(max_length=64)] | int | None = Field(
         default=None, description="seconds, or Slurm's --time formats, or 30m / 2h / 1d"
     )
-    environment: dict[str, str] = Field(default_factory=dict, max_length=1000)
+    environment: dict[
+        Annotated[str, Field(min_length=1, max_length=256, pattern=CONTROL_PATTERN)],
+        Annotated[str, Field(max_length=ENV_VALUE_MAX_CHARS)],
+    ] = Field(default_factory=dict, max_length=ENV_MAX_ENTRIES)
     working_dir: str | None = Field(default=None, max_length=1000)
     earliest_start: datetime | None = None
     deadline: datetime | None = None
@@ -139,7 +167,9 @@ class JobDraft(BaseModel):
         "it), optionally @VERSION; they are decrypted for the job at $FABRIEK_DATASETS/NAME",
     )
     model: str | None = Field(
-        default=None, description="the model version the job works on, NAME:VERSION"
+        default=None,
+        max_length=300,
+        description="the model version the job works on, NAME:VERSION",
     )
     purpose: JobPurpose | None = Field(
         default=None, description="why it runs for the model: decides whether its compute counts"
@@ -149,6 +179,16 @@ class JobDraft(BaseModel):
         description="confirm notifying the Commission when the job takes its model past the "
         "systemic-risk line (EU AI Act Art. 52)",
     )
+
+    @field_validator("command")
+    @classmethod
+    def _command_size(cls, v: list[str] | None) -> list[str] | None:
+        if v is not None and sum(len(arg) for arg in v) > COMMAND_MAX_CHARS:
+            raise ValueError(
+                f"the arguments hold more than {COMMAND_MAX_CHARS} characters in all; "
+                "put a longer program in a script"
+            )
+        return v
 
     @field_validator("datasets")
     @classmethod
@@ -176,7 +216,9 @@ class JobDraft(BaseModel):
 
     @model_validator(mode="after")
     def _one_thing_to_run(self) -> JobDraft:
-        if (self.command is None) == (self.script is None):
+        # A JupyterLab job may leave its command out: the control plane fills it in.
+        notebook = self.web_app == "jupyterlab" and self.command is None and self.script is None
+        if (self.command is None) == (self.script is None) and not notebook:
             raise ValueError("give exactly one of 'command' and 'script'")
         for moment in (self.earliest_start, self.deadline):
             if moment is not None and moment.tzinfo is None:
@@ -226,12 +268,20 @@ class Job(BaseModel):
     gpu_hours: float
     web_port: int | None = Field(default=None, description="its web app's port, if any")
     web_app: str | None = Field(default=None, description="its web app, e.g. jupyterlab")
+    image_digest: str | None = Field(
+        default=None, description="the exact image it runs (sha256:...), where known"
+    )
     datasets: list[str] = Field(default_factory=list, description="PROJECT/NAME@VERSION read")
     model: str | None = Field(default=None, description="the model version, NAME:VERSION")
     purpose: str | None = Field(default=None, description="why it runs for the model")
     ai_act_warnings: list[ComputeWarning] = Field(
         default_factory=list,
         description="at submission: EU AI Act compute lines the job may take its model past",
+    )
+    notes: list[str] = Field(
+        default_factory=list,
+        description="at submission: the script's #SBATCH lines Fabriek set aside, and why "
+        "(kept in the job's events)",
     )
     submitted_at: datetime
     started_at: datetime | None

@@ -33,6 +33,8 @@ class NotificationKind(StrEnum):
     SUPPORT_REPLY = "support-reply"
     # The desk's staff and the central desk: a ticket broke its service level.
     SUPPORT_BREACH = "support-breach"
+    # A job's owner: their notebook was stopped after a time without activity.
+    NOTEBOOK_IDLE = "notebook-idle"
 
 
 class Delivery(StrEnum):

@@ -35,6 +35,12 @@ class Principal:
     username: str
     staff_roles: frozenset[tuple[Role, str | None]] = field(default_factory=frozenset)
     project_roles: dict[int, Role] = field(default_factory=dict, hash=False, compare=False)
+    # The assurance of the federated sign-in the caller's token descends from ('medium+mfa';
+    # None: not from one) and through which identity; roles it did not meet the operator's
+    # minimum for are left out of the roles above and said here, in words.
+    assurance: str | None = None
+    identity_id: int | None = None
+    withheld: tuple[str, ...] = ()
 
     @property
     def is_admin(self) -> bool:

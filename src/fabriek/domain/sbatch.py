@@ -1,19 +1,31 @@
-"""Job input the way Slurm users write it: `--time` and `--mem` values, `#SBATCH` directives.
+"""Job input the way Slurm users write it: `#SBATCH` directives, and the job they ask for.
 
 Pure functions: no I/O. Everything a user can get wrong raises `InvalidInput` with a message
 that says what is accepted, so a researcher who pastes an existing `sbatch` script learns
-exactly which line to fix.
+exactly which line to fix; the values themselves (`--time`, `--mem`, GPU requests) are read
+by `domain.sbatch_values`.
 
 What `parse_sbatch_script` reads, as sbatch itself does: `#SBATCH` lines from the top of the
 script up to the first line that is neither blank nor a comment; later `#SBATCH` lines are
-plain comments. No directive is ignored: a script means what it says or is refused. Honoured
-(`HONOURED`): `--job-name`/`-J`, `--time`/`-t`, `--nodes`/`-N`, `--cpus-per-task`/`-c`,
-`--mem`, `--gres=gpu[:TYPE][:N]`, `--gpus`/`-G [TYPE:]N` and `--gpus-per-node [TYPE:]N`.
-Every other sbatch option is refused with the line, the directive and what to do instead:
-`--output`/`--error` because Fabriek keeps a job's output itself (`fabriek logs`), the
-project, placement and mail options because Fabriek decides them (`--project` chooses the
-project), the rest because Fabriek does not honour them. When an option is given twice the
-later one wins, as in sbatch.
+plain comments. A script written for a Slurm cluster works as written; each directive is
+one of three kinds (the tables are in `domain.sbatch_directives`, docs/workloads.md shows
+them):
+
+- honoured, with the meaning sbatch gives it: `--job-name`, `--time`, `--nodes`,
+  `--cpus-per-task`, `--cpus-per-gpu`, `--mem`, `--mem-per-cpu`, `--mem-per-gpu`,
+  `--gres=gpu[:TYPE][:N]`, `--gpus`, `--gpus-per-node`, `--ntasks`, `--ntasks-per-node`,
+  `--account`/`-A` (the job's project), `--chdir` (an absolute path) and Pyxis's
+  `--container-image`. A job's CPUs and memory are per node: `--cpus-per-task` counts for
+  each of a node's tasks, `--mem-per-cpu` for each of its CPUs;
+- set aside, with a note (`line 4: --partition=gpu set aside: Fabriek chooses the site and
+  nodes`): what Fabriek decides itself and whose absence does not change what the program
+  computes: the site, partition, QOS and nodes' features, where output goes (`fabriek
+  logs`), mail, `--exclusive`, `--time-min`, `--signal`, `--requeue`, `--mem=0`, ...;
+- refused, naming the line and what to write instead: what would change the run if it
+  were ignored: `--gpus-per-task` (Fabriek gives GPUs per node), `--array`, `--dependency`,
+  `--nodelist`, `--export` other than ALL, and every option in none of the tables.
+
+When an option is given twice the later one wins, as in sbatch.
 """
 
 from __future__ import annotations
@@ -22,100 +34,38 @@ import math
 import re
 import shlex
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
+from typing import Any
 
 from fabriek.domain.errors import FieldProblem, InvalidInput
-from fabriek.domain.gpus import GPU_TYPES
 from fabriek.domain.jobs import JobSpec
-
-# At most nine digits per number: enough for any real request, and it keeps int() away from
-# Python's limit on huge digit strings (which raises ValueError, not InvalidInput).
-_N = "([0-9]{1,9})"
-_MAX_TIME_S = 365 * 86400
-_MAX_MEMORY_GB = 1 << 20  # 1 PiB: beyond any node, and well inside a 32-bit column
-
-_SLURM_TIME = [
-    (re.compile(rf"{_N}", re.ASCII), (0, 0, 60, 0)),  # minutes
-    (re.compile(rf"{_N}:{_N}", re.ASCII), (0, 0, 60, 1)),  # minutes:seconds
-    (re.compile(rf"{_N}:{_N}:{_N}", re.ASCII), (0, 3600, 60, 1)),  # hours:minutes:seconds
-    (re.compile(rf"{_N}-{_N}", re.ASCII), (86400, 3600, 0, 0)),  # days-hours
-    (re.compile(rf"{_N}-{_N}:{_N}", re.ASCII), (86400, 3600, 60, 0)),
-    (re.compile(rf"{_N}-{_N}:{_N}:{_N}", re.ASCII), (86400, 3600, 60, 1)),
-]
-_FRIENDLY_TIME = re.compile(rf"(?:{_N}d)?(?:{_N}h)?(?:{_N}m)?(?:{_N}s)?", re.ASCII | re.IGNORECASE)
-_TIME_FORMATS = (
-    "write minutes (90), MM:SS, HH:MM:SS, D-HH, D-HH:MM or D-HH:MM:SS as sbatch --time "
-    "takes them, or 90s, 30m, 1h, 1h30m, 2d"
+from fabriek.domain.sbatch_directives import (
+    LONG_FLAGS,
+    READ,
+    REFUSED,
+    SET_ASIDE,
+    SHORT,
+    SHORT_FLAGS,
+    SHORT_WITH_VALUE,
+    TASKS,
+    long_name,
+    refusal,
 )
-_MEMORY = re.compile(r"([0-9]{1,12})(?:([KMGT])B?)?", re.ASCII | re.IGNORECASE)
-_MEMORY_FORMATS = "write a whole number of megabytes (4096) or use a suffix: 512K, 500M, 16G, 1T"
-_GPU_TYPE = re.compile(r"[A-Za-z][A-Za-z0-9_.-]{0,39}", re.ASCII)
-_COUNT = re.compile(r"[0-9]{1,6}", re.ASCII)
+from fabriek.domain.sbatch_values import (
+    MAX_MEMORY_GB,
+    Bad,
+    duration_seconds,
+    gres_gpus,
+    memory_kib,
+    parse_duration,
+    positive,
+    typed_gpus,
+    whole_gb,
+)
 
-
-class _Bad(ValueError):
-    """A value is wrong; the public wrappers turn the message into `InvalidInput`."""
-
-
-def _slurm_fields_to_seconds(groups: tuple[str, ...], weights: tuple[int, ...]) -> int:
-    # The weights list holds one slot per possible field (d, h, m, s); zeros mark the slots
-    # that this format does not have, so the groups fill the non-zero slots in order.
-    values = iter(int(g) for g in groups)
-    return sum(w * next(values) for w in weights if w)
-
-
-def _duration_seconds(text: str) -> int:
-    value = text.strip()
-    if value.upper() in {"UNLIMITED", "INFINITE", "-1"}:
-        raise _Bad(f"a job needs a time limit; {value!r} is not accepted: {_TIME_FORMATS}")
-    seconds: int | None = None
-    for pattern, weights in _SLURM_TIME:
-        match = pattern.fullmatch(value)
-        if match:
-            seconds = _slurm_fields_to_seconds(match.groups(), weights)
-            break
-    else:
-        match = _FRIENDLY_TIME.fullmatch(value)
-        if match and any(match.groups()):
-            d, h, m, s = (int(g) if g else 0 for g in match.groups())
-            seconds = ((d * 24 + h) * 60 + m) * 60 + s
-    if seconds is None:
-        raise _Bad(f"{value!r} is not a duration: {_TIME_FORMATS}")
-    if seconds <= 0:
-        raise _Bad(f"{value!r} is no time at all; a time limit must be more than zero")
-    if seconds > _MAX_TIME_S:
-        raise _Bad(f"{value!r} is more than a year; ask for at most 365 days")
-    return seconds
-
-
-def parse_duration(text: str) -> int:
-    """Seconds in a time limit written as sbatch's `--time` or as our CLI's `1h30m`.
-
-    Slurm forms: `minutes`, `minutes:seconds`, `hours:minutes:seconds`, `days-hours`,
-    `days-hours:minutes`, `days-hours:minutes:seconds` (fields may exceed 59, as in Slurm).
-    Friendly forms: any of `Nd`, `Nh`, `Nm`, `Ns` in that order (`90s`, `1h30m`, `2d`).
-    Zero, negative, unlimited and anything else raise `InvalidInput` on field `time`.
-    """
-    try:
-        return _duration_seconds(text)
-    except _Bad as bad:
-        raise InvalidInput.on("time", str(bad)) from None
-
-
-def _memory_gb(text: str) -> int:
-    value = text.strip()
-    match = _MEMORY.fullmatch(value)
-    if not match:
-        raise _Bad(f"{value!r} is not an amount of memory: {_MEMORY_FORMATS}")
-    number, unit = int(match.group(1)), (match.group(2) or "").upper()
-    kib = number * {"K": 1, "": 1024, "M": 1024, "G": 1024**2, "T": 1024**3}[unit]
-    if kib <= 0:
-        # sbatch reads --mem=0 as "all memory of the node"; a shared factory does not.
-        raise _Bad(f"{value!r} is no memory at all; ask for more than zero")
-    gb = math.ceil(kib / 1024**2)
-    if gb > _MAX_MEMORY_GB:
-        raise _Bad(f"{value!r} is more memory than any node has")
-    return gb
+# parse_duration lives with the other values; job input reads it from here too.
+__all__ = ["SbatchDirectives", "TaskLayout", "parse_duration", "parse_sbatch_script"]
+__all__ += ["spec_from_script", "task_layout"]
 
 
 @dataclass(frozen=True)
@@ -123,7 +73,9 @@ class SbatchDirectives:
     """What a script's `#SBATCH` lines ask for; None where the script says nothing.
 
     `gpus` is the job's total: `--gres=gpu:N` and `--gpus-per-node=N` count per node, so they
-    are multiplied by the script's `--nodes`.
+    are multiplied by the script's `--nodes`. `memory_gb` is `--mem`, per node; the
+    `*_per_node` methods work out what a node needs from the per-task, per-CPU and per-GPU
+    forms. `notes` say which directives were set aside, and why.
     """
 
     job_name: str | None = None
@@ -133,50 +85,55 @@ class SbatchDirectives:
     cpus_per_task: int | None = None
     memory_gb: int | None = None
     nodes: int | None = None
+    container_image: str | None = None
+    # The project the script names (`--account`); the tasks its srun starts.
+    account: str | None = None
+    tasks: int | None = None
+    tasks_per_node: int | None = None
+    cpus_per_gpu: int | None = None
+    mem_per_cpu_kib: int | None = None
+    mem_per_gpu_kib: int | None = None
+    working_dir: str | None = None
+    notes: tuple[str, ...] = ()
+
+    def tasks_on_a_node(self) -> int:
+        """The tasks sbatch starts on each node: `--ntasks-per-node`, else `--ntasks` spread
+        over the nodes (rounded up), else one."""
+        if self.tasks_per_node is not None:
+            return self.tasks_per_node
+        if self.tasks is not None:
+            return math.ceil(self.tasks / (self.nodes or 1))
+        return 1
+
+    def gpus_per_node(self) -> int:
+        """The GPUs of each node (the job's total split over its nodes)."""
+        return (self.gpus or 0) // (self.nodes or 1)
+
+    def cpus_per_node(self) -> int | None:
+        """The CPUs a node needs: per task times its tasks, or per GPU times its GPUs, or
+        one per task when only the tasks are given; None where the script says nothing."""
+        if self.cpus_per_task is not None:
+            return self.cpus_per_task * self.tasks_on_a_node()
+        if self.cpus_per_gpu is not None and self.gpus_per_node():
+            return self.cpus_per_gpu * self.gpus_per_node()
+        if self.tasks is not None or self.tasks_per_node is not None:
+            return self.tasks_on_a_node()
+        return None
+
+    def memory_gb_per_node(self, cpus_per_node: int | None = None) -> int | None:
+        """Whole gigabytes a node needs: `--mem`, or `--mem-per-cpu` times its CPUs
+        (`cpus_per_node`, else the script's), or `--mem-per-gpu` times its GPUs."""
+        if self.memory_gb is not None:
+            return self.memory_gb
+        cpus = cpus_per_node or self.cpus_per_node() or 1
+        if self.mem_per_cpu_kib is not None:
+            return math.ceil(self.mem_per_cpu_kib * cpus / 1024**2)
+        if self.mem_per_gpu_kib is not None and self.gpus_per_node():
+            return math.ceil(self.mem_per_gpu_kib * self.gpus_per_node() / 1024**2)
+        return None
 
 
-_SHORT = {"-J": "--job-name", "-t": "--time", "-c": "--cpus-per-task", "-N": "--nodes"}
-_SHORT |= {"-G": "--gpus"}
-_READ = frozenset(_SHORT.values()) | {"--mem", "--gres", "--gpus-per-node"}
-HONOURED = (
-    "--job-name (-J), --time (-t), --nodes (-N), --cpus-per-task (-c), --mem, "
-    "--gres=gpu[:TYPE][:N], --gpus (-G) and --gpus-per-node"
-)
-_LOGS = (
-    "Fabriek keeps every job's output and standard error itself: read them with "
-    "`fabriek logs JOB`; remove this line"
-)
-_DECIDED = "Fabriek chooses the site and nodes; ask for a GPU type with --gres=gpu:TYPE:N"
-_GPUS_PER = "not supported; ask with --gpus=N or --gres=gpu:N"
-# Why the options users often paste are refused, and what to do instead.
-_REFUSED: Mapping[str, str] = {
-    "--output": _LOGS,
-    "--error": _LOGS,
-    "--open-mode": _LOGS,
-    "--account": "choose the project with `fabriek submit --project` (-A), not in the script",
-    "--partition": _DECIDED,
-    "--qos": _DECIDED,
-    "--constraint": _DECIDED,
-    "--nodelist": _DECIDED,
-    "--exclude": _DECIDED,
-    "--clusters": _DECIDED,
-    "--mail-type": "Fabriek tells you itself when a job ends: see `fabriek notifications`",
-    "--mail-user": "Fabriek tells you itself when a job ends: see `fabriek notifications`",
-    "--gpus-per-task": _GPUS_PER,
-    "--gpus-per-socket": _GPUS_PER,
-}
-_SHORT_NAMES = {"-o": "--output", "-e": "--error", "-A": "--account", "-p": "--partition"}
-_SHORT_NAMES |= {"-q": "--qos", "-C": "--constraint", "-w": "--nodelist", "-x": "--exclude"}
-_SHORT_NAMES |= {"-M": "--clusters"}
-# sbatch options that take no value, so the token after them is the next option.
-_LONG_FLAG_WORDS = (
-    "--exclusive --hold --ignore-pbs --no-kill --no-requeue --requeue --overcommit "
-    "--oversubscribe --parsable --quiet --verbose --wait --test-only --contiguous "
-    "--spread-job --use-min-nodes --reboot --immediate --get-user-env --help --usage --version"
-)
-_LONG_FLAGS = frozenset(_LONG_FLAG_WORDS.split())
-_SHORT_FLAGS = frozenset("hHIkOQsvVW")
-_SHORT_WITH_VALUE = frozenset("aAbBCdDeFiLmMnopqSwx")
+_PROJECT = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}", re.ASCII)
 
 
 class _BadDirective(Exception):
@@ -211,121 +168,124 @@ def _tokens(rest: str) -> list[str]:
         ) from None
 
 
-def _count(text: str, message: str = "GPU count must be a whole number") -> int:
-    if not _COUNT.fullmatch(text):
-        raise _Bad(message)
-    return int(text)
-
-
-def _positive(text: str, what: str) -> int:
-    number = _count(text, f"{what} must be a whole number")
-    if number < 1:
-        raise _Bad(f"{what} must be at least 1")
-    return number
-
-
-def _typed_gpus(value: str) -> tuple[str | None, int]:
-    """`[TYPE:]N`, as --gpus and --gpus-per-node take it."""
-    kind, _, number = value.rpartition(":")
-    if kind and not _GPU_TYPE.fullmatch(kind):
-        raise _Bad(f"{kind!r} is not a GPU type; write [TYPE:]N, e.g. h100:4")
-    return (kind.lower() or None), _count(number)
-
-
-def _gres_gpus(value: str) -> tuple[str | None, int] | None:
-    """The GPUs in a --gres list such as `gpu:h100:4,nvme:1`; None if it names none."""
-    found: list[tuple[str | None, int]] = []
-    for entry in value.split(","):
-        parts = entry.split(":")
-        if parts[0] != "gpu":
-            continue  # other generic resources (nvme, shard, ...) are the site's business
-        if len(parts) == 1:
-            found.append((None, 1))  # sbatch reads a bare `gpu` as one GPU
-        elif len(parts) == 2 and parts[1].lower() in GPU_TYPES:
-            found.append((parts[1].lower(), 1))  # `gpu:h100`, one of that type
-        elif len(parts) == 2:
-            found.append((None, _count(parts[1], _GRES_COUNT)))
-        elif len(parts) == 3:
-            found.append(_typed_gpus(f"{parts[1]}:{parts[2]}"))
-        else:
-            raise _Bad("write gpu:N or gpu:TYPE:N")
-    if len(found) > 1:
-        raise _Bad("name the GPUs once")
-    return found[0] if found else None
-
-
-_GRES_COUNT = "GPU count must be a whole number; write gpu:N or gpu:TYPE:N"
-
-
 @dataclass
 class _Collected:
     """The directives read so far; later options overwrite earlier ones, as in sbatch."""
 
-    job_name: str | None = None
-    gpus: int | None = None
-    gpu_type: str | None = None
+    found: dict[str, Any] = field(default_factory=dict)
     gpus_per_node: bool = False
-    time_limit_s: int | None = None
-    cpus_per_task: int | None = None
-    memory_gb: int | None = None
-    nodes: int | None = None
+    notes: list[str] = field(default_factory=list)
 
-    def apply(self, option: str, value: str) -> None:
-        """Read the value of one option this module understands."""
-        if option == "--job-name":
+    def _memory(self, name: str, kib: int | None = None, gb: int | None = None) -> None:
+        # --mem, --mem-per-cpu and --mem-per-gpu exclude each other: the last one counts.
+        for other in ("memory_gb", "mem_per_cpu_kib", "mem_per_gpu_kib"):
+            self.found.pop(other, None)
+        self.found[name] = gb if gb is not None else kib
+
+    def apply(self, option: str, value: str) -> str | None:
+        """Read the value of one option this module honours; the reason when the value
+        makes it one to set aside (`--mem=0`, `--chdir=.`, `--export=ALL`)."""
+        if option == "--account":
+            if not _PROJECT.fullmatch(value):
+                raise Bad(f"{value!r} is not a project's name")
+            self.found["account"] = value
+        elif option == "--ntasks":
+            self.found["tasks"] = positive(value, "the task count")
+        elif option in TASKS:
+            self.found["tasks_per_node"] = positive(value, "the task count per node")
+        elif option == "--container-image":
+            if not value.strip() or value.startswith("-"):
+                raise Bad("name the image, e.g. --container-image=project/name:tag")
+            self.found["container_image"] = value
+        elif option == "--job-name":
             if not value.strip():
-                raise _Bad("the job name is empty")
-            self.job_name = value
+                raise Bad("the job name is empty")
+            self.found["job_name"] = value
         elif option == "--time":
-            self.time_limit_s = _duration_seconds(value)
-        elif option == "--mem":
-            self.memory_gb = _memory_gb(value)
+            self.found["time_limit_s"] = duration_seconds(value)
         elif option == "--cpus-per-task":
-            self.cpus_per_task = _positive(value, "the CPU count")
+            self.found["cpus_per_task"] = positive(value, "the CPU count")
+        elif option == "--cpus-per-gpu":
+            self.found["cpus_per_gpu"] = positive(value, "the CPU count per GPU")
         elif option == "--nodes":
             if "-" in value:
-                raise _Bad("a node range (min-max) is not supported; give one number")
-            self.nodes = _positive(value, "the node count")
+                raise Bad("a node range (min-max) is not supported; give one number")
+            self.found["nodes"] = positive(value, "the node count")
+        elif option in ("--mem", "--mem-per-cpu", "--mem-per-gpu"):
+            return self._apply_memory(option, value)
+        elif option in ("--chdir", "--export"):
+            return _apply_place(self.found, option, value)
         else:
-            typed = _gres_gpus(value) if option == "--gres" else _typed_gpus(value)
+            typed = gres_gpus(value) if option == "--gres" else typed_gpus(value)
             if typed is not None:
-                self.gpu_type, self.gpus = typed
+                self.found["gpu_type"], self.found["gpus"] = typed
                 self.gpus_per_node = option != "--gpus"
+        return None
+
+    def _apply_memory(self, option: str, value: str) -> str | None:
+        if option == "--mem" and value.strip() in ("0", "0G", "0M"):
+            # sbatch reads it as "all of each node's memory"; a shared factory gives a job
+            # what it asks for, and without --mem the default (or the submission's).
+            for other in ("memory_gb", "mem_per_cpu_kib", "mem_per_gpu_kib"):
+                self.found.pop(other, None)
+            return (
+                "all of a node's memory is not given on a shared factory: the job gets the "
+                "memory the submission asks for (--mem), else the default"
+            )
+        kib = memory_kib(value)
+        if option == "--mem":
+            self._memory("memory_gb", gb=whole_gb(kib))
+        else:
+            self._memory("mem_per_cpu_kib" if option == "--mem-per-cpu" else "mem_per_gpu_kib", kib)
+        return None
 
     def result(self) -> SbatchDirectives:
         """The directives, with per-node GPU counts turned into the job's total."""
-        gpus = self.gpus
-        if gpus is not None and self.gpus_per_node:
-            gpus *= self.nodes or 1
-        return SbatchDirectives(
-            job_name=self.job_name,
-            gpus=gpus,
-            gpu_type=self.gpu_type,
-            time_limit_s=self.time_limit_s,
-            cpus_per_task=self.cpus_per_task,
-            memory_gb=self.memory_gb,
-            nodes=self.nodes,
-        )
+        found = dict(self.found)
+        if found.get("gpus") is not None and self.gpus_per_node:
+            found["gpus"] *= found.get("nodes") or 1
+        return SbatchDirectives(**found, notes=tuple(self.notes))
 
 
-def _refusal(option: str) -> str:
-    """Why an sbatch option Fabriek does not honour is refused rather than ignored."""
-    reason = _REFUSED.get(_SHORT_NAMES.get(option, option))
-    if reason is not None:
-        return reason
-    return f"Fabriek does not honour {option}, so it refuses it; it honours {HONOURED}"
+def _apply_place(found: dict[str, Any], option: str, value: str) -> str | None:
+    """`--chdir` (an absolute path is the job's working directory; `.` is where it starts
+    anyway) and `--export` (ALL is what every job gets)."""
+    if option == "--export":
+        if value.strip().upper() != "ALL":
+            raise Bad(
+                "the job gets your environment and the submission's variables (as ALL): "
+                "give variables with --env NAME=VALUE and remove this line"
+            )
+        return "every job gets the environment it is submitted with, as ALL"
+    if value in (".", "./"):
+        return "the job starts in its working directory, the one it is submitted from"
+    if not value.startswith("/") or "\0" in value:
+        raise Bad("write an absolute path, or leave the line out to start where submitted")
+    found["working_dir"] = value
+    return None
 
 
 def _takes_value(option: str) -> bool:
-    if option in _READ or option in _REFUSED:
-        return True
+    if option in READ or option in REFUSED or option in SET_ASIDE:
+        return option not in LONG_FLAGS
     if option.startswith("--"):
-        return option not in _LONG_FLAGS
-    return option[1:] in _SHORT_WITH_VALUE
+        return option not in LONG_FLAGS
+    return option[1:] in SHORT_WITH_VALUE
 
 
-def _read_line(rest: str, into: _Collected) -> None:
-    """Read one directive line's options into `into`."""
+def _option(token: str) -> tuple[str, str | None]:
+    """The option a token names (short forms of honoured options made long) and the value
+    attached to it, if any (`--time=5`, `-t5`)."""
+    name, eq, value = token.partition("=")
+    if token.startswith("--") and len(name) > 2:
+        return name, (value if eq else None)
+    if token.startswith("-") and len(token) >= 2 and token[1] != "-":
+        return SHORT.get(token[:2], token[:2]), (token[2:] or None)
+    raise _BadDirective(token, "expected an option such as --time=1:00:00")
+
+
+def _read_line(rest: str, into: _Collected, number: int) -> None:
+    """Read one directive line's options into `into`; a set-aside option adds a note."""
     tokens = _tokens(rest)
     if not tokens:
         raise _BadDirective("#SBATCH", "the directive names no option")
@@ -333,43 +293,41 @@ def _read_line(rest: str, into: _Collected) -> None:
     while i < len(tokens):
         token = tokens[i]
         i += 1
-        name, eq, value = token.partition("=")
-        attached: str | None
-        if token.startswith("--") and len(name) > 2:
-            option, attached = name, (value if eq else None)
-        elif token.startswith("-") and len(token) >= 2 and token[1] != "-":
-            option = _SHORT.get(token[:2], token[:2])
-            attached = token[2:] or None
-        else:
-            raise _BadDirective(token, "expected an option such as --time=1:00:00")
+        option, attached = _option(token)
         # Options we read take the next token whatever it looks like, as getopt does; for
-        # options we ignore, a token that starts with '-' is the next option.
+        # other options, a token that starts with '-' is the next option.
         if (
             attached is None
             and _takes_value(option)
             and i < len(tokens)
-            and (option in _READ or not tokens[i].startswith("-"))
+            and (option in READ or not tokens[i].startswith("-"))
         ):
             attached = tokens[i]
             token = f"{token} {attached}"
             i += 1
-        if option not in _READ:
-            if not option.startswith("--") and option[1:] not in _SHORT_FLAGS | _SHORT_WITH_VALUE:
+        aside = SET_ASIDE.get(long_name(option)) if option not in READ else None
+        if aside is None and option not in READ:
+            if not option.startswith("--") and option[1:] not in SHORT_FLAGS | SHORT_WITH_VALUE:
                 raise _BadDirective(token, f"{option} is not an sbatch option")
-            raise _BadDirective(token, _refusal(option))
-        if attached is None:
-            raise _BadDirective(token, f"{option} needs a value")
-        try:
-            into.apply(option, attached)
-        except _Bad as bad:
-            raise _BadDirective(token, str(bad)) from None
+            raise _BadDirective(token, refusal(option))
+        if aside is None:
+            if attached is None:
+                raise _BadDirective(token, f"{option} needs a value")
+            try:
+                aside = into.apply(option, attached)
+            except Bad as bad:
+                raise _BadDirective(token, str(bad)) from None
+        if aside is not None:
+            into.notes.append(f"line {number}: {token} set aside: {aside}")
 
 
 def parse_sbatch_script(text: str) -> SbatchDirectives:
     """The `#SBATCH` directives at the top of a batch script (see the module's docstring).
 
-    An unreadable directive raises `InvalidInput` whose detail names the line and the
-    directive, e.g. `line 3: --gres=gpu:x:abc: GPU count must be a whole number`.
+    An unreadable or refused directive raises `InvalidInput` whose detail names the line
+    and the directive, e.g. `line 3: --gres=gpu:x:abc: GPU count must be a whole number`;
+    each directive set aside gives a note, e.g. `line 4: --partition=gpu set aside:
+    Fabriek chooses the site and nodes`.
     """
     collected = _Collected()
     for number, line in enumerate(text.splitlines(), start=1):
@@ -379,7 +337,7 @@ def parse_sbatch_script(text: str) -> SbatchDirectives:
                 break  # the first command ends the directives, as in sbatch
             continue
         try:
-            _read_line(line[len("#SBATCH") :], collected)
+            _read_line(line[len("#SBATCH") :], collected, number)
         except _BadDirective as bad:
             detail = f"line {number}: {bad.shown}: {bad.message}"
             raise InvalidInput(detail, [FieldProblem("script", detail)]) from None
@@ -420,20 +378,59 @@ def spec_from_script(
     if chosen_name is not None and not chosen_name.strip():
         raise InvalidInput.on("name", "must not be empty")
     defaults = JobSpec(name="script")
+    chosen_cpus = _first(_explicit("cpus", cpus, 1), found.cpus_per_node(), defaults.cpus)
+    if chosen_cpus < found.tasks_on_a_node():
+        raise InvalidInput.on(
+            "cpus",
+            f"the script starts {found.tasks_on_a_node()} tasks on each node, each with a CPU "
+            f"at least: ask for {found.tasks_on_a_node()} CPUs or more, not {chosen_cpus}",
+        )
+    memory = _first(
+        _explicit("memory_gb", memory_gb, 1),
+        found.memory_gb_per_node(chosen_cpus),
+        defaults.memory_gb,
+    )
+    if memory > MAX_MEMORY_GB:
+        raise InvalidInput.on("script", "the script asks for more memory than any node has")
     return JobSpec(
         name=chosen_name or defaults.name,
         script=script,
-        container_image=container_image,
+        # Given with the submission, it wins over the script's, as sbatch's options do.
+        container_image=container_image if container_image is not None else found.container_image,
         gpus=_first(_explicit("gpus", gpus, 0), found.gpus, defaults.gpus),
         gpu_type=gpu_type if gpu_type is not None else found.gpu_type,
         nodes=_first(_explicit("nodes", nodes, 1), found.nodes, defaults.nodes),
-        cpus=_first(_explicit("cpus", cpus, 1), found.cpus_per_task, defaults.cpus),
-        memory_gb=_first(_explicit("memory_gb", memory_gb, 1), found.memory_gb, defaults.memory_gb),
+        cpus=chosen_cpus,
+        memory_gb=memory,
         time_limit_s=_first(
             _explicit("time", time_limit_s, 1), found.time_limit_s, defaults.time_limit_s
         ),
         environment=dict(environment or {}),
-        working_dir=working_dir,
+        working_dir=working_dir if working_dir is not None else found.working_dir,
+    )
+
+
+@dataclass(frozen=True)
+class TaskLayout:
+    """How sbatch is to start a script's tasks: `--ntasks-per-node` or `--ntasks` as the
+    script asks (None: not given), and the CPUs of each task, so that the tasks of a node
+    together have the node's CPUs that Fabriek counted (`JobSpec.cpus`)."""
+
+    tasks_per_node: int | None
+    tasks: int | None
+    cpus_per_task: int
+
+
+def task_layout(script: str | None, nodes: int, cpus_per_node: int) -> TaskLayout:
+    """The tasks a job's script asks for (see `TaskLayout`); one task with all of a node's
+    CPUs for a job without a script, or whose script names no tasks."""
+    if script is None:
+        return TaskLayout(None, None, cpus_per_node)
+    found = replace(parse_sbatch_script(script), nodes=nodes)
+    if found.tasks is None and found.tasks_per_node is None:
+        return TaskLayout(None, None, cpus_per_node)
+    return TaskLayout(
+        found.tasks_per_node, found.tasks, max(1, cpus_per_node // found.tasks_on_a_node())
     )
 
 

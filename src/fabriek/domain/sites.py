@@ -138,7 +138,7 @@ class SiteDraft(BaseModel):
     gdpr_ready: bool = Field(
         default=False, description="declared ready to process personal data under the GDPR"
     )
-    engine: str = Field(default="local", pattern=r"^(local|slurm|slurmrestd)$")
+    engine: str = Field(default="local", pattern=r"^(local|slurm|slurmrestd|partner)$")
     max_time_s: int = Field(default=7 * 24 * 3600, ge=60, le=365 * 24 * 3600)
     node_groups: list[NodeGroupDraft] = Field(default_factory=list, max_length=1000)
 

@@ -224,16 +224,6 @@ def merge(ledger: Mapping[RecordKey, AccountingRecord], batch: Iterable[Accounti
     return Merge(tuple(added), tuple(changed), unchanged, not_ended)
 
 
-def apply_merge(
-    ledger: Mapping[RecordKey, AccountingRecord], merged: Merge
-) -> dict[RecordKey, AccountingRecord]:
-    """The ledger after a merge."""
-    out = dict(ledger)
-    for record in (*merged.added, *merged.changed):
-        out[record.key] = record
-    return out
-
-
 # -- slurmrestd: GET /slurmdb/v0.0.38/jobs ------------------------------------------------------
 
 

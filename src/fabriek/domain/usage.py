@@ -5,10 +5,11 @@ energy records and hands them here."""
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
+from operator import attrgetter
 
 from pydantic import BaseModel, Field
 
@@ -62,6 +63,10 @@ class EnergyHour:
     source: str
     renewable_share: float = 0.0
     residual_mix_g_per_kwh: float | None = None
+    # The carbon (g CO2e) the site that ran it reported for this record: a partner factory
+    # reports a job's carbon at its own grid's intensity, which then stands for both the
+    # location- and the market-based figure (the partner reports no market-based one).
+    reported_g_co2e: float | None = None
 
 
 class UsageLine(BaseModel):
@@ -106,10 +111,71 @@ def group_of(record: EnergyHour, by: GroupBy) -> str:
     return value
 
 
+# A site's footprint per kWh of IT energy, as the floats of `Footprint`'s fields after `it`:
+# facility kWh, litres, heat kWh, kg CO2e, market kg CO2e (None: not known).
+_Rates = tuple[float, float, float, float | None, float | None]
+
+# A site's factors in the order of `SiteFactors`' fields.
+_Factors = tuple[float, float, float, float, float | None]
+
+
+def _rates(fp: Footprint) -> _Rates:
+    carbon = None if fp.carbon is None else fp.carbon.value
+    market = None if fp.carbon_market is None else fp.carbon_market.value
+    return (fp.facility.value, fp.water.value, fp.heat_reused.value, carbon, market)
+
+
+@dataclass(frozen=True, slots=True)
+class _PerKwh:
+    """What 1 kWh of IT energy at a site comes to by `domain.energy.footprint`: with no grid
+    intensity known, at 0 g/kWh, and how much more for each g/kWh. The formulas are linear in
+    the energy and affine in the intensity (tests/test_usage_rollup.py holds them to that), so
+    a group's footprint is these rates times its summed kWh and kWh × g/kWh: the typed
+    formulas run once per site, not once per record."""
+
+    unknown: _Rates
+    at_zero: _Rates
+    per_g: _Rates
+
+    @classmethod
+    def of(cls, site: SiteFactors) -> _PerKwh:
+        one = KilowattHours(1.0)
+        zero, at_one = _rates(footprint(one, site, 0.0)), _rates(footprint(one, site, 1.0))
+        return cls(_rates(footprint(one, site, None)), zero, _less(at_one, zero))
+
+
+def _less(a: _Rates, b: _Rates) -> _Rates:
+    def minus(x: float | None, y: float | None) -> float | None:
+        return None if x is None or y is None else x - y
+
+    return (a[0] - b[0], a[1] - b[1], a[2] - b[2], minus(a[3], b[3]), minus(a[4], b[4]))
+
+
+@dataclass(slots=True)
+class _Energy:
+    """The IT energy of one group and period at one site, in bare floats (the hot loop): the
+    kWh without a grid intensity, the kWh with one, and the sum of those kWh × g/kWh; with
+    the GPU-seconds and the sources of the energy figures."""
+
+    sources: set[str]
+    unknown_kwh: float = 0.0
+    known_kwh: float = 0.0
+    known_kwh_g: float = 0.0
+    gpu_seconds: float = 0.0
+    reported_kwh: float = 0.0
+    reported_g: float = 0.0
+
+
+def _namer(by: GroupBy) -> Callable[[EnergyHour], str]:
+    """`group_of` for one level, decided once rather than per record."""
+    if by is GroupBy.FACTORY or by is GroupBy.JOB:
+        return lambda record: group_of(record, by)
+    return attrgetter(by.value)
+
+
 @dataclass
 class _Sum:
-    """Running totals of one group and period, in the units of `Footprint`'s fields (bare
-    floats inside this loop only: adding typed quantities allocates one object per add)."""
+    """Running totals of one group and period, in the units of `Footprint`'s fields."""
 
     gpu_seconds: float = 0.0
     it_kwh: float = 0.0
@@ -120,31 +186,38 @@ class _Sum:
     heat_kwh: float = 0.0
     unknown_kwh: float = 0.0
 
-    def add(self, hour: Footprint, gpu_seconds: float) -> None:
-        self.gpu_seconds += gpu_seconds
-        self.it_kwh += hour.it.value
-        self.facility_kwh += hour.facility.value
-        self.litres += hour.water.value
-        self.heat_kwh += hour.heat_reused.value
-        if hour.carbon is None:
-            self.unknown_kwh += hour.facility.value
+    def add(
+        self, kwh: float, rates: _Rates, kwh_g: float = 0.0, per_g: _Rates | None = None
+    ) -> None:
+        """`kwh` of IT energy at `rates`, plus `kwh_g` (kWh × g/kWh) at `per_g`."""
+        facility, litres, heat, carbon, market = rates
+        g_facility, g_litres, g_heat, g_carbon, g_market = per_g or (0.0, 0.0, 0.0, 0.0, 0.0)
+        self.it_kwh += kwh
+        self.facility_kwh += kwh * facility + kwh_g * g_facility
+        self.litres += kwh * litres + kwh_g * g_litres
+        self.heat_kwh += kwh * heat + kwh_g * g_heat
+        if carbon is None:
+            self.unknown_kwh += kwh * facility
         else:
-            self.kg_co2e += hour.carbon.value
-        if hour.carbon_market is not None:
-            self.kg_co2e_market += hour.carbon_market.value
+            self.kg_co2e += kwh * carbon + kwh_g * (g_carbon or 0.0)
+        if market is not None:
+            self.kg_co2e_market += kwh * market + kwh_g * (g_market or 0.0)
 
 
 def hour_footprint(record: EnergyHour) -> Footprint:
     """The footprint of one record: its IT energy through `domain.energy.footprint` with the
     site's factors and the hour's grid intensity."""
-    site = SiteFactors(
+    return footprint(KilowattHours(record.it_kwh), _site(record), record.g_per_kwh)
+
+
+def _site(record: EnergyHour) -> SiteFactors:
+    return SiteFactors(
         pue=record.pue,
         wue_l_per_kwh=record.wue_l_per_kwh,
         heat_reuse_share=record.heat_reuse_share,
         renewable_share=record.renewable_share,
         residual_mix_g_per_kwh=record.residual_mix_g_per_kwh,
     )
-    return footprint(KilowattHours(record.it_kwh), site, record.g_per_kwh)
 
 
 def roll_up(records: Iterable[EnergyHour], by: GroupBy, step: Step) -> list[UsageLine]:
@@ -152,13 +225,57 @@ def roll_up(records: Iterable[EnergyHour], by: GroupBy, step: Step) -> list[Usag
     energy × PUE, carbon is facility energy × the hour's grid intensity, market-based the
     covered share at zero and the rest at the residual mix, water is IT energy × WUE, heat
     reused is facility energy × the declared share) per group and period. Hours without a
-    grid intensity are counted apart, never as zero carbon. Sorted by period, then group."""
+    grid intensity are counted apart, never as zero carbon. A record with a carbon figure
+    reported by the site that ran it (a partner factory) counts that figure instead of the
+    grid intensity. Sorted by period, then group.
+
+    The records' energy is first summed per group, period and site (bare floats, the hot
+    loop), then turned into figures at each site's rates per kWh (`_PerKwh`), which come
+    from the typed formulas once per site."""
+    # Keyed by period, group and the site's factors in one flat tuple (cheap to hash); a
+    # site's rates are made once per distinct set of factors, after the loop.
+    energy: dict[tuple[str, str, float, float, float, float, float | None], _Energy] = {}
+    periods: dict[datetime, str] = {}  # a period's label per hour: formatting is the cost
+    name_of = _namer(by)
+    for r in records:
+        period = periods.get(r.hour)
+        if period is None:
+            period = periods[r.hour] = period_of(r.hour, step)
+        key = (period, name_of(r), r.pue, r.wue_l_per_kwh, r.heat_reuse_share,
+               r.renewable_share, r.residual_mix_g_per_kwh)  # fmt: skip
+        part = energy.get(key)
+        if part is None:
+            part = energy[key] = _Energy(sources=set())
+        if r.reported_g_co2e is not None:
+            part.reported_kwh += r.it_kwh
+            part.reported_g += r.reported_g_co2e
+        elif r.g_per_kwh is None:
+            part.unknown_kwh += r.it_kwh
+        else:
+            part.known_kwh += r.it_kwh
+            part.known_kwh_g += r.it_kwh * r.g_per_kwh
+        part.gpu_seconds += r.gpu_seconds
+        part.sources.add(r.source)
     sums: dict[tuple[str, str], _Sum] = defaultdict(_Sum)
     sources: dict[tuple[str, str], set[str]] = defaultdict(set)
-    for r in records:
-        key = (period_of(r.hour, step), group_of(r, by))
-        sums[key].add(hour_footprint(r), r.gpu_seconds)
-        sources[key].add(r.source)
+    rates: dict[_Factors, _PerKwh] = {}
+    for key, part in energy.items():
+        factors = (key[2], key[3], key[4], key[5], key[6])
+        site = rates.get(factors)
+        if site is None:
+            site = rates[factors] = _PerKwh.of(SiteFactors(*factors))
+        total = sums[key[0], key[1]]
+        total.gpu_seconds += part.gpu_seconds
+        sources[key[0], key[1]] |= part.sources
+        if part.unknown_kwh:
+            total.add(part.unknown_kwh, site.unknown)
+        if part.known_kwh or part.known_kwh_g:
+            total.add(part.known_kwh, site.at_zero, part.known_kwh_g, site.per_g)
+        if part.reported_kwh or part.reported_g:
+            # Facility energy, water and heat at the site's factors; carbon as reported.
+            total.add(part.reported_kwh, (*site.at_zero[:3], 0.0, 0.0))
+            total.kg_co2e += part.reported_g / 1000
+            total.kg_co2e_market += part.reported_g / 1000
     return [
         UsageLine(
             group=group, period=period, gpu_hours=round(s.gpu_seconds / 3600, 6),

@@ -22,6 +22,11 @@ class EngineUnavailable(Exception):
     """The engine's cluster cannot be reached now; try again later."""
 
 
+class EngineUnsure(EngineUnavailable):
+    """A submission may have reached the cluster, but its answer did not come back: the job
+    must be submitted again to the same engine (idempotent per job id), never elsewhere."""
+
+
 class EngineRejected(Exception):
     """The engine refused this job for good (bad script, impossible request)."""
 
@@ -34,17 +39,34 @@ class Placement:
 
 
 @dataclass(frozen=True)
+class ContainerImage:
+    """The image a job runs in, as the control plane resolved it before handing it over.
+
+    `reference` is what the site's runtime pulls: pinned by digest
+    (`registry/project/name@sha256:...`) where the factory's registry answered, else the
+    name as given. `username`/`password` are a short-lived pull credential for the
+    factory's registry, scoped to what the job's project may pull; it is never stored."""
+
+    reference: str
+    digest: str | None = None
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+
+
+@dataclass(frozen=True)
 class EngineJob:
     """A job handed to an engine: Fabriek's id tags it, so it is never started twice.
 
     `owner` is whom it runs as (an engine that runs jobs of several people refuses a job
-    without one); `datasets_dir` holds its decrypted datasets, staged for it alone."""
+    without one); `datasets_dir` holds its decrypted datasets, staged for it alone;
+    `image` is the container image it runs in (None: on the site's own system)."""
 
     job_id: int
     spec: JobSpec
     placement: Placement = field(default_factory=Placement)
     owner: JobOwner | None = None
     datasets_dir: Path | None = None
+    image: ContainerImage | None = None
 
 
 @dataclass(frozen=True)

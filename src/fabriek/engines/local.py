@@ -44,6 +44,7 @@ from fabriek.domain.accounts import (
     DEFAULT_ID_BASE,
     PosixIdentity,
 )
+from fabriek.domain.containers import ContainerSupport
 from fabriek.domain.errors import NotFound
 from fabriek.domain.jobs import TERMINAL_STATES, JobSpec, JobState
 from fabriek.engines import local_runner as files
@@ -55,6 +56,13 @@ from fabriek.engines.base import (
     Observation,
 )
 from fabriek.engines.gpus import GpuInventory, discover_gpus
+from fabriek.engines.local_containers import (
+    check_container,
+    container_launch,
+    container_name,
+    image_of,
+    left_behind,
+)
 from fabriek.engines.local_isolation import (
     WORK_DIR,
     Isolation,
@@ -65,6 +73,7 @@ from fabriek.engines.local_isolation import (
     job_identity,
     write_account_files,
 )
+from fabriek.engines.local_multinode import check_multinode, gang_argv
 from fabriek.engines.web_apps import PORT_VARIABLE, WebAddress, free_loopback_port, loopback_address
 
 log = logging.getLogger(__name__)
@@ -96,6 +105,7 @@ class LocalEngine:
         isolation: Isolation | None = None,
         private_paths: Sequence[Path] = (),
         id_base: int = DEFAULT_ID_BASE,
+        containers: ContainerSupport | None = None,
     ) -> None:
         """`detect_gpus=False` skips NVML and always uses `virtual_gpus` (tests do this);
         `kill_grace_s` is the wait between SIGTERM and SIGKILL; a job directory whose
@@ -104,7 +114,9 @@ class LocalEngine:
         constant power: a test double for NVML where there are no GPUs.
         `isolation` defaults to what this process can do (`default_isolation`);
         `private_paths` are hidden from jobs besides `state_dir` (the control plane's state
-        folder, database, keys); UIDs and GIDs are numbered from `id_base`."""
+        folder, database, keys); UIDs and GIDs are numbered from `id_base`. `containers`:
+        how this site runs jobs in images (None: it runs none)."""
+        self.containers = containers
         self.energy_test_double_watts = energy_test_double_watts
         self.name = name
         # Absolute, because runners work from their job directories and outlive our cwd.
@@ -180,6 +192,8 @@ class LocalEngine:
             if job_dir.exists():
                 return handle
             self._check(job.job_id, job.spec)
+            if (image := image_of(job)) is not None:
+                check_container(self.name, self.containers, image, job.spec.nodes)
             identity = job_identity(self.isolation, job.owner, self.id_base, self._claims)
             self._release_ended()
             free = self._free()
@@ -263,8 +277,7 @@ class LocalEngine:
             raise EngineRejected("a job needs exactly one of a command and a script")
         if spec.command is not None and not spec.command:
             raise EngineRejected("the job's command is empty")
-        if spec.nodes != 1:
-            raise EngineRejected(f"the local engine runs a job on one machine, not {spec.nodes}")
+        check_multinode(spec)  # several nodes: simulated as process groups here
         if spec.gpus > self.inventory.count:
             raise EngineRejected(
                 f"the job asks {spec.gpus} GPUs; this machine has {self.inventory.count}"
@@ -274,19 +287,10 @@ class LocalEngine:
             raise EngineRejected(f"the job asks {spec.gpu_type} GPUs; this machine has {have}")
         if spec.time_limit_s <= 0:
             raise EngineRejected("the job's time limit must be more than zero")
-        if spec.container_image and shutil.which("apptainer") is None:
-            raise EngineRejected(
-                f"the job runs in container {spec.container_image!r}, but apptainer is not "
-                "installed on this machine; run a command without a container, or install it"
-            )
 
     def _argv(self, spec: JobSpec, job_dir: Path, gpus: tuple[int, ...]) -> list[str]:
         work = job_dir / WORK_DIR
-        argv = list(spec.command) if spec.command else ["bash", str(work / "script.sh")]
-        if not spec.container_image:
-            return argv
-        nv = ["--nv"] if gpus and self.inventory.source == "nvml" else []
-        return ["apptainer", "exec", *nv, "--bind", str(work), spec.container_image, *argv]
+        return list(spec.command) if spec.command else ["bash", str(work / "script.sh")]
 
     def _environment(
         self, job: EngineJob, job_dir: Path, gpus: tuple[int, ...], who: PosixIdentity | None
@@ -336,6 +340,7 @@ class LocalEngine:
         temp = self.state_dir / f".new-{job.job_id}-{uuid.uuid4().hex}"
         temp.mkdir(mode=0o700)  # the job's environment may hold the user's secrets
         try:
+            argv = self._argv(spec, job_dir, gpus)
             work = temp / WORK_DIR
             work.mkdir(mode=0o700)
             if spec.script is not None:
@@ -345,12 +350,11 @@ class LocalEngine:
                 give(work, who)
                 if job.datasets_dir is not None:
                     give(Path(job.datasets_dir), who, writable=False)
-            files.write_json(
-                temp / files.JOB_FILE,
-                {
+            meta: dict[str, Any] = {
                     "job_id": job.job_id,
                     "name": spec.name,
-                    "argv": self._argv(spec, job_dir, gpus),
+                    # Several nodes: the gang runs the program once per node.
+                    "argv": gang_argv(job.job_id, spec, argv, gpus, self.kill_grace_s / 2),
                     "env": self._environment(job, job_dir, gpus, who),
                     "cwd": spec.working_dir or str(job_dir / WORK_DIR),
                     "jail": (
@@ -363,8 +367,14 @@ class LocalEngine:
                     "gpus": list(gpus),
                     "energy_meter": self._energy_meter(gpus),
                     "submitted_at": files.now_iso(),
-                },
-            )
+            }  # fmt: skip
+            if image_of(job) is not None and self.containers is not None:
+                # In its image: podman, started by the runner, is the job's jail.
+                name = container_name(self.state_dir, self.name, job.job_id)
+                meta.update(container_launch(
+                    job, temp, job_dir, gpus, who, self.containers, name, meta["env"]
+                ))  # fmt: skip
+            files.write_json(temp / files.JOB_FILE, meta)
             os.rename(temp, job_dir)
         except OSError:
             shutil.rmtree(temp, ignore_errors=True)
@@ -448,6 +458,7 @@ class LocalEngine:
     def _vanished(
         self, job_id: int, handle: str, job_dir: Path, runner: dict[str, Any] | None
     ) -> Observation:
+        left_behind(job_dir)  # a container its runner could no longer remove
         if (job_dir / files.CANCEL_FILE).exists():
             # The runner was signalled before it could catch the signal: a cancel all right.
             return Observation(job_id, handle, JobState.CANCELLED, "cancelled before it started")

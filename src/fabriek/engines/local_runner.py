@@ -8,7 +8,9 @@ already running.
 
 What it reads and writes in JOB_DIR (every write is a temp file plus `os.replace`, so a
 reader never sees half a file):
-- `job.json` (written by the engine): argv, environment, working directory, time limit.
+- `job.json` (written by the engine): argv, environment, working directory, time limit;
+  for a job in a container image, the environment podman itself runs with
+  (`launcher_env`) and the commands that remove the container afterwards (`after`).
 - `runner.json`: this runner's pid and start time, so a recycled pid is never taken for it.
 - `started.json`: when the job's process started, and its pid.
 - `stdout`, `stderr`: the job's output.
@@ -304,6 +306,42 @@ def _final(
     }
 
 
+# podman's (and Docker's) own exit codes: it failed, the command could not be run, or it
+# does not exist in the image; and how podman and its init (catatonit) begin their errors.
+_RUNTIME_FAILURES = (125, 126, 127)
+_RUNTIME_WORDS = ("Error: ", "ERROR (catatonit")
+
+
+def _runtime_failure(job_dir: Path, exit_code: int) -> str | None:
+    """Why a container did not run, in the last line podman or its init wrote to the job's
+    stderr; None when the job itself ran and failed."""
+    try:
+        lines = (job_dir / "stderr").read_text(errors="replace").strip().splitlines()
+    except OSError:
+        lines = []
+    last = lines[-1][:500] if lines else ""
+    if exit_code not in _RUNTIME_FAILURES and not last.startswith(_RUNTIME_WORDS):
+        return None
+    return f"the container did not run (exit code {exit_code})" + (f": {last}" if last else "")
+
+
+def _after(commands: list[list[str]]) -> None:
+    """Run what the job leaves to clean up (a container's runtime may keep it running after
+    its client was killed): each command to its end, its output into the runner's log."""
+    for argv in commands:
+        try:
+            done = subprocess.run(
+                argv, stdin=subprocess.DEVNULL, capture_output=True, timeout=120,
+                env={"PATH": _SYSTEM_PATH}, check=False,
+            )  # fmt: skip
+        except (OSError, subprocess.TimeoutExpired) as error:
+            print(f"after the job, {argv[0]!r} failed: {error}", file=sys.stderr)
+            continue
+        if done.returncode != 0:
+            text = (done.stderr or done.stdout).decode(errors="replace").strip()[-500:]
+            print(f"after the job, {argv[0]!r} exited {done.returncode}: {text}", file=sys.stderr)
+
+
 def run(job_dir: Path) -> int:
     """Run the job described in `job_dir` to its end and record how it ended."""
     sig = _Signals()  # first, so that a cancel arriving from now on is caught
@@ -324,7 +362,7 @@ def run(job_dir: Path) -> int:
                 # Jailed: the jail sets up the job's namespaces and becomes its user.
                 jail["command"] if jail else job["argv"],
                 cwd="/" if jail else job["cwd"],
-                env={"PATH": _SYSTEM_PATH} if jail else job["env"],
+                env={"PATH": _SYSTEM_PATH} if jail else job.get("launcher_env", job["env"]),
                 stdin=subprocess.DEVNULL,
                 stdout=out,
                 stderr=err,
@@ -347,6 +385,7 @@ def run(job_dir: Path) -> int:
     )
     limit_s = float(job["time_limit_s"])
     cause = _supervise(child, limit_s, float(job["kill_grace_s"]), sig, meter)
+    _after(job.get("after", ()))
     meter.sample()
     code = child.returncode
     sig_num = -code if code < 0 else None
@@ -358,6 +397,8 @@ def run(job_dir: Path) -> int:
     status = _final(exit_code, sig_num, cause, started, limit_s)
     if jailed and jailed.get("error") and cause == "exited":
         status["reason"] = str(jailed["error"])[:1000]
+    if job.get("container") and cause == "exited" and exit_code:
+        status["reason"] = _runtime_failure(job_dir, exit_code) or status["reason"]
     write_json(job_dir / STATUS_FILE, status)
     return 0
 

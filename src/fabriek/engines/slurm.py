@@ -24,11 +24,15 @@ pointed at the cluster by `env` (SLURM_CONF, usually). Choices, and why:
 from __future__ import annotations
 
 import os
+import pwd
+import re
 import subprocess
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
+from fabriek.domain.containers import ContainerSupport
 from fabriek.domain.slurm_accounting import (
     AccountingFormatError,
     AccountingRecord,
@@ -50,6 +54,7 @@ from fabriek.engines.slurm_parse import (
 from fabriek.engines.slurm_sbatch import SbatchInputError, build_sbatch
 from fabriek.engines.slurm_scontrol import parse_scontrol_oneliner
 from fabriek.engines.slurm_tagged import HANDLE, TaggedSlurmEngine, check_handle
+from fabriek.engines.slurm_web import WebPorts, node_address_from_scontrol
 
 _INHERITED = ("PATH", "HOME", "USER", "LOGNAME", "LANG", "LC_ALL", "TMPDIR")
 
@@ -58,6 +63,27 @@ def _short(text: str, limit: int = 300) -> str:
     """The last meaningful line of a command's error output, cut to `limit`."""
     lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
     return (lines[-1] if lines else "no error output")[:limit]
+
+
+def _owner_env(user: str) -> dict[str, str]:
+    """The owner's own HOME where this machine knows it, for the job's script: sbatch hands
+    the job its own environment, which for a root control plane is root's (a notebook would
+    keep its files in /root, where its user may not write)."""
+    try:
+        return {"HOME": pwd.getpwnam(user).pw_dir}
+    except KeyError:
+        return {}
+
+
+def _primary_gid(user: str) -> int | None:
+    """The user's own primary group where this machine knows them (a control plane that is
+    one of the cluster's clients shares its accounts): sbatch run as root with --uid alone
+    starts the job in root's group, with root's group's access and no way for rootless
+    podman to map its IDs. None where the account is unknown here."""
+    try:
+        return pwd.getpwnam(user).pw_gid
+    except KeyError:
+        return None
 
 
 class SlurmEngine(TaggedSlurmEngine):
@@ -73,12 +99,19 @@ class SlurmEngine(TaggedSlurmEngine):
         partition: str | None = None,
         command_timeout_s: float = 30.0,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        containers: ContainerSupport | None = None,
+        web_ports: WebPorts | None = None,
+        node_addresses: Mapping[str, str] | None = None,
     ) -> None:
         """`tag_prefix` tells this control plane's jobs from others' on a shared cluster;
-        `command_timeout_s` bounds every Slurm command (past it: EngineUnavailable)."""
+        `command_timeout_s` bounds every Slurm command (past it: EngineUnavailable);
+        `containers`: how the site runs jobs in images (None: it runs none); `web_ports`
+        and `node_addresses`: where jobs' web apps listen and are reached (`slurm_web`)."""
+        self.containers = containers
         super().__init__(
-            name, Path(log_dir).resolve(), tag_prefix=tag_prefix, partition=partition, clock=clock
-        )
+            name, Path(log_dir).resolve(), tag_prefix=tag_prefix, partition=partition,
+            clock=clock, web_ports=web_ports, node_addresses=node_addresses,
+        )  # fmt: skip
         self.env = dict(env)
         self.log_dir.mkdir(parents=True, exist_ok=True)  # also the cwd of Slurm's commands
         self.command_timeout_s = command_timeout_s
@@ -160,6 +193,10 @@ class SlurmEngine(TaggedSlurmEngine):
 
     def _start(self, job: EngineJob) -> str:
         """sbatch the job as its owner."""
+        if job.owner is not None:  # its own variables win over its owner's defaults
+            spec = job.spec
+            environment = {**_owner_env(job.owner.user), **spec.environment}
+            job = replace(job, spec=replace(spec, environment=environment))
         try:
             request = build_sbatch(
                 job,
@@ -167,6 +204,9 @@ class SlurmEngine(TaggedSlurmEngine):
                 log_dir=self.log_dir,
                 tag_prefix=self.tag_prefix,
                 partition=self.partition,
+                containers=self.containers,
+                gid=_primary_gid(job.owner.user) if job.owner is not None else None,
+                web_ports=self.web_ports,
             )
         except SbatchInputError as exc:
             raise EngineRejected(str(exc)) from exc
@@ -180,6 +220,14 @@ class SlurmEngine(TaggedSlurmEngine):
         if not HANDLE.fullmatch(handle):
             raise EngineUnavailable(f"{self.name}: sbatch printed no job id: {handle!r}")
         return handle
+
+    def _node_address(self, node: str) -> str | None:
+        """The node's NodeAddr, from `scontrol show node`."""
+        if not re.fullmatch(r"[A-Za-z0-9._-]+", node):
+            return None
+        return node_address_from_scontrol(
+            self._query(["scontrol", "show", "node", node, "--oneliner"])
+        )
 
     # -- the rest of the Engine protocol ----------------------------------------------------
 

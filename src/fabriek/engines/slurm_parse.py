@@ -33,6 +33,8 @@ class SlurmJob:
     `wait_status` is the raw status of the batch script as waitpid gives it. Times are Unix
     seconds, None when unset. `gpu_ids` are the allocated GPU indices where Slurm lists them
     (only while the job runs); `gpu_count` is how many GPUs the job holds or asked for.
+    `batch_host` is the node its batch script runs on (empty until it starts); `user_id` the
+    Unix ID it runs as.
     """
 
     handle: str
@@ -47,6 +49,8 @@ class SlurmJob:
     nodes: str = ""
     gpu_count: int = 0
     gpu_ids: tuple[str, ...] = ()
+    batch_host: str = ""
+    user_id: int | None = None
 
 
 def job_tag(prefix: str, job_id: int) -> str:
@@ -193,6 +197,8 @@ def _from_json_job(raw: Mapping[str, Any]) -> SlurmJob:
         nodes=_text(raw.get("nodes")),
         gpu_count=len(ids) or count,
         gpu_ids=ids,
+        batch_host=_text(raw.get("batch_host")),
+        user_id=_num(raw.get("user_id")),
     )
 
 

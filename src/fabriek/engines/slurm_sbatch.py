@@ -7,7 +7,6 @@ line of a user's script, so a pasted script cannot ask for more than Fabriek gra
 
 from __future__ import annotations
 
-import hashlib
 import math
 import re
 import shlex
@@ -15,8 +14,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import PurePath
 
+from fabriek.domain.containers import ContainerRunError, ContainerRuntime, ContainerSupport
+from fabriek.domain.errors import InvalidInput
+from fabriek.domain.jobs import JobSpec
+from fabriek.domain.sbatch import TaskLayout, task_layout
 from fabriek.engines.base import EngineJob, LogStream
+from fabriek.engines.slurm_containers import container_lines
+from fabriek.engines.slurm_gang import command_lines, node_lines, script_rendezvous
 from fabriek.engines.slurm_parse import job_tag
+from fabriek.engines.slurm_web import WebPorts, web_port_lines
 
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*", re.ASCII)
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+", re.ASCII)
@@ -24,6 +30,16 @@ _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+", re.ASCII)
 
 class SbatchInputError(ValueError):
     """The job cannot be written as an sbatch call (say, an invalid variable name)."""
+
+
+@dataclass(frozen=True)
+class WebApp:
+    """Where a job's web app records its port: the engine's name and output folder, and
+    the site's web ports (see `slurm_web`)."""
+
+    engine: str
+    log_dir: PurePath
+    ports: WebPorts
 
 
 @dataclass(frozen=True)
@@ -77,50 +93,87 @@ def _exports(environment: Mapping[str, str]) -> list[str]:
 
 
 def _split_header(script: str) -> tuple[list[str], list[str]]:
-    """The shebang, blank and comment lines sbatch reads `#SBATCH` from; and the rest."""
+    """The shebang, blank and comment lines sbatch reads `#SBATCH` from, each directive
+    turned off (`##SBATCH`); and the rest. Fabriek read the directives when the job was
+    submitted and gives sbatch what it honours as options: a directive it set aside
+    (`--partition`, `--output`, ...) must not reach sbatch, and a directive left on beside
+    Fabriek's option of another name (`--gpus-per-node` beside `--gres`) would count twice."""
     lines = script.splitlines()
     if not lines or not lines[0].startswith("#!"):
         lines = ["#!/bin/bash", *lines]  # sbatch refuses a script without one
     cut = 1
     while cut < len(lines) and (not lines[cut].strip() or lines[cut].lstrip().startswith("#")):
         cut += 1
-    return lines[:cut], lines[cut:]
+    header = [f"#{line}" if line.startswith("#SBATCH") else line for line in lines[:cut]]
+    return header, lines[cut:]
 
 
-def _in_container(image: str, gpus: int, body: list[str]) -> list[str]:
-    """Run `body` (shell lines) inside `image` with Apptainer, from a temporary file."""
-    text = "\n".join(body)
-    # A delimiter made from the text itself cannot occur in it (short of a hash collision).
-    end = "FABRIEK_EOF_" + hashlib.sha256(text.encode()).hexdigest()[:16]
-    nv = " --nv" if gpus else ""
-    return [
-        'fabriek_body="$(mktemp)"',
-        "trap 'rm -f \"$fabriek_body\"' EXIT",
-        f"cat > \"$fabriek_body\" <<'{end}'",
-        text,
-        end,
-        f'apptainer exec{nv} {shlex.quote(image)} /bin/bash "$fabriek_body"',
-    ]
+def _image(job: EngineJob, containers: ContainerSupport | None) -> str | None:
+    """The image the job runs in, after checking the site can run one."""
+    image = job.image.reference if job.image is not None else job.spec.container_image
+    if image is not None and containers is None:
+        raise SbatchInputError(
+            f"the job runs in image {image!r}, but this site runs no containers: "
+            "its sites-file table declares no container_runtime"
+        )
+    return image
 
 
-def build_script(job: EngineJob) -> str:
-    """The batch script: the user's script or command, with the job's environment."""
+def build_script(
+    job: EngineJob, containers: ContainerSupport | None = None, web: WebApp | None = None
+) -> str:
+    """The batch script: the user's script or command, with the job's environment; inside
+    its image with the site's container runtime (`containers`) when it names one; for a job
+    with a web app, first the port it listens on (`web`: where it is recorded)."""
     spec = job.spec
     exports = _exports(spec.environment)
-    if spec.script is not None:
-        header, body = _split_header(spec.script)
-        if spec.container_image:
-            body = _in_container(spec.container_image, spec.gpus, body)
-        return "\n".join([*header, *exports, *body, ""])
-    if not spec.command:
-        raise SbatchInputError("a job needs a command or a script")
+    if spec.web_port is not None:
+        where = web or WebApp("slurm", PurePath("."), WebPorts())
+        exports += web_port_lines(where.engine, where.log_dir, where.ports)
+    image = _image(job, containers)
+    try:
+        if spec.script is not None:
+            header, body = _split_header(spec.script)
+            if image is not None and containers is not None:
+                body = container_lines(job, image, containers, body, header[0])
+            gang = script_rendezvous(job.job_id, spec)  # several nodes: their meeting point
+            return "\n".join([*header, *exports, *gang, *body, ""])
+        if not spec.command:
+            raise SbatchInputError("a job needs a command or a script")
+        if image is not None and containers is not None:
+            lines = container_lines(job, image, containers, None)
+            if containers.runtime is not ContainerRuntime.PYXIS:
+                # Several nodes: the container runs once on each, under srun with its rank
+                # (Pyxis's line is an srun of its own, which places its tasks itself).
+                lines = node_lines(job.job_id, spec, lines)
+            return "\n".join(["#!/bin/bash", f"# Fabriek job {job.job_id}", *exports, *lines, ""])
+    except ContainerRunError as error:
+        raise SbatchInputError(str(error)) from None
     command = shlex.join(spec.command)
-    if spec.container_image:
-        nv = " --nv" if spec.gpus else ""
-        command = f"apptainer exec{nv} {shlex.quote(spec.container_image)} {command}"
     title = _UNSAFE.sub("_", spec.name)
     return "\n".join(["#!/bin/bash", f"# Fabriek job {job.job_id}: {title}", *exports,
-                      f"exec {command}", ""])  # fmt: skip
+                      *command_lines(job.job_id, spec, command), ""])  # fmt: skip
+
+
+def _tasks(spec: JobSpec) -> list[str]:
+    """The tasks its script asks for (`--ntasks-per-node`, `--ntasks`), and the CPUs of each
+    task, so that a node's tasks have together the CPUs Fabriek counted for the node."""
+    layout = task_layout_of(spec)
+    args = [f"--cpus-per-task={layout.cpus_per_task}"]
+    if layout.tasks_per_node is not None:
+        args.append(f"--ntasks-per-node={layout.tasks_per_node}")
+    if layout.tasks is not None:
+        args.append(f"--ntasks={layout.tasks}")
+    return args
+
+
+def task_layout_of(spec: JobSpec) -> TaskLayout:
+    """`domain.sbatch.task_layout` of a job, as an `SbatchInputError` where its script no
+    longer reads (it was read when the job was submitted)."""
+    try:
+        return task_layout(spec.script, spec.nodes, spec.cpus)
+    except InvalidInput as bad:
+        raise SbatchInputError(str(bad)) from None
 
 
 def build_sbatch(
@@ -130,8 +183,13 @@ def build_sbatch(
     log_dir: PurePath,
     tag_prefix: str = "fabriek",
     partition: str | None = None,
+    containers: ContainerSupport | None = None,
+    gid: int | None = None,
+    web_ports: WebPorts | None = None,
 ) -> SbatchRequest:
-    """The sbatch call that starts `job`, tagged so that `known_jobs` finds it again."""
+    """The sbatch call that starts `job`, tagged so that `known_jobs` finds it again;
+    `containers`: how the site runs jobs in images (None: it runs none); `gid`: the owner's
+    own group, for sbatch run as root (which otherwise leaves the job in root's group)."""
     spec = job.spec
     args = [
         "--parsable",
@@ -140,7 +198,7 @@ def build_sbatch(
         f"--output={log_dir / log_file_name(engine, '%j', LogStream.STDOUT)}",
         f"--error={log_dir / log_file_name(engine, '%j', LogStream.STDERR)}",
         f"--nodes={spec.nodes}",
-        f"--cpus-per-task={spec.cpus}",
+        *_tasks(spec),
         f"--mem={spec.memory_gb}G",
         f"--time={time_minutes(spec.time_limit_s)}",
     ]
@@ -151,10 +209,13 @@ def build_sbatch(
         # As its owner, charged to its project's Slurm account: never as the control plane
         # (sbatch run as root may name the user; the account must be theirs at the site).
         args += [f"--uid={job.owner.user}", f"--account={job.owner.project}"]
+        if gid is not None:
+            args.append(f"--gid={gid}")
     if spec.working_dir:
         args.append(f"--chdir={spec.working_dir}")
     if partition:
         args.append(f"--partition={partition}")
     if job.placement.nodes:
         args.append(f"--nodelist={','.join(job.placement.nodes)}")
-    return SbatchRequest(args=tuple(args), script=build_script(job))
+    web = WebApp(engine, log_dir, web_ports or WebPorts())
+    return SbatchRequest(args=tuple(args), script=build_script(job, containers, web))

@@ -99,6 +99,12 @@ def _null(value: str | None) -> str:
     return "" if value in (None, "(null)", "None") else str(value)
 
 
+def _user_id(text: str) -> int | None:
+    """scontrol's UserId=name(uid) as the uid."""
+    match = re.fullmatch(r"[^(]*\(([0-9]+)\)", text.strip())
+    return int(match.group(1)) if match else None
+
+
 def parse_scontrol_oneliner(text: str) -> list[SlurmJob]:
     """Every job in `scontrol show job --oneliner [--details]` output (times read as UTC)."""
     jobs = []
@@ -126,6 +132,8 @@ def parse_scontrol_oneliner(text: str) -> list[SlurmJob]:
                 nodes=_null(f.get("NodeList")),
                 gpu_count=len(ids) or tres,
                 gpu_ids=ids,
+                batch_host=_null(f.get("BatchHost")),
+                user_id=_user_id(f.get("UserId", "")),
             )
         )
     return jobs

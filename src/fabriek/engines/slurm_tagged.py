@@ -16,6 +16,9 @@ how they list, start and cancel jobs. Everything else is here, once:
   it ran; GPU seconds of a job first seen finished are keyed "0".."n-1".
 - Output files are `<engine>-<slurm id>.out|err` in `log_dir`, on storage the cluster's nodes
   and this process share.
+- Web apps (`slurm_web`): a job's app listens on its batch host, at a port the job picked
+  there and recorded in `log_dir`; polls remember each running job's batch host and user, so
+  the proxy's `web_address` costs no Slurm call once the job was seen running.
 """
 
 from __future__ import annotations
@@ -27,9 +30,17 @@ from datetime import datetime
 from pathlib import Path
 
 from fabriek.domain.jobs import ACTIVE_STATES, JobState
-from fabriek.engines.base import EngineJob, EngineRejected, LogStream, Observation
+from fabriek.engines.base import (
+    EngineJob,
+    EngineRejected,
+    EngineUnavailable,
+    LogStream,
+    Observation,
+)
 from fabriek.engines.slurm_parse import SlurmJob, observe, tagged_job_id, tagged_jobs
 from fabriek.engines.slurm_sbatch import log_file_name
+from fabriek.engines.slurm_web import WebPorts, recorded_port, web_file_name
+from fabriek.engines.web_apps import WebAddress
 
 HANDLE = re.compile(r"[0-9]{1,18}", re.ASCII)
 _LIVE = ("PENDING", "RUNNING", "CONFIGURING", "COMPLETING", "SUSPENDED")
@@ -46,8 +57,12 @@ class TaggedSlurmEngine:
         tag_prefix: str,
         partition: str | None,
         clock: Callable[[], datetime],
+        web_ports: WebPorts | None = None,
+        node_addresses: Mapping[str, str] | None = None,
     ) -> None:
-        """`tag_prefix` tells this control plane's jobs from others' on a shared cluster."""
+        """`tag_prefix` tells this control plane's jobs from others' on a shared cluster;
+        `web_ports`: where jobs' web apps listen; `node_addresses`: node name -> the address
+        this process reaches it at, where that is not the node's Slurm NodeAddr."""
         if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_-]*", tag_prefix):
             raise ValueError("a tag prefix is a letter, then letters, digits, - or _")
         self.name = name
@@ -59,6 +74,10 @@ class TaggedSlurmEngine:
         self._handles: dict[int, str] = {}  # Fabriek id -> Slurm id, for idempotent submit
         self._synced = False  # whether _handles holds what the cluster had when we looked
         self._gpu_ids: dict[str, tuple[str, ...]] = {}  # handle -> GPU indices seen running
+        self.web_ports = web_ports or WebPorts()
+        self._node_addresses = dict(node_addresses or {})  # configured, then learnt
+        self._hosts: dict[str, tuple[str, int | None]] = {}  # handle -> (batch host, uid)
+        self._web: dict[str, WebAddress] = {}  # handle -> where its web app was found
 
     # -- what each engine does its own way -------------------------------------------------
 
@@ -74,6 +93,10 @@ class TaggedSlurmEngine:
     def _seen(self, handles: Mapping[int, str]) -> dict[str, SlurmJob]:
         """The cluster's jobs by handle, for a poll of `handles`."""
         return {j.handle: j for j in self._list_jobs()}
+
+    def _node_address(self, node: str) -> str | None:
+        """The address Slurm reaches `node` at (its NodeAddr); None if it cannot say."""
+        raise NotImplementedError
 
     # -- the Engine protocol ---------------------------------------------------------------
 
@@ -134,11 +157,66 @@ class TaggedSlurmEngine:
                 obs = observe(sjob, job_id, now, self._gpu_ids.get(handle, ()))
                 if obs.state in ACTIVE_STATES and sjob.gpu_ids:
                     self._gpu_ids[handle] = sjob.gpu_ids
+                self._note_host(sjob, obs.state)
                 out[job_id] = obs
             # Forget the GPU ids of jobs Slurm itself has forgotten.
             for handle in [h for h in self._gpu_ids if h not in seen]:
                 del self._gpu_ids[handle]
+            for handle in [h for h in self._hosts if h not in seen]:
+                self._hosts.pop(handle, None)
+                self._web.pop(handle, None)
         return out
+
+    def _note_host(self, sjob: SlurmJob, state: JobState) -> None:
+        """Remember where a running job runs; forget it (and its app) once it does not."""
+        if state is JobState.RUNNING and sjob.batch_host:
+            if self._hosts.get(sjob.handle) != (sjob.batch_host, sjob.user_id):
+                self._web.pop(sjob.handle, None)  # requeued elsewhere: look again
+            self._hosts[sjob.handle] = (sjob.batch_host, sjob.user_id)
+        else:
+            self._hosts.pop(sjob.handle, None)
+            self._web.pop(sjob.handle, None)
+
+    def web_address(self, handle: str) -> WebAddress | None:
+        """Where job `handle`'s web app listens: its batch host's address and the port the
+        job recorded; None until it runs and has recorded one (see `slurm_web`)."""
+        if not HANDLE.fullmatch(handle):
+            return None
+        with self._lock:
+            if handle in self._web:
+                return self._web[handle]
+            where = self._hosts.get(handle)
+        try:
+            if where is None:  # not polled here yet (another process polls): ask once
+                sjob = self._seen({0: handle}).get(handle)
+                if sjob is None or sjob.state != "RUNNING" or not sjob.batch_host:
+                    return None
+                where = (sjob.batch_host, sjob.user_id)
+            node, user_id = where
+            path = self.log_dir / web_file_name(self.name, handle)
+            port = recorded_port(path, user_id, self.web_ports)
+            host = self._address_of(node) if port is not None else None
+        except EngineUnavailable:
+            return None  # the proxy says it cannot reach the app now (503)
+        if port is None or host is None:
+            return None
+        address = WebAddress(host, port)
+        with self._lock:
+            self._hosts[handle] = where
+            self._web[handle] = address
+        return address
+
+    def _address_of(self, node: str) -> str | None:
+        """The node's address: the sites file's, else Slurm's NodeAddr (kept once known)."""
+        with self._lock:
+            known = self._node_addresses.get(node)
+        if known is not None:
+            return known
+        found = self._node_address(node)
+        if found is not None:
+            with self._lock:
+                self._node_addresses[node] = found
+        return found
 
     def read_log(
         self, handle: str, stream: LogStream, offset: int = 0, limit: int = 1 << 20

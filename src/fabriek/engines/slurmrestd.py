@@ -21,6 +21,7 @@ shared `slurm_tagged`.
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
@@ -32,6 +33,7 @@ from joserfc import jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import OctKey
 
+from fabriek.domain.containers import ContainerSupport
 from fabriek.domain.slurm_accounting import (
     AccountingFormatError,
     AccountingRecord,
@@ -49,6 +51,7 @@ from fabriek.engines.slurm_parse import (
 )
 from fabriek.engines.slurm_sbatch import SbatchInputError
 from fabriek.engines.slurm_tagged import TaggedSlurmEngine, check_handle
+from fabriek.engines.slurm_web import WebPorts, node_address_from_rest
 from fabriek.engines.slurmrestd_request import API_VERSION, build_submission
 
 _TOKEN_LIFETIME_S = 300
@@ -105,13 +108,20 @@ class SlurmRestEngine(TaggedSlurmEngine):
         timeout_s: float = 30.0,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         transport: httpx.BaseTransport | None = None,
+        containers: ContainerSupport | None = None,
+        web_ports: WebPorts | None = None,
+        node_addresses: Mapping[str, str] | None = None,
     ) -> None:
         """`operator` is the site account that watches and cancels every job (a Slurm
         operator or the SlurmUser); `log_dir` is where output files land, on storage the
-        site's nodes and this process share (writable by every user, sticky, like /tmp)."""
+        site's nodes and this process share (writable by every user, sticky, like /tmp);
+        `containers`: how the site runs jobs in images (None: it runs none); `web_ports`
+        and `node_addresses`: where jobs' web apps listen and are reached (`slurm_web`)."""
+        self.containers = containers
         super().__init__(
-            name, Path(log_dir), tag_prefix=tag_prefix, partition=partition, clock=clock
-        )
+            name, Path(log_dir), tag_prefix=tag_prefix, partition=partition, clock=clock,
+            web_ports=web_ports, node_addresses=node_addresses,
+        )  # fmt: skip
         self.url = url.rstrip("/")
         self.signer = signer
         self.operator = operator
@@ -219,6 +229,8 @@ class SlurmRestEngine(TaggedSlurmEngine):
                 account=job.owner.project,
                 tag_prefix=self.tag_prefix,
                 partition=self.partition,
+                containers=self.containers,
+                web_ports=self.web_ports,
             )
         except SbatchInputError as error:
             raise EngineRejected(str(error)) from None
@@ -230,6 +242,15 @@ class SlurmRestEngine(TaggedSlurmEngine):
                 raise EngineRejected(f"{self.name}: Slurm refused the job: {reason}")
             raise self._unavailable("submit the job", errors)
         return str(handle)
+
+    def _node_address(self, node: str) -> str | None:
+        """The node's address, from `GET /node/NAME` as the operator."""
+        if not re.fullmatch(r"[A-Za-z0-9._-]+", node):
+            return None
+        data, errors = self._call("GET", f"/node/{node}", self.operator)
+        if errors:
+            raise self._unavailable(f"describe node {node}", errors)
+        return node_address_from_rest(data)
 
     # -- accounting: what the site's slurmdbd holds -----------------------------------------
 

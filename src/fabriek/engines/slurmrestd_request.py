@@ -10,15 +10,19 @@ from __future__ import annotations
 from pathlib import PurePath
 from typing import Any
 
+from fabriek.domain.containers import ContainerSupport
 from fabriek.engines.base import EngineJob, LogStream
 from fabriek.engines.slurm_parse import job_tag
 from fabriek.engines.slurm_sbatch import (
+    WebApp,
     build_script,
     gpu_request,
     job_name,
     log_file_name,
+    task_layout_of,
     time_minutes,
 )
+from fabriek.engines.slurm_web import WebPorts
 
 # The API version Fabriek speaks: Slurm 22.05's newest (Debian 12's slurmrestd).
 API_VERSION = "v0.0.38"
@@ -40,17 +44,21 @@ def build_submission(
     account: str,
     tag_prefix: str = "fabriek",
     partition: str | None = None,
+    containers: ContainerSupport | None = None,
+    web_ports: WebPorts | None = None,
 ) -> dict[str, Any]:
-    """The body that submits `job`, charged to Slurm `account`, tagged for `known_jobs`.
+    """The body that submits `job`, charged to Slurm `account`, tagged for `known_jobs`;
+    in its image with the site's container runtime (`containers`) when it names one.
 
     v0.0.38 has no node list among a job's properties: Slurm places the job itself."""
     spec = job.spec
+    layout = task_layout_of(spec)  # the tasks its script asks for, as sbatch would start them
     properties: dict[str, Any] = {
         "name": job_name(job, tag_prefix),
         "comment": job_tag(tag_prefix, job.job_id),
         "account": account,
         "nodes": [spec.nodes, spec.nodes],
-        "cpus_per_task": spec.cpus,
+        "cpus_per_task": layout.cpus_per_task,
         "memory_per_node": spec.memory_gb * 1024,
         "time_limit": time_minutes(spec.time_limit_s),
         "standard_output": str(log_dir / log_file_name(engine, "%j", LogStream.STDOUT)),
@@ -58,9 +66,14 @@ def build_submission(
         "current_working_directory": spec.working_dir or "/tmp",
         "environment": dict(_BASE_ENVIRONMENT),
     }
+    if layout.tasks_per_node is not None:
+        properties["tasks_per_node"] = layout.tasks_per_node
+    if layout.tasks is not None:
+        properties["tasks"] = layout.tasks
     if spec.gpus:
         option, value = gpu_request(spec.gpus, spec.gpu_type, spec.nodes)
         properties[option] = value  # the REST API names them as sbatch does
     if partition:
         properties["partition"] = partition
-    return {"script": build_script(job), "job": properties}
+    web = WebApp(engine, log_dir, web_ports or WebPorts())
+    return {"script": build_script(job, containers, web), "job": properties}

@@ -43,6 +43,46 @@ class Wait:
         return f"{base} ({self.detail})" if self.detail else base
 
 
+def shortfall_words(need: float, free: float) -> str:
+    """How far a budget falls short of a job's time limit, in GPU-hours."""
+    return (
+        f"its time limit needs {need:,.2f} GPU-h, the allocation has {free:,.2f} GPU-h "
+        f"left: {need - free:,.2f} GPU-h short"
+    )
+
+
+class ShortfallWait(Wait):
+    """A `Wait` with reason `AllocationExhausted` whose detail is put in words when read.
+
+    A cycle over a big queue may keep a hundred thousand jobs waiting for their budgets,
+    and their words change every cycle (the budget left does); most are never read. It
+    equals the `Wait` with the words spelled out."""
+
+    __slots__ = ("_free", "_need")
+
+    def __init__(self, job_id: int, need: float, free: float) -> None:
+        self.job_id = job_id
+        self.reason = WaitReason.ALLOCATION_EXHAUSTED
+        self._need = need
+        self._free = free
+
+    @property
+    def detail(self) -> str:  # type: ignore[override]
+        """The shortfall in words."""
+        return shortfall_words(self._need, self._free)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Wait):
+            return NotImplemented
+        return (self.job_id, self.reason, self.detail) == (
+            other.job_id,
+            other.reason,
+            other.detail,
+        )
+
+    __hash__ = None  # type: ignore[assignment]
+
+
 Decision = Start | Preempt | Wait
 
 

@@ -14,30 +14,67 @@ with power budgets, a start must fit every hour its time limit covers (`placemen
 from __future__ import annotations
 
 import math
+import sys
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import TYPE_CHECKING, TypeGuard
 
 from fabriek.scheduler.backfill import End, plan_reservation
-from fabriek.scheduler.carbon import ShiftConfig, best_start, planned_lengths, run_share_sample
-from fabriek.scheduler.decisions import CycleResult, Decision, Preempt, Reservation, Start, Wait
+from fabriek.scheduler.carbon import (
+    HoldAsk,
+    Ledger,
+    ShiftConfig,
+    planned_lengths,
+    run_share_sample,
+    safe_hold,
+)
+from fabriek.scheduler.decisions import (
+    CycleResult,
+    Decision,
+    Preempt,
+    Reservation,
+    Start,
+    Wait,
+    shortfall_words,
+)
 from fabriek.scheduler.fairshare import fair_tree_factors
 from fabriek.scheduler.placement import Capacity, Sites
 from fabriek.scheduler.preemption import choose_victims, preemptible_tier
-from fabriek.scheduler.priority import PriorityWeights, priority_order, submit_order
+from fabriek.scheduler.priority import PriorityWeights, priority_order, sjf_order, submit_order
 from fabriek.scheduler.reasons import WaitReason
 from fabriek.scheduler.snapshot import PendingJob, RunningJob, Snapshot
 
+if TYPE_CHECKING:
+    from fabriek.scheduler.queue_index import Ints, PendingQueue
+
 # Budget comparisons allow this much rounding (GPU-hours).
 _BUDGET_SLACK = 1e-9
+# Jobs taken from the index at a time, in priority order.
+_CHUNK = 2_048
+
+
+def _is_index(pending: Sequence[PendingJob]) -> TypeGuard[PendingQueue]:
+    """Whether the pending jobs come as a kept index. Without one nothing imports
+    `queue_index` (nor NumPy), so the service and `fabriek sim` start without them."""
+    module = sys.modules.get("fabriek.scheduler.queue_index")
+    return module is not None and isinstance(pending, module.PendingQueue)
 
 
 class Policy(StrEnum):
     """`fifo`: strict submission order, the first job that cannot start blocks all.
-    `backfill`: submission order with EASY backfill. `fabriek`: the production policy."""
+    `backfill`: submission order with EASY backfill. `fabriek`: multifactor priority
+    (expansion factor, fair share, tiers) with EASY backfill and preemption. `sjf-aged`:
+    the same with shortest-estimated-job-first aged by submission (`sjf_order`)."""
 
     FIFO = "fifo"
     BACKFILL = "backfill"
     FABRIEK = "fabriek"
+    SJF_AGED = "sjf-aged"
+
+
+# The orders a kept index (`queue_index.PendingQueue`) computes itself.
+_INDEXED = frozenset({Policy.FIFO, Policy.BACKFILL, Policy.FABRIEK})
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,7 +91,11 @@ class SchedulerConfig:
 
 def schedule(snapshot: Snapshot, config: SchedulerConfig | None = None) -> CycleResult:
     """Decide, for every pending job of `snapshot`, to start it (where), to keep it
-    waiting (why), and which running jobs to preempt for it. Pure: no I/O, no clock."""
+    waiting (why), and which running jobs to preempt for it. Pure: no I/O, no clock.
+
+    A caller that runs cycle after cycle on a big queue keeps it as a `PendingQueue`
+    (the snapshot's `pending`), updated with the jobs that came and went: the cycle then
+    orders and checks the queue over its columns. The decisions are the same either way."""
     config = config or SchedulerConfig()
     return _Cycle(snapshot, config).run()
 
@@ -65,6 +106,9 @@ class _Cycle:
     def __init__(self, snapshot: Snapshot, config: SchedulerConfig) -> None:
         self.snap = snapshot
         self.config = config
+        # A queue kept as an index between cycles (see `schedule`).
+        pending = snapshot.pending
+        self.queue = pending if _is_index(pending) else None
         self.now = snapshot.now_s
         self.capacity = Capacity(snapshot.sites, snapshot.running, snapshot.signals, self.now)
         self.decisions: list[Decision] = []
@@ -81,8 +125,12 @@ class _Cycle:
         self._dearest: dict[tuple[str | None, Sites], float] = {}
         self._lowest_tier = min((a.tier for a in snapshot.allocations.values()), default=0)
         self.wake_s: float | None = None
-        self._holds: dict[tuple[Sites, int, int], tuple[float, str] | None] = {}
+        self._lengths: dict[int, tuple[float, ...]] = {}
+        # GPUs free beyond what the jobs that cannot wait ask for (set by `run`).
+        self._spare = 0
         self._run_shares: tuple[float, ...] | None = None
+        self._ledger: Ledger | None = None
+        self._gpu_watts = 0.0
 
     def _budgets(self) -> dict[str, float]:
         """GPU-hours each project may still commit: budget left minus what its running
@@ -161,13 +209,76 @@ class _Cycle:
         return found
 
     def _order(self) -> list[PendingJob]:
-        if self.config.policy is not Policy.FABRIEK:
+        policy = self.config.policy
+        if policy is not Policy.FABRIEK and policy is not Policy.SJF_AGED:
             return submit_order(self.snap.pending)
         users = {(j.project, j.user) for j in self.snap.pending}
         factors = fair_tree_factors(self.snap.allocations, self.snap.usage, users)
+        if policy is Policy.SJF_AGED:
+            return sjf_order(
+                self.snap.pending, self.now, self.snap.allocations, factors,
+                self.config.weights,
+                self.snap.reserved_job_id if self.config.weights.sticky else None,
+            )  # fmt: skip
         return priority_order(
             self.snap.pending, self.now, self.snap.allocations, factors, self.config.weights
         )
+
+    def _in_order(self) -> Iterator[PendingJob]:
+        """The pending jobs in policy order; from an indexed queue, only until no job can
+        start any more (`_tail` deals with the rest)."""
+        queue = self.queue
+        if queue is None or self.config.policy not in _INDEXED:
+            # The index keeps submission order and Fabriek's priority; other orders (SJF
+            # with aging) are computed from the jobs themselves.
+            yield from self._order()
+            return
+        # A carbon hold promises its GPUs in the cycle's ledger, job by job, which later
+        # holds depend on: with time shifting on, every job goes through `run`.
+        shifting = self.config.shift is not None and bool(self.snap.signals.by_site)
+        if self.config.policy is not Policy.FABRIEK:
+            order = queue.live_positions()  # the index is in submission order
+        else:
+            users = queue.present_users()
+            factors = fair_tree_factors(self.snap.allocations, self.snap.usage, users)
+            order = queue.priority_positions(
+                self.now, self.snap.allocations, factors, self.config.weights
+            )
+        jobs, capacity, i = queue.jobs, self.capacity, 0
+        while i < len(order):
+            for job in jobs[order[i : i + _CHUNK]].tolist():
+                yield job
+                i += 1
+                if capacity.total_free == 0 and self.reservation is not None and not shifting:
+                    yield from self._tail(queue, order[i:])
+                    return
+
+    def _tail(self, queue: PendingQueue, rest: Ints) -> Iterator[PendingJob]:
+        """The jobs after the point where no GPU is free and the reservation is set: from
+        then on no job starts and no budget changes, so a job that no static check stops
+        and that takes GPUs and is not held for a cleaner hour waits with reason
+        `Priority`, as `run` would decide. Those, and the jobs surely over budget, are
+        decided here at once; the others are yielded for `run` to check."""
+        never: dict[int, bool] = {}
+        factor: dict[int, float] = {}
+        for code in queue.kinds_in(rest):
+            project, user, gpus, gpu_type, own = queue.kinds[code]
+            job = PendingJob(-1, project, user, gpus, 0.0, 0.0, gpu_type, sites=own)
+            sites = self._sites_of(job)
+            never[code] = self.capacity.never_fits(gpus, gpu_type, sites)
+            factor[code] = self.factor(gpu_type, sites)
+        shifting = self.config.shift is not None and bool(self.snap.signals.by_site)
+        special, decided = queue.tail_decisions(
+            rest, self.now, never, factor, self.budget_left, self._spare if shifting else None
+        )
+        jobs, extend, start = queue.jobs, self.decisions.extend, 0
+        for at in special:
+            if at > start:
+                extend(decided[start:at].tolist())
+            yield jobs[rest[at]]
+            start = at + 1
+        if start < len(rest):
+            extend(decided[start:].tolist())
 
     def run(self) -> CycleResult:
         # The hot loop: with 100,000 pending jobs it runs 100,000 times per cycle, so the
@@ -177,16 +288,20 @@ class _Cycle:
         now, left, never_cache = self.now, self.budget_left, self._never
         capacity, append = self.capacity, self.decisions.append
         shifting = self.config.shift is not None and bool(self.snap.signals.by_site)
-        spare = 0
+        spare = self._spare = 0
         if shifting:
             # Shift only into spare capacity: the GPUs free now (and within the power
             # budgets) beyond what the jobs that cannot wait (no latest start) ask for. Where
             # they would use them all, holding a flexible job only pushes it into a later
             # crowd and toward its deadline.
-            rigid = sum(j.gpus for j in self.snap.pending if j.latest_start_s is None)
-            spare = capacity.usable_free() - rigid
+            rigid = (
+                self.queue.rigid_gpus()
+                if self.queue is not None
+                else sum(j.gpus for j in self.snap.pending if j.latest_start_s is None)
+            )
+            spare = self._spare = capacity.usable_free() - rigid
         capped = capacity.capped
-        for job in self._order():
+        for job in self._in_order():
             gpus = job.gpus
             sites = self._sites_of(job)
             key = (gpus, job.gpu_type, sites)
@@ -214,9 +329,12 @@ class _Cycle:
                 shifting
                 and job.latest_start_s is not None
                 and job.latest_start_s > now
-                and spare >= gpus
-                and self._hold(job)
+                and self._hold(job, spare >= gpus)
             ):
+                # A held job keeps its GPUs in the spare capacity: should jobs that cannot
+                # wait come and take them, it is let go while there is still room to start
+                # it at once (held jobs have waited, so they come before new arrivals).
+                spare -= gpus
                 continue
             elif blocked or (self.reservation is not None and capacity.total_free < gpus):
                 append(Wait(job.job_id, WaitReason.PRIORITY))
@@ -230,43 +348,87 @@ class _Cycle:
                 self._backfill(job)
         return CycleResult(self.decisions, self.reservation, self.wake_s)
 
-    def _hold(self, job: PendingJob) -> bool:
+    def _hold(self, job: PendingJob, room: bool) -> bool:
         """Hold a flexible job back if, at every site it may use, the forecast has a whole
         hour, at least `guard_s` before its latest start, that beats starting now by the
-        margin; the Wait says how long. Whether it was held."""
+        margin and at which its GPUs and grid power are sure to be there beside what the
+        cycle has already promised (`carbon.safe_hold`; deadlines before carbon). `room`:
+        whether free capacity now exceeds what jobs that cannot wait ask for. The Wait
+        says how long. Whether it was held; either way its use is promised in the
+        ledger (from now, or from its hour)."""
         shift = self.config.shift
         assert shift is not None and job.latest_start_s is not None
         signals = self.snap.signals
+        ledger = self._promises()
+        watts = job.gpus * self._gpu_watts
         hour_start = signals.start_s + signals.hour_of(self.now) * 3600.0
         latest_h = (job.latest_start_s - shift.guard_s - hour_start) / 3600.0
-        if latest_h < 1.0:
-            return False
-        # Time limits are taken in quarter octaves (within 9 %), so that jobs share the
-        # look-ups: with many thousands waiting, few distinct plans are made per cycle.
-        octaves = round(4 * math.log2(max(job.time_limit_s, 60.0) / 3600.0))
-        sites = self._sites_of(job)
-        key = (sites, octaves, math.floor(latest_h))
-        if key in self._holds:
-            held = self._holds[key]
-        else:
-            if self._run_shares is None:
-                self._run_shares = run_share_sample(self.snap.run_shares)
-            lengths = planned_lengths(2.0 ** (octaves / 4), self._run_shares)
-            held = self._holds[key] = self._plan_hold(sites, hour_start, latest_h, lengths)
+        held: tuple[float, str] | None = None
+        if room and latest_h >= 1.0:
+            # Time limits are taken in quarter octaves (within 9 %), so that jobs share
+            # the planned lengths and the forecast's costs of each start.
+            octaves = round(4 * math.log2(max(job.time_limit_s, 60.0) / 3600.0))
+            lengths = self._lengths.get(octaves)
+            if lengths is None:
+                if self._run_shares is None:
+                    self._run_shares = run_share_sample(self.snap.run_shares)
+                lengths = planned_lengths(2.0 ** (octaves / 4), self._run_shares)
+                self._lengths[octaves] = lengths
+            ask = HoldAsk(job.gpus, watts, job.time_limit_s, lengths, latest_h)
+            held = self._plan_hold(self._sites_of(job), hour_start, ask, ledger)
         if held is None:
+            ledger.promise(self.now, job.gpus, watts, job.time_limit_s)
             return False
         until, detail = held
+        ledger.promise(until, job.gpus, watts, job.time_limit_s)
         self.decisions.append(Wait(job.job_id, WaitReason.CLEANER_HOUR, detail))
         if self.wake_s is None or until < self.wake_s:
             self.wake_s = until
         return True
 
+    def _promises(self) -> Ledger:
+        """The cycle's ledger of promised GPUs and watts (`carbon.Ledger`), built on first
+        use from the snapshot: running jobs until their time limits end, and every job
+        that cannot wait (no latest start, or past it) as if it started now."""
+        if self._ledger is not None:
+            return self._ledger
+        snap, capacity, now = self.snap, self.capacity, self.now
+        where = capacity.where
+        # A pending job is counted at the dearest GPU's power: an upper bound.
+        self._gpu_watts = max((p.watts for p in capacity.pools), default=0.0)
+        free = sum(n.free for s in snap.sites for n in s.nodes)
+        used = 0.0
+        held: list[tuple[float, int, float]] = []
+        for job in snap.running:
+            watts = 0.0
+            for share in job.nodes:
+                found = where.get((job.site, share.node))
+                watts += share.gpus * (found[0].watts if found else self._gpu_watts)
+            used += watts
+            held.append((job.expected_end_s, job.gpus, watts))
+        for waiting in snap.pending:
+            if waiting.submit_time_s > now or (
+                waiting.latest_start_s is not None and waiting.latest_start_s > now
+            ):
+                continue
+            watts = waiting.gpus * self._gpu_watts
+            free -= waiting.gpus
+            used += watts
+            held.append((now + waiting.time_limit_s, waiting.gpus, watts))
+        budget = None
+        if capacity.capped:
+            signals, names = snap.signals, [s.name for s in snap.sites]
+
+            def budget(t0: float, t1: float) -> float:
+                return sum(signals.budget_kw(n, t0, t1) for n in names) * 1000.0
+
+        self._ledger = Ledger(now, free, used, budget, held)
+        return self._ledger
+
     def _plan_hold(
-        self, sites: Sites, hour_start: float, latest_h: float, lengths: tuple[float, ...]
+        self, sites: Sites, hour_start: float, ask: HoldAsk, ledger: Ledger
     ) -> tuple[float, str] | None:
-        """Until when a job planned to run any of `lengths` hours (equally likely) that may
-        start up to `latest_h` hours after this hour's start is held, and the words; None:
-        it is not held."""
+        """Until when a flexible job is held, and the words; None: it is not held."""
         shift = self.config.shift
         assert shift is not None
         signals = self.snap.signals
@@ -277,7 +439,7 @@ class _Cycle:
             profile = signals.forecast(name, self.now, shift.heat_weight, shift.forecast_days)
             if profile is None:
                 return None
-            found = best_start(profile, offset_h, latest_h, lengths, shift.margin)
+            found = safe_hold(profile, hour_start, offset_h, ask, shift.margin, ledger)
             if found is None:
                 return None
             if chosen is None or found[0] < chosen[0]:
@@ -295,11 +457,7 @@ class _Cycle:
         if reason is WaitReason.ALLOCATION_EXHAUSTED:
             rate = self.factor(job.gpu_type, self._sites_of(job))
             need = job.gpus * job.time_limit_s / 3600.0 * rate
-            free = max(0.0, self.budget_left[job.project])
-            return (
-                f"its time limit needs {need:,.2f} GPU-h, the allocation has {free:,.2f} GPU-h "
-                f"left: {need - free:,.2f} GPU-h short"
-            )
+            return shortfall_words(need, max(0.0, self.budget_left[job.project]))
         if reason is WaitReason.NO_ALLOCATION:
             return f"project {job.project} has no active allocation; apply through a call"
         if reason is WaitReason.TERMS_NOT_ACCEPTED:
@@ -385,7 +543,7 @@ class _Cycle:
         return ends + self.started
 
     def _preempt_for(self, job: PendingJob) -> bool:
-        if self.config.policy is not Policy.FABRIEK or not self.config.preemption:
+        if self.config.policy in (Policy.FIFO, Policy.BACKFILL) or not self.config.preemption:
             return False
         alloc = self.snap.allocations.get(job.project)
         if alloc is None or alloc.tier <= self._lowest_tier:

@@ -40,7 +40,10 @@ class PriorityWeights:
     factor, as bounded slowdown does, so that jobs of seconds do not outrank all others
     after a few seconds of waiting. `max_requested_s` caps it (see the module).
     `overdue` is added for a job within `overdue_lead_s` of its latest start: within a
-    tier, above any expansion factor a queue reaches.
+    tier, above any expansion factor a queue reaches. `sjf-aged` uses the same tier,
+    overdue, fair-share, floor and cap; `stretch` is its seconds of precedence per second
+    of estimated run time (see `virtual_deadline`), `sticky` whether the job that held
+    the reservation keeps it until it starts.
     """
 
     tier: float = 1e9
@@ -49,11 +52,67 @@ class PriorityWeights:
     fairshare: float = 1.0
     slowdown_bound_s: float = 60.0
     max_requested_s: float = 86_400.0
+    stretch: float = 1.0
+    sticky: bool = True
+
+
+def virtual_deadline(
+    submit_time_s: float, estimate_s: float, fairshare: float, weights: PriorityWeights
+) -> float:
+    """The `sjf-aged` rank of a job (lower first): its submission plus `stretch` times its
+    estimated run time (floored at `slowdown_bound_s`, capped at `max_requested_s`), the
+    estimate shrunk by up to half for the users with the best fair-share rank.
+
+    Shortest estimated job first among jobs submitted close together, first come first
+    served among jobs submitted far apart: a job is overtaken only by jobs submitted
+    before its rank, so no job waits behind more than `stretch x max_requested_s` of
+    later submissions (aging that never lets a job wait forever)."""
+    est = min(max(estimate_s, weights.slowdown_bound_s), weights.max_requested_s)
+    return submit_time_s + weights.stretch * est / (1.0 + weights.fairshare * fairshare)
 
 
 def submit_order(pending: Sequence[PendingJob]) -> list[PendingJob]:
     """Jobs in order of submission (ties by job id)."""
     return sorted(pending, key=lambda j: (j.submit_time_s, j.job_id))
+
+
+def sjf_order(
+    pending: Sequence[PendingJob],
+    now: float,
+    allocations: Mapping[str, Allocation],
+    fairshare: Mapping[UserKey, float],
+    weights: PriorityWeights,
+    reserved: int | None = None,
+) -> list[PendingJob]:
+    """Jobs by `sjf-aged` priority, first first: tier, then jobs due to their latest start,
+    then the job `reserved` (it held the reservation: it keeps it), then by
+    `virtual_deadline` (ties by submission, then job id)."""
+    due = now + weights.overdue_lead_s
+    tiers = {p: a.tier for p, a in allocations.items()}
+    keyed: list[tuple[int, bool, bool, float, float, int, int]] = []
+    for i, job in enumerate(pending):
+        latest = job.latest_start_s
+        rank = virtual_deadline(
+            job.submit_time_s,
+            job.time_limit_s,
+            fairshare.get((job.project, job.user), 0.0),
+            weights,
+        )
+        overdue = latest is not None and latest <= due
+        sticky = job.job_id == reserved
+        keyed.append(
+            (
+                -tiers.get(job.project, 0),
+                not overdue,
+                not sticky,
+                rank,
+                job.submit_time_s,
+                job.job_id,
+                i,
+            )
+        )
+    keyed.sort()
+    return [pending[k[-1]] for k in keyed]
 
 
 def priority_order(

@@ -398,7 +398,7 @@ class _Replay:
         self.allocations = allocations
         self.config = config
         self.usage = TenantUsage(half_life_s)
-        self.needs_usage = config.policy is Policy.FABRIEK
+        self.needs_usage = config.policy in (Policy.FABRIEK, Policy.SJF_AGED)
         self.pending: dict[int, PendingJob] = {}
         self.running: dict[int, RunningJob] = {}
         self.ends: list[tuple[float, int, int]] = []  # (end time, run number, job id)
@@ -410,6 +410,8 @@ class _Replay:
         self.energy = energy
         self.wakes: list[float] = []
         self.wake_set: set[float] = set()
+        # The job that held the last cycle's reservation, as the live service remembers it.
+        self.reserved: int | None = None
         self.energy_kwh = 0.0
         self.co2_kg = 0.0
         self.heat_kwh = 0.0
@@ -465,8 +467,10 @@ class _Replay:
             usage=self.usage.snapshot(now) if self.needs_usage else {},
             signals=self.signals,
             run_shares=self._share_sample() if self.fixed_shares is None else self.fixed_shares,
+            reserved_job_id=self.reserved if self.reserved in self.pending else None,
         )
         result = schedule(snapshot, self.config)
+        self.reserved = result.reservation.job_id if result.reservation is not None else None
         for decision in result.decisions:
             if isinstance(decision, Start):
                 self._start(decision, now)

@@ -133,6 +133,9 @@ class Snapshot:
     is planned to run when it is timed for cleaner hours. Empty: unknown.
     `user_sites` are the only sites each user (by name) may work at, those whose terms of
     use (and the factory's) they accepted; a user not named may work at every site.
+    `reserved_job_id` is the job that held the reservation after the previous cycle:
+    under `sjf-aged` it keeps the head of its tier until it starts (a sticky reservation,
+    so a stream of shorter jobs cannot keep taking it away). None: no memory of one.
     """
 
     now_s: float
@@ -145,6 +148,7 @@ class Snapshot:
     gpu_hour_factors: Mapping[str, float] = field(default_factory=dict)
     run_shares: Sequence[float] = ()
     user_sites: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    reserved_job_id: int | None = None
 
 
 def site_from_groups(name: str, groups: Sequence[NodeGroup]) -> SiteState:

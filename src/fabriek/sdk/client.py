@@ -16,6 +16,8 @@ if TYPE_CHECKING:
     from fabriek.sdk.ai_act import AiActClient
     from fabriek.sdk.audit import AuditClient
     from fabriek.sdk.datasets import DatasetsClient
+    from fabriek.sdk.endpoint_keys import EndpointKeysClient
+    from fabriek.sdk.endpoints import EndpointsClient
     from fabriek.sdk.identity import IdentityClient
     from fabriek.sdk.jobs import JobsClient
     from fabriek.sdk.notifications import NotificationsClient
@@ -74,6 +76,10 @@ class FabriekClient:
     terms: Capability[TermsClient] = Capability("fabriek.sdk.terms", "TermsClient")
     ssh: Capability[SshClient] = Capability("fabriek.sdk.ssh", "SshClient")
     accounts: Capability[AccountsClient] = Capability("fabriek.sdk.accounts", "AccountsClient")
+    endpoints: Capability[EndpointsClient] = Capability("fabriek.sdk.endpoints", "EndpointsClient")
+    endpoint_keys: Capability[EndpointKeysClient] = Capability(
+        "fabriek.sdk.endpoint_keys", "EndpointKeysClient"
+    )
 
     def __init__(
         self,

@@ -3,6 +3,8 @@ ApiError, listings as typed pages, and drafts validated here before they are sen
 
 from __future__ import annotations
 
+import ssl
+import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -63,6 +65,33 @@ def problem_of(response: httpx.Response) -> ApiError:
     return ApiError(response.status_code, detail, errors)
 
 
+THROTTLED_WAIT_S = 120.0
+"""How long in all a request waits out the server's rate limits before the 429 is raised."""
+
+
+def throttled_for(response: httpx.Response) -> float | None:
+    """Seconds to wait before sending a refused request again: a 429's `Retry-After`; None
+    for any other answer (or a 429 without a usable one)."""
+    if response.status_code != 429:
+        return None
+    try:
+        wait = float(response.headers.get("retry-after", ""))
+    except ValueError:
+        return None
+    return wait if 0 <= wait <= THROTTLED_WAIT_S else None
+
+
+def tls_for(url: str) -> ssl.SSLContext | bool:
+    """How the client verifies TLS for a server at `url`: with the default certificate store
+    for https (httpx's own), and for plain http with a TLS context that trusts nothing. A
+    plain-HTTP server needs no certificate store, and loading it costs every CLI command
+    about 25 ms; should a connection to it turn to TLS after all (a proxy), it fails
+    verification rather than going unchecked."""
+    if url.lower().startswith("http://"):
+        return ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    return True
+
+
 class HttpCore:
     """One connection to one server with one token; paths are relative to `/api/v1`."""
 
@@ -76,21 +105,45 @@ class HttpCore:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         self.url = url.rstrip("/")
         self._http = httpx.Client(
-            base_url=self.url, headers=headers, timeout=timeout, transport=transport
+            base_url=self.url,
+            headers=headers,
+            timeout=timeout,
+            transport=transport,
+            verify=tls_for(self.url),
         )
 
     def close(self) -> None:
         self._http.close()
 
     def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
-        """Send a request; raise ApiError with the problem's detail on any 4xx/5xx."""
-        try:
-            response = self._http.request(method, f"{API}{path}", **kwargs)
-        except httpx.TransportError as exc:
-            raise ApiUnreachable(f"cannot reach Fabriek at {self.url}: {exc}") from None
+        """Send a request; raise ApiError with the problem's detail on any 4xx/5xx. A 429
+        (a rate limit: the server did nothing with the request) is sent again after its
+        `Retry-After`, for up to `THROTTLED_WAIT_S` in all."""
+        # A body read from a file or a stream cannot be sent twice: its 429 is raised.
+        content = kwargs.get("content")
+        replayable = "files" not in kwargs and (content is None or isinstance(content, bytes))
+        waited = 0.0
+        while True:
+            try:
+                response = self._http.request(method, f"{API}{path}", **kwargs)
+            except httpx.TransportError as exc:
+                raise ApiUnreachable(f"cannot reach Fabriek at {self.url}: {exc}") from None
+            wait = throttled_for(response)
+            if wait is None or not replayable or waited + wait > THROTTLED_WAIT_S:
+                break
+            time.sleep(wait)
+            waited += wait
         if response.status_code >= 400:
             raise problem_of(response)
         return response
+
+    def outside_api(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        """A request to a path of the server outside `/api/v1` (a job's web app through
+        Fabriek's proxy), with the same token; its answer, whatever its status."""
+        try:
+            return self._http.request(method, path, **kwargs)
+        except httpx.TransportError as exc:
+            raise ApiUnreachable(f"cannot reach Fabriek at {self.url}: {exc}") from None
 
     @contextmanager
     def stream(

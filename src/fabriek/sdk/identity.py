@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from fabriek.domain.identity.people import (
+    IdentityInfo,
     Membership,
     NewTokenInfo,
     Organisation,
@@ -42,6 +43,15 @@ class IdentityClient(SubClient):
     def revoke_token(self, key: str) -> TokenInfo:
         """Revoke one of one's tokens by its key."""
         return TokenInfo.model_validate(self._core.request("DELETE", f"/tokens/{key}").json())
+
+    def identities(self) -> list[IdentityInfo]:
+        """One's federated identities (linking another takes a browser: the portal's
+        /account/identities)."""
+        return [IdentityInfo.model_validate(i) for i in self._core.get("/identities")]
+
+    def unlink_identity(self, identity_id: int) -> None:
+        """Unlink one of one's identities; the tokens that came from it are revoked."""
+        self._core.request("DELETE", f"/identities/{identity_id}")
 
     # --- organisations ------------------------------------------------------------------
 

@@ -50,3 +50,12 @@ class JobsClient(SubClient):
         params = {"stream": stream, "follow": "true"}
         with self._core.stream(f"/jobs/{job_id}/logs", params, timeout=None) as response:
             yield from response.iter_bytes()
+
+    def web_app_url(self, job_id: int, path: str = "") -> str:
+        """Where a job's web app opens in a browser: under the portal, at `/apps/<id>/`."""
+        return f"{self._core.url}/apps/{job_id}/{path}"
+
+    def web_app_status(self, job_id: int, path: str = "") -> int:
+        """The status of a GET of the job's web app through Fabriek's proxy: 200 (or the
+        app's own) once it answers, 409 while the job waits, 503 while the app starts."""
+        return self._core.outside_api("GET", f"/apps/{job_id}/{path}").status_code

@@ -37,63 +37,81 @@ from fabriek.scheduler.power import DEFAULT_PUE, DEFAULT_UTILISATION, PowerModel
 from fabriek.scheduler.simulate import EnergySetup, Progress
 from fabriek.services.energy.heat import read_heat_profile
 
+# The command's options, one alias each (as the CLI's other commands declare theirs).
+TraceOption = Annotated[
+    Path,
+    typer.Option(
+        "--trace",
+        help="CSV: job_id,submit_time_s,duration_s,num_gpus[,tenant,time_limit_s,gpu_type]",
+    ),
+]
+NodesOption = Annotated[int, typer.Option("--nodes", min=1, help="nodes in the cluster")]
+GpusPerNodeOption = Annotated[int, typer.Option("--gpus-per-node", min=1)]
+SitesOption = Annotated[int, typer.Option("--sites", min=1, help="split the nodes over K sites")]
+PolicyOption = Annotated[
+    Policy, typer.Option("--policy", help="fifo, backfill, sjf-aged or fabriek")
+]
+OverestimateOption = Annotated[
+    float,
+    typer.Option("--overestimate", help="time limit = duration × this, where the trace has none"),
+]
+CarbonOption = Annotated[
+    Path | None,
+    typer.Option("--carbon", help="CSV: datetime_utc,carbon_intensity_gco2eq_per_kwh"),
+]
+StartOption = Annotated[
+    str | None,
+    typer.Option("--start", help="ISO date (UTC) where the trace's time 0 falls"),
+]
+GridCapKwOption = Annotated[
+    float | None, typer.Option("--grid-cap-kw", help="each site's grid limit, kW")
+]
+PueOption = Annotated[float, typer.Option("--pue", help="facility / IT energy")]
+UtilisationOption = Annotated[
+    float, typer.Option("--utilisation", help="power = idle + this x (full - idle)")
+]
+GpuPowerOption = Annotated[
+    list[str] | None,
+    typer.Option("--gpu-power", help="TYPE=IDLE:FULL watts, e.g. h100=70:700 (repeat)"),
+]
+ShiftOption = Annotated[
+    bool, typer.Option("--shift/--no-shift", help="hold jobs with slack for cleaner hours")
+]
+MarginOption = Annotated[
+    float, typer.Option("--shift-margin", help="a later hour must be this much cleaner")
+]
+HeatWeightOption = Annotated[
+    float, typer.Option("--heat-weight", help="cost = carbon x (1 - this x heat demand)")
+]
+HeatOption = Annotated[
+    Path | None,
+    typer.Option("--heat", help="ETM hourly heat profile CSV (hour_of_year, share columns)"),
+]
+HeatColumnOption = Annotated[
+    str | None, typer.Option("--heat-column", help="its share column (default: households')")
+]
+AsJsonOption = Annotated[bool, typer.Option("--json", help="print JSON")]
+
 
 def sim(
-    trace: Annotated[
-        Path,
-        typer.Option(
-            "--trace",
-            help="CSV: job_id,submit_time_s,duration_s,num_gpus[,tenant,time_limit_s,gpu_type]",
-        ),
-    ],
-    nodes: Annotated[int, typer.Option("--nodes", min=1, help="nodes in the cluster")],
-    gpus_per_node: Annotated[int, typer.Option("--gpus-per-node", min=1)],
-    sites: Annotated[int, typer.Option("--sites", min=1, help="split the nodes over K sites")] = 1,
-    policy: Annotated[
-        Policy, typer.Option("--policy", help="fifo, backfill or fabriek")
-    ] = Policy.FABRIEK,
-    overestimate: Annotated[
-        float,
-        typer.Option(
-            "--overestimate", help="time limit = duration × this, where the trace has none"
-        ),
-    ] = 2.0,
-    carbon: Annotated[
-        Path | None,
-        typer.Option("--carbon", help="CSV: datetime_utc,carbon_intensity_gco2eq_per_kwh"),
-    ] = None,
-    start: Annotated[
-        str | None,
-        typer.Option("--start", help="ISO date (UTC) where the trace's time 0 falls"),
-    ] = None,
-    grid_cap_kw: Annotated[
-        float | None, typer.Option("--grid-cap-kw", help="each site's grid limit, kW")
-    ] = None,
-    pue: Annotated[float, typer.Option("--pue", help="facility / IT energy")] = DEFAULT_PUE,
-    utilisation: Annotated[
-        float, typer.Option("--utilisation", help="power = idle + this x (full - idle)")
-    ] = DEFAULT_UTILISATION,
-    gpu_power: Annotated[
-        list[str] | None,
-        typer.Option("--gpu-power", help="TYPE=IDLE:FULL watts, e.g. h100=70:700 (repeat)"),
-    ] = None,
-    shift: Annotated[
-        bool, typer.Option("--shift/--no-shift", help="hold jobs with slack for cleaner hours")
-    ] = True,
-    margin: Annotated[
-        float, typer.Option("--shift-margin", help="a later hour must be this much cleaner")
-    ] = DEFAULT_MARGIN,
-    heat_weight: Annotated[
-        float, typer.Option("--heat-weight", help="cost = carbon x (1 - this x heat demand)")
-    ] = DEFAULT_HEAT_WEIGHT,
-    heat: Annotated[
-        Path | None,
-        typer.Option("--heat", help="ETM hourly heat profile CSV (hour_of_year, share columns)"),
-    ] = None,
-    heat_column: Annotated[
-        str | None, typer.Option("--heat-column", help="its share column (default: households')")
-    ] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+    trace: TraceOption,
+    nodes: NodesOption,
+    gpus_per_node: GpusPerNodeOption,
+    sites: SitesOption = 1,
+    policy: PolicyOption = Policy.FABRIEK,
+    overestimate: OverestimateOption = 2.0,
+    carbon: CarbonOption = None,
+    start: StartOption = None,
+    grid_cap_kw: GridCapKwOption = None,
+    pue: PueOption = DEFAULT_PUE,
+    utilisation: UtilisationOption = DEFAULT_UTILISATION,
+    gpu_power: GpuPowerOption = None,
+    shift: ShiftOption = True,
+    margin: MarginOption = DEFAULT_MARGIN,
+    heat_weight: HeatWeightOption = DEFAULT_HEAT_WEIGHT,
+    heat: HeatOption = None,
+    heat_column: HeatColumnOption = None,
+    as_json: AsJsonOption = False,
 ) -> None:
     """Replay a trace with the scheduler production runs; print the quality metrics."""
     try:

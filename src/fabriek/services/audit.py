@@ -36,6 +36,7 @@ from fabriek.domain.audit import (
     verify_chain,
 )
 from fabriek.domain.errors import InvalidInput, NotFound
+from fabriek.domain.inputs import is_id
 from fabriek.domain.residency import JobDataset
 from fabriek.domain.roles import Principal
 from fabriek.services.identity.permissions import require_admin
@@ -322,10 +323,10 @@ def _visible_project_id(session: Session, who: Principal, ref: str) -> int:
     """The id of a project named (or numbered) `ref` whose entries the caller may list."""
     project_id = session.scalar(
         select(ProjectRow.id).where(
-            ProjectRow.id == int(ref) if ref.isdigit() else ProjectRow.name == ref
+            ProjectRow.id == int(ref) if is_id(ref) else ProjectRow.name == ref
         )
     )
-    if project_id is None and ref.isdigit() and who.is_admin:
+    if project_id is None and is_id(ref) and who.is_admin:
         # A deleted project's entries stay in the trail; admins may still ask for them.
         return int(ref)
     if project_id is None or not (who.is_admin or who.in_project(project_id)):

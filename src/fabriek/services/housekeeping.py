@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -20,6 +21,9 @@ from fabriek.services.support.config import SupportOptions
 from fabriek.services.support.outbox import send_support_mail
 from fabriek.settings import Settings
 
+if TYPE_CHECKING:
+    from fabriek.services.federation.sync import FederationLoop
+
 log = logging.getLogger("fabriek.housekeeping")
 
 
@@ -30,6 +34,7 @@ def housekeeping(
     the others from running."""
 
     support = SupportOptions.from_settings(settings)
+    federation = federation_loop(sessions, settings, access)
 
     def run(now: datetime) -> None:
         chores: list[tuple[str, Callable[[Session], int]]] = [
@@ -49,5 +54,29 @@ def housekeeping(
                     log.info("%s: %d", name, done)
             except Exception:  # the next round retries; the others still run
                 log.exception("%s failed", name)
+        if federation is not None:
+            federation.tick(now)  # in a thread of its own: the platform may be slow
 
     return run
+
+
+def federation_loop(
+    sessions: sessionmaker[Session], settings: Settings, access: AccessConfig
+) -> FederationLoop | None:
+    """The sync with the federation platform when it is on (FABRIEK_FEDERATION_ENABLED);
+    settings that cannot work stop the server now (InvalidInput), not the first sync."""
+    if not settings.federation_enabled:
+        return None
+    # Imported only when on: the platform's client takes seconds to import.
+    from fabriek.services.federation import config as federation_config
+    from fabriek.services.federation.sync import FederationLoop
+
+    rules = federation_config.order_rules(settings, access)
+    federation_config.check_platform(settings)
+    return FederationLoop(
+        sessions,
+        lambda: federation_config.platform(settings),
+        rules,
+        federation_config.components(settings),
+        settings.federation_interval_s,
+    )

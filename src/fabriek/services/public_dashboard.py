@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -19,6 +19,7 @@ from sqlalchemy import and_, case, func, select
 from sqlalchemy.orm import Session
 
 from fabriek.domain.disclosure import (
+    MINIMUM_ORGANISATIONS,
     Group,
     Published,
     Totals,
@@ -28,11 +29,13 @@ from fabriek.domain.disclosure import (
 from fabriek.domain.geography import HUBS, Province, hub_for_province
 from fabriek.domain.identity.organisations import SECTOR_OF, OrganisationKind, Sector
 from fabriek.domain.usage import EnergyHour, GroupBy, Step, UsageLine, group_of, period_of, roll_up
+from fabriek.services.energy.usage import partner_carbon, share
 from fabriek.store.tables import (
     GridIntensityRow,
     JobEnergyRow,
     JobRow,
     OrganisationRow,
+    PartnerJobRow,
     ProjectRow,
     SiteRow,
 )
@@ -53,6 +56,19 @@ class Dashboard:
     by_province: list[Published]
     by_hub: list[Published]
     by_sector: list[Published]
+    partners: list[PartnerMonth] = field(default_factory=list)  # empty: no partner work
+
+
+@dataclass(frozen=True)
+class PartnerMonth:
+    """Capacity exchanged with partner factories in one month, in GPU-hours: `given` the
+    jobs this factory ran for partners, `received` this factory's jobs that ran at partner
+    sites (None: fewer organisations than the disclosure minimum sent jobs abroad that
+    month, so the figure would single them out)."""
+
+    month: str
+    given: float
+    received: float | None
 
 
 def last_twelve_months(now: datetime) -> tuple[datetime, datetime]:
@@ -128,33 +144,16 @@ def monthly_records(session: Session, start: datetime, end: datetime) -> list[En
     and site: one record per group with the intensity-weighted mean carbon factor, and one
     for its energy in hours without a known intensity. Every factor a rollup applies is
     the site's (constant) or that mean, so rolling these up gives what rolling up the
-    hourly records gives, from hundreds of rows instead of tens of thousands."""
-    it = JobEnergyRow.gpu_kwh + JobEnergyRow.cpu_kwh
-    month = _month(session, JobEnergyRow.hour)
-    known = GridIntensityRow.g_per_kwh.is_not(None)
-    rows = session.execute(
-        select(
-            month, OrganisationRow.name, OrganisationRow.kind, OrganisationRow.hub,
-            OrganisationRow.province, JobEnergyRow.site_id, func.sum(JobEnergyRow.gpu_seconds),
-            func.sum(case((known, it), else_=0.0)),
-            func.sum(case((known, it * GridIntensityRow.g_per_kwh), else_=0.0)),
-            func.sum(case((known, 0.0), else_=it)),
-        )
-        .join(JobRow, JobRow.id == JobEnergyRow.job_id)
-        .join(ProjectRow, ProjectRow.id == JobRow.project_id)
-        .join(OrganisationRow, OrganisationRow.id == ProjectRow.organisation_id)
-        .join(SiteRow, SiteRow.id == JobEnergyRow.site_id)
-        .outerjoin(
-            GridIntensityRow,
-            and_(GridIntensityRow.zone == SiteRow.grid_zone,
-                 GridIntensityRow.hour == JobEnergyRow.hour),
-        )
-        .where(JobEnergyRow.hour >= start, JobEnergyRow.hour < end)
-        .group_by(month, OrganisationRow.id, JobEnergyRow.site_id)
-    ).all()  # fmt: skip
+    hourly records gives, from hundreds of rows instead of tens of thousands. At a partner
+    factory's site the sums are also per job, so that a job whose partner reported its
+    carbon counts that figure (`services.energy.usage.partner_carbon`)."""
     sites = {s.id: s for s in session.scalars(select(SiteRow))}
+    partner_sites = [i for i, s in sites.items() if s.engine == "partner"]
+    rows = [(*r, None) for r in _monthly_sums(session, start, end, partner_sites, False)]
+    rows += _monthly_sums(session, start, end, partner_sites, True)
+    reported = partner_carbon(session, {r[-1] for r in rows if r[-1] is not None})
     out: list[EnergyHour] = []
-    for label, org, kind, hub, province, site_id, gpu_s, kwh_known, kwh_g, kwh_unknown in rows:
+    for label, org, kind, hub, province, site_id, gpu_s, kwh_known, kwh_g, kwh_unknown, job in rows:
         site = sites[site_id]
         first = datetime(int(label[:4]), int(label[5:7]), 1, tzinfo=UTC)
         common = {
@@ -166,6 +165,13 @@ def monthly_records(session: Session, start: datetime, end: datetime) -> list[En
             "residual_mix_g_per_kwh": site.residual_mix_g_per_kwh,
         }  # fmt: skip
         known_kwh, unknown_kwh = float(kwh_known or 0.0), float(kwh_unknown or 0.0)
+        figure = reported.get(job) if job is not None else None
+        if figure is not None:
+            kwh = known_kwh + unknown_kwh
+            out.append(EnergyHour(**common, gpu_seconds=float(gpu_s or 0.0), it_kwh=kwh,
+                                  g_per_kwh=None,
+                                  reported_g_co2e=figure.g_co2e * share(kwh, figure.it_kwh)))  # fmt: skip
+            continue
         mean_g = float(kwh_g or 0.0) / known_kwh if known_kwh > 0 else 0.0
         out.append(EnergyHour(**common, gpu_seconds=float(gpu_s or 0.0), it_kwh=known_kwh,
                               g_per_kwh=mean_g))  # fmt: skip
@@ -175,13 +181,49 @@ def monthly_records(session: Session, start: datetime, end: datetime) -> list[En
     return out
 
 
+def _monthly_sums(
+    session: Session, start: datetime, end: datetime, partner_sites: list[int], partner: bool
+) -> list[Any]:
+    """Energy per month, organisation and site: at this factory's own sites (`partner`
+    False), or at partner factories' sites, then also per job (its id last)."""
+    it = JobEnergyRow.gpu_kwh + JobEnergyRow.cpu_kwh
+    month = _month(session, JobEnergyRow.hour)
+    known = GridIntensityRow.g_per_kwh.is_not(None)
+    at = JobEnergyRow.site_id.in_(partner_sites)
+    extra = [JobEnergyRow.job_id] if partner else []
+    rows = session.execute(
+        select(
+            month, OrganisationRow.name, OrganisationRow.kind, OrganisationRow.hub,
+            OrganisationRow.province, JobEnergyRow.site_id, func.sum(JobEnergyRow.gpu_seconds),
+            func.sum(case((known, it), else_=0.0)),
+            func.sum(case((known, it * GridIntensityRow.g_per_kwh), else_=0.0)),
+            func.sum(case((known, 0.0), else_=it)),
+            *extra,
+        )
+        .join(JobRow, JobRow.id == JobEnergyRow.job_id)
+        .join(ProjectRow, ProjectRow.id == JobRow.project_id)
+        .join(OrganisationRow, OrganisationRow.id == ProjectRow.organisation_id)
+        .join(SiteRow, SiteRow.id == JobEnergyRow.site_id)
+        .outerjoin(
+            GridIntensityRow,
+            and_(GridIntensityRow.zone == SiteRow.grid_zone,
+                 GridIntensityRow.hour == JobEnergyRow.hour),
+        )
+        .where(JobEnergyRow.hour >= start, JobEnergyRow.hour < end,
+               at if partner else ~at)
+        .group_by(month, OrganisationRow.id, JobEnergyRow.site_id, *extra)
+    ).all()  # fmt: skip
+    return list(rows)
+
+
 def public_dashboard(session: Session, start: datetime, end: datetime) -> Dashboard:
     """The factory's use in [start, end), with small groups merged (see the module)."""
     records = monthly_records(session, start, end)
     everyone = frozenset(r.organisation for r in records)
     months = months_between(start, end)
+    partners = partner_capacity(session, start, end)
     if len(everyone) < 3:
-        return Dashboard(start, end, months, len(everyone), None, [], [], [], [])
+        return Dashboard(start, end, months, len(everyone), None, [], [], [], [], partners)
     provinces = _groups(records, GroupBy.PROVINCE, Step.TOTAL)
     regions: dict[str, list[Group]] = defaultdict(list)
     for g in provinces.values():
@@ -205,5 +247,44 @@ def public_dashboard(session: Session, start: datetime, end: datetime) -> Dashbo
     total = _combine("factory", provinces.values()).totals
     return Dashboard(
         start, end, months, len(everyone), total, sorted(by_month, key=lambda p: p.keys[0]),
-        by_province, hubs, by_sector,
+        by_province, hubs, by_sector, partners,
     )  # fmt: skip
+
+
+def partner_capacity(session: Session, start: datetime, end: datetime) -> list[PartnerMonth]:
+    """GPU-hours given to and received from partner factories per month of [start, end),
+    from the hourly records: given, those of the jobs partners placed here (`partner_jobs`);
+    received, those of this factory's jobs at its partner sites. Months with neither are
+    left out."""
+    month = _month(session, JobEnergyRow.hour)
+    in_period = (JobEnergyRow.hour >= start, JobEnergyRow.hour < end)
+    given: dict[str, float] = {
+        str(label): float(gpu_s or 0.0)
+        for label, gpu_s in session.execute(
+            select(month, func.sum(JobEnergyRow.gpu_seconds))
+            .join(PartnerJobRow, PartnerJobRow.job_id == JobEnergyRow.job_id)
+            .where(*in_period)
+            .group_by(month)
+        )
+    }
+    received: dict[str, float] = defaultdict(float)
+    senders: dict[str, set[int]] = defaultdict(set)
+    for label, org, gpu_s in session.execute(
+        select(month, ProjectRow.organisation_id, func.sum(JobEnergyRow.gpu_seconds))
+        .join(SiteRow, SiteRow.id == JobEnergyRow.site_id)
+        .join(JobRow, JobRow.id == JobEnergyRow.job_id)
+        .join(ProjectRow, ProjectRow.id == JobRow.project_id)
+        .where(SiteRow.engine == "partner", *in_period)
+        .group_by(month, ProjectRow.organisation_id)
+    ):
+        received[label] += float(gpu_s or 0.0)
+        senders[label].add(org)
+    return [
+        PartnerMonth(
+            m,
+            round(given.get(m, 0.0) / 3600, 3),
+            round(received[m] / 3600, 3) if len(senders[m]) >= MINIMUM_ORGANISATIONS else None,
+        )
+        for m in months_between(start, end)
+        if given.get(m) or received.get(m)
+    ]

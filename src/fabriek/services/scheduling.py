@@ -17,7 +17,9 @@ from sqlalchemy.orm import Session
 
 from fabriek.domain.access.tracks import AccessConfig
 from fabriek.domain.capacity import SiteShape
+from fabriek.domain.dataset_staging import without_unstaged
 from fabriek.domain.jobs import ACTIVE_STATES, JobState
+from fabriek.domain.partners import WEB_APP_HOME, abroad_terms, kept_home, without_partners
 from fabriek.domain.residency import ResidencyVerdict
 from fabriek.domain.units import GpuHours
 from fabriek.scheduler import (
@@ -219,6 +221,8 @@ class CycleInput:
     residency: Mapping[int, ResidencyVerdict] = field(default_factory=dict)
     down: frozenset[str] = frozenset()
     down_reasons: Mapping[str, str] = field(default_factory=dict)
+    # Waiting jobs kept off partner factories' sites by their project, with the reason.
+    kept_home: Mapping[int, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -310,17 +314,36 @@ def load(
     # Jobs reading datasets may use only the sites the data allows (read only when needed).
     terms = job_datasets.site_terms(session) if any(j.datasets for j, *_ in waiting) else []
     residency: dict[int, ResidencyVerdict] = {}
+    # Jobs in an image may use only the sites that run images (the sites file says which).
+    imaging = frozenset(s.name for s in shapes if s.containers)
+    # Jobs reading datasets only the sites that can stage them (`dataset_staging`).
+    unstaged = frozenset(s.name for s in shapes if not s.stages_datasets)
+    # Partner factories: a project's jobs cross only where listed, and the residency rule
+    # reads a partner's country (from the sites file), not what its site row declares.
+    partners = [s.partner for s in shapes if s.partner is not None]
+    terms = abroad_terms(terms, partners)
+    everywhere = frozenset(s.name for s in shapes)
+    kept: dict[int, str] = {}
     for job, project, user, org, _site in waiting:
         organisations[project] = org
         rows[job.id] = job
         project_of[job.id] = project
         verdict = job_datasets.sites_for(job.datasets, terms) if job.datasets else None
+        home = kept_home(project, partners)
+        if job.web_port is not None and partners:
+            # Its app is reached through this factory's proxy, which cannot reach a partner.
+            home = {**dict.fromkeys((p.site for p in partners), WEB_APP_HOME), **home}
         if verdict is not None:
-            residency[job.id] = verdict
+            verdict = without_unstaged(verdict, unstaged)
+            verdict = residency[job.id] = without_partners(verdict, home)
+        allowed = _job_sites(job, verdict, imaging)
+        if home:
+            kept[job.id] = "; ".join(home[s] for s in sorted(home))
+            allowed = (everywhere if allowed is None else allowed) - frozenset(home)
         pending.append(
             PendingJob(job.id, project, user, job.gpus, float(job.time_limit_s),
                        job.submitted_at.timestamp(), job.gpu_type, None, job.preemptible,
-                       _latest_start(job), verdict.allowed if verdict is not None else None)
+                       _latest_start(job), allowed)
         )  # fmt: skip
     current = allocations.for_cycle(session, now, access, organisations, organisations, commitment)
     signals = site_signals(session, shapes, now)
@@ -342,8 +365,21 @@ def load(
             session, {j.user_id: u for j, _p, u, *_ in waiting}, [s.name for s in shapes], now
         ),
     )
-    cycle = CycleInput(snapshot, project_of, current.charged_to, residency, down, down_reasons)
+    cycle = CycleInput(
+        snapshot, project_of, current.charged_to, residency, down, down_reasons, kept
+    )
     return LoadedCycle(cycle, rows)
+
+
+def _job_sites(
+    job: JobRow, verdict: ResidencyVerdict | None, imaging: frozenset[str]
+) -> frozenset[str] | None:
+    """The only sites a job may use, or None for any: its datasets' and, for a job in a
+    container image, those that run images."""
+    allowed = verdict.allowed if verdict is not None else None
+    if not job.container_image:
+        return allowed
+    return imaging if allowed is None else allowed & imaging
 
 
 def _waiting(session: Session, now: datetime) -> Sequence[Row[JobRow, str, str, str, str]]:
@@ -459,6 +495,14 @@ def _wait_words(cycle: CycleInput, decision: Wait) -> str:
         words = f"{decision.reason.value}: {decision.detail}; see `fabriek terms`"
     if decision.reason is WaitReason.RESIDENCY_CONSTRAINT and decision.job_id in cycle.residency:
         words = f"{decision.reason.value}: {cycle.residency[decision.job_id].explain()}"
+    elif decision.reason is WaitReason.RESIDENCY_CONSTRAINT and decision.job_id in cycle.kept_home:
+        words = f"PartnerSites: {cycle.kept_home[decision.job_id]}"
+    elif decision.reason is WaitReason.RESIDENCY_CONSTRAINT:
+        # No datasets confine it: its image does, to the sites that run images.
+        words = (
+            "ContainerSites: it runs in a container image, and none of the sites that run "
+            "images (container_runtime in the sites file) can run it now"
+        )
     if cycle.down and decision.reason.value in {"Resources", "Priority", "NeverFits"}:
         why = "; ".join(
             f"{s}: {cycle.down_reasons.get(s, 'unreachable')}" for s in sorted(cycle.down)
@@ -477,7 +521,9 @@ def apply(session: Session, plan: CyclePlan, rows: Mapping[int, JobRow], now: da
         job = rows[launch.job_id]
         job.site_id = site_ids[launch.site]
         job.placement = [[share.node, share.gpus] for share in launch.nodes]
-        job.nodes = len(launch.nodes)
+        # The nodes it asked for, or more where its GPUs were spread wider: every node
+        # runs its task (a multi-node job's gang), so none asked for is dropped.
+        job.nodes = max(job.nodes, len(launch.nodes))
         job.placed_gpu_type = launch.gpu_type
         job.allocation_id = launch.allocation_id
         job.charge_factor = launch.charge_factor

@@ -18,6 +18,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from fabriek.domain.errors import Forbidden, NotFound, Unauthenticated
+from fabriek.domain.inputs import is_id
 from fabriek.domain.roles import Principal
 from fabriek.services import audit
 from fabriek.services.identity.permissions import may_operate_site
@@ -50,7 +51,7 @@ def find_site(session: Session, site_ref: str) -> SiteRow:
     query = select(SiteRow)
     query = (
         query.where(SiteRow.id == int(site_ref))
-        if site_ref.isdigit()
+        if is_id(site_ref)
         else query.where(SiteRow.name == site_ref)
     )
     row = session.scalars(query).first()

@@ -8,6 +8,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
 from fabriek.domain.errors import Forbidden, NotFound
+from fabriek.domain.inputs import is_id
 from fabriek.domain.roles import Principal
 from fabriek.domain.sites import NodeGroupDraft, Site, SiteDraft, SitePatch, gpu_inventory
 from fabriek.services import audit
@@ -85,9 +86,7 @@ def register_site(
 
 def _site_row(session: Session, ref: str) -> SiteRow:
     query = select(SiteRow).options(selectinload(SiteRow.node_groups))
-    query = (
-        query.where(SiteRow.id == int(ref)) if ref.isdigit() else query.where(SiteRow.name == ref)
-    )
+    query = query.where(SiteRow.id == int(ref)) if is_id(ref) else query.where(SiteRow.name == ref)
     row = session.scalars(query).first()
     if row is None:
         raise NotFound("site", ref)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -42,8 +43,38 @@ def database_files(url: str) -> tuple[Path, ...]:
     return (main, *(main.with_name(main.name + end) for end in ("-wal", "-shm", "-journal")))
 
 
-def make_engine(url: str) -> Engine:
-    """An engine for the URL; on SQLite, creates the file's directory and sets pragmas."""
+@dataclass(frozen=True)
+class DatabaseLimits:
+    """How long the server's work may wait on the store, so that no request waits
+    unbounded (each limit, when passed, is answered 503 with Retry-After by the API):
+    for a connection from the pool, for a statement (PostgreSQL's statement_timeout), for a
+    lock (its lock_timeout), and for a new connection to open. Sizes of the pool besides."""
+
+    pool_size: int = 20
+    max_overflow: int = 20
+    pool_timeout_s: float = 5.0
+    statement_timeout_s: float | None = 30.0
+    lock_timeout_s: float | None = 5.0
+    connect_timeout_s: int = 5
+
+
+def _postgres_options(limits: DatabaseLimits) -> dict[str, Any]:
+    """psycopg's connection arguments for the limits: the timeouts as session settings."""
+    settings = []
+    if limits.statement_timeout_s:
+        settings.append(f"-c statement_timeout={int(limits.statement_timeout_s * 1000)}")
+    if limits.lock_timeout_s:
+        settings.append(f"-c lock_timeout={int(limits.lock_timeout_s * 1000)}")
+    options: dict[str, Any] = {"connect_timeout": limits.connect_timeout_s}
+    if settings:
+        options["options"] = " ".join(settings)
+    return options
+
+
+def make_engine(url: str, limits: DatabaseLimits | None = None) -> Engine:
+    """An engine for the URL; on SQLite, creates the file's directory and sets pragmas.
+    Without `limits` (tools, migrations), statements and locks may wait as long as they
+    need; the server passes its own (settings `FABRIEK_DATABASE_*`)."""
     try:
         parsed = make_url(url)
     except ArgumentError as exc:
@@ -51,14 +82,26 @@ def make_engine(url: str) -> Engine:
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"check_same_thread": False})
+        pool = {"pool_timeout": limits.pool_timeout_s} if limits is not None else {}
+        engine = create_engine(url, connect_args={"check_same_thread": False}, **pool)
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
     if parsed.get_backend_name() != "postgresql":
         raise StoreError(
             f"unsupported database {parsed.get_backend_name()!r}: use sqlite:/// or postgresql+psycopg://"
         )
-    return create_engine(url, pool_size=20, max_overflow=20, pool_pre_ping=True)
+    if limits is None:
+        return create_engine(url, pool_size=20, max_overflow=20, pool_pre_ping=True)
+    # Pre-ping: a connection PostgreSQL dropped (a restart) is replaced at checkout, so the
+    # service resumes by itself.
+    return create_engine(
+        url,
+        pool_size=limits.pool_size,
+        max_overflow=limits.max_overflow,
+        pool_timeout=limits.pool_timeout_s,
+        pool_pre_ping=True,
+        connect_args=_postgres_options(limits),
+    )
 
 
 def make_sessions(engine: Engine) -> sessionmaker[Session]:

@@ -41,14 +41,33 @@ def current_revision(engine: Engine) -> str | None:
         ) from None
 
 
-def upgrade(engine: Engine) -> tuple[str | None, str | None]:
-    """Migrate to the newest schema; returns (from, to) revisions."""
+def upgrade(engine: Engine, revision: str = "head") -> tuple[str | None, str | None]:
+    """Migrate to the newest schema (or to `revision`); returns (from, to) revisions."""
     before = current_revision(engine)
-    with engine.begin() as conn:
-        cfg = _config(engine.url.render_as_string(hide_password=False))
-        cfg.attributes["connection"] = conn
-        command.upgrade(cfg, "head")
-    return before, head_revision()
+    sqlite = engine.dialect.name == "sqlite"
+    with engine.connect() as conn:
+        if sqlite:
+            # SQLite's batch migrations rebuild a table (copy, drop, rename): with foreign keys
+            # enforced, dropping a table that rows of another refer to fails, so any factory
+            # with users could not upgrade. Off for the migration (only outside a
+            # transaction does the pragma take), and every reference checked after.
+            conn.exec_driver_sql("PRAGMA foreign_keys=OFF")
+            conn.commit()
+        try:
+            with conn.begin():
+                cfg = _config(engine.url.render_as_string(hide_password=False))
+                cfg.attributes["connection"] = conn
+                command.upgrade(cfg, revision)
+            if sqlite and (broken := conn.exec_driver_sql("PRAGMA foreign_key_check").all()):
+                raise StoreError(
+                    f"the migration left {len(broken)} broken reference(s): {broken[:3]}"
+                )
+        finally:
+            if sqlite:
+                conn.rollback()
+                conn.exec_driver_sql("PRAGMA foreign_keys=ON")
+                conn.commit()
+    return before, current_revision(engine) if revision != "head" else head_revision()
 
 
 def require_current(engine: Engine) -> None:

@@ -66,6 +66,10 @@ class TableWatch:
                 self.generation += 1
 
     def _rollback(self, conn: Connection) -> None:
+        # A connection the database dropped (a restart) was ended by `_invalidated`; asking
+        # for its info now would raise instead of rolling back.
+        if conn.invalidated:
+            return
         self._end(conn.info)
 
     def _checkin(self, _dbapi_connection: Any, record: Any) -> None:

@@ -14,7 +14,7 @@ import contextlib
 from typing import Any
 
 import httpx
-from fastapi import APIRouter, Request, WebSocket
+from fastapi import APIRouter, Request, WebSocket, WebSocketDisconnect
 from fastapi.responses import RedirectResponse, Response, StreamingResponse
 from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
@@ -52,7 +52,7 @@ def _caller(conn: HTTPConnection, ctx: AppContext, session: Any) -> Principal | 
     token = conn.cookies.get(TOKEN_COOKIE)
     if token:
         with contextlib.suppress(Unauthenticated):
-            return authenticate(session, token, ctx.clock())
+            return authenticate(session, token, ctx.clock(), ctx.assurance)
     if conn.headers.get("authorization"):
         return authenticate_request(conn, ctx, session, ctx.clock())  # type: ignore[arg-type]
     return None
@@ -180,6 +180,8 @@ async def _relay(websocket: WebSocket, upstream: ClientConnection) -> None:
     _done, pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
     for task in pending:
         task.cancel()
-    with contextlib.suppress(ConnectionClosed, RuntimeError, asyncio.CancelledError):
+    with contextlib.suppress(
+        ConnectionClosed, RuntimeError, WebSocketDisconnect, asyncio.CancelledError
+    ):
         await upstream.close()
         await websocket.close()

@@ -30,6 +30,7 @@ from fabriek.services.identity import projects
 from fabriek.services.jobs import ledger as job_ledger
 from fabriek.services.jobs import output as job_output
 from fabriek.services.paging import PageRequest
+from fabriek.services.web_apps.access import web_app_listening
 from fabriek.web.charts import Chart, Series
 from fabriek.web.forms import GENERAL, Form, FormProblems, problem_page, status_of
 from fabriek.web.i18n import language_of, translate
@@ -100,7 +101,11 @@ def draft_from_form(
     problems = _problems()
     command_text, script = form.get("command", "").strip(), form.get("script", "").strip()
     command: list[str] | None = None
-    if command_text and script:
+    # A notebook (the "Start a notebook" form): the control plane fills in its command.
+    web_app = "jupyterlab" if form.get("web_app") == "jupyterlab" else None
+    if web_app is not None:
+        command_text = script = ""
+    elif command_text and script:
         problems.add("script", translate(lang, "job_form.both_given"))
     elif not command_text and not script:
         problems.add("command", translate(lang, "job_form.none_given"))
@@ -130,6 +135,7 @@ def draft_from_form(
             shiftable=form.get("shiftable") == "yes" or wait is not None,
             preemptible=form.get("preemptible") == "yes",
             datasets=[d for d in re.split(r"[,\s]+", form.get("datasets", "")) if d],
+            web_app=web_app,
         )
     except ValidationError as bad:
         problems.add_invalid(bad, {})
@@ -222,6 +228,14 @@ def _job_values(db: Db, ctx: Ctx, who: Principal, job_id: int) -> dict[str, Any]
         "ended": job.state in TERMINAL_STATES,
         "waiting": job.state in {JobState.PENDING, JobState.PREEMPTED},
         "poll_s": POLL_S,
+        # Its web app, once it accepts connections (the "Open" link; its owner only).
+        "app_ready": job.web_port is not None
+        and job.state == JobState.RUNNING
+        and job.user == who.username
+        and ctx.dispatcher is not None
+        and web_app_listening(
+            db, who, job_id, ctx.dispatcher.engine, ctx.dispatcher.registry.state_dir
+        ),
     }
 
 
@@ -240,23 +254,35 @@ def job_list(request: Request, db: Db, who: Person, offset: int = 0) -> Response
                 {"found": found, "per_page": JOBS_PER_PAGE})  # fmt: skip
 
 
+def notebook_idle_minutes(request: Request) -> str | None:
+    """After how many idle minutes a notebook is stopped, as the form says it (None: never)."""
+    minutes = float(request.app.state.context.settings.notebook_idle_minutes)
+    return f"{minutes:g}" if minutes > 0 else None
+
+
 def form_page(
     request: Request, db: Db, who: Principal, form: dict[str, str],
     problems: FormProblems, status_code: int = 200,
 ) -> HTMLResponse:  # fmt: skip
     mine = applying_projects(db, who)
+    notebook = form.get("web_app") == "jupyterlab"
     return page(
-        request, "job_form.html", "job_form.title", who,
+        request, "notebook_form.html" if notebook else "job_form.html",
+        "notebooks.title" if notebook else "job_form.title", who,
         {"form": form, "problems": problems.fields, "general": GENERAL, "projects": mine,
          "project_options": [(p.name, f"{p.name}: {p.title}") for p in mine],
-         "gpu_options": [(code, gpu.name) for code, gpu in GPU_TYPES.items()]},
+         "gpu_options": [(code, gpu.name) for code, gpu in GPU_TYPES.items()],
+         "idle_minutes": notebook_idle_minutes(request)},
         status_code=status_code,
     )  # fmt: skip
 
 
 @router.get("/jobs/new", response_class=HTMLResponse, response_model=None)
-def new_job(request: Request, db: Db, who: Person, project: str = "") -> Response:
-    """The submit form."""
+def new_job(request: Request, db: Db, who: Person, project: str = "", kind: str = "") -> Response:
+    """The submit form; `kind=notebook`: the form that starts a notebook."""
+    if kind == "notebook":
+        form = {"project": project, "time_limit": "4h", "gpus": "1", "web_app": "jupyterlab"}
+        return form_page(request, db, who, form, _problems())
     return form_page(request, db, who, {"project": project, "time_limit": "1h"}, _problems())
 
 
@@ -270,7 +296,7 @@ def submit(request: Request, db: Db, ctx: Ctx, who: OnJobForm, form: Form) -> Re
         draft, problems = draft_from_form(form, now, language_of(request))
         if draft is not None:
             job = jobs.submit_job(db, who, draft, now, ctx.site_shapes.get(db),
-                                  ctx.project_refs)  # fmt: skip
+                                  ctx.project_refs, ctx.images)  # fmt: skip
             if ctx.dispatcher is not None:
                 ctx.dispatcher.wake.set()
             return RedirectResponse(f"/jobs/{job.id}", status_code=303)

@@ -100,6 +100,7 @@ NAV: list[NavItem] = [
     NavItem("nav.dashboard", "/", everyone),
     NavItem("nav.home", "/home", signed_in_people),
     NavItem("nav.jobs", "/jobs", signed_in_people),
+    NavItem("nav.endpoints", "/endpoints", signed_in_people),
     NavItem("nav.calls", "/calls", signed_in_people),
     NavItem("nav.reviews", "/reviews", reviewers),
     NavItem("nav.decisions", "/decisions", call_runners),
@@ -176,7 +177,7 @@ def signed_in(request: Request, db: Any, ctx: AppContext) -> Principal | None:
     if not token:
         return None
     try:
-        return authenticate(db, token, ctx.clock())
+        return authenticate(db, token, ctx.clock(), ctx.assurance)
     except Unauthenticated:
         return None
 

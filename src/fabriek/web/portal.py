@@ -10,6 +10,8 @@ from fastapi.staticfiles import StaticFiles
 from fabriek.web import (
     ai_act,
     apps_proxy,
+    endpoint_usage,
+    endpoints,
     energy,
     home,
     jobs,
@@ -19,7 +21,7 @@ from fabriek.web import (
     terms,
 )
 from fabriek.web.access import decisions, proposals
-from fabriek.web.identity import oidc, ssh_keys, tokens
+from fabriek.web.identity import identities, oidc, ssh_keys, tokens
 from fabriek.web.layout import HERE
 from fabriek.web.session import SignInNeeded, sign_in_first
 from fabriek.web.state import PortalState
@@ -30,7 +32,8 @@ ROUTERS: tuple[APIRouter, ...] = (
     public_dashboard.router, tokens.router, language.router, notifications.router,
     oidc.router, home.router, energy.router, jobs.router, proposals.router,
     decisions.router, hub_desk.router, ai_act.router, tickets.router, terms.router,
-    ssh_keys.router, apps_proxy.router,
+    ssh_keys.router, apps_proxy.router, endpoints.router, endpoint_usage.router,
+    identities.router,
 )  # fmt: skip
 
 

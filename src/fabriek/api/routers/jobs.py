@@ -13,7 +13,7 @@ from starlette.concurrency import run_in_threadpool
 from fabriek.api.context import Caller, Ctx, Db
 from fabriek.api.routers import API_PREFIX
 from fabriek.api.schemas import PageOut, paging
-from fabriek.domain.errors import FabriekError
+from fabriek.domain.errors import FabriekError, Forbidden
 from fabriek.domain.jobs import Job, JobDraft, JobEvent, JobState
 from fabriek.services import jobs
 from fabriek.services.jobs import output as job_output
@@ -28,13 +28,18 @@ CHUNK = 256 * 1024
 @router.post("", response_model=Job, status_code=status.HTTP_201_CREATED)
 async def submit_job(body: JobDraft, who: Caller, ctx: Ctx) -> Response:
     """Queue a job after checking that some site can run it; the dispatcher starts it."""
+    if ctx.partners is not None and ctx.partners.partner_of(who.username) is not None:
+        raise Forbidden(
+            f"{who.username} is a partner factory's account: its jobs come through "
+            "/api/v1/partner/jobs with a signed assertion of who submitted them"
+        )
 
     # The hottest request of the factory: all its store work in one worker thread (not one
     # per dependency), and the answer serialised once (the schema is still `Job`'s).
     def submit() -> bytes:
         with ctx.sessions() as db:
             prepared = jobs.prepare_job(
-                db, who, body, ctx.clock(), ctx.site_shapes.get(db), ctx.project_refs
+                db, who, body, ctx.clock(), ctx.site_shapes.get(db), ctx.project_refs, ctx.images
             )
             if ctx.writer is None:
                 return jobs.write_jobs(db, [prepared])[0].model_dump_json().encode()
@@ -72,13 +77,25 @@ def job_events(job_id: int, db: Db, who: Caller) -> list[JobEvent]:
     return jobs.job_events(db, who, job_id)
 
 
-@router.post("/{job_id}/cancel", response_model=Job)
-def cancel_job(job_id: int, db: Db, who: Caller, ctx: Ctx) -> Job:
-    """Cancel: a waiting job at once, a started one on its cluster (the answer may still
-    say running; it ends within a dispatcher cycle)."""
+@router.post(
+    "/{job_id}/cancel",
+    response_model=Job,
+    responses={
+        status.HTTP_202_ACCEPTED: {
+            "model": Job,
+            "description": "A started job: the cancel is pending until its site's cluster "
+            "confirms it (its reason says so); it is sent even while the cluster is down.",
+        }
+    },
+)
+def cancel_job(job_id: int, db: Db, who: Caller, ctx: Ctx, response: Response) -> Job:
+    """Cancel: a waiting job at once (200, cancelled); a started one on its cluster (202:
+    the job's reason says the cancel is pending; it ends once the cluster confirms)."""
     job, tell_engine = jobs.request_cancel(db, who, job_id, ctx.clock())
-    if tell_engine and ctx.dispatcher is not None:
-        ctx.dispatcher.wake.set()
+    if tell_engine:
+        response.status_code = status.HTTP_202_ACCEPTED
+        if ctx.dispatcher is not None:
+            ctx.dispatcher.wake.set()
     return job
 
 

@@ -10,7 +10,7 @@ import typer
 from fabriek.cli.app import JsonFlag, Limit, app
 from fabriek.cli.connection import client
 from fabriek.cli.output import print_json, print_table
-from fabriek.domain.access.allocations import Allocation
+from fabriek.domain.access.allocations import Allocation, SourceKind
 
 ProjectOpt = Annotated[str | None, typer.Option("--project", "-A", help="only this project")]
 
@@ -24,6 +24,25 @@ def _gpu_h(value: float) -> str:
 
 def _raw(hours: dict[str, float]) -> str:
     return ", ".join(f"{h:,.0f} {t}" for t, h in sorted(hours.items())) or "-"
+
+
+def source_of(a: Allocation) -> str:
+    """Where an allocation came from, in a few words: `EuroHPC Fast Lane`, `call NL-AI-26`."""
+    if a.source is None:
+        return "-"
+    if a.source.kind == SourceKind.EUROHPC:
+        return f"EuroHPC {a.source.name}"
+    if a.source.kind == SourceKind.NATIONAL_CALL:
+        return f"call {a.source.call}"
+    return "operator"
+
+
+def _clock(a: Allocation) -> str:
+    t = a.turnaround
+    if t is None:
+        return "-"
+    first = "no job yet" if t.hours_to_first_job is None else f"{t.hours_to_first_job:,.1f} h"
+    return f"usable {t.hours_to_usable:,.1f} h, first job {first}"
 
 
 @allocations_app.callback(invoke_without_command=True)
@@ -43,14 +62,14 @@ def allocations(
         print_json(found.items)
         return
     rows = [
-        (a.id, a.project, a.track, _raw(a.awarded_raw), _gpu_h(a.awarded_gpu_hours),
+        (a.id, a.project, a.track, source_of(a), _raw(a.awarded_raw), _gpu_h(a.awarded_gpu_hours),
          _gpu_h(a.consumed_gpu_hours), _gpu_h(a.remaining_gpu_hours), f"{a.used_percent:.0f} %",
          ", ".join(a.sites) or "any", f"{a.starts_at:%Y-%m-%d}", f"{a.ends_at:%Y-%m-%d}")
         for a in found.items
     ]  # fmt: skip
     print_table(
         None,
-        ["#", "Project", "Track", "Awarded (raw GPU-h)", "Awarded GPU-h", "Consumed GPU-h",
+        ["#", "Project", "Track", "Source", "Awarded (raw GPU-h)", "Awarded GPU-h", "Consumed GPU-h",
          "Remaining GPU-h", "Used", "Sites", "Starts", "Ends"],
         rows,
         f"{found.total} allocation(s); GPU-h normalised by GPU type",
@@ -70,6 +89,11 @@ def show(
         print_json({"allocation": found, "charges": ledger})
         return
     _print_budgets([found], f"allocation {found.id} of {found.project} ({found.track})")
+    if found.source is not None:
+        typer.echo(f"Source: {source_of(found)} ({found.source.name})")
+    if found.turnaround is not None:
+        decided = f"{found.turnaround.decided_at:%Y-%m-%d %H:%M} UTC"
+        typer.echo(f"Turnaround from the platform's decision ({decided}): {_clock(found)}")
     rows = [
         (ch.job_id, ch.gpus, ch.gpu_type or "-", f"{ch.started_at:%Y-%m-%d %H:%M:%S}",
          f"{ch.ended_at:%Y-%m-%d %H:%M:%S}", f"{ch.raw_gpu_hours:,.3f}", f"{ch.factor:g}",

@@ -251,6 +251,8 @@ def ledger(ref: Ref, as_json: JsonFlag = False) -> None:
         f"training time:      {t.wall_clock_days:.3g} wall-clock days, {t.gpu_days:.3g} GPU-days"
     )
     console.print(f"energy:             {book.energy.text}", soft_wrap=True)
+    if book.inference is not None:
+        console.print(f"inference energy:   {book.inference.text} (not training)", soft_wrap=True)
     rows = [
         (j.job_id, j.name[:24], j.state, j.purpose.value,
          "yes" if j.counts_as_cumulative else "no", j.gpu_type or "-", f"{j.gpu_hours:,.2f}",

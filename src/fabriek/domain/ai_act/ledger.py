@@ -142,6 +142,18 @@ class EnergyOut(BaseModel):
     sources: list[str]
 
 
+class InferenceEnergyOut(BaseModel):
+    """Serving the version behind endpoints, apart from its training: the energy of the
+    replicas' jobs that served it, and per 1,000 tokens where its tokens are known."""
+
+    it_mwh: float
+    facility_mwh: float
+    replica_jobs: int
+    tokens: int = Field(description="tokens of endpoints that served only this version")
+    kwh_per_1k_tokens: float | None
+    text: str
+
+
 class ThresholdEvent(BaseModel):
     line: str
     job_id: int | None
@@ -181,6 +193,9 @@ class Ledger(BaseModel):
     systemic_risk: bool = Field(
         description="cumulative compute past the systemic-risk line, or a job projected past "
         "it was acknowledged"
+    )
+    inference: InferenceEnergyOut | None = Field(
+        default=None, description="serving it behind endpoints; not counted as training"
     )
 
 

@@ -23,6 +23,7 @@ from fabriek.domain.ai_act.vocabulary import (
     Openness,
 )
 from fabriek.domain.errors import Conflict, FieldProblem
+from fabriek.domain.inputs import Id
 
 _NAME = r"^[a-z0-9][a-z0-9._-]{0,62}$"
 # Paths under /models that are not model names.
@@ -194,7 +195,7 @@ class JobReportDraft(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    job_id: int
+    job_id: Id
     mfu: float | None = Field(default=None, gt=0, le=1, description="0 < MFU <= 1")
     tokens: int | None = Field(default=None, ge=0, description="training tokens processed")
 

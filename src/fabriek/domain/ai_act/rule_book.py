@@ -18,17 +18,18 @@ from collections.abc import Iterable, Mapping
 from datetime import date
 from enum import StrEnum
 from functools import cached_property
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import (
     AfterValidator,
-    BaseModel,
     ConfigDict,
     Field,
     StringConstraints,
     ValidationError,
     model_validator,
 )
+
+from fabriek.domain.config_files import FileTable, FromText
 
 Language = Literal["en", "nl"]
 LANGUAGES: tuple[Language, ...] = ("en", "nl")
@@ -58,8 +59,18 @@ class AnswerType(StrEnum):
     MANY_OF = "many-of"
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+_T = TypeVar("_T")
+
+# A TOML array, kept as a tuple: strict mode would want a tuple itself, which TOML cannot
+# hold; its items stay strict.
+Listed = Annotated[tuple[_T, ...], FromText]
+
+
+class _Strict(FileTable):
+    """An entry of the rule book: no unknown keys, no coerced values (`confirmed = "no"` is
+    refused, not read as true), not changed once read."""
+
+    model_config = ConfigDict(populate_by_name=True)
 
 
 class LocalText(_Strict):
@@ -78,10 +89,10 @@ class Condition(_Strict):
 
     question: QuestionId | None = None
     is_: bool | Slug | None = Field(default=None, alias="is")
-    any_of: tuple[Slug, ...] | None = Field(default=None, min_length=1)
-    none_of: tuple[Slug, ...] | None = Field(default=None, min_length=1)
+    any_of: Listed[Slug] | None = Field(default=None, min_length=1)
+    none_of: Listed[Slug] | None = Field(default=None, min_length=1)
     some: bool | None = None
-    any_: tuple[Condition, ...] | None = Field(default=None, alias="any", min_length=1)
+    any_: Listed[Condition] | None = Field(default=None, alias="any", min_length=1)
 
     @model_validator(mode="after")
     def _one_test(self) -> Condition:
@@ -113,12 +124,12 @@ class Option(_Strict):
 class Question(_Strict):
     id: QuestionId
     stage: Stage
-    type: AnswerType
+    type: Annotated[AnswerType, FromText]
     text: LocalText
     help: LocalText | None = None
     cites: Citation
-    ask_if: tuple[Condition, ...] = ()
-    options: tuple[Option, ...] = Field(default=(), alias="option")
+    ask_if: Listed[Condition] = ()
+    options: Listed[Option] = Field(default=(), alias="option")
     # A many-of answer must choose at least this many options (0: "none" is an answer).
     min_choices: int = Field(default=0, ge=0)
     confirmed: bool = True
@@ -158,7 +169,7 @@ class Tier(_Strict):
     summary: LocalText
     cites: Citation
     in_scope: bool = True
-    obligations: tuple[Slug, ...] = ()
+    obligations: Listed[Slug] = ()
 
 
 class Obligation(_Strict):
@@ -166,7 +177,7 @@ class Obligation(_Strict):
     text: LocalText
     cites: Citation
     applies_from: date
-    roles: tuple[Slug, ...] = Field(min_length=1)
+    roles: Listed[Slug] = Field(min_length=1)
     confirmed: bool = True
     note: str = ""
 
@@ -179,10 +190,10 @@ class Rule(_Strict):
     tier: Slug
     cites: Citation
     because: LocalText
-    when: tuple[Condition, ...]
-    unless: tuple[Slug, ...] = ()
+    when: Listed[Condition]
+    unless: Listed[Slug] = ()
     final: bool = False
-    obligations: tuple[Slug, ...] = ()
+    obligations: Listed[Slug] = ()
 
 
 class Contradiction(_Strict):
@@ -190,7 +201,7 @@ class Contradiction(_Strict):
 
     id: Slug
     cites: Citation
-    when: tuple[Condition, ...] = Field(min_length=2)
+    when: Listed[Condition] = Field(min_length=2)
     message: LocalText
 
 
@@ -201,12 +212,12 @@ class RuleBook(_Strict):
     act: str = Field(min_length=1)
     amended_by: str = ""
     role_question: QuestionId
-    baseline: tuple[Slug, ...] = ()
-    questions: tuple[Question, ...] = Field(alias="question", min_length=1)
-    tiers: tuple[Tier, ...] = Field(alias="tier", min_length=1)
-    obligations: tuple[Obligation, ...] = Field(alias="obligation")
-    rules: tuple[Rule, ...] = Field(alias="rule", min_length=1)
-    contradictions: tuple[Contradiction, ...] = Field(default=(), alias="contradiction")
+    baseline: Listed[Slug] = ()
+    questions: Listed[Question] = Field(alias="question", min_length=1)
+    tiers: Listed[Tier] = Field(alias="tier", min_length=1)
+    obligations: Listed[Obligation] = Field(alias="obligation")
+    rules: Listed[Rule] = Field(alias="rule", min_length=1)
+    contradictions: Listed[Contradiction] = Field(default=(), alias="contradiction")
 
     @cached_property
     def _questions(self) -> dict[str, Question]:

@@ -12,7 +12,9 @@ import re
 import secrets
 import unicodedata
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
+from fabriek.domain.identity.assurance import Assurance, assurance_from_claims
 
 # Usernames follow `fabriek.domain.identity.people.Username`.
 USERNAME = re.compile(r"^[a-z][a-z0-9._-]{1,62}$")
@@ -35,6 +37,10 @@ class FederatedIdentity:
     full_name: str
     username_hint: str | None
     organisation_domain: str | None
+    # How sure the sign-in is (REFEDS RAF level, REFEDS MFA), and the entitlements
+    # (`eduperson_entitlement`) it carries, as released.
+    assurance: Assurance = field(default_factory=Assurance)
+    entitlements: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -70,6 +76,15 @@ def organisation_domain(value: object) -> str | None:
     return domain if _DOMAIN.fullmatch(domain) else None
 
 
+def _strings(value: object) -> tuple[str, ...]:
+    """A claim that may be one string or a list of them (proxies differ), as a tuple."""
+    if isinstance(value, str):
+        return (value,)
+    if isinstance(value, list):
+        return tuple(v for v in value if isinstance(v, str))
+    return ()
+
+
 def _text(claims: Mapping[str, object], name: str) -> str | None:
     value = claims.get(name)
     return value.strip() if isinstance(value, str) and value.strip() else None
@@ -99,6 +114,8 @@ def identity_from_claims(
         full_name=full_name[:200],
         username_hint=hint,
         organisation_domain=organisation_domain(claims.get(organisation_claim)),
+        assurance=assurance_from_claims(claims),
+        entitlements=_strings(claims.get("eduperson_entitlement")),
     )
 
 

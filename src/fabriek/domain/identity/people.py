@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_vali
 from fabriek.domain.geography import Hub, Province
 from fabriek.domain.identity.oidc import organisation_domain
 from fabriek.domain.identity.organisations import OrganisationKind, is_valid_kvk_number
+from fabriek.domain.inputs import Id
 from fabriek.domain.roles import Role
 from fabriek.domain.sites import Slug
 
@@ -104,7 +105,7 @@ class UserDraft(BaseModel):
     username: Username
     full_name: str = Field(min_length=1, max_length=200)
     email: Email
-    organisation_id: int | None = None
+    organisation_id: Id | None = None
     staff_roles: list[StaffRoleGrant] = Field(default_factory=list, max_length=20)
 
 
@@ -126,7 +127,7 @@ class ProjectDraft(BaseModel):
     name: Slug
     title: str = Field(min_length=1, max_length=200)
     description: str = Field(default="", max_length=10_000)
-    organisation_id: int
+    organisation_id: Id
     principal_investigator: str | None = Field(
         default=None, description="username of the project's lead; becomes a member"
     )
@@ -175,6 +176,18 @@ class TokenInfo(BaseModel):
     created_at: datetime
     expires_at: datetime | None
     revoked_at: datetime | None
+
+
+class IdentityInfo(BaseModel):
+    """One of a person's federated identities, as they see it."""
+
+    id: int
+    issuer: str = Field(description="the OpenID Connect provider")
+    subject: str = Field(description="who the person is at that provider")
+    email: str | None = Field(description="the address it released at its last sign-in")
+    linked_at: datetime
+    last_sign_in_at: datetime | None
+    current: bool = Field(description="the caller's token descends from a sign-in with it")
 
 
 class NewTokenInfo(TokenInfo):

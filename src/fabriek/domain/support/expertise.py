@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from fabriek.domain.config_files import FileTable, read_table
 from fabriek.domain.geography import HUBS, Hub, Province
 from fabriek.domain.identity.people import Email
+from fabriek.domain.inputs import Id
 
 # -- the vocabulary of skills ------------------------------------------------------------------
 
@@ -308,9 +309,9 @@ class ExpertiseRequestDraft(BaseModel):
     hours: float = Field(default=2.0, gt=0, le=MAX_HOURS_PER_MONTH, description="hours needed")
     description: str = Field(default="", max_length=4000)
     language: str | None = Field(default=None, description="preferred language, e.g. nl")
-    ticket_id: int | None = Field(default=None, ge=1)
-    proposal_id: int | None = Field(default=None, ge=1)
-    organisation_id: int | None = Field(default=None, ge=1)
+    ticket_id: Id | None = None
+    proposal_id: Id | None = None
+    organisation_id: Id | None = None
 
     @field_validator("skills")
     @classmethod
@@ -377,7 +378,7 @@ class ExpertiseRequest(BaseModel):
 class AssignmentDraft(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    expert_id: int = Field(ge=1)
+    expert_id: Id
     hours: float | None = Field(
         default=None, gt=0, le=MAX_HOURS_PER_MONTH, description="default: the hours asked"
     )
@@ -388,8 +389,6 @@ class ConsultationDraft(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     hours: float = Field(gt=0, le=24, description="hours delivered that day")
-    expert_id: int | None = Field(
-        default=None, ge=1, description="default: the one expert assigned"
-    )
+    expert_id: Id | None = Field(default=None, description="default: the one expert assigned")
     day: date | None = Field(default=None, description="the day; default today")
     note: str = Field(default="", max_length=2000)

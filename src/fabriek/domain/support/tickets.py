@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Final
 
+from fabriek.domain.inputs import is_id
+
 
 class Category(StrEnum):
     """What a ticket is about, as the user picks it."""
@@ -126,7 +128,7 @@ def parse_about(text: str) -> About:
         raise ValueError(f"{text!r}: {expected}")
     kind, ref = AboutKind(found.group(1)), found.group(2).strip()
     if kind in {AboutKind.JOB, AboutKind.PROPOSAL}:
-        if not ref.isdigit() or int(ref) < 1:
+        if not is_id(ref) or int(ref) < 1:
             raise ValueError(f"{text!r}: a {kind.value} is named by its number, e.g. {kind}:42")
         ref = str(int(ref))
     elif ref.count("/") != 1 or not all(ref.split("/")):
@@ -146,6 +148,6 @@ def parse_ticket_reference(text: str) -> int:
     cleaned = text.strip().lstrip("#")
     if cleaned[:1] in {"T", "t"}:
         cleaned = cleaned[1:]
-    if not cleaned.isdigit() or int(cleaned) < 1:
+    if not is_id(cleaned) or int(cleaned) < 1:
         raise ValueError(f"{text!r} is not a ticket; name it by its number, e.g. T42 or 42")
     return int(cleaned)

@@ -22,11 +22,13 @@ from fabriek.domain.access.budgets import Budget, charge
 from fabriek.domain.access.proposals import add_months, final_report_due
 from fabriek.domain.access.tracks import AccessConfig
 from fabriek.domain.errors import Forbidden, InvalidInput, NotFound
+from fabriek.domain.inputs import is_id
 from fabriek.domain.jobs import ACTIVE_STATES
 from fabriek.domain.roles import Principal, Role
 from fabriek.domain.units import GpuHours
 from fabriek.scheduler import Allocation as SchedulingAllocation
 from fabriek.services import audit
+from fabriek.services.access.origins import Origin, origins
 from fabriek.services.identity.projects import visible_accounts
 from fabriek.services.paging import Page, PageRequest, count_all
 from fabriek.services.transactions import clash_is_conflict, commit
@@ -220,7 +222,9 @@ def _visible(who: Principal) -> ColumnElement[bool]:
     return visible_accounts(who, AllocationRow.project_id)
 
 
-def _view(row: AllocationRow, project: str, found: Usage, now: datetime) -> Allocation:
+def _view(
+    row: AllocationRow, project: str, found: Usage, now: datetime, origin: Origin
+) -> Allocation:
     budget = found.budget
     return Allocation(
         id=row.id,
@@ -242,6 +246,8 @@ def _view(row: AllocationRow, project: str, found: Usage, now: datetime) -> Allo
         active=row.starts_at <= now < row.ends_at,
         final_report_due=final_report_due(row.ends_at),
         final_report_filed=row.final_report_at is not None,
+        source=origin.source,
+        turnaround=origin.turnaround,
     )
 
 
@@ -263,7 +269,7 @@ def list_allocations(
     )
     if project is not None:
         query = query.where(
-            ProjectRow.id == int(project) if project.isdigit() else ProjectRow.name == project
+            ProjectRow.id == int(project) if is_id(project) else ProjectRow.name == project
         )
     if active is not None:
         running = (AllocationRow.starts_at <= now) & (AllocationRow.ends_at > now)
@@ -273,7 +279,8 @@ def list_allocations(
         query.order_by(AllocationRow.id.desc()).limit(page.limit).offset(page.offset)
     ).all()
     found = usage(session, now, access, [r.id for r, _ in rows])
-    items = [_view(r, name, found[r.id], now) for r, name in rows]
+    came = origins(session, [r for r, _ in rows])
+    items = [_view(r, name, found[r.id], now, came[r.id]) for r, name in rows]
     return Page(items, total, page.limit, page.offset)
 
 
@@ -295,7 +302,8 @@ def get_allocation(
 ) -> Allocation:
     """One allocation the caller may see, with its budget now."""
     row, project = _allocation_row(session, who, allocation_id)
-    return _view(row, project, usage(session, now, access, [row.id])[row.id], now)
+    found = usage(session, now, access, [row.id])[row.id]
+    return _view(row, project, found, now, origins(session, [row])[row.id])
 
 
 def list_charges(session: Session, who: Principal, allocation_id: int) -> list[Charge]:
@@ -324,7 +332,7 @@ def create_allocation(
     ref = draft.project
     project = session.scalar(
         select(ProjectRow).where(
-            ProjectRow.id == int(ref) if ref.isdigit() else ProjectRow.name == ref
+            ProjectRow.id == int(ref) if is_id(ref) else ProjectRow.name == ref
         )
     )
     if project is None:
@@ -369,4 +377,44 @@ def create_allocation(
         starts_at=starts, ends_at=ends,
     )  # fmt: skip
     commit(session, clash)
-    return _view(row, project.name, usage(session, now, access, [row.id])[row.id], now)
+    found = usage(session, now, access, [row.id])[row.id]
+    return _view(row, project.name, found, now, origins(session, [row])[row.id])
+
+
+def change_allocation(
+    session: Session,
+    who: Principal,
+    now: datetime,
+    access: AccessConfig,
+    allocation_id: int,
+    gpu_hours: dict[str, float] | None = None,
+    ends_at: datetime | None = None,
+) -> Allocation:
+    """Change a granted allocation's GPU-hours or end date (the access team or an admin):
+    a grant changed where it was decided (the federation platform's update order). Ending
+    it now stops new jobs being charged to it; its ledger stays. Audited, old and new."""
+    if not _may_see_all(who):
+        raise Forbidden("only the access team or an admin may change an allocation")
+    row, project = _allocation_row(session, who, allocation_id)
+    before: dict[str, object] = {"awarded": dict(row.awarded or {}), "ends_at": row.ends_at}
+    if gpu_hours is not None:
+        for gpu_type, hours in gpu_hours.items():
+            if gpu_type != "any" and gpu_type not in access.gpu_hour_factors:
+                known = ", ".join([*access.gpu_hour_factors, "any"])
+                raise InvalidInput.on("gpu_hours", f"no GPU type {gpu_type!r}; known: {known}")
+            if hours <= 0:
+                raise InvalidInput.on("gpu_hours", f"{gpu_type}: give more than zero GPU-hours")
+        row.awarded = dict(gpu_hours)
+        row.gpu_hours = access.normalised(gpu_hours).value
+    if ends_at is not None:
+        if ends_at <= row.starts_at:
+            raise InvalidInput.on("ends_at", "an allocation must end after it starts")
+        row.ends_at = ends_at
+    audit.record_admin(
+        session, who, now, "allocation-change", project_id=row.project_id,
+        target=f"allocation {row.id}", before=before,
+        after={"awarded": row.awarded, "ends_at": row.ends_at},
+    )  # fmt: skip
+    commit(session, "the allocation clashes with another change; try again")
+    found = usage(session, now, access, [row.id])[row.id]
+    return _view(row, project, found, now, origins(session, [row])[row.id])

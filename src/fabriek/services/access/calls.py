@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 from fabriek.domain.access.calls import Call, CallDraft, is_open
 from fabriek.domain.access.tracks import AccessConfig
 from fabriek.domain.errors import Forbidden, NotFound
+from fabriek.domain.inputs import is_id
 from fabriek.domain.roles import Principal, Role
 from fabriek.services import audit
 from fabriek.services.paging import Page, PageRequest, fetch_page
@@ -43,9 +44,7 @@ def to_call(row: CallRow, access: AccessConfig, now: datetime) -> Call:
 def call_row(session: Session, ref: str) -> CallRow:
     """The call with this id or code; NotFound otherwise. Calls are public to signed-in users."""
     query = select(CallRow)
-    query = (
-        query.where(CallRow.id == int(ref)) if ref.isdigit() else query.where(CallRow.code == ref)
-    )
+    query = query.where(CallRow.id == int(ref)) if is_id(ref) else query.where(CallRow.code == ref)
     row = session.scalars(query).first()
     if row is None:
         raise NotFound("call", ref)

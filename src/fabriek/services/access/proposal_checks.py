@@ -23,6 +23,7 @@ from fabriek.domain.access.tracks import AccessConfig, Track
 from fabriek.domain.errors import Conflict, Forbidden, InvalidInput, NotFound
 from fabriek.domain.geography import Hub
 from fabriek.domain.identity.organisations import OrganisationKind
+from fabriek.domain.inputs import is_id
 from fabriek.domain.roles import Principal, Role
 from fabriek.services.access.calls import runs_calls
 from fabriek.services.identity.projects import visible_projects
@@ -180,7 +181,7 @@ def member_project(session: Session, who: Principal, ref: str) -> ProjectRow:
     query = select(ProjectRow).where(visible_projects(who, ProjectRow.id))
     query = (
         query.where(ProjectRow.id == int(ref))
-        if ref.isdigit()
+        if is_id(ref)
         else query.where(ProjectRow.name == ref)
     )
     project = session.scalars(query).first()

@@ -34,6 +34,7 @@ from fabriek.domain.access.proposals import (
 )
 from fabriek.domain.access.tracks import AccessConfig, Track
 from fabriek.domain.errors import Conflict, Forbidden, InvalidInput, NotFound
+from fabriek.domain.inputs import is_id
 from fabriek.domain.roles import Principal, Role
 from fabriek.services.access.calls import call_row
 from fabriek.services.access.proposal_checks import (
@@ -289,7 +290,7 @@ def list_proposals(
     if call:
         query = query.where(ProposalRow.call_id == call_row(session, call).id)
     if project:
-        match = ProjectRow.id == int(project) if project.isdigit() else ProjectRow.name == project
+        match = ProjectRow.id == int(project) if is_id(project) else ProjectRow.name == project
         query = query.where(ProposalRow.project_id.in_(select(ProjectRow.id).where(match)))
     rows, total = fetch_page(session, query, page)
     return Page(_assemble(session, who, rows, access, now), total, page.limit, page.offset)

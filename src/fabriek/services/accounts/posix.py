@@ -86,11 +86,6 @@ def posix_groups(
     return _allocated(session, set(project_ids), _stored_groups, _allocate_groups, base, "groups")
 
 
-def posix_group(session: Session, project_id: int, base: int) -> PosixGroupRow:
-    """One project's POSIX group, allocated when it has none yet."""
-    return posix_groups(session, [project_id], base)[project_id]
-
-
 def _begin_anew_on_sqlite(session: Session, exc: OperationalError) -> None:
     """After SQLite refused a write (another writer came first), roll back so the next
     read sees what it wrote; on any other database the error is not a clash: raise it."""

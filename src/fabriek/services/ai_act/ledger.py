@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from fabriek.domain.ai_act.compute_lines import ComputeLevels, Line, lines_for
 from fabriek.domain.ai_act.ledger import (
+    InferenceEnergyOut,
     JobRecord,
     Ledger,
     OwnCompute,
@@ -34,6 +35,7 @@ from fabriek.domain.roles import Principal
 from fabriek.domain.units import Flop
 from fabriek.services.ai_act.registry import version_refs, version_row
 from fabriek.services.ai_act.rules import ai_act_rules
+from fabriek.services.endpoints.energy import inference_energy
 from fabriek.store.tables import (
     AiJobReportRow,
     AiModelBaseRow,
@@ -248,7 +250,24 @@ def version_ledger(session: Session, state: VersionState) -> Ledger:
 def ledger(session: Session, who: Principal, ref: str, now: datetime) -> Ledger:
     """The compute and energy ledger of a model version, summed from its jobs now."""
     version, model, project = version_row(session, who, ref)
-    return version_ledger(session, version_state(session, version, model, project, now))
+    book = version_ledger(session, version_state(session, version, model, project, now))
+    return book.model_copy(update={"inference": inference_out(session, version.id)})
+
+
+def inference_out(session: Session, version_id: int) -> InferenceEnergyOut | None:
+    """The version's inference energy (its endpoints' replicas), shown apart from training;
+    None when no endpoint served it."""
+    it, facility, tokens, jobs = inference_energy(session, version_id)
+    if jobs == 0:
+        return None
+    per_1k = facility * 1000 / tokens if tokens else None
+    text = f"{facility:.3f} kWh at the facility over {jobs} replica job(s)" + (
+        f", {per_1k:.6f} kWh per 1,000 tokens ({tokens:,} tokens)" if per_1k is not None else ""
+    )
+    return InferenceEnergyOut(
+        it_mwh=round(it / 1000, 9), facility_mwh=round(facility / 1000, 9), replica_jobs=jobs,
+        tokens=tokens, kwh_per_1k_tokens=per_1k, text=text,
+    )  # fmt: skip
 
 
 def _committed(session: Session, state: VersionState, now: datetime) -> ComputeLevels:

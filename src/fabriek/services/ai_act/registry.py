@@ -19,6 +19,7 @@ from fabriek.domain.ai_act.models import (
 )
 from fabriek.domain.ai_act.vocabulary import ModelRole, Openness
 from fabriek.domain.errors import InvalidInput, NotFound
+from fabriek.domain.inputs import is_id
 from fabriek.domain.roles import Principal
 from fabriek.services.identity.projects import visible_projects
 from fabriek.services.paging import Page, PageRequest, count_all
@@ -163,7 +164,7 @@ def list_models(
     )
     if project is not None:
         query = query.where(
-            ProjectRow.id == int(project) if project.isdigit() else ProjectRow.name == project
+            ProjectRow.id == int(project) if is_id(project) else ProjectRow.name == project
         )
     total = count_all(session, query)
     rows = session.execute(

@@ -32,6 +32,7 @@ from fabriek.domain.ai_act.systems import (
     walk_parts,
 )
 from fabriek.domain.errors import Conflict, Forbidden, InvalidInput, NotFound
+from fabriek.domain.inputs import is_id
 from fabriek.domain.roles import Principal
 from fabriek.services.config_files import load_config_file
 from fabriek.services.identity.projects import visible_projects
@@ -143,7 +144,7 @@ def _system_out(found: _Found, latest: AiClassificationRow | None) -> AiSystem:
 
 
 def _where_ref(ref: str) -> ColumnElement[bool]:
-    return AiSystemRow.id == int(ref) if ref.isdigit() else AiSystemRow.name == ref
+    return AiSystemRow.id == int(ref) if is_id(ref) else AiSystemRow.name == ref
 
 
 def _found(session: Session, who: Principal, ref: str) -> _Found:
@@ -155,7 +156,7 @@ def _found(session: Session, who: Principal, ref: str) -> _Found:
 
 def _project_row(session: Session, who: Principal, ref: str) -> ProjectRow:
     query = select(ProjectRow).where(visible_projects(who, ProjectRow.id))
-    query = query.where(ProjectRow.id == int(ref) if ref.isdigit() else ProjectRow.name == ref)
+    query = query.where(ProjectRow.id == int(ref) if is_id(ref) else ProjectRow.name == ref)
     row = session.scalars(query).first()
     if row is None:
         raise NotFound("project", ref)
@@ -217,7 +218,7 @@ def list_systems(
     query = _system_query().where(_visible(who))
     if project is not None:
         query = query.where(
-            ProjectRow.id == int(project) if project.isdigit() else ProjectRow.name == project
+            ProjectRow.id == int(project) if is_id(project) else ProjectRow.name == project
         )
     if name:
         query = query.where(AiSystemRow.name.contains(name, autoescape=True))

@@ -21,6 +21,7 @@ from fabriek.domain.ai_act.models import (
     ModelVersionDraft,
 )
 from fabriek.domain.errors import Forbidden, InvalidInput, NotFound
+from fabriek.domain.inputs import is_id
 from fabriek.domain.roles import Principal
 from fabriek.services.ai_act.registry import (
     may_edit,
@@ -39,7 +40,7 @@ from fabriek.store.tables import AiModelBaseRow, AiModelRow, AiModelVersionRow, 
 def _project_for(session: Session, who: Principal, ref: str) -> ProjectRow:
     row = session.scalar(
         select(ProjectRow).where(
-            ProjectRow.id == int(ref) if ref.isdigit() else ProjectRow.name == ref,
+            ProjectRow.id == int(ref) if is_id(ref) else ProjectRow.name == ref,
             visible_projects(who, ProjectRow.id),
         )
     )

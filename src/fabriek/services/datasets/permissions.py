@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 from fabriek.domain.dataset_names import name_problem
 from fabriek.domain.datasets import Access
 from fabriek.domain.errors import Forbidden, NotFound
+from fabriek.domain.inputs import is_id
 from fabriek.domain.roles import Principal, Role
 from fabriek.store.tables import DatasetGrantRow, DatasetRow, MembershipRow, ProjectRow
 
@@ -36,7 +37,7 @@ def project_by_ref(ref: str) -> Any:
     if "\x00" in ref:
         # No project is named so, and PostgreSQL refuses NUL in text: match nothing.
         return false()
-    return ProjectRow.id == int(ref) if ref.isdigit() else ProjectRow.name == ref
+    return ProjectRow.id == int(ref) if is_id(ref) else ProjectRow.name == ref
 
 
 @dataclass(frozen=True)

@@ -231,6 +231,15 @@ def load_demo(session: Session, now: datetime, token_days: int = 3650) -> None:
                     province=s.province.value, jurisdiction=s.jurisdiction.value,
                     node_groups=groups)
         )  # fmt: skip
+    orgs = _organisations(session)
+    users = _users(session, orgs, now, token_days)
+    _projects_and_allocations(session, orgs, users, now)
+    _terms(session, users, now)
+    load_expertise_demo(session, users["admin"].id, now)
+    session.commit()
+
+
+def _organisations(session: Session) -> dict[str, OrganisationRow]:
     orgs: dict[str, OrganisationRow] = {}
     for name, kind, province, kvk in ORGANISATIONS:
         orgs[name] = OrganisationRow(
@@ -243,6 +252,13 @@ def load_demo(session: Session, now: datetime, token_days: int = 3650) -> None:
         )
     session.add_all(orgs.values())
     session.flush()
+    return orgs
+
+
+def _users(
+    session: Session, orgs: dict[str, OrganisationRow], now: datetime, token_days: int
+) -> dict[str, UserRow]:
+    """The demo users with their staff roles and their demo API tokens."""
     users: dict[str, UserRow] = {}
     for username, full_name, org, staff in USERS:
         user = UserRow(
@@ -260,6 +276,16 @@ def load_demo(session: Session, now: datetime, token_days: int = 3650) -> None:
             ApiTokenRow(key=t.key, user_id=user.id, name="demo", token_hash=t.hash,
                         created_at=now, expires_at=now.replace(year=now.year + token_days // 365))
         )  # fmt: skip
+    return users
+
+
+def _projects_and_allocations(
+    session: Session,
+    orgs: dict[str, OrganisationRow],
+    users: dict[str, UserRow],
+    now: datetime,
+) -> None:
+    """The demo projects with their members, their allocations and the open calls."""
     projects: dict[str, ProjectRow] = {}
     for name, title, org, members in PROJECTS:
         project = ProjectRow(name=name, title=title, organisation_id=orgs[org].id)
@@ -290,6 +316,9 @@ def load_demo(session: Session, now: datetime, token_days: int = 3650) -> None:
                 closes_at=now + timedelta(days=14) if cutoff else None, created_at=now,
             )
         )  # fmt: skip
+
+
+def _terms(session: Session, users: dict[str, UserRow], now: datetime) -> None:
     # The factory's terms, version 1, accepted by every demo user: work needs no extra step,
     # and `fabriek terms` has something to show.
     terms = TermsRow(
@@ -303,5 +332,3 @@ def load_demo(session: Session, now: datetime, token_days: int = 3650) -> None:
         TermsAcceptanceRow(user_id=u.id, terms_id=terms.id, accepted_at=now - timedelta(days=1))
         for u in users.values()
     )
-    load_expertise_demo(session, users["admin"].id, now)
-    session.commit()

@@ -9,19 +9,17 @@ from __future__ import annotations
 import math
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from fabriek.domain.eed import (
-    EedReport,
-    FabriekKnows,
+from fabriek.domain.eed import EedReport, FabriekKnows, assemble_report
+from fabriek.domain.eed_indicators import (
     IndicatorSet,
+    OperatorFigures,
     Value,
-    assemble_report,
-    check_operator_figures,
     parse_indicator_set,
+    parse_operator_figures,
 )
 from fabriek.domain.energy import (
     CPU_FULL_W_PER_CORE,
@@ -38,8 +36,6 @@ from fabriek.store.tables import JobEnergyRow, SiteRow
 INDICATORS_FILE = "eed_indicators.toml"
 DEMO_FIGURES_FILE = "eed_demo_figures.toml"
 
-OperatorFigures = dict[tuple[str, int], dict[str, Value]]
-
 
 def load_indicator_set(path: Path | None = None) -> IndicatorSet:
     """The versioned indicator list: the shipped one, or another file (a newer version)."""
@@ -53,24 +49,11 @@ def load_operator_figures(
     (each with `site`, `year` and indicator keys); default: the demo factory's figures."""
     checked_against = spec or load_indicator_set()
     return load_config_file(
-        path, DEMO_FIGURES_FILE, "figures", lambda data: _operator_figures(checked_against, data)
+        path,
+        DEMO_FIGURES_FILE,
+        "figures",
+        lambda data: parse_operator_figures(checked_against, data),
     )
-
-
-def _operator_figures(spec: IndicatorSet, data: dict[str, Any]) -> OperatorFigures:
-    rows = data.get("report")
-    if not isinstance(rows, list) or not rows:
-        raise ValueError("expected one or more [[report]] tables")
-    out: OperatorFigures = {}
-    for i, row in enumerate(rows, start=1):
-        fields = dict(row)
-        site, year = fields.pop("site", None), fields.pop("year", None)
-        if not isinstance(site, str) or not isinstance(year, int) or isinstance(year, bool):
-            raise ValueError(f"report {i} needs a text `site` and an integer `year`")
-        if (site, year) in out:
-            raise ValueError(f"report {i} repeats site {site!r}, year {year}")
-        out[(site, year)] = check_operator_figures(spec, fields, f"{site} {year}")
-    return out
 
 
 def installed_it_power(site: SiteRow) -> Figure | None:

@@ -154,9 +154,11 @@ class RelyingParty:
         """The provider's endpoints, from its discovery document (cached)."""
         return self._current()[0]
 
-    def authorization_url(self, secrets: LoginSecrets) -> str:
+    def authorization_url(self, secrets: LoginSecrets, prompt: str | None = None) -> str:
         """Where to send the browser: the provider's authorization endpoint with this
-        sign-in's state, nonce and PKCE challenge (S256)."""
+        sign-in's state, nonce and PKCE challenge (S256); `prompt` ('login': ask for the
+        credentials again, not the session the provider may still hold) when given."""
+        extra = {"prompt": prompt} if prompt else {}
         return str(
             prepare_grant_uri(
                 self.metadata().authorization_endpoint,
@@ -168,6 +170,7 @@ class RelyingParty:
                 nonce=secrets.nonce,
                 code_challenge=create_s256_code_challenge(secrets.code_verifier),
                 code_challenge_method="S256",
+                **extra,
             )
         )
 

@@ -10,6 +10,7 @@ from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from fabriek.domain.errors import Conflict, Forbidden, InvalidInput, NotFound
 from fabriek.domain.identity.people import Membership, MembershipDraft, Project, ProjectDraft
+from fabriek.domain.inputs import is_id
 from fabriek.domain.roles import PROJECT_ROLES, Principal, Role
 from fabriek.services import audit
 from fabriek.services.identity.permissions import may_manage_hub
@@ -90,7 +91,7 @@ def _project_row(session: Session, who: Principal, ref: str) -> ProjectRow:
     query = select(ProjectRow).where(_visible(who))
     query = (
         query.where(ProjectRow.id == int(ref))
-        if ref.isdigit()
+        if is_id(ref)
         else query.where(ProjectRow.name == ref)
     )
     row = session.scalars(query).first()

@@ -16,6 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from fabriek.domain.errors import Forbidden, InvalidInput, NotFound
+from fabriek.domain.inputs import is_id
 from fabriek.domain.roles import Principal
 from fabriek.services.audit import record_admin
 from fabriek.services.identity.permissions import require_admin
@@ -31,7 +32,7 @@ _ROWS: dict[Suspendable, type[UserRow] | type[ProjectRow] | type[AllocationRow]]
 
 def _row(session: Session, kind: Suspendable, ref: str) -> UserRow | ProjectRow | AllocationRow:
     row: UserRow | ProjectRow | AllocationRow | None
-    if ref.isdigit():
+    if is_id(ref):
         row = session.get(_ROWS[kind], int(ref))  # type: ignore[assignment]
     elif kind == "user":
         row = session.scalars(select(UserRow).where(UserRow.username == ref)).first()
@@ -76,10 +77,3 @@ def set_suspension(
     since = row.suspended_at
     session.commit()
     return since
-
-
-def suspension_of(row: UserRow | ProjectRow | AllocationRow) -> str | None:
-    """Why it is suspended, in words for a message; None when it is not."""
-    if row.suspended_at is None:
-        return None
-    return row.suspended_reason or "suspended by the factory"

@@ -9,7 +9,9 @@ from __future__ import annotations
 import hashlib
 import threading
 import time
-from dataclasses import dataclass
+from collections.abc import Iterable
+from contextvars import ContextVar
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import Integer, Result, String, literal, select, union_all
@@ -18,22 +20,33 @@ from sqlalchemy.orm import Session
 from fabriek.domain.audit import AuditAction
 from fabriek.domain.errors import NotFound, Unauthenticated
 from fabriek.domain.identity import tokens
+from fabriek.domain.identity.assurance import NO_RULES, Assurance, AssuranceRules, shortfalls
 from fabriek.domain.identity.people import NewTokenInfo, TokenDraft, TokenInfo
 from fabriek.domain.roles import Principal, Role
 from fabriek.services import audit
 from fabriek.store.tables import (
+    AllocationRow,
     ApiTokenRow,
     InstallationRow,
     MembershipRow,
+    ProjectRow,
     StaffRoleRow,
     UserRow,
 )
 from fabriek.store.watch import TableWatch
 
 
-def principal_for_user(session: Session, user_id: int, username: str) -> Principal:
+def principal_for_user(
+    session: Session,
+    user_id: int,
+    username: str,
+    lineage: TokenLineage | None = None,
+    rules: AssuranceRules = NO_RULES,
+    now: datetime | None = None,
+) -> Principal:
     """The caller's roles, read once per request in one round trip: staff roles (with their
-    scope) and project memberships (with the project id) as one union."""
+    scope) and project memberships (with the project id) as one union. With `rules`, the
+    roles the token's sign-in (`lineage`) did not meet the minimum of are withheld."""
     staff = select(
         StaffRoleRow.role, StaffRoleRow.scope, literal(None, Integer).label("project_id")
     ).where(StaffRoleRow.user_id == user_id)
@@ -42,21 +55,137 @@ def principal_for_user(session: Session, user_id: int, username: str) -> Princip
     ).where(MembershipRow.user_id == user_id)
     result: Result[str, str | None, int | None] = session.execute(union_all(staff, member))
     rows: list[tuple[str, str | None, int | None]] = [(r[0], r[1], r[2]) for r in result]
+    staff_roles = frozenset((Role(r), s) for r, s, p in rows if p is None)
+    project_roles = {p: Role(r) for r, _s, p in rows if p is not None}
+    lineage = lineage or TokenLineage()
+    withheld: tuple[str, ...] = ()
+    if rules and lineage.assurance is not None:
+        staff_roles, project_roles, withheld = _gate(
+            session, rules, lineage.assurance, staff_roles, project_roles, now or datetime.now(UTC)
+        )
     return Principal(
         user_id=user_id,
         username=username,
-        staff_roles=frozenset((Role(r), s) for r, s, p in rows if p is None),
-        project_roles={p: Role(r) for r, _s, p in rows if p is not None},
+        staff_roles=staff_roles,
+        project_roles=project_roles,
+        assurance=lineage.assurance,
+        identity_id=lineage.identity_id,
+        withheld=withheld,
     )
 
 
-def authenticate(session: Session, presented: str, now: datetime) -> Principal:
-    """The principal behind a bearer token, or Unauthenticated with the reason."""
-    return authenticate_until(session, presented, now)[0]
+def _gate(
+    session: Session,
+    rules: AssuranceRules,
+    code: str,
+    staff_roles: frozenset[tuple[Role, str | None]],
+    project_roles: dict[int, Role],
+    now: datetime,
+) -> tuple[frozenset[tuple[Role, str | None]], dict[int, Role], tuple[str, ...]]:
+    """The roles a token whose sign-in had assurance `code` may use, and those it may not.
+    Reads the store only when some role could fall short: for the tracks of the projects
+    (when a track has a minimum), and the names of projects withheld (for the message)."""
+    try:
+        got = Assurance.from_code(code)
+    except ValueError:
+        got = Assurance()  # unreadable: as sure as no assurance at all
+    if not rules.strictest.missing(got):
+        return staff_roles, project_roles, ()
+    tracks = project_tracks(session, rules, project_roles, now)
+    short = shortfalls(
+        rules, got, [r.value for r, _s in staff_roles],
+        {str(p): (r.value, tracks.get(p, frozenset())) for p, r in project_roles.items()},
+    )  # fmt: skip
+    if not short:
+        return staff_roles, project_roles, ()
+    staff_short = {s.role for s in short if s.project is None}
+    project_short = {int(s.project) for s in short if s.project is not None}
+    names: dict[int, str] = {}
+    if project_short:
+        names = dict(session.execute(
+            select(ProjectRow.id, ProjectRow.name).where(ProjectRow.id.in_(project_short))
+        ).all())  # fmt: skip
+    named = [replace(s, project=names.get(int(s.project), s.project)) if s.project else s
+             for s in short]  # fmt: skip
+    return (
+        frozenset((r, s) for r, s in staff_roles if r.value not in staff_short),
+        {p: r for p, r in project_roles.items() if p not in project_short},
+        tuple(str(s) for s in named),
+    )
+
+
+def project_tracks(
+    session: Session, rules: AssuranceRules, project_ids: Iterable[int], now: datetime
+) -> dict[int, frozenset[str]]:
+    """The tracks with a minimum of their own that these projects hold a current
+    allocation on (no query when no track has one)."""
+    ids = list(project_ids)
+    if not ids or not rules.tracks:
+        return {}
+    found: dict[int, set[str]] = {}
+    current = session.execute(
+        select(AllocationRow.project_id, AllocationRow.track).where(
+            AllocationRow.project_id.in_(ids),
+            AllocationRow.track.in_(rules.tracks),
+            AllocationRow.starts_at <= now,
+            AllocationRow.ends_at > now,
+        )
+    )
+    for project_id, track in current:
+        found.setdefault(project_id, set()).add(track)
+    return {p: frozenset(t) for p, t in found.items()}
+
+
+@dataclass(frozen=True)
+class TokenLineage:
+    """The federated sign-in a token descends from: its assurance code and identity (both
+    None for a token the operator made on the store)."""
+
+    assurance: str | None = None
+    identity_id: int | None = None
+
+    @classmethod
+    def of(cls, who: Principal) -> TokenLineage:
+        """What a token made by `who` inherits from the token `who` presented."""
+        return cls(who.assurance, who.identity_id)
+
+
+# The tokens that proved good while one request was answered (their `proof_key`s), for the
+# rate limits at the edge: a list the edge puts here before the request runs, appended to
+# wherever a token is accepted (in a worker thread too: the thread's context copy holds the
+# same list).
+_PROVEN: ContextVar[list[str] | None] = ContextVar("fabriek_proven_tokens", default=None)
+
+
+def proof_key(presented: bytes) -> str:
+    """A token's name in memory-only tables (never the token itself)."""
+    return hashlib.sha256(presented).hexdigest()[:32]
+
+
+def collect_proofs() -> list[str]:
+    """Start collecting, in this context, the tokens accepted from here on; the list fills
+    as they are."""
+    proofs: list[str] = []
+    _PROVEN.set(proofs)
+    return proofs
+
+
+def _proved(presented: str) -> None:
+    proofs = _PROVEN.get()
+    if proofs is not None:
+        proofs.append(proof_key(presented.encode()))
+
+
+def authenticate(
+    session: Session, presented: str, now: datetime, rules: AssuranceRules = NO_RULES
+) -> Principal:
+    """The principal behind a bearer token, or Unauthenticated with the reason; with
+    `rules`, without the roles the token's sign-in did not meet the minimum of."""
+    return authenticate_until(session, presented, now, rules)[0]
 
 
 def authenticate_until(
-    session: Session, presented: str, now: datetime
+    session: Session, presented: str, now: datetime, rules: AssuranceRules = NO_RULES
 ) -> tuple[Principal, datetime | None]:
     """The principal behind a bearer token and when the token expires (None: never), or
     Unauthenticated with the reason."""
@@ -65,7 +194,7 @@ def authenticate_until(
         raise Unauthenticated("the token is malformed: it should look like fbk_<key>_<secret>")
     found = session.execute(
         select(ApiTokenRow.token_hash, ApiTokenRow.expires_at, ApiTokenRow.revoked_at,
-               UserRow.id, UserRow.username)
+               UserRow.id, UserRow.username, ApiTokenRow.assurance, ApiTokenRow.identity_id)
         .join(UserRow, UserRow.id == ApiTokenRow.user_id)
         .where(ApiTokenRow.key == key)
     ).first()  # fmt: skip
@@ -74,10 +203,12 @@ def authenticate_until(
             "the token is not valid: make a new one on the portal's tokens page (/tokens) "
             "or ask your hub, and sign in with it: `fabriek login`"
         )
-    _hash, expires_at, revoked_at, user_id, username = found
+    _hash, expires_at, revoked_at, user_id, username, assurance, identity_id = found
     if not tokens.is_usable(expires_at, revoked_at, now):
         raise Unauthenticated("the token has expired or was revoked: create a new one")
-    return principal_for_user(session, user_id, username), expires_at
+    _proved(presented)
+    lineage = TokenLineage(assurance, identity_id)
+    return principal_for_user(session, user_id, username, lineage, rules, now), expires_at
 
 
 # What a principal is made of: a change to any of these tables may change who a token is.
@@ -127,15 +258,18 @@ class PrincipalCache:
             or not tokens.is_usable(found.expires_at, None, now)
         ):
             return None
+        _proved(presented)
         return found.principal
 
-    def authenticate(self, session: Session, presented: str, now: datetime) -> Principal:
+    def authenticate(
+        self, session: Session, presented: str, now: datetime, rules: AssuranceRules = NO_RULES
+    ) -> Principal:
         """`authenticate`, keeping the answer when no watched write came in between."""
         if self.watch is None or self.ttl_s <= 0:
-            return authenticate(session, presented, now)
+            return authenticate(session, presented, now, rules)
         stamp = self.watch.stamp()
         read_at = time.monotonic()
-        who, expires_at = authenticate_until(session, presented, now)
+        who, expires_at = authenticate_until(session, presented, now, rules)
         if stamp is not None and self.watch.unchanged(stamp):
             with self._lock:
                 if len(self._entries) >= self.max_entries:
@@ -165,8 +299,11 @@ def issue_token(
     now: datetime,
     default_days: int,
     fixed: tokens.NewToken | None = None,
+    lineage: TokenLineage | None = None,
 ) -> NewTokenInfo:
-    """A new token for a user; its secret is returned this once and never stored."""
+    """A new token for a user; its secret is returned this once and never stored. A token
+    made with another (`lineage`: `TokenLineage.of` its principal) keeps that one's
+    assurance and identity, so a token can never be surer than the sign-in behind it."""
     new = fixed or tokens.make_token()
     days = draft.expires_in_days or default_days
     row = ApiTokenRow(
@@ -176,6 +313,8 @@ def issue_token(
         token_hash=new.hash,
         created_at=now,
         expires_at=now + timedelta(days=days),
+        assurance=lineage.assurance if lineage else None,
+        identity_id=lineage.identity_id if lineage else None,
     )
     session.add(row)
     session.flush()

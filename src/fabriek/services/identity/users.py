@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 from fabriek.domain.errors import Forbidden, InvalidInput, NotFound
 from fabriek.domain.geography import Hub
 from fabriek.domain.identity.people import StaffRoleGrant, User, UserDraft
+from fabriek.domain.inputs import is_id
 from fabriek.domain.roles import PROJECT_ROLES, SCOPED_ROLES, Principal, Role
 from fabriek.services import audit
 from fabriek.services.identity.permissions import may_manage_hub
@@ -102,9 +103,7 @@ def add_user(
 def get_user(session: Session, who: Principal, ref: str) -> User:
     query = select(UserRow)
     query = (
-        query.where(UserRow.id == int(ref))
-        if ref.isdigit()
-        else query.where(UserRow.username == ref)
+        query.where(UserRow.id == int(ref)) if is_id(ref) else query.where(UserRow.username == ref)
     )
     row = session.scalars(query).first()
     if row is None or not (

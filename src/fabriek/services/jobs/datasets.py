@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import os
 import shutil
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -135,11 +135,13 @@ def staging_dir(root: Path, job_id: int) -> Path:
 
 def stage(
     session: Session, vault: Vault, root: Path, job_id: int, project_id: int,
-    stored: list[dict[str, Any]] | None,
+    stored: list[dict[str, Any]] | None, hand_over: Callable[[Path], None] | None = None,
 ) -> Path | None:  # fmt: skip
     """Decrypt a job's datasets into its own directory (mode 0700), after checking again
     that its project may still read each version; the directory, or None without datasets.
-    Raises DatasetUnavailable (nothing left on disk) when one can no longer be read."""
+    Raises DatasetUnavailable (nothing left on disk) when one can no longer be read.
+    `hand_over(directory)` runs on the whole copy before it takes its place (say, to give
+    it to the job's account at a Slurm site)."""
     datasets = from_row(stored)
     if not datasets:
         return None
@@ -166,6 +168,8 @@ def stage(
             with os.fdopen(fd, "wb") as out:
                 for chunk in open_plaintext(session, vault, version):
                     out.write(chunk)
+        if hand_over is not None:
+            hand_over(partial)
         shutil.rmtree(target, ignore_errors=True)
         partial.rename(target)
     except BaseException:

@@ -31,14 +31,17 @@ from sqlalchemy.orm import Session, sessionmaker
 from fabriek.domain.access.tracks import AccessConfig
 from fabriek.domain.capacity import SiteShape
 from fabriek.domain.jobs import ACTIVE_STATES, JobSpec, JobState, can_transition
+from fabriek.domain.leases import DISPATCHER, HOUSEKEEPING
 from fabriek.domain.residency import DATASETS_ENV
 from fabriek.domain.units import GpuHours
-from fabriek.domain.web_apps import app_prefix
+from fabriek.domain.web_apps import JUPYTER_VARIABLE, JUPYTERLAB, app_prefix, is_idle_stop
 from fabriek.engines.base import (
+    ContainerImage,
     Engine,
     EngineJob,
     EngineRejected,
     EngineUnavailable,
+    EngineUnsure,
     Observation,
     Placement,
     poll_all,
@@ -48,10 +51,15 @@ from fabriek.services import audit
 from fabriek.services.access.config import load_access_config
 from fabriek.services.accounts.posix import job_owners
 from fabriek.services.datasets import Vault
+from fabriek.services.images import ImageRefused, ImageService, ImageUnavailable
 from fabriek.services.jobs import datasets as job_datasets
+from fabriek.services.jobs import site_staging
+from fabriek.services.jobs.cancels import UNCONFIRMED, CancelProbes, end_unlaunched, ran_unseen
 from fabriek.services.jobs.datasets import DatasetUnavailable
+from fabriek.services.jobs.dispatch_metrics import DispatchMetrics
 from fabriek.services.jobs.engine_registry import EngineRegistry
 from fabriek.services.jobs.harvest_pull import AccountingPull
+from fabriek.services.jobs.leadership import Gained, LeaseKeeper, LeaseLost
 from fabriek.services.jobs.shapes import SiteShapeCache
 from fabriek.services.jobs.site_health import SiteHealth
 from fabriek.services.jobs.specs import spec_from_row
@@ -65,6 +73,10 @@ log = logging.getLogger("fabriek.dispatch")
 HOUSEKEEPING_EVERY_S = 60.0
 
 CANCEL_RETRY_S = 30.0
+# The longest an engine's call may take (the Slurm engine's command time-out): a job a dead
+# or stalled dispatcher was submitting is started by its successor only after it, when the
+# old submission has landed (and is adopted by its tag) or never will.
+INHERITED_GRACE_S = 30.0
 USAGE_EVERY_S = 60.0
 
 
@@ -96,13 +108,18 @@ class Dispatcher:
         staging_root: Path | None = None,
         heat_weight: float = DEFAULT_HEAT_WEIGHT,
         harvest: AccountingPull | None = None,
+        images: ImageService | None = None,
+        leases: LeaseKeeper | None = None,
     ) -> None:
         """`shapes` is shared with the API, so a site registered there is seen at once.
         `housekeeping(now)` runs about once a minute (notices, e-mail). Jobs that read
         datasets get them decrypted under `staging_root` (with `vault`'s keys) while they
         run; without a vault such jobs fail to start. `heat_weight` weighs heat demand
         against carbon when flexible jobs are timed. `harvest` reads Slurm sites' accounting
-        into the ledger, off the cycle's path."""
+        into the ledger, off the cycle's path. `images` pins a job's container image by
+        digest and gives it a pull credential for the factory's registry. With `leases`, it
+        dispatches only while this server holds the dispatcher's lease, and housekeeps only
+        while it holds the housekeeping's; without, it always does both."""
         self.sessions = sessions
         self.heat_weight = heat_weight
         self.vault = vault
@@ -117,7 +134,11 @@ class Dispatcher:
         self.clock = clock
         self.wake = threading.Event()
         self.health: dict[str, SiteHealth] = defaultdict(SiteHealth)
+        # Cycle times, calls to the clusters, sites up: read by /metrics.
+        self.metrics = DispatchMetrics(self.health)
         self._cancel_sent: dict[int, float] = {}
+        # Cancels for sites that do not answer, retried off the cycle's thread.
+        self._probes = CancelProbes(self.wake)
         self._pool = ThreadPoolExecutor(max_workers=submit_workers, thread_name_prefix="submit")
         self._gpus: dict[str, int] = {}
         # Wake-ups (submissions, cancels) start jobs at once; watching the clusters is paced,
@@ -128,6 +149,15 @@ class Dispatcher:
         self._usage_read_at = float("-inf")
         self._run_shares: list[float] = []
         self.harvest = harvest
+        self.images = images
+        # Digests found while starting jobs (submitted while the registry was down), to be
+        # recorded with their handles.
+        self._digests: dict[int, str] = {}
+        self.leases = leases
+        # Jobs a previous dispatcher may have been submitting when it died: held back until
+        # its submissions have surely landed (see INHERITED_GRACE_S).
+        self._inherited: set[int] = set()
+        self._inherited_until = float("-inf")
 
     # -- the loop ----------------------------------------------------------------------------
 
@@ -137,7 +167,9 @@ class Dispatcher:
         while not stop.is_set():
             began = time.monotonic()
             try:
-                self.cycle()
+                self._step()
+            except LeaseLost as exc:  # another server dispatches now: this one stops
+                log.warning("dispatcher cycle dropped: %s", exc)
             except Exception:  # a bad cycle must not kill the loop; the next one retries
                 log.exception("dispatcher cycle failed")
             self.wake.wait(interval_s)
@@ -146,20 +178,50 @@ class Dispatcher:
             if rest > 0 and not stop.is_set():
                 time.sleep(rest)
 
-    def cycle(self) -> CycleReport:
+    def _step(self) -> None:
+        """One cycle of what this server's leases let it do."""
+        if self.leases is None:
+            self.cycle()
+            return
+        for gained in self.leases.gained():
+            if gained.role == DISPATCHER:
+                self._took_over(gained)
+        dispatch, housekeep = self.leases.holds(DISPATCHER), self.leases.holds(HOUSEKEEPING)
+        if dispatch or housekeep:
+            self.cycle(dispatch=dispatch, housekeep=housekeep)
+
+    def _took_over(self, gained: Gained) -> None:
+        """This server dispatches from now: what it remembered of the clusters is stale
+        (another server submitted and cancelled meanwhile), so it asks them afresh."""
+        log.info("dispatching from now (epoch %s)", gained.epoch)
+        self.registry.forget_remote()
+        self._cancel_sent.clear()
+        self._observed_at = float("-inf")
+        if not gained.inherits:
+            return
+        with self.sessions() as session:
+            self._inherited = set(
+                session.scalars(
+                    select(JobRow.id).where(
+                        JobRow.state == JobState.STARTING.value, JobRow.handle.is_(None)
+                    )
+                )
+            )
+        self._inherited_until = time.monotonic() + INHERITED_GRACE_S
+
+    def _fence(self, session: Session) -> None:
+        """Commit only as the dispatcher (LeaseLost otherwise)."""
+        if self.leases is not None:
+            self.leases.fence(session, DISPATCHER)
+
+    def cycle(self, dispatch: bool = True, housekeep: bool = True) -> CycleReport:
         report = CycleReport()
-        shapes = self._shapes()
-        report.placed = self._place(shapes)
-        report.launched = self._launch()
-        if time.monotonic() - self._observed_at >= self.observe_every_s:
-            self._observed_at = time.monotonic()
-            report.observed, report.changed = self._observe()
-        report.cancelled = self._cancel()
-        if self.harvest is not None:  # in a thread of its own: the cycle does not wait
-            self.harvest.tick(s for s in self._gpus if self.registry.kind(s) != "local")
-        report.sites_down = sorted(s for s, h in self.health.items() if h.down_since is not None)
-        if self.housekeeping is not None and (
-            time.monotonic() - self._housekept_at >= self.housekeeping_every_s
+        if dispatch:
+            self._dispatch(report)
+        if (
+            housekeep
+            and self.housekeeping is not None
+            and time.monotonic() - self._housekept_at >= self.housekeeping_every_s
         ):
             self._housekept_at = time.monotonic()
             try:
@@ -169,7 +231,25 @@ class Dispatcher:
                 log.exception("housekeeping failed")
         return report
 
+    def _dispatch(self, report: CycleReport) -> None:
+        began = time.perf_counter()
+        # Cancels first: a cluster that comes back hears of them before anything else.
+        report.cancelled = self._cancel()
+        shapes = self._shapes()
+        report.placed = self._place(shapes)
+        # Jobs this cycle preempted are told before the jobs they make room for start.
+        report.cancelled += self._cancel()
+        report.launched = self._launch()
+        if time.monotonic() - self._observed_at >= self.observe_every_s:
+            self._observed_at = time.monotonic()
+            report.observed, report.changed = self._observe()
+        if self.harvest is not None:  # in a thread of its own: the cycle does not wait
+            self.harvest.tick(s for s in self._gpus if self.registry.kind(s) != "local")
+        report.sites_down = sorted(s for s, h in self.health.items() if h.down_since is not None)
+        self.metrics.cycle_done(time.perf_counter() - began)
+
     def close(self) -> None:
+        self._probes.close()
         self._pool.shutdown(wait=True)
         if self.harvest is not None:
             self.harvest.close()
@@ -210,10 +290,13 @@ class Dispatcher:
                 self._usage = recent_usage(session, now.timestamp())
                 self._run_shares = recent_run_shares(session, now)
                 self._usage_read_at = time.monotonic()
+            scheduling = time.perf_counter()
             placed = run_cycle(
                 session, shapes, now, depth, down, reasons, self.access, self._usage,
                 self.heat_weight, self._run_shares,
             )  # fmt: skip
+            self.metrics.scheduling.observe(time.perf_counter() - scheduling)
+            self._fence(session)
             session.commit()
         return placed.started
 
@@ -225,7 +308,12 @@ class Dispatcher:
     # -- 2. launch ---------------------------------------------------------------------------------
 
     def _launch(self) -> int:
-        """Hand every job the scheduler started (STARTING, no handle yet) to its engine."""
+        """Hand every job the scheduler started (STARTING, no handle yet) to its engine;
+        one whose cancel was asked meanwhile ends instead."""
+        with self.sessions() as session:
+            if end_unlaunched(session, self.clock()):
+                self._fence(session)
+                session.commit()
         work, reads = self._to_launch()
         if not work:
             return 0
@@ -245,6 +333,8 @@ class Dispatcher:
                 .where(JobRow.state == JobState.STARTING.value, JobRow.handle.is_(None))
                 .order_by(JobRow.id)
             ).all()
+            if time.monotonic() < self._inherited_until:
+                todo = [t for t in todo if t[0].id not in self._inherited]
             # Whom each runs as: the person's own POSIX account, charged to the project's
             # group (its Slurm account); never the control plane, never a shared account.
             owners = job_owners(
@@ -259,6 +349,9 @@ class Dispatcher:
                         self._engine_spec(job, site),
                         Placement(),
                         owner=owners[(job.user_id, job.project_id)],
+                        image=ContainerImage(job.container_image, job.image_digest)
+                        if job.container_image
+                        else None,
                     ),
                 )
                 for job, site, _user, _project in todo
@@ -273,19 +366,27 @@ class Dispatcher:
     ) -> tuple[int, str, str | Exception]:
         """Stage one job's datasets and submit it: its handle, or why it did not start."""
         job_id, site, engine_job = item
+        if self.leases is not None and not self.leases.holds(DISPATCHER):
+            return job_id, site, LeaseLost("this server's dispatcher lease ran out")
         if not self._available(site):
             reason = self.health[site].reason or "site unavailable"
             return job_id, site, EngineUnavailable(reason)
         try:
             if job_id in reads:
-                engine_job = self._with_datasets(engine_job, *reads[job_id])
+                engine_job = self._with_datasets(engine_job, *reads[job_id], site)
         except DatasetUnavailable as exc:
             return job_id, site, EngineRejected(f"DatasetUnavailable: {exc}")
         except Exception as exc:  # the plaintext could not be staged: try again later
             log.exception("staging the datasets of job %s failed", job_id)
             return job_id, site, EngineUnavailable(f"staging its datasets failed: {exc}")
         try:
-            return job_id, site, self.engine(site).submit(engine_job)
+            engine_job = self._with_image(engine_job)
+        except (ImageUnavailable, EngineRejected) as exc:
+            return job_id, site, exc
+        try:
+            with self.metrics.engine_call(site, "submit"):
+                handle = self.engine(site).submit(engine_job)
+            return job_id, site, handle
         except (EngineUnavailable, EngineRejected) as exc:
             return job_id, site, exc
         except Exception as exc:  # an engine bug must not lose the job: it waits
@@ -306,10 +407,15 @@ class Dispatcher:
             started: list[tuple[JobRow, str]] = []
             for job_id, site, outcome in results:
                 job = rows.get(job_id)
-                if job is None or job.state != JobState.STARTING.value:
+                # Only a job still waiting for its handle: never one recorded meanwhile.
+                if job is None or job.state != JobState.STARTING.value or job.handle is not None:
+                    continue
+                if isinstance(outcome, LeaseLost):
                     continue
                 if isinstance(outcome, str):
                     job.handle = outcome
+                    if (digest := self._digests.pop(job_id, None)) and not job.image_digest:
+                        job.image_digest = digest
                     launched += 1
                     started.append((job, site))
                     self._site_ok(site)
@@ -319,28 +425,62 @@ class Dispatcher:
                     transition(
                         session, job, JobState.FAILED, f"{site} refused the job: {outcome}", now
                     )
+                elif isinstance(outcome, EngineUnsure) or (
+                    isinstance(outcome, EngineUnavailable)
+                    and (job.reason or "").startswith(UNCONFIRMED)
+                ):
+                    # It may run there already: it stays there, to be sent again (the
+                    # engine adopts it by its id), until the site answers. A site left
+                    # alone meanwhile was not called: that is no new failure.
+                    if isinstance(outcome, EngineUnsure) or self._available(site):
+                        self._site_failed(site, str(outcome))
+                    self._wait(job, f"{UNCONFIRMED}: {site}: {outcome}"[:500])
+                elif isinstance(outcome, ImageUnavailable):
+                    # The registry, not the site: the job keeps its place and waits, unless
+                    # its cancel was asked meanwhile (no engine has it: it ends here).
+                    self._unstage(job_id)
+                    if job.cancel_requested:
+                        job.ended_at = now
+                        transition(session, job, JobState.CANCELLED, "cancelled on request", now)
+                    else:
+                        self._wait(job, str(outcome))
                 else:
                     if "free GPUs" not in str(outcome) and "staging" not in str(outcome):
                         self._site_failed(site, str(outcome))  # busy is not broken
                     self._unstage(job_id)
+                    if job.cancel_requested:  # no cluster has it: the cancel ends it here
+                        job.ended_at = now
+                        transition(session, job, JobState.CANCELLED, "cancelled on request", now)
+                        continue
                     _unplace(job)
                     transition(
                         session, job, JobState.PENDING, f"SiteUnavailable: {site}: {outcome}", now
                     )
             audit.record_job_starts(session, started, now)
+            self._fence(session)
             session.commit()
         return launched
 
     def _with_datasets(
-        self, engine_job: EngineJob, project_id: int, stored: list[dict[str, Any]]
+        self, engine_job: EngineJob, project_id: int, stored: list[dict[str, Any]], site: str
     ) -> EngineJob:
-        """The job with its datasets decrypted for it, at $FABRIEK_DATASETS."""
+        """The job with its datasets decrypted for it, at $FABRIEK_DATASETS: here for a
+        `local` site, in its staging folder, its owner's alone, for a Slurm site."""
         if self.vault is None or self.staging_root is None:
             raise DatasetUnavailable("this control plane has no dataset storage configured")
+        staging = self.registry.dataset_staging(site)
+        if staging is None and self.registry.kind(site) != "local":
+            raise DatasetUnavailable(f"{site} declares no dataset_staging in the sites file")
+        job_id = engine_job.job_id
         with self.sessions() as session:
-            path = job_datasets.stage(
-                session, self.vault, self.staging_root, engine_job.job_id, project_id, stored
-            )
+            if staging is not None:
+                path = site_staging.stage(
+                    session, self.vault, staging, job_id, project_id, stored, engine_job.owner
+                )
+            else:
+                path = job_datasets.stage(
+                    session, self.vault, self.staging_root, job_id, project_id, stored
+                )
         if path is None:
             return engine_job
         env = {**engine_job.spec.environment, DATASETS_ENV: str(path)}
@@ -348,14 +488,34 @@ class Dispatcher:
             engine_job, spec=replace(engine_job.spec, environment=env), datasets_dir=path
         )
 
+    def _with_image(self, engine_job: EngineJob) -> EngineJob:
+        """The job with its image pinned by digest and a pull credential for its project
+        (the factory's registry); ImageUnavailable while the registry is down."""
+        image, owner = engine_job.image, engine_job.owner
+        if self.images is None or image is None or owner is None:
+            return engine_job
+        try:
+            resolved = self.images.for_job(
+                engine_job.job_id, image.reference, image.digest, owner.project, self.clock()
+            )
+        except ImageRefused as exc:
+            raise EngineRejected(str(exc)) from exc
+        if resolved.digest and not image.digest:
+            self._digests[engine_job.job_id] = resolved.digest
+        return replace(engine_job, image=resolved)
+
     def _unstage(self, job_id: int) -> None:
         if self.staging_root is not None:
             job_datasets.unstage(self.staging_root, job_id)
+        for staging in self.registry.dataset_stagings():  # where a Slurm site's job had it
+            site_staging.unstage(staging, job_id)
 
     def _sweep_staging(self) -> None:
         """Remove decrypted datasets no active job needs (left by a crash, or by a job
-        that ended while the control plane was down)."""
-        if self.staging_root is None or not self.staging_root.is_dir():
+        that ended while the control plane was down), here and in Slurm sites' folders."""
+        stagings = self.registry.dataset_stagings()
+        here = self.staging_root is not None and self.staging_root.is_dir()
+        if not here and not stagings:
             return
         with self.sessions() as session:
             active = set(
@@ -363,7 +523,10 @@ class Dispatcher:
                     select(JobRow.id).where(JobRow.state.in_([s.value for s in ACTIVE_STATES]))
                 )
             )
-        job_datasets.sweep(self.staging_root, active)
+        if here and self.staging_root is not None:
+            job_datasets.sweep(self.staging_root, active)
+        for staging in stagings:
+            site_staging.sweep(staging, active)
 
     def _engine_spec(self, job: JobRow, site: str) -> JobSpec:
         spec = spec_from_row(job)
@@ -373,10 +536,10 @@ class Dispatcher:
             # Only the job and Fabriek's proxy know it: the app's key (docs/workloads.md).
             secret = web_app_secret(self.registry.state_dir, job.id)
             web = {SECRET_VARIABLE: secret, "FABRIEK_WEB_BASE_URL": app_prefix(job.id)}
+            jupyter = self.registry.jupyter(site)
+            if spec.web_app == JUPYTERLAB and jupyter and not spec.container_image:
+                web[JUPYTER_VARIABLE] = jupyter  # the site's own Jupyter (its sites file)
             spec = replace(spec, environment={**spec.environment, **web})
-        if self.registry.kind(site) == "local" and spec.nodes != 1:
-            # The local engine is one machine: a multi-node job runs as one process there.
-            spec = replace(spec, nodes=1)
         return spec
 
     # -- 3. observe --------------------------------------------------------------------------------
@@ -399,7 +562,8 @@ class Dispatcher:
             if not self._available(site):
                 continue
             try:
-                seen.update(poll_all(self.engine(site), handles))
+                with self.metrics.engine_call(site, "poll"):
+                    seen.update(poll_all(self.engine(site), handles))
                 self._site_ok(site)
             except EngineUnavailable as exc:
                 self._site_failed(site, str(exc))
@@ -424,6 +588,8 @@ class Dispatcher:
                 if new.value == job.state:
                     continue
                 if new == JobState.PENDING:  # queued on the cluster: still starting for us
+                    if job.cancel_requested:
+                        continue  # its reason says the cancel is on its way
                     self._wait(
                         job,
                         f"queued on the cluster: {obs.reason}"
@@ -431,6 +597,9 @@ class Dispatcher:
                         else "queued on the cluster",
                     )
                     continue
+                if ran_unseen(JobState(job.state), obs):
+                    # It ran while no one watched (a restart, an outage): its history says so.
+                    transition(session, job, JobState.RUNNING, "started", obs.started_at or now)
                 if not can_transition(JobState(job.state), new):
                     if JobState(job.state) == JobState.STARTING and can_transition(
                         JobState.RUNNING, new
@@ -452,10 +621,13 @@ class Dispatcher:
                     self._requeue(session, job, now)
                     changed += 1
                     continue
-                if new == JobState.CANCELLED and job.cancel_requested and not obs.reason:
+                if new == JobState.CANCELLED and job.cancel_requested and is_idle_stop(job.reason):
+                    reason = job.reason  # an idle notebook keeps the reason it was stopped for
+                elif new == JobState.CANCELLED and job.cancel_requested and not obs.reason:
                     reason = "cancelled on request"
                 transition(session, job, new, reason, now)
                 changed += 1
+            self._fence(session)
             session.commit()
         return changed
 
@@ -487,21 +659,37 @@ class Dispatcher:
                     JobRow.handle.is_not(None),
                 )
             ).all()
-        sent = 0
+        sent = self._probed()
+        due: dict[str, list[tuple[int, str]]] = defaultdict(list)
         for job_id, handle, site in asked:
             last = self._cancel_sent.get(job_id)
-            if (
-                (last is not None and time.monotonic() - last < CANCEL_RETRY_S)
-                or not self._available(site)
-                or handle is None
-            ):
+            if handle is not None and (last is None or time.monotonic() - last >= CANCEL_RETRY_S):
+                due[site].append((job_id, handle))
+        for site, jobs in due.items():
+            if not self._available(site):
+                # Backed off for all else; its cancels are tried again in the background.
+                self._probes.probe(site, self.engine(site), jobs)
                 continue
-            try:
-                self.engine(site).cancel(handle)
+            for job_id, handle in jobs:
+                try:
+                    with self.metrics.engine_call(site, "cancel"):
+                        self.engine(site).cancel(handle)
+                    self._cancel_sent[job_id] = time.monotonic()
+                    sent += 1
+                except EngineUnavailable as exc:
+                    self._site_failed(site, str(exc))
+                    break
+        return sent
+
+    def _probed(self) -> int:
+        """Take in what the background cancels came to: a site that took one is back."""
+        sent = 0
+        for result in self._probes.collect():
+            for job_id in result.sent:
                 self._cancel_sent[job_id] = time.monotonic()
-                sent += 1
-            except EngineUnavailable as exc:
-                self._site_failed(site, str(exc))
+            sent += len(result.sent)
+            if result.failure is None or result.sent:  # it answered: the site is back
+                self._site_ok(result.site)
         return sent
 
 

@@ -99,8 +99,9 @@ def job_events(session: Session, who: Principal, job_id: int) -> list[JobEvent]:
 def request_cancel(
     session: Session, who: Principal, job_id: int, now: datetime
 ) -> tuple[Job, bool]:
-    """Cancel a job: a waiting one at once; a started one is marked, and the dispatcher
-    stops it on its cluster. Returns the job and whether the engine must be told.
+    """Cancel a job: a waiting one at once; a started one is marked (its reason says the
+    cancel is pending), and the dispatcher stops it on its cluster. Returns the job and
+    whether the engine must still be told.
 
     Members may cancel their own jobs; the project's PI, its hub and admins any of its jobs.
     """
@@ -117,9 +118,16 @@ def request_cancel(
         transition(session, row, JobState.CANCELLED, f"cancelled by {who.username}", now)
         session.commit()
         return Job(**job_fields(row, project, user, site)), False
-    row.cancel_requested = True
-    session.add(JobEventRow(job_id=row.id, at=now, from_state=row.state, to_state=row.state,
-                            reason=f"cancel requested by {who.username}"))  # fmt: skip
+    if not row.cancel_requested:  # asked twice: the first request's time is the one kept
+        row.cancel_requested = True
+        session.add(JobEventRow(job_id=row.id, at=now, from_state=row.state, to_state=row.state,
+                                reason=f"cancel requested by {who.username}"))  # fmt: skip
+    # Until the cluster confirms, the job says so (the dispatcher keeps sending it, first
+    # thing, even while the cluster does not answer).
+    row.reason = (
+        f"cancel requested by {who.username}: pending until "
+        f"{site or 'its site'}'s cluster confirms it"
+    )
     session.commit()
     return Job(**job_fields(row, project, user, site)), state in ACTIVE_STATES
 

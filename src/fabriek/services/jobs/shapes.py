@@ -6,11 +6,14 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Collection, Mapping
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
 from fabriek.domain.capacity import SiteShape
+from fabriek.domain.inputs import is_id
+from fabriek.domain.partners import PartnerTerms
 from fabriek.services.sites import site_from_row
 from fabriek.store.tables import (
     ProjectRow,
@@ -19,8 +22,18 @@ from fabriek.store.tables import (
 from fabriek.store.watch import TableWatch
 
 
-def site_shapes(session: Session) -> list[SiteShape]:
-    """Every site's hardware, in registration order."""
+def site_shapes(
+    session: Session,
+    containers: Mapping[str, str] | None = None,
+    unstaged: Collection[str] = (),
+    partners: Mapping[str, PartnerTerms] | None = None,
+) -> list[SiteShape]:
+    """Every site's hardware, in registration order, with the container runtime each runs
+    images with (`containers`, from the sites file: site -> runtime); the sites in
+    `unstaged` cannot hand jobs their datasets (Slurm sites without `dataset_staging`);
+    `partners` are the partner factories' sites, with their terms."""
+    runtimes = containers or {}
+    abroad = partners or {}
     rows = session.scalars(
         select(SiteRow).options(selectinload(SiteRow.node_groups)).order_by(SiteRow.id)
     )
@@ -32,6 +45,9 @@ def site_shapes(session: Session) -> list[SiteShape]:
             s.grid_limit_kw,
             s.pue,
             s.grid_zone,
+            runtimes.get(s.name),
+            s.name not in unstaged,
+            abroad.get(s.name),
         )
         for s in map(site_from_row, rows)
     ]
@@ -42,8 +58,20 @@ class SiteShapeCache:
     hundreds of times a second, while sites change a few times a year. A change made in this
     process is seen at once (`invalidate`); one made by another process within `ttl_s`."""
 
-    def __init__(self, ttl_s: float = 5.0) -> None:
+    def __init__(
+        self,
+        ttl_s: float = 5.0,
+        containers: Mapping[str, str] | None = None,
+        unstaged: Collection[str] = (),
+        partners: Mapping[str, PartnerTerms] | None = None,
+    ) -> None:
+        """`containers`: the container runtime of each site that declares one; `unstaged`:
+        the sites that cannot hand jobs their datasets; `partners`: the partner factories'
+        sites."""
         self.ttl_s = ttl_s
+        self.containers = dict(containers or {})
+        self.unstaged = frozenset(unstaged)
+        self.partners = dict(partners or {})
         self._shapes: list[SiteShape] = []
         self._read_at = float("-inf")
         self._lock = threading.Lock()
@@ -51,7 +79,7 @@ class SiteShapeCache:
     def get(self, session: Session) -> list[SiteShape]:
         with self._lock:
             if time.monotonic() - self._read_at > self.ttl_s:
-                self._shapes = site_shapes(session)
+                self._shapes = site_shapes(session, self.containers, self.unstaged, self.partners)
                 self._read_at = time.monotonic()
             return self._shapes
 
@@ -88,7 +116,7 @@ class ProjectRefCache:
         read_at = time.monotonic()
         row = session.execute(
             select(ProjectRow.id, ProjectRow.name).where(
-                ProjectRow.name == ref if not ref.isdigit() else ProjectRow.id == int(ref)
+                ProjectRow.name == ref if not is_id(ref) else ProjectRow.id == int(ref)
             )
         ).first()
         if row is None:

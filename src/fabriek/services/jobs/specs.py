@@ -8,7 +8,7 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
-from fabriek.domain import sbatch
+from fabriek.domain import notebooks, rendezvous, sbatch
 from fabriek.domain.errors import InvalidInput
 from fabriek.domain.gpus import GPU_TYPES
 from fabriek.domain.jobs import (
@@ -61,11 +61,12 @@ def spec_of(draft: JobDraft) -> JobSpec:
             )
         spec = replace(spec, gpu_type=spec.gpu_type.lower() if spec.gpu_type else None)
     else:
-        assert draft.command is not None  # the draft's validator guarantees one of the two
+        # The draft's validator guarantees a command, except for a notebook (filled in here).
+        command = notebooks.command_of(draft)
         defaults = JobSpec(name="job")
         spec = JobSpec(
-            name=draft.name or draft.command[0].rsplit("/", 1)[-1][:200],
-            command=tuple(draft.command),
+            name=draft.name or notebooks.default_name(draft) or command[0].rsplit("/", 1)[-1][:200],
+            command=tuple(command),
             gpus=draft.gpus if draft.gpus is not None else defaults.gpus,
             gpu_type=gpu_type,
             nodes=draft.nodes or defaults.nodes,
@@ -74,15 +75,26 @@ def spec_of(draft: JobDraft) -> JobSpec:
             time_limit_s=limit or defaults.time_limit_s,
             **common,
         )
+    spec = _gpus_per_node(spec, draft)
     return replace(
         spec,
         earliest_start=draft.earliest_start,
         deadline=draft.deadline,
         preemptible=draft.preemptible,
         shiftable=draft.shiftable,
-        web_port=draft.web_port,
+        web_port=notebooks.web_port_of(draft),
         web_app=draft.web_app,
     )
+
+
+def _gpus_per_node(spec: JobSpec, draft: JobDraft) -> JobSpec:
+    """The job's GPUs from --gpus-per-node (times its nodes, agreeing with --gpus if given);
+    on several nodes they must split evenly, since every node runs the same task."""
+    if draft.gpus_per_node is not None:
+        total = rendezvous.total_gpus(draft.gpus, draft.gpus_per_node, spec.nodes)
+        spec = replace(spec, gpus=total or 0)
+    rendezvous.check_even(spec.gpus, spec.nodes)
+    return spec
 
 
 def waiting_reason(spec: JobSpec, now: datetime) -> str:

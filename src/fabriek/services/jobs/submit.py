@@ -13,6 +13,8 @@ from sqlalchemy import Table, case, func, insert, select
 from sqlalchemy.orm import Session
 
 from fabriek.domain.capacity import SiteShape, why_never_fits
+from fabriek.domain.containers import image_sites
+from fabriek.domain.dataset_staging import dataset_sites
 from fabriek.domain.errors import Forbidden, InvalidInput, NotFound
 from fabriek.domain.jobs import (
     Job,
@@ -20,9 +22,11 @@ from fabriek.domain.jobs import (
     JobState,
 )
 from fabriek.domain.roles import Principal
+from fabriek.domain.sbatch import parse_sbatch_script
 from fabriek.services.accounts.terms import require_accepted_for_job
 from fabriek.services.ai_act import job_links
 from fabriek.services.identity.projects import may_see_project
+from fabriek.services.images import ImageService
 from fabriek.services.jobs import datasets as job_datasets
 from fabriek.services.jobs.shapes import ProjectRefCache, site_shapes
 from fabriek.services.jobs.specs import spec_of, waiting_reason
@@ -60,6 +64,27 @@ def _submit_project(
     if found is None or not may_see_project(session, who, found[0]):
         raise NotFound("project", ref)
     raise Forbidden(f"only members of project {found[1]} may submit jobs to it")
+
+
+def _project_of(
+    session: Session, who: Principal, draft: JobDraft, refs: ProjectRefCache | None
+) -> tuple[int, str]:
+    """The project of a submission: the one it names, else the one its script's
+    `#SBATCH --account` names (refused when the two are different projects)."""
+    account = parse_sbatch_script(draft.script).account if draft.script is not None else None
+    chosen = _submit_project(session, who, draft.project or account, refs)
+    if account is not None and draft.project is not None:
+        try:
+            same = _submit_project(session, who, account, refs)[0] == chosen[0]
+        except (NotFound, Forbidden):
+            same = False  # not a project of theirs: certainly not the one they chose
+        if not same:
+            raise InvalidInput.on(
+                "script",
+                f"the script's #SBATCH --account names project {account}, but the job is "
+                f"submitted to project {chosen[1]}: remove the line or submit to {account}",
+            )
+    return chosen
 
 
 def _refuse_suspended(session: Session, user_id: int, project_id: int, project: str) -> None:
@@ -100,6 +125,8 @@ class PreparedJob:
     user: str
     # Its link to an AI model version, with the compute lines it was warned about.
     model_link: job_links.JobLink | None = None
+    # Its script's #SBATCH directives that Fabriek set aside, and why (told, and kept).
+    notes: tuple[str, ...] = ()
 
 
 def prepare_job(
@@ -109,10 +136,12 @@ def prepare_job(
     now: datetime,
     shapes: Sequence[SiteShape] | None = None,
     refs: ProjectRefCache | None = None,
+    images: ImageService | None = None,
 ) -> PreparedJob:
     """Check a submission (the project, the spec, that some site can run it: `shapes`, read
-    from the store when not given) without writing anything."""
-    project_id, project_name = _submit_project(session, who, draft.project, refs)
+    from the store when not given) without writing anything. With `images` (the factory's
+    registry), its container image is checked and its digest recorded where known."""
+    project_id, project_name = _project_of(session, who, draft, refs)
     _refuse_suspended(session, who.user_id, project_id, project_name)
     spec = spec_of(draft)
     shapes = site_shapes(session) if shapes is None else shapes
@@ -125,6 +154,10 @@ def prepare_job(
             raise InvalidInput.on(field, f"ResidencyConstraint: {words}: {residency.explain()}")
     elif problem := why_never_fits(spec, shapes):
         raise InvalidInput.on(*problem)
+    if datasets:
+        shapes = dataset_sites(spec, shapes)  # only the sites that can stage them, or a refusal
+    if spec.container_image:
+        shapes = image_sites(spec, shapes)  # only the sites that run images, or a refusal
     # Terms of use after the checks of the job itself: a job that can never run is refused
     # for what is wrong with it, not for terms that would not help.
     fitting = shapes  # the sites that could run it, worked out only when terms exist
@@ -132,8 +165,12 @@ def prepare_job(
         session, who.user_id, project_id,
         lambda: [s.name for s in fitting if why_never_fits(spec, [s]) is None], now,
     )  # fmt: skip
+    # The image last: the only check that may ask another server (the registry).
+    image_digest = None
+    if images is not None and spec.container_image:
+        image_digest = images.check(spec.container_image, project_name).digest
     values: dict[str, Any] = dict(
-        project_id=project_id, user_id=who.user_id, name=spec.name,
+        image_digest=image_digest, project_id=project_id, user_id=who.user_id, name=spec.name,
         command=list(spec.command) if spec.command is not None else None, script=spec.script,
         container_image=spec.container_image, gpus=spec.gpus, gpu_type=spec.gpu_type,
         nodes=spec.nodes, cpus=spec.cpus, memory_gb=spec.memory_gb,
@@ -151,12 +188,14 @@ def prepare_job(
             session, who, project_id, project_name, draft.model, draft.purpose,
             draft.acknowledge_systemic_risk, spec, now,
         )  # fmt: skip
-    return PreparedJob(values, project_name, who.username, link)
+    notes = parse_sbatch_script(draft.script).notes if draft.script is not None else ()
+    return PreparedJob(values, project_name, who.username, link, notes)
 
 
-def write_jobs(session: Session, prepared: Sequence[PreparedJob]) -> list[Job]:
+def write_jobs(session: Session, prepared: Sequence[PreparedJob], commit: bool = True) -> list[Job]:
     """Queue checked submissions (PENDING), each with its first event, in one transaction,
-    committed before this returns; the jobs in the order given."""
+    committed before this returns (with `commit` False the caller commits, so that a row of
+    its own, an endpoint's replica, lands in the same transaction); the jobs in order."""
     # Core inserts on the session's connection, not the ORM's unit of work or bulk path;
     # several rows at once are one multi-row INSERT ... RETURNING, in the given order.
     connection = session.connection()
@@ -169,16 +208,22 @@ def write_jobs(session: Session, prepared: Sequence[PreparedJob]) -> list[Job]:
         _INSERT_EVENT,
         [{"job_id": job_id, "at": p.values["submitted_at"], "from_state": None,
           "to_state": p.values["state"], "reason": "submitted"}
-         for job_id, p in zip(ids, prepared, strict=True)],
+         for job_id, p in zip(ids, prepared, strict=True)]
+        # What a script's #SBATCH lines asked and Fabriek set aside, kept in its history.
+        + [{"job_id": job_id, "at": p.values["submitted_at"], "from_state": p.values["state"],
+            "to_state": p.values["state"], "reason": f"note: {note}"[:500]}
+           for job_id, p in zip(ids, prepared, strict=True) for note in p.notes],
     )  # fmt: skip
     links = [(i, p.model_link) for i, p in zip(ids, prepared, strict=True) if p.model_link]
     if links:
         job_links.write_job_links(session, links, prepared[0].values["submitted_at"])
-    session.commit()
+    if commit:
+        session.commit()
     return [
         Job(
             **job_fields(JobRow(id=job_id, **p.values), p.project, p.user, None),
             **link_fields(p.model_link),
+            notes=list(p.notes),
         )
         for job_id, p in zip(ids, prepared, strict=True)
     ]
@@ -191,7 +236,8 @@ def submit_job(
     now: datetime,
     shapes: Sequence[SiteShape] | None = None,
     refs: ProjectRefCache | None = None,
+    images: ImageService | None = None,
 ) -> Job:
     """Check the job against every site (`shapes`, read from the store when not given), then
     queue it (PENDING) with its first event, committed before this returns."""
-    return write_jobs(session, [prepare_job(session, who, draft, now, shapes, refs)])[0]
+    return write_jobs(session, [prepare_job(session, who, draft, now, shapes, refs, images)])[0]

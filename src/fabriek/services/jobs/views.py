@@ -30,7 +30,7 @@ def job_fields(row: JobRow, project: str, user: str, site: str | None) -> dict[s
         "exit_code": row.exit_code, "gpu_hours": round(row.gpu_seconds / 3600.0, 6),
         "datasets": [d.label for d in job_datasets.from_row(row.datasets)],
         "submitted_at": row.submitted_at, "started_at": row.started_at, "ended_at": row.ended_at,
-        "web_port": row.web_port, "web_app": row.web_app,
+        "web_port": row.web_port, "web_app": row.web_app, "image_digest": row.image_digest,
     }  # fmt: skip
 
 

@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 
 from fabriek.domain.access.tracks import AccessConfig
 from fabriek.domain.errors import Forbidden, InvalidInput, NotFound
+from fabriek.domain.inputs import is_id
 from fabriek.domain.roles import Principal
 from fabriek.domain.support.shapes import (
     BudgetContext,
@@ -206,7 +207,7 @@ def project_ref(session: Session, who: Principal, ref: str) -> tuple[int, str]:
     query = select(ProjectRow.id, ProjectRow.name)
     query = (
         query.where(ProjectRow.id == int(ref))
-        if ref.isdigit()
+        if is_id(ref)
         else query.where(ProjectRow.name == ref)
     )
     found = session.execute(query).first()

@@ -6,6 +6,7 @@ kernels), so not even the project's PI or an admin is let in through the proxy.
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -14,7 +15,13 @@ from pathlib import Path
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from fabriek.domain.errors import Conflict, Forbidden, NotFound, ServiceUnavailable
+from fabriek.domain.errors import (
+    Conflict,
+    FabriekError,
+    Forbidden,
+    NotFound,
+    ServiceUnavailable,
+)
 from fabriek.domain.jobs import JobState
 from fabriek.domain.roles import Principal
 from fabriek.domain.web_apps import activity_due
@@ -73,4 +80,25 @@ def mark_active(session: Session, target: WebTarget, now: datetime) -> bool:
         return False
     session.execute(update(JobRow).where(JobRow.id == target.job_id).values(last_active_at=now))
     session.commit()
+    return True
+
+
+def web_app_listening(
+    session: Session,
+    who: Principal,
+    job_id: int,
+    engine_of: Callable[[str], Engine],
+    state_dir: Path,
+) -> bool:
+    """Whether `who` can open job `job_id`'s web app now: it is theirs, it runs, and its app
+    accepts connections (a notebook that runs may still be starting JupyterLab). The
+    connection is opened and closed again at once, without a request."""
+    try:
+        target = open_web_app(session, who, job_id, engine_of, state_dir)
+    except FabriekError:
+        return False
+    try:
+        socket.create_connection((target.address.host, target.address.port), timeout=0.5).close()
+    except OSError:
+        return False
     return True

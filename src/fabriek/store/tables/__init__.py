@@ -37,22 +37,37 @@ from fabriek.store.tables.datasets import (
     DatasetVersionRow,
     OrganisationKeyRow,
 )
+from fabriek.store.tables.endpoints import (
+    EndpointKeyRow,
+    EndpointReplicaRow,
+    EndpointRow,
+    EndpointUsageRow,
+)
 from fabriek.store.tables.energy import GridIntensityRow, HeatDemandRow, JobEnergyRow
+from fabriek.store.tables.federation import (
+    FederationOrderRow,
+    FederationResourceRow,
+    FederationUsageRow,
+)
 from fabriek.store.tables.identity import (
     ApiTokenRow,
+    IdentityLinkOfferRow,
     MembershipRow,
     OidcLoginRow,
     OrganisationRow,
     ProjectRow,
     StaffRoleRow,
+    UserIdentityRow,
     UserRow,
 )
 from fabriek.store.tables.jobs import JobEventRow, JobRow
+from fabriek.store.tables.leadership import LeaseRow
 from fabriek.store.tables.notifications import (
     NoticeSentRow,
     NotificationRow,
     NotificationSettingsRow,
 )
+from fabriek.store.tables.partners import PartnerJobRow
 from fabriek.store.tables.sites import (
     InstallationRow,
     NodeGroupRow,
@@ -98,16 +113,25 @@ __all__ = [
     "DatasetGrantRow",
     "DatasetRow",
     "DatasetVersionRow",
+    "EndpointKeyRow",
+    "EndpointReplicaRow",
+    "EndpointRow",
+    "EndpointUsageRow",
     "ExpertAssignmentRow",
     "ExpertRow",
     "ExpertSkillRow",
     "ExpertiseRequestRow",
+    "FederationOrderRow",
+    "FederationResourceRow",
+    "FederationUsageRow",
     "GridIntensityRow",
     "HeatDemandRow",
+    "IdentityLinkOfferRow",
     "InstallationRow",
     "JobEnergyRow",
     "JobEventRow",
     "JobRow",
+    "LeaseRow",
     "MembershipRow",
     "NodeGroupRow",
     "NoticeSentRow",
@@ -116,6 +140,7 @@ __all__ = [
     "OidcLoginRow",
     "OrganisationKeyRow",
     "OrganisationRow",
+    "PartnerJobRow",
     "PosixAccountRow",
     "PosixGroupRow",
     "ProjectRow",
@@ -138,6 +163,7 @@ __all__ = [
     "TermsAcceptanceRow",
     "TermsRow",
     "Timestamp",
+    "UserIdentityRow",
     "UserRow",
     "utcnow",
 ]

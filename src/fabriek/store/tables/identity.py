@@ -70,6 +70,48 @@ class ApiTokenRow(Base):
     created_at: Mapped[datetime] = mapped_column(Timestamp(), default=utcnow)
     expires_at: Mapped[datetime | None] = mapped_column(Timestamp())
     revoked_at: Mapped[datetime | None] = mapped_column(Timestamp())
+    # The assurance of the federated sign-in the token descends from ('medium+mfa'; see
+    # `fabriek.domain.identity.assurance`), and through which of the person's identities;
+    # None: not from a federated sign-in (made by the operator on the store).
+    assurance: Mapped[str | None] = mapped_column(String(20))
+    identity_id: Mapped[int | None] = mapped_column(
+        ForeignKey("user_identities.id", ondelete="SET NULL"), index=True
+    )
+
+
+class UserIdentityRow(Base):
+    """One of a person's identities at an OpenID Connect provider (their home institution
+    through an eduGAIN proxy, a platform identity): any of them signs in to the same user.
+    The first is made with the user; others only by a verified link (`identities.link`)."""
+
+    __tablename__ = "user_identities"
+    __table_args__ = (UniqueConstraint("issuer", "subject"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    issuer: Mapped[str] = mapped_column(String(500))
+    subject: Mapped[str] = mapped_column(String(255))
+    # As the provider released it at the last sign-in, to tell the identities apart.
+    email: Mapped[str | None] = mapped_column(String(254))
+    linked_at: Mapped[datetime] = mapped_column(Timestamp(), default=utcnow)
+    last_sign_in_at: Mapped[datetime | None] = mapped_column(Timestamp())
+
+
+class IdentityLinkOfferRow(Base):
+    """A second identity a signed-in person came back with, waiting for them to confirm
+    that it is theirs (and to be linked), for a few minutes, in the same browser session."""
+
+    __tablename__ = "identity_link_offers"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    # The session's token: only the browser session that started the link may confirm it.
+    token_key: Mapped[str] = mapped_column(String(12))
+    issuer: Mapped[str] = mapped_column(String(500))
+    subject: Mapped[str] = mapped_column(String(255))
+    email: Mapped[str | None] = mapped_column(String(254))
+    assurance: Mapped[str] = mapped_column(String(20))
+    created_at: Mapped[datetime] = mapped_column(Timestamp(), index=True)
 
 
 class OidcLoginRow(Base):
@@ -83,6 +125,10 @@ class OidcLoginRow(Base):
     code_verifier: Mapped[str] = mapped_column(String(128))
     next_path: Mapped[str] = mapped_column(String(500))
     created_at: Mapped[datetime] = mapped_column(Timestamp(), index=True)
+    # Set when the sign-in links another identity to a signed-in person's account rather
+    # than signing anyone in: whose, and their session's token.
+    link_user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    link_token_key: Mapped[str | None] = mapped_column(String(12))
 
 
 class ProjectRow(Base):
@@ -110,3 +156,6 @@ class MembershipRow(Base):
     )
     role: Mapped[str] = mapped_column(String(40))
     created_at: Mapped[datetime] = mapped_column(Timestamp(), default=utcnow)
+    # Who manages it: None, Fabriek (a lead or the hub); 'entitlement', the sign-in's
+    # entitlements (`eduperson_entitlement`), which add and remove it at each sign-in.
+    source: Mapped[str | None] = mapped_column(String(40))

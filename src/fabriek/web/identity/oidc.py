@@ -7,6 +7,10 @@ cookie, so that only the browser that started a sign-in can finish it.
 `/signin/oidc/callback` takes the sign-in back (once), redeems the code, checks the ID
 token, signs the person in with the same session cookie as the token sign-in, and says
 what to do next when the factory does not know their organisation.
+
+`/account/identities/link` starts the same dance for a person already signed in, to link
+another of their identities: the callback then signs no one in, but keeps the identity that
+came back and asks the person to confirm it (`web/identity/identities.py`).
 """
 
 from __future__ import annotations
@@ -18,18 +22,21 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from fabriek.api.context import AppContext, Ctx, Db
+from fabriek.domain.identity import tokens as token_format
+from fabriek.domain.identity.entitlements import EntitlementScheme
 from fabriek.domain.identity.oidc import ClaimsProblem, identity_from_claims, new_login_secrets
-from fabriek.services.identity import oidc
+from fabriek.services.identity import identities, oidc
 from fabriek.services.identity.oidc_client import RelyingParty, RelyingPartyConfig, SignInRefused
 from fabriek.settings import Settings
 from fabriek.web.identity.tokens import AFTER_SIGNIN
-from fabriek.web.layout import TOKEN_COOKIE, page, safe_next
+from fabriek.web.layout import TOKEN_COOKIE, page, safe_next, signed_in
 from fabriek.web.state import Kept, PortalState
 
 # The sign-in's state, for the callback to compare with the provider's answer. Lax, not
 # Strict: the callback is a navigation from the provider's site, which must carry it.
 STATE_COOKIE = "fabriek_oidc_state"
 CALLBACK_PATH = "/signin/oidc/callback"
+LINK_PATH = "/account/identities/link"
 SESSION_S = 12 * 3600
 
 
@@ -87,6 +94,43 @@ def party(ctx: AppContext, portal: PortalState) -> RelyingParty:
         return portal.relying_parties.setdefault(config, RelyingParty(config))
 
 
+def _away(request: Request, ctx: AppContext, url: str, state: str) -> RedirectResponse:
+    away = RedirectResponse(url, status_code=303)
+    away.set_cookie(
+        STATE_COOKIE, state, max_age=int(oidc.LOGIN_TTL.total_seconds()),
+        path="/signin/oidc", httponly=True, samesite="lax", secure=_secure(request, ctx),
+    )  # fmt: skip
+    return away
+
+
+def entitlement_scheme(settings: Settings) -> EntitlementScheme | None:
+    """Which entitlements make memberships (FABRIEK_OIDC_ENTITLEMENT_*); None: none do."""
+    prefix = (settings.oidc_entitlement_prefix or "").strip().rstrip(":")
+    if not prefix:
+        return None
+    return EntitlementScheme(prefix, settings.oidc_entitlement_authority or None)
+
+
+@router.post(LINK_PATH, response_model=None)
+def start_link(request: Request, db: Db, ctx: Ctx, portal: Kept) -> Response:
+    """Off to the provider, to sign in with another identity and link it to this account."""
+    presented = request.cookies.get(TOKEN_COOKIE, "")
+    who = signed_in(request, db, ctx)
+    key = token_format.token_key(presented)
+    if who is None or key is None:
+        return RedirectResponse("/signin?next=/account/identities", status_code=303)
+    try:
+        secrets = new_login_secrets()
+        # Ask for credentials again: the provider may still hold a session of the identity
+        # the person is signed in with, and would hand that back.
+        url = party(ctx, portal).authorization_url(secrets, prompt="login")
+    except SignInRefused as refused:
+        return _problem(request, refused)
+    oidc.begin_login(db, secrets, "/account/identities", ctx.clock(),
+                     link=oidc.Link(who.user_id, key))  # fmt: skip
+    return _away(request, ctx, url, secrets.state)
+
+
 @router.get("/signin/oidc", response_model=None)
 def start(request: Request, db: Db, ctx: Ctx, portal: Kept, next: str = AFTER_SIGNIN) -> Response:
     """Off to the provider's login page."""
@@ -96,12 +140,7 @@ def start(request: Request, db: Db, ctx: Ctx, portal: Kept, next: str = AFTER_SI
     except SignInRefused as refused:
         return _problem(request, refused)
     oidc.begin_login(db, secrets, safe_next(next), ctx.clock())
-    away = RedirectResponse(url, status_code=303)
-    away.set_cookie(
-        STATE_COOKIE, secrets.state, max_age=int(oidc.LOGIN_TTL.total_seconds()),
-        path="/signin/oidc", httponly=True, samesite="lax", secure=_secure(request, ctx),
-    )  # fmt: skip
-    return away
+    return _away(request, ctx, url, secrets.state)
 
 
 @router.get(CALLBACK_PATH, response_model=None)
@@ -141,7 +180,21 @@ def callback(
             )
         except ClaimsProblem as bad:
             raise SignInRefused(400, str(bad)) from None
-        done = oidc.sign_in(db, who, ctx.clock(), ctx.settings.token_days)
+        if pending.link is not None:
+            # The session cookie (SameSite=Strict) does not come along on this navigation
+            # from the provider: the person confirms on the next page, from this site, and
+            # that request must carry the session that started the link.
+            offer = identities.offer_link(
+                db, pending.link.user_id, pending.link.token_key, who, ctx.clock()
+            )
+            confirm = page(request, "identity_link.html", "identities.confirm_title", None,
+                           {"offer": offer})  # fmt: skip
+            confirm.delete_cookie(STATE_COOKIE, path="/signin/oidc")
+            return confirm
+        done = oidc.sign_in(
+            db, who, ctx.clock(), ctx.settings.token_days, ctx.assurance,
+            entitlement_scheme(ctx.settings),
+        )  # fmt: skip
     except SignInRefused as refused:
         return _problem(request, refused)
     signed = page(request, "signed_in.html", "signed_in.title", None,

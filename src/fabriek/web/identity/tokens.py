@@ -42,7 +42,7 @@ def signin_form(request: Request, ctx: Ctx, next: str = AFTER_SIGNIN) -> HTMLRes
 def signin(request: Request, db: Db, ctx: Ctx, form: Form) -> HTMLResponse | RedirectResponse:
     token, next = form.get("token", ""), form.get("next", AFTER_SIGNIN)
     try:
-        who = authenticate(db, token.strip(), ctx.clock())
+        who = authenticate(db, token.strip(), ctx.clock(), ctx.assurance)
     except Unauthenticated as bad:
         return page(request, "signin.html", "signin.title", None,
                     {"next": safe_next(next), "error": bad.detail, "oidc": oidc_offered(ctx)},
@@ -100,7 +100,8 @@ def make_token(request: Request, db: Db, ctx: Ctx, who: OnTokens, form: Form) ->
     if days and not (days.isdigit() and 1 <= int(days) <= 3650):
         return tokens_page(request, db, ctx, who, {"error": "tokens.bad_days"}, 422)
     draft = TokenDraft(name=name, expires_in_days=int(days) if days else None)
-    new = token_service.issue_token(db, who.user_id, draft, ctx.clock(), ctx.settings.token_days)
+    new = token_service.issue_token(db, who.user_id, draft, ctx.clock(), ctx.settings.token_days,
+                                    lineage=token_service.TokenLineage.of(who))  # fmt: skip
     db.commit()
     return tokens_page(request, db, ctx, who, {"new": new}, 201)
 

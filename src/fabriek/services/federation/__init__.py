@@ -1,0 +1,1 @@
+"""Fabriek as a site of the EuroHPC federation platform (a Waldur marketplace)."""
