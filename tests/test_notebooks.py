@@ -6,7 +6,6 @@ its files kept, its owner told and its time charged."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import re
 import tempfile
@@ -23,6 +22,7 @@ from tests.conftest import Client, problem_of
 from tests.jobs_helpers import py, submit, wait_for
 from tests.jupyter_install import Unavailable, ensure_jupyter
 from tests.jupyter_kernel import channel_url, run_cell, start_kernel, wait_for_lab
+from tests.own_loop import run_on_own_loop
 from tests.servers import LiveServer, live_server, prepare, throwaway_database
 from tests.test_cli import fabriek, one_line_error
 from tests.test_web_apps import wait_until_served
@@ -95,7 +95,7 @@ def job_dir(server: LiveServer, job_id: int) -> Path:
 def cell(server: LiveServer, user: str, job_id: int, kernel: str, code: str) -> str:
     url = channel_url(server.url.replace("http://", "ws://"), f"/apps/{job_id}/", kernel)
     headers = {"Authorization": f"Bearer {demo_token(user).token}"}
-    return asyncio.run(run_cell(url, headers, code))
+    return run_on_own_loop(run_cell(url, headers, code))
 
 
 def test_a_notebook_opens_for_its_owner_and_its_cells_see_the_jobs_gpus(

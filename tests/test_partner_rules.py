@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import string
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from joserfc import jwt
 from joserfc.jwk import OKPKey
+from pydantic import ValidationError
 
 from fabriek.domain.datasets import Residency
 from fabriek.domain.jobs import JobState
@@ -30,6 +32,7 @@ from fabriek.domain.partners import (
     without_partners,
 )
 from fabriek.domain.residency import JobDataset, SiteTerms, job_sites
+from fabriek.services.jobs.engine_registry import EngineConfig
 
 KEY = OKPKey.generate_key("Ed25519")
 countries = st.text(string.ascii_lowercase, min_size=2, max_size=2)
@@ -43,6 +46,8 @@ def test_a_partner_country_is_nl_eu_or_outside(country: str) -> None:
         assert where == "nl"
     elif country in EU_EEA_COUNTRIES:
         assert where == "eu"
+    elif country == "eu":  # reserved, not a country: never read as inside the EU
+        assert where not in ("nl", "eu")
     else:
         assert where == country
 
@@ -125,3 +130,13 @@ def test_the_partner_states_as_this_factory_reads_them() -> None:
     assert observed_state(JobState.PREEMPTED) is JobState.PENDING
     for state in (JobState.RUNNING, JobState.COMPLETED, JobState.FAILED, JobState.LOST):
         assert observed_state(state) is state
+
+
+def test_a_partner_named_in_country_eu_is_refused_by_the_sites_file() -> None:
+    """ "eu" is no country: a sites file that gives it as a partner's country is an error,
+    so a partner cannot pass for an EU one without naming its state."""
+    keys = {"url": "https://partner.example", "token_file": "/t", "partner_project": "p",
+            "factory": "nl", "partner": "de", "signing_key_file": "/k"}  # fmt: skip
+    assert EngineConfig(engine="partner", country="de", **keys).partner_terms("x")
+    with pytest.raises(ValidationError, match="country eu is no country"):
+        EngineConfig(engine="partner", country="eu", **keys)

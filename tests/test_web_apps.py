@@ -5,7 +5,6 @@ who comes round the proxy."""
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -19,6 +18,7 @@ from websockets.exceptions import InvalidStatus
 from fabriek.services.demo.seed import demo_token
 from tests.conftest import Client, problem_of
 from tests.jobs_helpers import py, submit, wait_for
+from tests.own_loop import run_on_own_loop
 from tests.servers import LiveServer
 
 APP = (Path(__file__).parent / "web_app_echo.py").read_text()
@@ -109,9 +109,9 @@ def test_websocket_messages_echo_through_the_proxy_for_the_owner_only(
                 got.append(str(await ws.recv()))
             return got
 
-    assert asyncio.run(talk("maria")) == ["echo: hello", "echo: " + "x" * 70_000]
+    assert run_on_own_loop(talk("maria")) == ["echo: hello", "echo: " + "x" * 70_000]
     with pytest.raises(InvalidStatus) as refused:
-        asyncio.run(talk("mo"))
+        run_on_own_loop(talk("mo"))
     assert refused.value.response.status_code == 403
 
 

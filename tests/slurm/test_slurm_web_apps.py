@@ -12,7 +12,6 @@ idle notebook is stopped.
 
 from __future__ import annotations
 
-import asyncio
 import os
 import pwd
 import re
@@ -36,6 +35,7 @@ from tests.conftest import problem_of
 from tests.jobs_helpers import py, submit, wait_for
 from tests.jupyter_install import Unavailable, ensure_jupyter
 from tests.jupyter_kernel import channel_url, run_cell, start_kernel, wait_for_lab
+from tests.own_loop import run_on_own_loop
 from tests.servers import LiveServer, live_server, prepare, throwaway_database
 from tests.slurm_harness import SlurmCluster, SlurmClusterError
 from tests.test_web_apps import wait_until_served
@@ -176,7 +176,7 @@ def test_the_owner_reaches_a_slurm_jobs_app_through_the_proxy_and_no_one_else(
                     got.append(str(await ws.recv()))
                 return got
 
-        assert asyncio.run(talk()) == ["echo: hello", "echo: " + "x" * 70_000]
+        assert run_on_own_loop(talk()) == ["echo: hello", "echo: " + "x" * 70_000]
     finally:
         maria.post(f"/api/v1/jobs/{job['id']}/cancel")
 
@@ -252,7 +252,7 @@ def test_a_notebook_on_a_slurm_site_opens_runs_a_cell_and_is_stopped_when_idle(
         url = channel_url(server.url.replace("http://", "ws://"), prefix, kernel)
         headers = {"Authorization": f"Bearer {demo_token('maria').token}"}
         code = "import os; print('gpus=' + os.environ['CUDA_VISIBLE_DEVICES'])"
-        printed = asyncio.run(run_cell(url, headers, code))
+        printed = run_on_own_loop(run_cell(url, headers, code))
         gpus = re.fullmatch(r"gpus=([0-9,]+)\n", printed)
         assert gpus is not None and len(gpus.group(1).split(",")) == 2, printed
         with as_(server, "mo") as mo:

@@ -72,13 +72,21 @@ EU_EEA_COUNTRIES = frozenset(
 )
 
 
+# The jurisdiction of a partner whose country code is no country: never "nl" nor "eu".
+NOT_A_COUNTRY = "not-a-country"
+
+
 def country_jurisdiction(country: str) -> str:
     """The jurisdiction a partner in `country` is under for the residency rule: "nl", "eu"
     for another EU/EEA state, else the country's own code (outside the EU/EEA)."""
     code = country.strip().lower()
     if code == "nl":
         return "nl"
-    return "eu" if code in EU_EEA_COUNTRIES else code
+    if code in EU_EEA_COUNTRIES:
+        return "eu"
+    # ISO 3166 reserves "eu" without making it a country: a partner that names it is not
+    # thereby inside the EU, so it must not read as the "eu" jurisdiction (fail closed).
+    return NOT_A_COUNTRY if code == "eu" else code
 
 
 @dataclass(frozen=True, slots=True)

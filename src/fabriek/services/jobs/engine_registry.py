@@ -143,6 +143,8 @@ class EngineConfig(FileTable):
             raise ValueError("a partner factory runs no images or datasets of this factory")
         if self.engine != "partner" and (self.projects or self.country):
             raise ValueError("projects and country are keys of a partner site")
+        if self.country == "eu":
+            raise ValueError("country eu is no country: give the partner's ISO 3166 code")
         if self.dataset_staging_local and not self.dataset_staging:
             raise ValueError("dataset_staging_local needs dataset_staging")
         if self.dataset_staging:
