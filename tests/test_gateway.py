@@ -477,7 +477,7 @@ def test_a_spent_allocation_refuses_new_requests_with_402(stack: Stack) -> None:
         s.commit()
     gateway = stack.app.state.gateway
     try:
-        gateway.spent_cache._entries.clear()
+        gateway.refusal_cache._entries.clear()
         with pytest.raises(openai.APIStatusError) as refused:
             client.chat.completions.create(model="law", messages=messages)  # type: ignore[arg-type]
         assert refused.value.status_code == 402
@@ -487,7 +487,7 @@ def test_a_spent_allocation_refuses_new_requests_with_402(stack: Stack) -> None:
             for r in s.scalars(select(AllocationRow).where(AllocationRow.id.in_(list(awarded)))):
                 r.gpu_hours = awarded[r.id]
             s.commit()
-        gateway.spent_cache._entries.clear()
+        gateway.refusal_cache._entries.clear()
     client.chat.completions.create(model="law", messages=messages)  # type: ignore[arg-type]
 
 
@@ -516,7 +516,7 @@ def test_a_running_stream_finishes_when_the_allocation_runs_out(stack: Stack) ->
                 ):
                     awarded[row.id], row.gpu_hours = row.gpu_hours, 0.0
                 s.commit()
-            gateway.spent_cache._entries.clear()
+            gateway.refusal_cache._entries.clear()
             with pytest.raises(openai.APIStatusError) as refused:
                 stack.openai(str(key["key"])).chat.completions.create(
                     model="chat", messages=[{"role": "user", "content": "x"}]
@@ -528,7 +528,7 @@ def test_a_running_stream_finishes_when_the_allocation_runs_out(stack: Stack) ->
             for row in s.scalars(select(AllocationRow).where(AllocationRow.id.in_(list(awarded)))):
                 row.gpu_hours = awarded[row.id]
             s.commit()
-        gateway.spent_cache._entries.clear()
+        gateway.refusal_cache._entries.clear()
     # The stream that was running got every token it asked for, and its end.
     assert events[-1] == "data: [DONE]"
     words = [json.loads(e[5:])["choices"][0]["delta"].get("content") for e in events[:-1]]
@@ -608,12 +608,15 @@ def test_a_key_is_shown_once_and_kept_only_as_its_hash(stack: Stack) -> None:
     with stack.api("pieter") as c:
         listed = c.get("/api/v1/projects/dutch-llm/endpoint-keys")
     assert listed.status_code == 200 and str(made["prefix"]) in listed.text
-    assert secret not in listed.text and secret.rpartition("_")[2] not in listed.text
+    # The secret part follows the shown prefix; it may itself hold "_" (base64url).
+    hidden = secret.removeprefix(str(made["prefix"]) + "_")
+    assert len(hidden) >= 20 and hidden != secret
+    assert secret not in listed.text and hidden not in listed.text
     with stack.app.state.context.sessions() as s:
         row = s.scalars(select(EndpointKeyRow).where(EndpointKeyRow.id == made["id"])).one()
         stored = [str(getattr(row, c.key)) for c in EndpointKeyRow.__table__.columns]
     assert row.secret_hash == hashlib.sha256(secret.encode()).hexdigest()
-    assert not any(secret.rpartition("_")[2] in value for value in stored)
+    assert not any(hidden in value for value in stored)
 
 
 def test_a_per_minute_token_limit_answers_429_once_the_minutes_tokens_are_used(
@@ -678,3 +681,37 @@ def test_a_stream_whose_replica_is_down_before_its_first_event_goes_to_another(
     finally:
         stack.routes.routes["dutch-llm/tiny"] = route
         gateway.routes._entries.clear()
+
+
+def test_a_suspended_project_s_endpoints_refuse_new_requests_with_403_until_lifted(
+    stack: Stack,
+) -> None:
+    """A suspension stops what would start: each request is that, so an admin's
+    suspension of the project (through the API) refuses the next call with the reason,
+    while the replica keeps running; lifting it lets the same key through again."""
+    client = stack.openai(str(stack.new_key("mo", "legal-nl")["key"]))
+    messages = [{"role": "user", "content": "recht"}]
+    client.chat.completions.create(model="law", messages=messages)  # type: ignore[arg-type]
+    gateway = stack.app.state.gateway
+    admin = stack.api("admin")
+    path = "/api/v1/projects/legal-nl/suspension"
+    try:
+        put = admin.put(path, json={"reason": "unpaid invoice 2026-11"})
+        assert put.status_code == 200, put.text
+        gateway.refusal_cache._entries.clear()  # what REFUSAL_TTL_S would do within 10 s
+        with pytest.raises(openai.APIStatusError) as refused:
+            client.chat.completions.create(model="law", messages=messages)  # type: ignore[arg-type]
+        assert refused.value.status_code == 403
+        assert refused.value.code == "project_suspended"
+        assert "unpaid invoice 2026-11" in refused.value.message
+        assert "legal-nl" in refused.value.message
+        # A member's own token is refused the same way: the project, not the key, decides.
+        member = stack.api("mo")
+        body = {"model": "legal-nl/law", "messages": messages}
+        answer = member.post("/v1/chat/completions", json=body)
+        assert answer.status_code == 403, answer.text
+        assert answer.json()["error"]["code"] == "project_suspended"
+    finally:
+        assert admin.delete(path).status_code == 200
+        gateway.refusal_cache._entries.clear()
+    client.chat.completions.create(model="law", messages=messages)  # type: ignore[arg-type]

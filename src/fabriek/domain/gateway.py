@@ -30,6 +30,17 @@ def parse_model(model: str) -> tuple[str | None, str]:
     return (project or None) if slash else None, name
 
 
+@dataclass(frozen=True, slots=True)
+class ProjectRefusal:
+    """Why a project's endpoints take no new request: the HTTP status, OpenAI's error
+    `type` and `code`, and the words a caller can act on."""
+
+    status: int
+    type: str
+    code: str
+    message: str
+
+
 @dataclass(frozen=True)
 class KeyFacts:
     """What the gateway must know of a key on every request (cached in memory)."""

@@ -28,7 +28,14 @@ from fabriek.domain.errors import (
     ServiceUnavailable,
     Unauthenticated,
 )
-from fabriek.domain.gateway import KeyFacts, error_body, hash_key, is_endpoint_key, parse_model
+from fabriek.domain.gateway import (
+    KeyFacts,
+    ProjectRefusal,
+    error_body,
+    hash_key,
+    is_endpoint_key,
+    parse_model,
+)
 from fabriek.domain.roles import Principal
 from fabriek.services.endpoints.metering import Meter
 from fabriek.services.endpoints.routing import EndpointRoute
@@ -45,8 +52,9 @@ MAX_BODY = 8 * 1024 * 1024
 FLUSH_EVERY_S = 1.0
 # How long a request waits for an endpoint at zero (or with no healthy replica) to wake.
 WAKE_TIMEOUT_S = 180.0
-# How long a project's allocation's state is trusted (it changes by the hour, not the second).
-SPENT_TTL_S = 10.0
+# How long a project's suspension and allocation state are trusted (they change by the
+# hour, not the second; a suspension reaches every gateway within this).
+REFUSAL_TTL_S = 10.0
 
 # (endpoint id, `PROJECT/NAME` or `NAME`; the caller's project id or None) -> the route.
 Resolver = Callable[[int | str, int | None], EndpointRoute]
@@ -65,12 +73,12 @@ class Gateway:
         principal: Callable[[str], Principal],
         models: Callable[[KeyFacts | None, Principal | None], list[dict[str, Any]]],
         flush: Callable[[Meter], int],
-        spent: Callable[[int], str | None] = lambda _project_id: None,
+        refusal: Callable[[int], ProjectRefusal | None] = lambda _project_id: None,
     ) -> None:
         self.resolve, self.wake, self.keys = resolve, wake, keys
         self.principal, self.models, self._flush = principal, models, flush
-        self.spent = spent
-        self.spent_cache: TtlCache[str | None] = TtlCache(SPENT_TTL_S)
+        self.refusal = refusal
+        self.refusal_cache: TtlCache[ProjectRefusal | None] = TtlCache(REFUSAL_TTL_S)
         self.key_cache: TtlCache[KeyFacts | None] = TtlCache(KEY_TTL_S)
         self.user_cache: TtlCache[Principal] = TtlCache(KEY_TTL_S)
         self.routes: TtlCache[EndpointRoute] = TtlCache(ROUTE_TTL_S)
@@ -221,13 +229,14 @@ class Gateway:
         return route
 
     async def _paid(self, route: EndpointRoute) -> None:
-        """402 when the project's allocation is spent (read at most every SPENT_TTL_S)."""
-        hit, reason = self.spent_cache.get(route.project_id)
+        """402 when the project's allocation is spent, 403 when the project or its
+        allocation is suspended (read at most every REFUSAL_TTL_S)."""
+        hit, refused = self.refusal_cache.get(route.project_id)
         if not hit:
-            reason = await anyio.to_thread.run_sync(self.spent, route.project_id)
-            self.spent_cache.put(route.project_id, reason)
-        if reason is not None:
-            raise GatewayError(402, reason, "insufficient_quota", "allocation_spent")
+            refused = await anyio.to_thread.run_sync(self.refusal, route.project_id)
+            self.refusal_cache.put(route.project_id, refused)
+        if refused is not None:
+            raise GatewayError(refused.status, refused.message, refused.type, refused.code)
 
     def _limit(self, caller: Caller) -> None:
         facts = caller.key

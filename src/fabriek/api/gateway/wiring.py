@@ -8,10 +8,10 @@ from typing import Any
 from fabriek.api.context import AppContext
 from fabriek.api.gateway.asgi import Gateway
 from fabriek.domain.errors import ServiceUnavailable
-from fabriek.domain.gateway import KeyFacts
+from fabriek.domain.gateway import KeyFacts, ProjectRefusal
 from fabriek.domain.roles import Principal
 from fabriek.services.endpoints import keys, listing, routing
-from fabriek.services.endpoints.allocation import allocation_spent
+from fabriek.services.endpoints.allocation import project_refusal
 from fabriek.services.endpoints.metering import Meter
 from fabriek.services.endpoints.routing import EndpointRoute
 
@@ -46,8 +46,8 @@ def build_gateway(ctx: AppContext) -> Gateway:
     def flush(meter: Meter) -> int:
         return meter.flush(ctx.sessions)
 
-    def spent(project_id: int) -> str | None:
+    def refusal(project_id: int) -> ProjectRefusal | None:
         with ctx.sessions() as session:
-            return allocation_spent(session, project_id, datetime.now(UTC), ctx.access)
+            return project_refusal(session, project_id, datetime.now(UTC), ctx.access)
 
-    return Gateway(resolve, wake, key_facts, principal, models, flush, spent)
+    return Gateway(resolve, wake, key_facts, principal, models, flush, refusal)
