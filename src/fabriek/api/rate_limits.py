@@ -28,6 +28,7 @@ from prometheus_client import Counter
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from fabriek.api.problems import problem
+from fabriek.domain.identity import tokens as token_format
 from fabriek.domain.rate_limits import Rate, admit, is_idle, peek, retry_after_header
 from fabriek.services.identity.tokens import collect_proofs, proof_key
 from fabriek.settings import Settings
@@ -37,7 +38,7 @@ GATEWAY = "/v1/"
 WRITES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 SIGN_IN = "/signin"
 KNOWN_FOR_S = 24 * 3600.0
-TOKEN_COOKIE = b"fabriek_token="
+TOKEN_COOKIE = f"{token_format.COOKIE}=".encode()
 
 
 @dataclass(frozen=True)

@@ -47,6 +47,7 @@ from fabriek import __version__
 from fabriek.api.context import AppContext
 from fabriek.domain.errors import Unauthenticated
 from fabriek.domain.gpus import GPU_TYPES
+from fabriek.domain.identity import tokens as token_format
 from fabriek.domain.roles import Principal, Role
 from fabriek.services.identity.tokens import authenticate
 from fabriek.web.charts import chart_data
@@ -56,7 +57,7 @@ HERE = Path(__file__).parent
 
 # The portal signs in with the same personal API token as the CLI, kept in a cookie that
 # scripts cannot read and other sites cannot send (SameSite=Strict: no cross-site forms).
-TOKEN_COOKIE = "fabriek_token"
+TOKEN_COOKIE = token_format.COOKIE
 
 
 @dataclass(frozen=True)

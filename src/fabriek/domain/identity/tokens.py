@@ -15,6 +15,9 @@ from dataclasses import dataclass
 from datetime import datetime
 
 PREFIX = "fbk"
+# The portal keeps the same token in this cookie (the portal sets it; the API's rate
+# limits read it to count a signed-in browser as its token).
+COOKIE = "fabriek_token"
 _TOKEN = re.compile(r"^fbk_([0-9a-f]{12})_([A-Za-z0-9_-]{43})$")
 
 
