@@ -34,12 +34,14 @@ DEFAULT_LANGUAGE = "en"
 LANGUAGE_COOKIE = "fabriek_lang"
 
 
-def _flatten(table: dict[str, Any], prefix: str = "") -> dict[str, str]:
+def catalogue_keys(table: dict[str, Any], prefix: str = "") -> dict[str, str]:
+    """A catalogue's tables as `table.name` keys and their text; ValueError on a value that
+    is not text."""
     out: dict[str, str] = {}
     for name, value in table.items():
         key = f"{prefix}{name}"
         if isinstance(value, dict):
-            out.update(_flatten(value, key + "."))
+            out.update(catalogue_keys(value, key + "."))
         elif isinstance(value, str):
             out[key] = value
         else:
@@ -54,7 +56,7 @@ def catalogue(lang: str) -> dict[str, str]:
         raise ValueError(f"no catalogue for {lang!r}; the portal speaks {', '.join(LANGUAGES)}")
     # Read like every other TOML file of Fabriek, so that a broken catalogue is one line
     # naming the file and the fault.
-    return load_config_file(None, f"{lang}.toml", "catalogue", _flatten, package=__name__)
+    return load_config_file(None, f"{lang}.toml", "catalogue", catalogue_keys, package=__name__)
 
 
 def translate(lang: str, key: str, **params: Any) -> str:
