@@ -9,9 +9,12 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import httpx
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from fabriek.domain.errors import InvalidInput
+from fabriek.services.config_files import load_config_file
 from fabriek.web import i18n
 from fabriek.web.i18n import LANGUAGES, catalogue, format_number
 from tests.conftest import Client
@@ -39,6 +42,17 @@ def test_every_key_is_in_every_language_with_the_same_placeholders() -> None:
         for key, text in other.items():
             assert text.strip(), f"{lang}: {key} is empty"
             assert placeholders(text) == placeholders(english[key]), f"{lang}: {key}"
+
+
+def test_a_catalogue_is_read_by_the_one_toml_loader(tmp_path: Path) -> None:
+    """The catalogues are read like every configuration file: a broken one is one line
+    naming the file and the key, never a bare traceback."""
+    shipped = load_config_file(None, "nl.toml", "catalogue", dict, package=i18n.__name__)
+    assert i18n.catalogue_keys(shipped) == catalogue("nl")
+    path = tmp_path / "nl.toml"
+    path.write_text("[home]\ntitle = 3\n", encoding="utf-8")
+    with pytest.raises(InvalidInput, match=r"nl.toml: catalogue key home.title holds int"):
+        load_config_file(path, "nl.toml", "catalogue", i18n.catalogue_keys)
 
 
 class _Text(HTMLParser):

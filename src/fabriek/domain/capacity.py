@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from fabriek.domain.errors import InvalidInput
 from fabriek.domain.jobs import JobSpec
 from fabriek.domain.partners import PartnerTerms
 from fabriek.domain.sites import NodeGroup
@@ -79,3 +80,13 @@ def why_never_fits(spec: JobSpec, sites: Sequence[SiteShape]) -> tuple[str, str]
             f"({longest} s); split the work or checkpoint and resubmit"
         )
     return None
+
+
+def require_fit_among(spec: JobSpec, able: Sequence[SiteShape], what: str) -> None:
+    """Raises `InvalidInput` when the job can never run on `able`, the only sites that
+    `what` (e.g. "can run images"): the reason names them, so that the job is refused
+    before it is queued."""
+    if problem := why_never_fits(spec, able):
+        names = ", ".join(s.name for s in able)
+        words = f"only {names} {what}, and {problem[1]} there"
+        raise InvalidInput.on(problem[0], words.replace("no site has", "it has no"))

@@ -29,7 +29,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from fabriek.domain.capacity import SiteShape, why_never_fits
+from fabriek.domain.capacity import SiteShape, require_fit_among
 from fabriek.domain.errors import InvalidInput
 from fabriek.domain.jobs import JobSpec
 
@@ -263,8 +263,5 @@ def image_sites(spec: JobSpec, shapes: Sequence[SiteShape]) -> list[SiteShape]:
             "container runtime (container_runtime in the sites file); ask the factory's "
             "operators for one, or run the job without an image",
         )
-    if problem := why_never_fits(spec, running):
-        names = ", ".join(s.name for s in running)
-        words = f"only {names} can run images, and {problem[1]} there"
-        raise InvalidInput.on(problem[0], words.replace("no site has", "it has no"))
+    require_fit_among(spec, running, "can run images")
     return running

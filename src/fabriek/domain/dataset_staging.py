@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 
-from fabriek.domain.capacity import SiteShape, why_never_fits
+from fabriek.domain.capacity import SiteShape, require_fit_among
 from fabriek.domain.errors import InvalidInput
 from fabriek.domain.jobs import JobSpec
 from fabriek.domain.residency import ResidencyVerdict
@@ -117,10 +117,7 @@ def dataset_sites(spec: JobSpec, shapes: Sequence[SiteShape]) -> list[SiteShape]
             "declares where its jobs' datasets are staged (dataset_staging in the sites "
             "file); ask the factory's operators, or run the job without datasets",
         )
-    if problem := why_never_fits(spec, staging):
-        names = ", ".join(s.name for s in staging)
-        words = f"only {names} can hand it its datasets, and {problem[1]} there"
-        raise InvalidInput.on(problem[0], words.replace("no site has", "it has no"))
+    require_fit_among(spec, staging, "can hand it its datasets")
     return staging
 
 

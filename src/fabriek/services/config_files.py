@@ -20,16 +20,22 @@ T = TypeVar("T")
 
 
 def load_config_file(
-    path: Path | None, shipped: str, what: str, parse: Callable[[dict[str, Any]], T]
+    path: Path | None,
+    shipped: str,
+    what: str,
+    parse: Callable[[dict[str, Any]], T],
+    package: str = "fabriek.config",
 ) -> T:
-    """`parse` of the TOML at `path`, or of the shipped file named `shipped` when `path` is
-    None. InvalidInput names the file (`what` says which kind) and the fault."""
+    """`parse` of the TOML at `path`, or of the shipped file named `shipped` (in `package`,
+    `fabriek/config/` unless said) when `path` is None. InvalidInput names the file (`what`
+    says which kind) and the fault."""
     try:
+        # TOML is UTF-8 by its specification, whatever the machine's locale says.
         if path is None:
-            text = resources.files("fabriek.config").joinpath(shipped).read_text()
+            text = resources.files(package).joinpath(shipped).read_text(encoding="utf-8")
             where = f"the shipped {shipped}"
         else:
-            text = Path(path).read_text()
+            text = Path(path).read_text(encoding="utf-8")
             where = str(path)
     except OSError as missing:
         raise InvalidInput(f"cannot read the {what} file {path}: {missing.strerror}") from None

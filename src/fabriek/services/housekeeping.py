@@ -60,6 +60,31 @@ def housekeeping(
     return run
 
 
+def then_round(
+    chores: Callable[[datetime], None],
+    round_: Callable[[datetime], int],
+    logger: logging.Logger,
+    done: str,
+    failed: str,
+) -> Callable[[datetime], None]:
+    """`chores`, then one more round (the endpoints', the idle notebooks'): a failure of one
+    is logged and does not keep the other from running. `done` (with `%d`, how many the
+    round changed) and `failed` are what `logger` says."""
+
+    def run(now: datetime) -> None:
+        try:
+            chores(now)
+        finally:
+            try:
+                changed = round_(now)
+                if changed:
+                    logger.info(done, changed)
+            except Exception:  # the next round retries
+                logger.exception(failed)
+
+    return run
+
+
 def federation_loop(
     sessions: sessionmaker[Session], settings: Settings, access: AccessConfig
 ) -> FederationLoop | None:

@@ -17,40 +17,31 @@ from fabriek.services.paging import Page, PageRequest, fetch_page
 from fabriek.services.transactions import commit
 from fabriek.store.tables import NodeGroupRow, SiteRow
 
+# A site's fields that are its row's columns by name; the rest its node groups give.
+_COLUMNS = Site.model_fields.keys() - {"node_groups", "gpus", "nodes"}
+
 
 def site_from_row(row: SiteRow) -> Site:
     """The store's row as the domain's site."""
-    groups = [
-        NodeGroupDraft(
-            name=g.name,
-            count=g.count,
-            gpu_type=g.gpu_type,
-            gpus_per_node=g.gpus_per_node,
-            cpus_per_node=g.cpus_per_node,
-            memory_gb_per_node=g.memory_gb_per_node,
-        )
-        for g in row.node_groups
-    ]
-    return Site(
-        id=row.id,
-        name=row.name,
-        city=row.city,
-        province=row.province,
-        jurisdiction=row.jurisdiction,
-        pue=row.pue,
-        wue_l_per_kwh=row.wue_l_per_kwh,
-        grid_limit_kw=row.grid_limit_kw,
-        heat_reuse_share=row.heat_reuse_share,
-        grid_zone=row.grid_zone,
-        renewable_share=row.renewable_share,
-        residual_mix_g_per_kwh=row.residual_mix_g_per_kwh,
-        gdpr_ready=row.gdpr_ready,
-        engine=row.engine,
-        max_time_s=row.max_time_s,
-        node_groups=groups,
-        gpus=gpu_inventory([g.to_group() for g in groups]),
-        nodes=sum(g.count for g in groups),
-        created_at=row.created_at,
+    groups = [NodeGroupDraft.model_validate(g, from_attributes=True) for g in row.node_groups]
+    return Site.model_validate(
+        {name: getattr(row, name) for name in _COLUMNS}
+        | {
+            "node_groups": groups,
+            "gpus": gpu_inventory([g.to_group() for g in groups]),
+            "nodes": sum(g.count for g in groups),
+        }
+    )
+
+
+def site_row(draft: SiteDraft) -> SiteRow:
+    """A new site's row, with its node groups' rows: what the operator (or the demo) asked
+    for, field by field."""
+    return SiteRow(
+        **draft.model_dump(exclude={"node_groups", "province", "jurisdiction"}),
+        province=draft.province.value,
+        jurisdiction=draft.jurisdiction.value,
+        node_groups=[NodeGroupRow(**g.model_dump()) for g in draft.node_groups],
     )
 
 
@@ -58,23 +49,7 @@ def register_site(
     session: Session, who: Principal, draft: SiteDraft, now: datetime | None = None
 ) -> Site:
     require_admin(who, "register a site")
-    row = SiteRow(
-        name=draft.name,
-        city=draft.city,
-        province=draft.province.value,
-        jurisdiction=draft.jurisdiction.value,
-        pue=draft.pue,
-        wue_l_per_kwh=draft.wue_l_per_kwh,
-        grid_limit_kw=draft.grid_limit_kw,
-        heat_reuse_share=draft.heat_reuse_share,
-        grid_zone=draft.grid_zone,
-        renewable_share=draft.renewable_share,
-        residual_mix_g_per_kwh=draft.residual_mix_g_per_kwh,
-        gdpr_ready=draft.gdpr_ready,
-        engine=draft.engine,
-        max_time_s=draft.max_time_s,
-        node_groups=[NodeGroupRow(**g.model_dump()) for g in draft.node_groups],
-    )
+    row = site_row(draft)
     session.add(row)
     audit.record_admin(
         session, who, now or datetime.now(UTC), "site-register", target=f"site {draft.name}",

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
 from fabriek.domain.ai_act.figures import significant
-from fabriek.domain.ai_act.model_rules import AiActRules, PurposeRule
+from fabriek.domain.ai_act.model_rules import AiActRules, PurposeRule, Threshold
 from fabriek.domain.ai_act.vocabulary import Measure, ModelRole
 from fabriek.domain.units import Flop
 
@@ -52,29 +52,16 @@ class BaseCompute:
     systemic_risk: bool = False
 
 
-@dataclass(frozen=True)
-class Line:
-    """One line a version's compute is watched against."""
-
-    code: str
-    label: str
-    flop: Flop
-    measure: Measure
-    meaning: str
-    source: str
-    acknowledge: bool = False
-    notify_within_days: int | None = None
+# One line a version's compute is watched against: a threshold of the rules, or the
+# one-third line of a downstream modifier's base, which has a threshold's every part.
+Line = Threshold
 
 
 def lines_for(rules: AiActRules, role: ModelRole, base: BaseCompute | None) -> list[Line]:
     """The rules' thresholds, and for a downstream modifier of a base model the one-third
     line of that base's compute (of 1e23, or of 1e25 for a systemic-risk base, when the
     base's compute is unknown); lowest first."""
-    lines = [
-        Line(t.code, t.label, t.flop, t.measure, t.meaning, t.source, t.acknowledge,
-             t.notify_within_days)
-        for t in rules.thresholds
-    ]  # fmt: skip
+    lines = list(rules.thresholds)
     if role is ModelRole.DOWNSTREAM_MODIFIER and base is not None:
         m = rules.modifier
         if base.flop is not None:

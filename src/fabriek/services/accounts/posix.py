@@ -112,30 +112,43 @@ def _allocate_accounts(session: Session, user_ids: list[int], base: int) -> None
     people = session.execute(
         select(UserRow.id, UserRow.username).where(UserRow.id.in_(user_ids))
     ).all()
-    # A person's own group is named as they are: no project's group may have that name.
-    taken_names = set(session.scalars(select(PosixAccountRow.username)))
-    taken_names |= set(session.scalars(select(PosixGroupRow.name)))
-    taken_ids = set(session.scalars(select(PosixAccountRow.uid)))
-    names = allocate_names([(i, n) for i, n in people], taken_names, USER_PREFIX)
-    for user_id in sorted(names):
-        uid = choose_id(person_uid(base, user_id), taken_ids)
-        taken_ids.add(uid)
-        session.add(PosixAccountRow(user_id=user_id, username=names[user_id], uid=uid))
-    session.flush()
+    _allocate(
+        session, [(i, n) for i, n in people], USER_PREFIX,
+        set(session.scalars(select(PosixAccountRow.uid))), lambda i: person_uid(base, i),
+        lambda i, name, uid: PosixAccountRow(user_id=i, username=name, uid=uid),
+    )  # fmt: skip
 
 
 def _allocate_groups(session: Session, project_ids: list[int], base: int) -> None:
     projects = session.execute(
         select(ProjectRow.id, ProjectRow.name).where(ProjectRow.id.in_(project_ids))
     ).all()
-    taken_names = set(session.scalars(select(PosixGroupRow.name)))
-    taken_names |= set(session.scalars(select(PosixAccountRow.username)))
-    taken_ids = set(session.scalars(select(PosixGroupRow.gid)))
-    names = allocate_names([(i, n) for i, n in projects], taken_names, GROUP_PREFIX)
-    for project_id in sorted(names):
-        gid = choose_id(project_gid(base, project_id), taken_ids)
-        taken_ids.add(gid)
-        session.add(PosixGroupRow(project_id=project_id, name=names[project_id], gid=gid))
+    _allocate(
+        session, [(i, n) for i, n in projects], GROUP_PREFIX,
+        set(session.scalars(select(PosixGroupRow.gid))), lambda i: project_gid(base, i),
+        lambda i, name, gid: PosixGroupRow(project_id=i, name=name, gid=gid),
+    )  # fmt: skip
+
+
+def _allocate(
+    session: Session,
+    wanted: list[tuple[int, str]],
+    prefix: str,
+    taken_ids: set[int],
+    preferred: Callable[[int], int],
+    row: Callable[[int, str, int], PosixAccountRow | PosixGroupRow],
+) -> None:
+    """A name and a number for each of `wanted` (person or project id, its name), stored
+    as `row` makes them: accounts and groups are chosen the same way."""
+    # A person's own group is named as they are: no project's group may have that name,
+    # and no person may take a project group's name.
+    taken_names = set(session.scalars(select(PosixAccountRow.username)))
+    taken_names |= set(session.scalars(select(PosixGroupRow.name)))
+    names = allocate_names(wanted, taken_names, prefix)
+    for owner in sorted(names):
+        number = choose_id(preferred(owner), taken_ids)
+        taken_ids.add(number)
+        session.add(row(owner, names[owner], number))
     session.flush()
 
 

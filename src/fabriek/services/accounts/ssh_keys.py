@@ -22,16 +22,8 @@ MAX_KEYS = 32
 
 
 def _info(row: SshKeyRow) -> SshKeyInfo:
-    return SshKeyInfo(
-        id=row.id,
-        key_type=row.key_type,
-        bits=row.bits,
-        fingerprint=row.fingerprint,
-        comment=row.comment,
-        public_key=row.public_key,
-        created_at=row.created_at,
-        revoked_at=row.revoked_at,
-    )
+    # The listing's fields are the row's by name.
+    return SshKeyInfo.model_validate(row, from_attributes=True)
 
 
 def add_key(session: Session, who: Principal, text: str, id_base: int, now: datetime) -> SshKeyInfo:

@@ -22,13 +22,13 @@ from fabriek.domain.identity.organisations import OrganisationKind as K
 from fabriek.domain.roles import Role
 from fabriek.domain.sites import NodeGroupDraft, SiteDraft
 from fabriek.services.access.config import load_access_config
+from fabriek.services.sites import site_row
 from fabriek.services.support.demo import load_expertise_demo
 from fabriek.store.tables import (
     AllocationRow,
     ApiTokenRow,
     CallRow,
     MembershipRow,
-    NodeGroupRow,
     OrganisationRow,
     ProjectRow,
     SiteRow,
@@ -225,12 +225,7 @@ def load_demo(session: Session, now: datetime, token_days: int = 3650) -> None:
             "the database already holds a factory; the demo loads only into an empty one"
         )
     for s in SITES:
-        groups = [NodeGroupRow(**g.model_dump()) for g in s.node_groups]
-        session.add(
-            SiteRow(**s.model_dump(exclude={"node_groups", "province", "jurisdiction"}),
-                    province=s.province.value, jurisdiction=s.jurisdiction.value,
-                    node_groups=groups)
-        )  # fmt: skip
+        session.add(site_row(s))
     orgs = _organisations(session)
     users = _users(session, orgs, now, token_days)
     _projects_and_allocations(session, orgs, users, now)

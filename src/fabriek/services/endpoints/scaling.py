@@ -39,6 +39,7 @@ from fabriek.engines.base import Engine
 from fabriek.services.endpoints.health import probe_health, queue_lengths
 from fabriek.services.endpoints.replicas import drain, end_replica, try_start_replica
 from fabriek.services.endpoints.routing import mark_healthy, mark_unhealthy, replica_target
+from fabriek.services.housekeeping import then_round
 from fabriek.services.images import ImageService
 from fabriek.store.tables import JobRow, SiteRow
 from fabriek.store.tables.endpoints import EndpointReplicaRow, EndpointRow
@@ -360,15 +361,4 @@ def with_endpoints(
     """The other housekeeping chores, then the endpoints' round; a failure of one is logged
     and does not keep the other from running."""
 
-    def run(now: datetime) -> None:
-        try:
-            chores(now)
-        finally:
-            try:
-                changed = reconcile(now)
-                if changed:
-                    log.info("endpoints: %d change(s)", changed)
-            except Exception:  # the next round retries
-                log.exception("endpoints' round failed")
-
-    return run
+    return then_round(chores, reconcile, log, "endpoints: %d change(s)", "endpoints' round failed")

@@ -32,6 +32,7 @@ from fabriek.domain.web_apps import (
 )
 from fabriek.engines.base import Engine
 from fabriek.engines.web_apps import ServesWebApps
+from fabriek.services.housekeeping import then_round
 from fabriek.services.notifications.inbox import notify
 from fabriek.services.web_apps.secret import web_app_secret
 from fabriek.settings import Settings
@@ -180,15 +181,4 @@ def with_idle_stops(
     """The housekeeping chores, then the idle notebooks; a failure of one is logged and
     does not keep the other from running."""
 
-    def run(now: datetime) -> None:
-        try:
-            chores(now)
-        finally:
-            try:
-                stopped = idle(now)
-                if stopped:
-                    log.info("idle notebooks stopped: %d", stopped)
-            except Exception:  # the next round retries
-                log.exception("idle notebooks failed")
-
-    return run
+    return then_round(chores, idle, log, "idle notebooks stopped: %d", "idle notebooks failed")

@@ -20,13 +20,13 @@ catalogue is an error (KeyError), never shown raw: the browser tests load every 
 
 from __future__ import annotations
 
-import tomllib
 from datetime import datetime
 from functools import cache
-from importlib import resources
 from typing import Any
 
 from starlette.requests import Request
+
+from fabriek.services.config_files import load_config_file
 
 LANGUAGES = ("en", "nl")
 DEFAULT_LANGUAGE = "en"
@@ -34,12 +34,14 @@ DEFAULT_LANGUAGE = "en"
 LANGUAGE_COOKIE = "fabriek_lang"
 
 
-def _flatten(table: dict[str, Any], prefix: str = "") -> dict[str, str]:
+def catalogue_keys(table: dict[str, Any], prefix: str = "") -> dict[str, str]:
+    """A catalogue's tables as `table.name` keys and their text; ValueError on a value that
+    is not text."""
     out: dict[str, str] = {}
     for name, value in table.items():
         key = f"{prefix}{name}"
         if isinstance(value, dict):
-            out.update(_flatten(value, key + "."))
+            out.update(catalogue_keys(value, key + "."))
         elif isinstance(value, str):
             out[key] = value
         else:
@@ -52,8 +54,9 @@ def catalogue(lang: str) -> dict[str, str]:
     """Every key of a language's catalogue and its text."""
     if lang not in LANGUAGES:
         raise ValueError(f"no catalogue for {lang!r}; the portal speaks {', '.join(LANGUAGES)}")
-    text = resources.files(__name__).joinpath(f"{lang}.toml").read_text(encoding="utf-8")
-    return _flatten(tomllib.loads(text))
+    # Read like every other TOML file of Fabriek, so that a broken catalogue is one line
+    # naming the file and the fault.
+    return load_config_file(None, f"{lang}.toml", "catalogue", catalogue_keys, package=__name__)
 
 
 def translate(lang: str, key: str, **params: Any) -> str:
