@@ -127,3 +127,18 @@ def test_the_catalogue_lists_every_command_and_only_those() -> None:
     assert built == set(listed), "a command is missing from the catalogue, or one too many"
     for name, entry in listed.items():
         assert "\n" not in entry.summary and len(entry.summary) <= 90, name
+
+
+def test_help_and_fabriek_alone_list_every_command_on_stdout() -> None:
+    env = {**os.environ, "COLUMNS": "200"}
+    shown = subprocess.run(
+        [sys.executable, "-m", "fabriek.main", "--help"],
+        capture_output=True, text=True, timeout=60, env=env, check=True,
+    ).stdout  # fmt: skip
+    for name, entry in catalogue.entries().items():
+        assert f"  {name}  " in shown and entry.summary in shown, name
+    alone = subprocess.run(
+        [sys.executable, "-m", "fabriek.main"], capture_output=True, text=True, timeout=60, env=env
+    )
+    # As Click's `no_args_is_help`: the same listing, exit status 2, no error line.
+    assert alone.returncode == 2 and alone.stdout.strip() == shown.strip() and not alone.stderr

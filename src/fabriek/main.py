@@ -6,6 +6,7 @@ import os
 import sys
 
 import typer
+from typer._click.exceptions import NoArgsIsHelpError
 
 from fabriek.cli import catalogue
 from fabriek.cli.app import app
@@ -109,6 +110,11 @@ def main(argv: list[str] | None = None) -> None:
         # Usage errors (unknown option, bad value): the command line must change.
         format_message = getattr(exc, "format_message", None)
         message = format_message() if callable(format_message) else str(exc)
+        if isinstance(exc, NoArgsIsHelpError) and message:
+            # `fabriek` alone: the root's plain help comes back as the message (Rich help,
+            # a group's, is printed already and leaves it empty). Help, not an error line.
+            print(message)
+            sys.exit(BAD_INPUT)
         print(f"fabriek: {' '.join(str(message).split())}", file=sys.stderr)
         sys.exit(BAD_INPUT)
     except (ApiError, ApiUnreachable, FabriekError, NotSignedIn, OSError, TransferFailed) as exc:
