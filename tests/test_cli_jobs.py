@@ -80,9 +80,9 @@ def test_bad_jobs_are_one_line_and_exit_2(env: dict[str, str], tmp_path: Path) -
 def test_names_that_look_like_rich_markup_show_as_typed(
     env: dict[str, str], api: httpx.Client
 ) -> None:
-    # Rich would read these as tags: recolour the rest of the table, or refuse `[/]` with
-    # nothing to close. They are names, shown as the user typed them.
-    names = ["[bold]x[/]", "[/]", "[red]y"]
+    # Rich would read these as tags (recolour the rest of the table, or refuse `[/]` with
+    # nothing to close) or as an emoji code. They are names, shown as the user typed them.
+    names = ["[bold]x[/]", "[/]", "[red]y", ":rocket:"]
     ids = []
     for name in names:
         out = fabriek("run", "--name", name, "--", "true", env=env).stdout

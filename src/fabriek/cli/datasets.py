@@ -47,7 +47,7 @@ data_app = typer.Typer(
 app.add_typer(data_app, name="data")
 
 # Progress goes to stderr, so `--json` output stays clean for scripts.
-progress_console = Console(stderr=True)
+progress_console = Console(stderr=True, emoji=False)
 
 ProjectOpt = Annotated[
     str | None,

@@ -12,7 +12,8 @@ from rich.markup import escape
 from rich.measure import Measurement
 from rich.table import Table
 
-console = Console()
+# No emoji codes: Fabriek's own texts use none, and a name such as `:smile:` is a name.
+console = Console(emoji=False)
 
 
 def to_jsonable(value: Any) -> Any:
@@ -70,6 +71,6 @@ def print_table(
         console.print(table)
     else:
         natural = Measurement.get(console, console.options.update_width(10_000), table).maximum
-        Console(width=max(console.width, natural)).print(table)
+        Console(width=max(console.width, natural), emoji=False).print(table)
     if footer:
         console.print(escape(footer), style="dim")
