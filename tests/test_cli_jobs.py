@@ -75,3 +75,21 @@ def test_bad_jobs_are_one_line_and_exit_2(env: dict[str, str], tmp_path: Path) -
     line = one_line_error(fabriek("submit", str(bad), env=env, check=False), 2)
     assert "line 2" in line
     one_line_error(fabriek("cancel", "999999", env=env, check=False), 1)
+
+
+def test_names_that_look_like_rich_markup_show_as_typed(
+    env: dict[str, str], api: httpx.Client
+) -> None:
+    # Rich would read these as tags (recolour the rest of the table, or refuse `[/]` with
+    # nothing to close) or as an emoji code. They are names, shown as the user typed them.
+    names = ["[bold]x[/]", "[/]", "[red]y", ":rocket:"]
+    ids = []
+    for name in names:
+        out = fabriek("run", "--name", name, "--", "true", env=env).stdout
+        ids.append(int(re.fullmatch(r"Submitted job (\d+)\n", out).group(1)))  # type: ignore[union-attr]
+    for job_id in ids:
+        wait_for(api, job_id)
+    table = fabriek("jobs", "--all", env=env).stdout
+    for name in names:
+        assert f" {name} " in table, table
+    assert "[bold]x[/]" in fabriek("job", str(ids[0]), env=env).stdout

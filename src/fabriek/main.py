@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import sys
 
 import typer
+from typer._click.exceptions import NoArgsIsHelpError
 
 from fabriek.cli import catalogue
 from fabriek.cli.app import app
@@ -65,12 +67,35 @@ def _print_traceback() -> None:
     traceback.print_exc()
 
 
+def _client_command(args: list[str]) -> bool:
+    """Whether ARGS run a client command (one that talks to a server), not a server's own."""
+    name = next((a for a in args if not a.startswith("-")), None)
+    entry = catalogue.entries().get(name or "")
+    return entry is not None and entry.module.startswith("fabriek.cli.")
+
+
+def _start_lean() -> None:
+    """Spare a client command imports and scans that it never uses: what a user at the
+    terminal waits for (bench/cli_startup.py measures it)."""
+    # Pydantic looks for plugins in every installed package's entry points (importlib
+    # metadata: 10-20 ms) when it builds its first validator; a client command uses none.
+    # The documented switch; a setting the user made stays as it is.
+    os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
+    # httpx imports its own command line (httpx._main: Click, Rich's progress bars and syntax
+    # highlighting, Pygments: some 40 ms) whenever Click and Rich are installed, and falls
+    # back to a stub where that import fails. Nothing here runs httpx's command line.
+    if "httpx" not in sys.modules and "httpx._main" not in sys.modules:
+        sys.modules["httpx._main"] = None  # type: ignore[assignment]  # import fails, as meant
+
+
 def main(argv: list[str] | None = None) -> None:
     """Run a command; on error print one line to stderr (`--debug` for the traceback)."""
     args = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args
     if debug:
         args.remove("--debug")
+    if _client_command(args):
+        _start_lean()
     try:
         code = app(args=args, standalone_mode=False)
         # Without standalone mode, a command that raises Exit(n) returns n instead.
@@ -85,6 +110,11 @@ def main(argv: list[str] | None = None) -> None:
         # Usage errors (unknown option, bad value): the command line must change.
         format_message = getattr(exc, "format_message", None)
         message = format_message() if callable(format_message) else str(exc)
+        if isinstance(exc, NoArgsIsHelpError) and message:
+            # `fabriek` alone: the root's plain help comes back as the message (Rich help,
+            # a group's, is printed already and leaves it empty). Help, not an error line.
+            print(message)
+            sys.exit(BAD_INPUT)
         print(f"fabriek: {' '.join(str(message).split())}", file=sys.stderr)
         sys.exit(BAD_INPUT)
     except (ApiError, ApiUnreachable, FabriekError, NotSignedIn, OSError, TransferFailed) as exc:

@@ -16,6 +16,8 @@ def account(as_json: JsonFlag = False) -> None:
     if as_json:
         print_json(mine)
         return
-    console.print(f"{mine.username}: uid {mine.uid}, gid {mine.gid} ({mine.username})")
+    console.print(
+        f"{mine.username}: uid {mine.uid}, gid {mine.gid} ({mine.username})", markup=False
+    )
     rows = [(g.name, g.gid, g.project) for g in mine.groups]
     print_table(None, ["GROUP (SLURM ACCOUNT)", "GID", "PROJECT"], rows, f"{len(rows)} group(s)")

@@ -7,6 +7,7 @@ import json
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from fabriek.cli.app import JsonFlag, Limit, app
 from fabriek.cli.connection import client
@@ -88,10 +89,11 @@ def verify(
     if as_json:
         print_json(report)
     elif report.ok:
-        console.print(f"[green]OK[/] {report.message}")
+        console.print(f"[green]OK[/] {escape(report.message)}")
     else:
         console.print(
-            f"[red]BROKEN[/] at entry {report.broken_seq} ({report.broken_kind}): {report.message}"
+            f"[red]BROKEN[/] at entry {report.broken_seq} ({report.broken_kind}): "
+            f"{escape(report.message)}"
         )
     if not report.ok:
         raise typer.Exit(BROKEN)

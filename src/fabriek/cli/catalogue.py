@@ -12,6 +12,7 @@ by the client ones: `fabriek.main` adds them by module name.
 from __future__ import annotations
 
 import importlib
+import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -19,7 +20,7 @@ from typing import Any
 import typer
 
 # Typer carries its own copy of Click; its group and command classes are built on these.
-from typer._click import Command, Context
+from typer._click import Command, Context, HelpFormatter
 from typer.core import TyperCommand, TyperGroup
 
 
@@ -103,3 +104,11 @@ class CommandCatalogue(TyperGroup):
         if args and isinstance(self.commands.get(args[0]), StandIn):
             self.commands[args[0]] = load(args[0])
         return super().resolve_command(ctx, args)
+
+    def format_help(self, ctx: Context, formatter: HelpFormatter) -> None:
+        # Click's plain layout for the root's listing: Typer's Rich panels import Rich and
+        # typer.rich_utils (Markdown, tracebacks: some 70 ms), which `fabriek --help` would
+        # pay for a list of names. A command's own help keeps Typer's Rich layout. As wide as
+        # the terminal, as Rich's was, rather than Click's 80 columns: one line a command.
+        formatter.width = max(formatter.width, shutil.get_terminal_size().columns - 2)
+        Command.format_help(self, ctx, formatter)

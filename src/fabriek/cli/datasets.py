@@ -12,6 +12,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     DownloadColumn,
@@ -46,7 +47,7 @@ data_app = typer.Typer(
 app.add_typer(data_app, name="data")
 
 # Progress goes to stderr, so `--json` output stays clean for scripts.
-progress_console = Console(stderr=True)
+progress_console = Console(stderr=True, emoji=False)
 
 ProjectOpt = Annotated[
     str | None,
@@ -147,7 +148,8 @@ def push(
         return
     console.print(
         f"Pushed {file} as {owner}/{dataset} version {version.number} "
-        f"({human_bytes(version.size_bytes)}, SHA-256 {version.sha256})"
+        f"({human_bytes(version.size_bytes)}, SHA-256 {version.sha256})",
+        markup=False,
     )
 
 
@@ -168,6 +170,7 @@ def _register_unless_there(
             f"{owner}/{dataset} exists: its terms stay as registered "
             f"({', '.join(sorted(given))} not changed)",
             style="dim",
+            markup=False,
         )
     return False
 
@@ -236,7 +239,8 @@ def pull(
     size = sizes[0] if sizes else dest.stat().st_size
     console.print(
         f"Pulled {owner}/{name} version {number} to {dest} "
-        f"({human_bytes(size)}, SHA-256 {digest} verified)"
+        f"({human_bytes(size)}, SHA-256 {digest} verified)",
+        markup=False,
     )
 
 
@@ -276,7 +280,9 @@ def show(name: NameArg, project: ProjectOpt = None, as_json: JsonFlag = False) -
     if as_json:
         print_json(found)
         return
-    console.print(f"[bold]{found.project}/{found.name}[/] ({found.organisation})")
+    console.print(
+        f"[bold]{escape(found.project)}/{escape(found.name)}[/] ({escape(found.organisation)})"
+    )
     for label, value in (
         ("classification", found.classification.value), ("residency", found.residency.value),
         ("legal basis", found.legal_basis), ("art. 9(2)", found.special_category_condition),
@@ -285,7 +291,7 @@ def show(name: NameArg, project: ProjectOpt = None, as_json: JsonFlag = False) -
         ("granted to", ", ".join(found.grants) or None),
     ):  # fmt: skip
         if value:
-            console.print(f"{label}: {value}")
+            console.print(f"{label}: {value}", markup=False)
     rows = [
         (v.number, human_bytes(v.size_bytes), v.sha256, v.key_version, v.created_by,
          f"{v.created_at:%Y-%m-%d %H:%M}")
@@ -308,7 +314,9 @@ def grant(
     with client() as c:
         made = c.datasets.grant(_owner(c, name, project), name, grantee, cross_org)
     across = " (another organisation, with your consent)" if made.cross_organisation else ""
-    console.print(f"Granted {made.project} read access to {made.owner}/{made.dataset}{across}.")
+    console.print(
+        f"Granted {made.project} read access to {made.owner}/{made.dataset}{across}.", markup=False
+    )
 
 
 @data_app.command("revoke")
@@ -321,7 +329,7 @@ def revoke(
     with client() as c:
         owner = _owner(c, name, project)
         c.datasets.revoke(owner, name, grantee)
-    console.print(f"Revoked {grantee}'s access to {owner}/{name}.")
+    console.print(f"Revoked {grantee}'s access to {owner}/{name}.", markup=False)
 
 
 @data_app.command("rm")
@@ -339,7 +347,7 @@ def rm(
         if not yes and not typer.confirm(f"Delete {what} for good?", err=True):
             raise typer.Abort()
         c.datasets.delete(owner, name, version)
-    console.print(f"Deleted {what}; its keys are destroyed.")
+    console.print(f"Deleted {what}; its keys are destroyed.", markup=False)
 
 
 @data_app.command("keys")
@@ -371,5 +379,6 @@ def rotate_key(
         return
     console.print(
         f"{done.organisation}: key version {done.from_version or '-'} → {done.to_version}; "
-        f"{done.data_keys_rewrapped} data key(s) re-wrapped, no data re-encrypted."
+        f"{done.data_keys_rewrapped} data key(s) re-wrapped, no data re-encrypted.",
+        markup=False,
     )

@@ -75,7 +75,10 @@ def create(
     if as_json:
         print_json(made.model_dump(mode="json"))
         return
-    console.print(f"Key {made.prefix} ({made.name}) for {made.project}. Shown once, keep it safe:")
+    console.print(
+        f"Key {made.prefix} ({made.name}) for {made.project}. Shown once, keep it safe:",
+        markup=False,
+    )
     print(made.key)
     console.print("Use it as an OpenAI API key with base_url <fabriek>/v1.", style="dim")
 
@@ -107,7 +110,7 @@ def revoke(
     """Revoke a key: the gateway refuses it within seconds."""
     with client() as c:
         done = c.endpoint_keys.revoke(_project(c, project), key)
-    console.print(f"Key {done.prefix} ({done.name}) revoked.")
+    console.print(f"Key {done.prefix} ({done.name}) revoked.", markup=False)
 
 
 def usage(

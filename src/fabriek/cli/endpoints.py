@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from fabriek.cli import endpoint_keys
 from fabriek.cli.app import JsonFlag, app
@@ -53,13 +54,14 @@ def _replicas(bounds: str | None, low: int | None) -> tuple[int | None, int | No
 
 def _show(endpoint: Endpoint) -> None:
     console.print(
-        f"[bold]{endpoint.project}/{endpoint.name}[/bold]: {endpoint.state}, serves "
-        f"{endpoint.model}" + (f" (registry version {endpoint.model_version_id})"
+        f"[bold]{escape(endpoint.project)}/{escape(endpoint.name)}[/bold]: {endpoint.state}, serves "
+        f"{escape(endpoint.model)}" + (f" (registry version {endpoint.model_version_id})"
                                if endpoint.model_version_id else "")
     )  # fmt: skip
     console.print(
         f"replicas {endpoint.min_replicas}..{endpoint.max_replicas}, {endpoint.gpus} GPU(s) "
-        f"each, idle after {endpoint.idle_s} s; {endpoint.healthy_replicas} healthy"
+        f"each, idle after {endpoint.idle_s} s; {endpoint.healthy_replicas} healthy",
+        markup=False,
     )
     if endpoint.replicas:
         print_table(
@@ -163,7 +165,7 @@ def delete(name: NameArg, project: ProjectOpt = None) -> None:
     with client() as c:
         where = _project(c, project)
         c.endpoints.delete(where, name)
-    console.print(f"Endpoint {where}/{name} deleted; its replicas drain and end.")
+    console.print(f"Endpoint {where}/{name} deleted; its replicas drain and end.", markup=False)
 
 
 endpoint_app.add_typer(endpoint_keys.key_app, name="key")

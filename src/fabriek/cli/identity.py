@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from fabriek.cli import config
 from fabriek.cli.app import JsonFlag, Limit, app
@@ -27,8 +28,10 @@ def login(
     with FabriekClient(server, secret) as c:
         me = c.identity.whoami()
     path = config.save(config.Credentials(url=server, token=secret))
-    console.print(f"Signed in to {server} as [bold]{me['username']}[/] ({me['full_name']}).")
-    console.print(f"Token stored in {path}", style="dim")
+    console.print(
+        f"Signed in to {escape(server)} as [bold]{escape(me['username'])}[/] ({escape(me['full_name'])})."
+    )
+    console.print(f"Token stored in {path}", style="dim", markup=False)
 
 
 @app.command()
@@ -39,13 +42,13 @@ def whoami(as_json: JsonFlag = False) -> None:
     if as_json:
         print_json(me)
         return
-    console.print(f"[bold]{me['username']}[/] ({me['full_name']})")
-    console.print(f"staff roles: {', '.join(me['staff_roles']) or '-'}")
+    console.print(f"[bold]{escape(me['username'])}[/] ({escape(me['full_name'])})")
+    console.print(f"staff roles: {', '.join(me['staff_roles']) or '-'}", markup=False)
     projects = ", ".join(f"{p} ({r})" for p, r in me["projects"].items())
-    console.print(f"projects: {projects or '-'}")
+    console.print(f"projects: {projects or '-'}", markup=False)
     # Roles held that this token may not use: its sign-in was less sure than they need.
     for withheld in me.get("withheld_roles", []):
-        console.print(f"not with this token: {withheld}", style="yellow")
+        console.print(f"not with this token: {withheld}", style="yellow", markup=False)
 
 
 @app.command()

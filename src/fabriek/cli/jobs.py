@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 
 from fabriek.cli.app import JsonFlag, Limit, app
 from fabriek.cli.connection import client
@@ -243,7 +244,7 @@ def show_job(
         return
     for key, value in job.model_dump().items():
         if value not in (None, [], {}):
-            console.print(f"[bold]{key:>15}[/] {value}", soft_wrap=True)
+            console.print(f"[bold]{key:>15}[/] {escape(str(value))}", soft_wrap=True)
     rows = [
         (e.at.strftime("%Y-%m-%d %H:%M:%S"), e.from_state or "", e.to_state, e.reason or "")
         for e in events

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from fabriek.cli.app import JsonFlag, Limit, app
 from fabriek.cli.connection import client
@@ -65,9 +66,9 @@ def read(
 
 
 def _show(found: NotificationSettings) -> None:
-    console.print(f"[bold]delivery[/] {found.delivery.value} (to {found.email})")
-    console.print(f"[bold]muted[/]    {', '.join(found.muted) or '-'}")
-    console.print(f"[bold]kinds[/]    {', '.join(found.kinds)}", style="dim")
+    console.print(f"[bold]delivery[/] {found.delivery.value} (to {escape(str(found.email))})")
+    console.print(f"[bold]muted[/]    {escape(', '.join(found.muted) or '-')}")
+    console.print(f"[bold]kinds[/]    {escape(', '.join(found.kinds))}", style="dim")
 
 
 @notifications_app.command("settings")

@@ -8,10 +8,12 @@ from typing import Any
 
 from pydantic import BaseModel
 from rich.console import Console
+from rich.markup import escape
 from rich.measure import Measurement
 from rich.table import Table
 
-console = Console()
+# No emoji codes: Fabriek's own texts use none, and a name such as `:smile:` is a name.
+console = Console(emoji=False)
 
 
 def to_jsonable(value: Any) -> Any:
@@ -37,7 +39,8 @@ def print_table(
 ) -> None:
     """Rows as a table: on a terminal as wide as the terminal, the `shortened` columns cut
     with an ellipsis so each row stays one line; into a pipe or file at full width, so no
-    value is cut or wrapped at some assumed 80 columns."""
+    value is cut or wrapped at some assumed 80 columns. Text is shown as given: a job named
+    `[red]x` or `[/]` is that name, not Rich markup that recolours or breaks the table."""
     cells = [["" if v is None else str(v) for v in row] for row in rows]
     full = [max([len(c), *(len(row[i]) for row in cells)]) for i, c in enumerate(columns)]
     widths: list[int | None] = [None] * len(columns)
@@ -50,7 +53,9 @@ def print_table(
         for i, c in enumerate(columns):
             if c in shortened and wanted > left:
                 widths[i] = max(len(c), left * full[i] // max(wanted, 1))
-    table = Table(title=title, header_style="bold", show_lines=False)
+    table = Table(
+        title=None if title is None else escape(title), header_style="bold", show_lines=False
+    )
     for i, c in enumerate(columns):
         table.add_column(
             c,
@@ -60,11 +65,12 @@ def print_table(
             max_width=widths[i],
         )
     for row in cells:
-        table.add_row(*row)
+        # Escaped, not Text: a plain cell keeps Rich's highlighting (numbers, dates) as before.
+        table.add_row(*(escape(c) for c in row))
     if console.is_terminal:
         console.print(table)
     else:
         natural = Measurement.get(console, console.options.update_width(10_000), table).maximum
-        Console(width=max(console.width, natural)).print(table)
+        Console(width=max(console.width, natural), emoji=False).print(table)
     if footer:
-        console.print(footer, style="dim")
+        console.print(escape(footer), style="dim")

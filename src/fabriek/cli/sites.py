@@ -78,10 +78,13 @@ def agent(site: SiteArg, as_json: JsonFlag = False) -> None:
     step = "in step" if status.in_step else "NOT in step"
     console.print(
         f"site {status.site}: agent last seen {seen}; {step} "
-        f"(desired {status.generation[:12]}, applied {(status.applied_generation or '-')[:12]})"
+        f"(desired {status.generation[:12]}, applied {(status.applied_generation or '-')[:12]})",
+        markup=False,
     )
     if not status.has_token:
-        console.print(f"no agent token yet: `fabriek sites agent-token {status.site}`")
+        console.print(
+            f"no agent token yet: `fabriek sites agent-token {status.site}`", markup=False
+        )
     rows = _change_rows("error", status.errors) + _change_rows("drift", status.drift)
     print_table(None, ["FOUND", "KIND", "NAME", "DETAIL"], rows,
                 f"{len(status.errors)} error(s), {len(status.drift)} drift")  # fmt: skip
@@ -108,12 +111,14 @@ def harvest(
         console.print(
             f"read {done['records']} run(s): {done['added']} added, {done['corrected']} "
             f"corrected, {done['fabriek']} of Fabriek's own, {done['not_ended']} still running, "
-            f"{done['unmatched']} unknown ({done['gpu_hours']:.2f} GPU-h charged)"
+            f"{done['unmatched']} unknown ({done['gpu_hours']:.2f} GPU-h charged)",
+            markup=False,
         )
     through = (state["through"] or "never")[:19].replace("T", " ")
     console.print(
         f"site {state['site']}: harvested through {through} UTC; "
-        f"{state['records_seen']} run(s) read, {state['jobs_added']} job(s) added"
+        f"{state['records_seen']} run(s) read, {state['jobs_added']} job(s) added",
+        markup=False,
     )
     rows = [(u["user"], u["account"], u["count"]) for u in state["unmatched"]]
     print_table(None, ["USER", "ACCOUNT", "RUNS"], rows,

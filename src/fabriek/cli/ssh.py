@@ -51,7 +51,8 @@ def add(
     with client() as c:
         key = c.ssh.add_key(text)
     console.print(
-        f"key {key.id} registered: {key.key_type} {key.bits} bits {key.fingerprint} {key.comment}"
+        f"key {key.id} registered: {key.key_type} {key.bits} bits {key.fingerprint} {key.comment}",
+        markup=False,
     )
 
 
@@ -86,7 +87,7 @@ def remove(
     """Revoke one of your keys; the login nodes refuse it from the next login."""
     with client() as c:
         key = c.ssh.remove_key(key_id)
-    console.print(f"key {key.id} ({key.fingerprint}) revoked")
+    console.print(f"key {key.id} ({key.fingerprint}) revoked", markup=False)
 
 
 @ssh_app.command("cert")
@@ -110,5 +111,6 @@ def cert(
     console.print(
         f"certificate written to {target}: {', '.join(signed.principals)}, "
         f"valid {signed.valid_after:%Y-%m-%d %H:%M} to {signed.valid_before:%Y-%m-%d %H:%M} UTC, "
-        f"serial {signed.serial}"
+        f"serial {signed.serial}",
+        markup=False,
     )

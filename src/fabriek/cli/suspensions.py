@@ -36,7 +36,9 @@ def suspend(
     if as_json:
         print_json(answer)
         return
-    console.print(f"{kind.value} {ref} suspended since {answer['suspended_at']}: {reason}")
+    console.print(
+        f"{kind.value} {ref} suspended since {answer['suspended_at']}: {reason}", markup=False
+    )
 
 
 @app.command()
@@ -47,4 +49,4 @@ def resume(kind: KindArg, ref: RefArg, as_json: JsonFlag = False) -> None:
     if as_json:
         print_json(answer)
         return
-    console.print(f"{kind.value} {ref} is no longer suspended")
+    console.print(f"{kind.value} {ref} is no longer suspended", markup=False)

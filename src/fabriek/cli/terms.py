@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from fabriek.cli.app import JsonFlag, app
 from fabriek.cli.connection import client
@@ -67,8 +68,10 @@ def show(
         print_json(found)
         return
     kind = "must be accepted" if found.requires_acceptance else "editorial"
-    console.print(f"[bold]{found.title}[/] ({found.scope}, version {found.version}, {kind})")
-    console.print(f"published {found.published_at:%Y-%m-%d %H:%M} UTC", style="dim")
+    console.print(
+        f"[bold]{escape(found.title)}[/] ({escape(found.scope)}, version {found.version}, {kind})"
+    )
+    console.print(f"published {found.published_at:%Y-%m-%d %H:%M} UTC", style="dim", markup=False)
     print()
     print(found.body)
 

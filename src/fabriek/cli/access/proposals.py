@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 
 from fabriek.cli.app import JsonFlag, Limit, app
 from fabriek.cli.connection import client
@@ -99,7 +100,9 @@ def tracks(as_json: JsonFlag = False) -> None:
     print_table(None, ["CODE", "NAME", "WHO MAY APPLY", "SIZE (normalised)", "DECISION",
                        "MONTHS", "PEER REVIEW", "PREEMPTIBLE", "TIER"], rows)  # fmt: skip
     factors = ", ".join(f"{g} {f:g}" for g, f in found["gpu_hour_factors"].items())
-    console.print(f"GPU-hour factors (normalised GPU-h per GPU-hour): {factors}", style="dim")
+    console.print(
+        f"GPU-hour factors (normalised GPU-h per GPU-hour): {factors}", style="dim", markup=False
+    )
 
 
 # --- calls ----------------------------------------------------------------------------------
@@ -220,7 +223,7 @@ def _shown(p: Proposal, as_json: bool, verb: str | None = None) -> None:
     if as_json:
         print_json(p)
     elif verb:
-        console.print(f"Proposal {p.id} {verb}: {p.state.value}. Clock: {_clock(p)}")
+        console.print(f"Proposal {p.id} {verb}: {p.state.value}. Clock: {_clock(p)}", markup=False)
     else:
         _show(p)
 
@@ -253,8 +256,10 @@ def _show(p: Proposal) -> None:
              f"{_when(a.final_report_due)}")
         )  # fmt: skip
     for key, value in lines:
-        console.print(f"[bold]{key:>12}[/] {value}", soft_wrap=True, highlight=False)
-    console.print(f"[bold]{'Abstract':>12}[/] {p.abstract}", soft_wrap=True, highlight=False)
+        console.print(f"[bold]{key:>12}[/] {escape(str(value))}", soft_wrap=True, highlight=False)
+    console.print(
+        f"[bold]{'Abstract':>12}[/] {escape(p.abstract)}", soft_wrap=True, highlight=False
+    )
     if p.reviews:
         _review_table("Reviews", p.reviews)
 
@@ -381,13 +386,14 @@ def decide_proposal(
     if as_json:
         print_json(p)
         return
-    console.print(f"Proposal {p.id}: {p.state.value}", highlight=False)
+    console.print(f"Proposal {p.id}: {p.state.value}", highlight=False, markup=False)
     if p.allocation:
         a = p.allocation
         console.print(
             f"Allocation {a.id}: {a.awarded_gpu_hours:,.2f} GPU-h normalised "
             f"({_raw(a.awarded_raw)}) until {_when(a.ends_at)}",
             highlight=False,
+            markup=False,
         )
 
 
@@ -426,7 +432,7 @@ def reviews(
         print_json(found.items)
         return
     _review_table(None, found.items)
-    console.print(f"{found.total} review(s)", style="dim")
+    console.print(f"{found.total} review(s)", style="dim", markup=False)
 
 
 @reviews_app.command("submit")

@@ -9,6 +9,7 @@ import sys
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 
 from fabriek.cli.app import JsonFlag, Limit, app
 from fabriek.cli.connection import client
@@ -135,14 +136,16 @@ def show(
     if as_json:
         print_json(found)
         return
-    console.print(f"[bold]{found.name}[/] {found.title}".rstrip())
-    console.print(f"provider: {found.provider} ({found.role.value}); project {found.project}")
-    console.print(f"licence: {found.licence or '-'} ({found.openness.value})")
+    console.print(f"[bold]{escape(found.name)}[/] {escape(found.title)}".rstrip())
+    console.print(
+        f"provider: {found.provider} ({found.role.value}); project {found.project}", markup=False
+    )
+    console.print(f"licence: {found.licence or '-'} ({found.openness.value})", markup=False)
     if found.intended_purpose:
-        console.print(f"intended purpose: {found.intended_purpose}", soft_wrap=True)
+        console.print(f"intended purpose: {found.intended_purpose}", soft_wrap=True, markup=False)
     ins = ", ".join(m.value for m in found.input_modalities)
     outs = ", ".join(m.value for m in found.output_modalities)
-    console.print(f"modalities: {ins} -> {outs}")
+    console.print(f"modalities: {ins} -> {outs}", markup=False)
     rows = [
         (v.version, f"{v.parameters:,}" if v.parameters else "-",
          f"{v.training_tokens:,}" if v.training_tokens else "-", v.architecture.value,
@@ -238,21 +241,28 @@ def ledger(ref: Ref, as_json: JsonFlag = False) -> None:
     if as_json:
         print_json(book)
         return
-    console.print(f"[bold]{book.model}[/] ({book.role.value}, project {book.project}); "
+    console.print(f"[bold]{escape(book.model)}[/] ({book.role.value}, project {escape(book.project)}); "
                   f"rules {book.rules_version}")  # fmt: skip
-    console.print(f"training compute:   {book.training.text}", soft_wrap=True)
-    console.print(f"modification:       {book.modification.text}", soft_wrap=True)
+    console.print(f"training compute:   {book.training.text}", soft_wrap=True, markup=False)
+    console.print(f"modification:       {book.modification.text}", soft_wrap=True, markup=False)
     complete = "" if book.cumulative_complete else " (a base model's compute is unknown)"
-    console.print(f"cumulative:         {book.cumulative.text}{complete}", soft_wrap=True)
+    console.print(
+        f"cumulative:         {book.cumulative.text}{complete}", soft_wrap=True, markup=False
+    )
     if book.architecture is not None:
-        console.print(f"architecture-based: {book.architecture.text}", soft_wrap=True)
+        console.print(f"architecture-based: {book.architecture.text}", soft_wrap=True, markup=False)
     t = book.training_time
     console.print(
-        f"training time:      {t.wall_clock_days:.3g} wall-clock days, {t.gpu_days:.3g} GPU-days"
+        f"training time:      {t.wall_clock_days:.3g} wall-clock days, {t.gpu_days:.3g} GPU-days",
+        markup=False,
     )
-    console.print(f"energy:             {book.energy.text}", soft_wrap=True)
+    console.print(f"energy:             {book.energy.text}", soft_wrap=True, markup=False)
     if book.inference is not None:
-        console.print(f"inference energy:   {book.inference.text} (not training)", soft_wrap=True)
+        console.print(
+            f"inference energy:   {book.inference.text} (not training)",
+            soft_wrap=True,
+            markup=False,
+        )
     rows = [
         (j.job_id, j.name[:24], j.state, j.purpose.value,
          "yes" if j.counts_as_cumulative else "no", j.gpu_type or "-", f"{j.gpu_hours:,.2f}",
@@ -344,7 +354,9 @@ def projection(
         print(json.dumps(found.model_dump(mode="json"), indent=2))
         return
     hours = ", ".join(f"{h:,.0f} {t}" for t, h in found.gpu_hours.items())
-    console.print(f"{found.source}: {hours} GPU-h = {found.planned.text}", soft_wrap=True)
+    console.print(
+        f"{found.source}: {hours} GPU-h = {found.planned.text}", soft_wrap=True, markup=False
+    )
     rows = [
         (line.label, f"{line.line_flop:.2e}", f"{line.after_flop:.2e}",
          f"{100 * line.fraction:.1f} %", "crossed" if line.crossed else

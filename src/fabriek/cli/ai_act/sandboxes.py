@@ -28,7 +28,8 @@ def _print(found: Sandbox, as_json: bool) -> None:
         return
     console.print(
         f"allocation {found.allocation_id} of {found.project}: sandbox of {found.authority} "
-        f"({found.member_state}){f', reference {found.reference}' if found.reference else ''}"
+        f"({found.member_state}){f', reference {found.reference}' if found.reference else ''}",
+        markup=False,
     )
     rows = [
         (d.kind.value, d.media_type, f"{d.bytes:,}", d.filed_by, f"{d.filed_at:%Y-%m-%d %H:%M}",

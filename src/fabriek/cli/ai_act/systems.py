@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 import typer
+from rich.markup import escape
 from rich.prompt import Prompt
 
 from fabriek.cli.app import JsonFlag, Limit, app
@@ -106,8 +107,12 @@ def new(
     if as_json:
         print_json(made)
         return
-    console.print(f"Registered AI system [bold]{made.name}[/] (#{made.id}) in {made.project}.")
-    console.print(f"Classify it under the EU AI Act: fabriek classify {made.name}", style="dim")
+    console.print(
+        f"Registered AI system [bold]{escape(made.name)}[/] (#{made.id}) in {escape(made.project)}."
+    )
+    console.print(
+        f"Classify it under the EU AI Act: fabriek classify {made.name}", style="dim", markup=False
+    )
 
 
 @ai_systems_app.command("show")
@@ -125,16 +130,16 @@ def show(
     if as_json:
         print_json({"system": found, "classification": state})
         return
-    console.print(f"[bold]{found.name}[/] (#{found.id}), project {found.project}, "
-                  f"{found.role}; provider {found.provider or '-'}")  # fmt: skip
-    console.print(found.intended_purpose, style="dim")
+    console.print(f"[bold]{escape(found.name)}[/] (#{found.id}), project {escape(found.project)}, "
+                  f"{found.role}; provider {escape(found.provider or '-')}")  # fmt: skip
+    console.print(found.intended_purpose, style="dim", markup=False)
     _print_answers(state, language)
     if state.result is not None:
         _print_result(state, state.result, language)
     elif state.next_question is not None:
         q = state.next_question
-        console.print(f"Next question: {q.id} — {q.text.in_(language)}  ({q.cites})")
-        console.print(f"Go on with: fabriek classify {found.name}", style="dim")
+        console.print(f"Next question: {q.id} — {q.text.in_(language)}  ({q.cites})", markup=False)
+        console.print(f"Go on with: fabriek classify {found.name}", style="dim", markup=False)
 
 
 def _print_answers(state: Classification, lang: Language) -> None:
@@ -175,15 +180,16 @@ def _print_result(state: Classification, result: ResultOut, lang: Language) -> N
                     [words["duty"], words["rests"], words["applies"], words["status"]],
                     duty_rows)  # fmt: skip
     elif result.in_scope:
-        console.print(words["no_duties"])
+        console.print(words["no_duties"], markup=False)
     if others:
         roles = sorted({r for o in others for r in o.roles})
         console.print(
             f"{len(others)} {words['others']} ({', '.join(roles)}); --json lists them.",
             style="dim",
+            markup=False,
         )
     if any(not o.confirmed for o in result.obligations):
-        console.print(words["unchecked"], style="dim")
+        console.print(words["unchecked"], style="dim", markup=False)
 
 
 def _print_question(q: QuestionOut, lang: Language, answered: int) -> None:
@@ -191,7 +197,7 @@ def _print_question(q: QuestionOut, lang: Language, answered: int) -> None:
     console.print(f"[dim]{q.stage} · question {answered + 1} · {q.cites}[/]")
     console.print(f"[bold]{q.text.in_(lang)}[/]")
     if q.help:
-        console.print(q.help.in_(lang), style="dim")
+        console.print(q.help.in_(lang), style="dim", markup=False)
     for i, o in enumerate(q.options, start=1):
         console.print(f"  {i:>2}. {o.text.in_(lang)} [dim]({o.cites})[/]")
 
@@ -235,7 +241,7 @@ def _guided(c: FabriekClient, system: str, state: Classification, lang: Language
     again. Every answer is stored as it is given, so a stopped session can go on later."""
     if state.answers:
         console.print(f"Going on with the {len(state.answers)} answer(s) so far "
-                      f"(--restart starts afresh).", style="dim")  # fmt: skip
+                      f"(--restart starts afresh).", style="dim", markup=False)  # fmt: skip
     while state.next_question is not None:
         q = state.next_question
         _print_question(q, lang, len(state.answers))
@@ -251,11 +257,11 @@ def _guided(c: FabriekClient, system: str, state: Classification, lang: Language
         except ApiError as refused:
             if refused.status != 422:
                 raise
-            console.print(f"[red]{refused.detail}[/]")
+            console.print(f"[red]{escape(str(refused.detail))}[/]")
             continue
         if state.dropped:
             console.print(f"Dropped answers no longer asked: {', '.join(state.dropped)}",
-                          style="dim")  # fmt: skip
+                          style="dim", markup=False)  # fmt: skip
     return state
 
 
@@ -296,7 +302,7 @@ def classify(
     elif state.result is not None:
         if state.dropped:
             console.print(f"Dropped answers no longer asked: {', '.join(state.dropped)}",
-                          style="dim")  # fmt: skip
+                          style="dim", markup=False)  # fmt: skip
         _print_result(state, state.result, language)
     if state.next_question is not None:
         q = state.next_question

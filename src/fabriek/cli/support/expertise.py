@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 
 from fabriek.cli.app import JsonFlag, Limit, app
 from fabriek.cli.connection import client
@@ -89,12 +90,13 @@ def _print_request(found: ExpertiseRequest, as_json: bool) -> None:
         f"proposal {found.proposal_id}" if found.proposal_id else "no ticket or proposal"
     )  # fmt: skip
     console.print(
-        f"[bold]request {found.id}[/]: {', '.join(found.skills)}, {found.hours:g} h, for "
-        f"{found.organisation} ({found.province}, hub {found.hub}, sector {found.sector}); "
+        f"[bold]request {found.id}[/]: {escape(', '.join(found.skills))}, {found.hours:g} h, for "
+        f"{escape(found.organisation)} ({escape(found.province)}, hub {escape(found.hub)}, "
+        f"sector {escape(found.sector)}); "
         f"{about}"
     )
     if found.description:
-        console.print(found.description, style="dim")
+        console.print(found.description, style="dim", markup=False)
     if found.assignments:
         rows = [
             (a.expert_id, a.expert, a.hub.value, f"{a.month:%Y-%m}", f"{a.hours_reserved:g}",
@@ -105,7 +107,7 @@ def _print_request(found: ExpertiseRequest, as_json: bool) -> None:
             "Assigned", ["#", "Expert", "Hub", "Month", "Hours reserved", "Hours delivered"], rows
         )
     else:
-        console.print(f"no expert assigned yet: `fabriek experts match {found.id}`")
+        console.print(f"no expert assigned yet: `fabriek experts match {found.id}`", markup=False)
 
 
 @experts_app.command("request")
@@ -168,15 +170,21 @@ def match(request_id: RequestId, month: MonthOpt = None, as_json: JsonFlag = Fal
         print_json(found)
         return
     if not found.candidates:
-        console.print(f"no expert has the skills and the hours for request {request_id}")
+        console.print(
+            f"no expert has the skills and the hours for request {request_id}", markup=False
+        )
     for m in found.candidates:
-        console.print(f"[bold]{m.rank}. {m.name}[/] (expert {m.expert_id}, score {m.score:g})")
+        console.print(
+            f"[bold]{m.rank}. {escape(m.name)}[/] (expert {m.expert_id}, score {m.score:g})"
+        )
         for line in m.why:
-            console.print(f"   {line}")
+            console.print(f"   {line}", markup=False)
     if found.passed_over:
         console.print("passed over:", style="dim")
         for p in found.passed_over:
-            console.print(f"   {p.name} (expert {p.expert_id}): {p.reason}", style="dim")
+            console.print(
+                f"   {p.name} (expert {p.expert_id}): {p.reason}", style="dim", markup=False
+            )
 
 
 @experts_app.command("assign")

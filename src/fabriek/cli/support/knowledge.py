@@ -6,6 +6,7 @@ import sys
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from fabriek.cli.app import JsonFlag, app
 from fabriek.cli.connection import client
@@ -31,9 +32,11 @@ def search(
         print_json(found)
         return
     if not found:
-        console.print(f"no article matches {query!r}")
+        console.print(f"no article matches {query!r}", markup=False)
     for hit in found:
-        console.print(f"[bold]{hit.title}[/] ({hit.language.value})  fabriek kb show {hit.slug}")
+        console.print(
+            f"[bold]{escape(hit.title)}[/] ({hit.language.value})  fabriek kb show {escape(hit.slug)}"
+        )
         console.print(f"   {hit.snippet}", markup=False, highlight=False)
 
 

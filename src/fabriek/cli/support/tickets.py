@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from fabriek.cli.app import JsonFlag, Limit, app
 from fabriek.cli.connection import client
@@ -126,7 +127,7 @@ def new(
         if suggestions and not as_json:
             console.print("These articles may answer it:")
             for s in suggestions:
-                console.print(f"  - {s.title} (`fabriek kb show {s.slug}`)")
+                console.print(f"  - {s.title} (`fabriek kb show {s.slug}`)", markup=False)
             if (
                 not yes
                 and body != "-"
@@ -147,10 +148,11 @@ def new(
         return
     due = _when(ticket.service_level.first_answer_due)
     console.print(
-        f"Opened [bold]{ticket.reference}[/] at {ticket.queue_name}; first answer due by {due}."
+        f"Opened [bold]{escape(ticket.reference)}[/] at {escape(ticket.queue_name)}; "
+        f"first answer due by {due}."
     )
     if ticket.reply_address:
-        console.print(f"Replies by e-mail: {ticket.reply_address}", style="dim")
+        console.print(f"Replies by e-mail: {ticket.reply_address}", style="dim", markup=False)
 
 
 @support_app.command("ls")
@@ -184,12 +186,13 @@ def ls(
 
 
 def _print_ticket(t: Ticket) -> None:
-    console.print(f"[bold]{t.reference}[/] {t.subject}")
+    console.print(f"[bold]{escape(t.reference)}[/] {escape(t.subject)}")
     console.print(
         f"{t.status.value} · {t.category.value} · priority {t.priority.value} · at "
         f"{t.queue_name} · by {t.author}"
         + (f" · project {t.project}" if t.project else "")
-        + (f" · about {t.about}" if t.about else "")
+        + (f" · about {t.about}" if t.about else ""),
+        markup=False,
     )
     sla = t.service_level
     first = (
@@ -213,7 +216,7 @@ def _print_ticket(t: Ticket) -> None:
         + (" [red]BREACHED[/]" if sla.resolution_breached else "")
     )
     if t.body:
-        console.print(f"\n{t.body}")
+        console.print(f"\n{t.body}", markup=False)
     ctx = t.context
     if ctx is not None:
         console.print(f"\n[bold]Context[/] (shared by the author, {_when(ctx.captured_at)})")
@@ -223,36 +226,39 @@ def _print_ticket(t: Ticket) -> None:
                 f"job {j.id} ({j.name}) of {j.project}: {j.state}"
                 + (f" ({j.reason})" if j.reason else "")
                 + f" at site {j.site or '-'}"
-                + (f", exit code {j.exit_code}" if j.exit_code is not None else "")
+                + (f", exit code {j.exit_code}" if j.exit_code is not None else ""),
+                markup=False,
             )
         if ctx.budget:
             b = ctx.budget
             console.print(
                 f"allocation {b.allocation_id} ({b.track}): {b.consumed_gpu_hours:,.1f} GPU-h "
                 f"consumed, {b.committed_gpu_hours:,.1f} committed, "
-                f"{b.remaining_gpu_hours:,.1f} remaining of {b.awarded_gpu_hours:,.1f}"
+                f"{b.remaining_gpu_hours:,.1f} remaining of {b.awarded_gpu_hours:,.1f}",
+                markup=False,
             )
         for title, lines in (
             ("standard output", ctx.log_lines),
             ("standard error", ctx.error_lines),
         ):
             if lines:
-                console.print(f"last lines of {title}:", style="dim")
+                console.print(f"last lines of {title}:", style="dim", markup=False)
                 for line in lines:
                     console.print(f"  {line}", markup=False, highlight=False)
         if ctx.proposal:
             p = ctx.proposal
-            console.print(f"proposal {p.id} ({p.title}) to {p.call}: {p.state}")
+            console.print(f"proposal {p.id} ({p.title}) to {p.call}: {p.state}", markup=False)
         if ctx.dataset:
             d = ctx.dataset
             console.print(
-                f"dataset {d.project}/{d.name}: {d.classification}, {d.versions} version(s)"
+                f"dataset {d.project}/{d.name}: {d.classification}, {d.versions} version(s)",
+                markup=False,
             )
     for m in t.messages:
         who = f"{m.author_name} ({m.author})" if m.author else m.author_name
         tag = " [yellow]internal note[/]" if m.internal else (" (staff)" if m.staff else "")
         console.print(
-            f"\n[bold]{who}[/]{tag}, {_when(m.created_at)}"
+            f"\n[bold]{escape(who)}[/]{tag}, {_when(m.created_at)}"
             + (" by e-mail" if m.via == "email" else "")
         )
         console.print(m.body, markup=False, highlight=False)
@@ -260,7 +266,7 @@ def _print_ticket(t: Ticket) -> None:
         console.print("\n[bold]Attachments[/]")
         for a in t.attachments:
             console.print(f"  #{a.id} {a.name} ({a.media_type}, {a.size_bytes:,} bytes)"
-                          + (" internal" if a.internal else ""))  # fmt: skip
+                          + (" internal" if a.internal else ""), markup=False)  # fmt: skip
 
 
 @support_app.command("show")
@@ -298,7 +304,7 @@ def reply(
             c.support.attach(ticket_id, path, _media_type(path), internal)
         message = c.support.reply(ticket_id, text, internal, status)
     kind = "Internal note" if message.internal else "Reply"
-    console.print(f"{kind} added to T{ticket_id}.")
+    console.print(f"{kind} added to T{ticket_id}.", markup=False)
 
 
 @support_app.command("status")
@@ -310,7 +316,7 @@ def set_status(
     """Move a ticket on (the staff any allowed step; you may close your own)."""
     with client() as c:
         found = c.support.set_status(_ticket_id(ticket), status, note)
-    console.print(f"{found.reference} is {found.status.value}.")
+    console.print(f"{found.reference} is {found.status.value}.", markup=False)
 
 
 @support_app.command("handover")
@@ -322,7 +328,7 @@ def handover(
     """Hand a ticket to another hub or to the central desk (the staff handling it)."""
     with client() as c:
         found = c.support.hand_over(_ticket_id(ticket), to, note)
-    console.print(f"{found.reference} is now with {found.queue_name}.")
+    console.print(f"{found.reference} is now with {found.queue_name}.", markup=False)
 
 
 @support_app.command("triage")
@@ -339,7 +345,9 @@ def triage(
             _ticket_id(ticket),
             validated(TicketChange, {"priority": priority, "category": category}),
         )
-    console.print(f"{found.reference}: {found.category.value}, priority {found.priority.value}.")
+    console.print(
+        f"{found.reference}: {found.category.value}, priority {found.priority.value}.", markup=False
+    )
 
 
 @support_app.command("attach")
@@ -358,7 +366,7 @@ def attach_file(
         found = c.support.attach(
             _ticket_id(ticket), path, media_type or _media_type(path), internal
         )
-    console.print(f"Attached #{found.id} {found.name} ({found.size_bytes:,} bytes).")
+    console.print(f"Attached #{found.id} {found.name} ({found.size_bytes:,} bytes).", markup=False)
 
 
 @support_app.command("download")
@@ -377,7 +385,7 @@ def download(
         data = c.support.attachment(ticket_id, attachment)
     target = output or Path(meta.name)
     target.write_bytes(data)
-    console.print(f"Saved {target} ({len(data):,} bytes).")
+    console.print(f"Saved {target} ({len(data):,} bytes).", markup=False)
 
 
 def _hours(stats: DurationStats) -> str:
@@ -400,7 +408,7 @@ def report(
     if as_json:
         print_json(found)
         return
-    console.print(f"[bold]{found.hub_name}[/], {found.month}: {found.tickets} ticket(s), "
+    console.print(f"[bold]{escape(found.hub_name)}[/], {found.month}: {found.tickets} ticket(s), "
                   f"{found.still_open} still open")  # fmt: skip
     sectors = sorted(found.by_sector)
     rows = [
@@ -410,16 +418,17 @@ def report(
     ]  # fmt: skip
     if rows:
         print_table("Tickets by category and sector", ["Category", *sectors, "Total"], rows)
-    console.print(f"time to first answer: {_hours(found.first_answer)}")
-    console.print(f"time to resolution:   {_hours(found.resolution)}")
+    console.print(f"time to first answer: {_hours(found.first_answer)}", markup=False)
+    console.print(f"time to resolution:   {_hours(found.resolution)}", markup=False)
     console.print(f"service levels broken: {found.breaches.first_answer} first answer, "
-                  f"{found.breaches.resolution} resolution")  # fmt: skip
+                  f"{found.breaches.resolution} resolution", markup=False)  # fmt: skip
     experts = ", ".join(f"{s} {h:,.1f} h" for s, h in found.expert_hours_by_sector.items())
     console.print(
-        f"expert hours delivered: {found.expert_hours:,.1f}" + (f" ({experts})" if experts else "")
+        f"expert hours delivered: {found.expert_hours:,.1f}" + (f" ({experts})" if experts else ""),
+        markup=False,
     )
     for note in found.notes:
-        console.print(note, style="dim")
+        console.print(note, style="dim", markup=False)
 
 
 @support_app.command("inbound")
