@@ -201,4 +201,5 @@ class CancelSender:
         self._sent.clear()
 
     def close(self) -> None:
+        """Stop the background cancels (a cancel not sent is sent by the next dispatcher)."""
         self._probes.close()

@@ -86,6 +86,7 @@ class Launcher:
         self._inherited_until = time.monotonic() + INHERITED_GRACE_S
 
     def close(self) -> None:
+        """Wait for the submissions under way, then stop the pool."""
         self._pool.shutdown(wait=True)
 
     def launch(self) -> int:
