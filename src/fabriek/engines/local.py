@@ -32,11 +32,8 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 import uuid
 from collections.abc import Mapping, Sequence
-from dataclasses import replace
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -61,7 +58,6 @@ from fabriek.engines.local_containers import (
     container_launch,
     container_name,
     image_of,
-    left_behind,
 )
 from fabriek.engines.local_isolation import (
     WORK_DIR,
@@ -74,6 +70,7 @@ from fabriek.engines.local_isolation import (
     write_account_files,
 )
 from fabriek.engines.local_multinode import check_multinode, gang_argv
+from fabriek.engines.local_status import read_status
 from fabriek.engines.web_apps import PORT_VARIABLE, WebAddress, free_loopback_port, loopback_address
 
 log = logging.getLogger(__name__)
@@ -82,10 +79,6 @@ _HANDLE = re.compile(r"[0-9]{1,18}", re.ASCII)
 # What a job inherits from the control plane's environment: enough to find programs and
 # run them, and nothing else (the control plane's own settings may hold secrets).
 _INHERITED = ("PATH", "HOME", "USER", "LOGNAME", "LANG", "LC_ALL", "TZ", "TMPDIR", "SHELL")
-
-
-def _parse_time(text: object) -> datetime | None:
-    return datetime.fromisoformat(text) if isinstance(text, str) else None
 
 
 class LocalEngine:
@@ -432,80 +425,4 @@ class LocalEngine:
         if job_dir is None or not (job_dir / files.JOB_FILE).exists():
             return Observation(job_id, handle, JobState.LOST, f"no local job {handle!r} here")
         gpus = self._job_gpus(int(handle))
-        status = files.read_json(job_dir / files.STATUS_FILE)
-        if status is None:
-            runner = files.read_json(job_dir / files.RUNNER_FILE)
-            if runner and files.is_alive(runner["pid"], runner.get("start_ticks")):
-                started = files.read_json(job_dir / files.STARTED_FILE)
-                began = _parse_time(started.get("started_at")) if started else None
-                state = JobState.RUNNING if began else JobState.STARTING
-                return Observation(
-                    job_id, handle, state, started_at=began, gpu_seconds=_usage(gpus, began, None)
-                )
-            age = time.time() - (job_dir / files.JOB_FILE).stat().st_mtime
-            if runner is None and age < self.start_timeout_s:
-                return Observation(job_id, handle, JobState.STARTING)
-            # The runner may have written its status just before it exited: look again.
-            status = files.read_json(job_dir / files.STATUS_FILE)
-            if status is None:
-                return self._vanished(job_id, handle, job_dir, runner)
-        ended = _ended(job_id, handle, status, gpus)
-        energy = files.read_json(job_dir / files.ENERGY_FILE)
-        if energy and energy.get("readings"):
-            ended = replace(ended, energy_readings=tuple(energy["readings"]))
-        return ended
-
-    def _vanished(
-        self, job_id: int, handle: str, job_dir: Path, runner: dict[str, Any] | None
-    ) -> Observation:
-        left_behind(job_dir)  # a container its runner could no longer remove
-        if (job_dir / files.CANCEL_FILE).exists():
-            # The runner was signalled before it could catch the signal: a cancel all right.
-            return Observation(job_id, handle, JobState.CANCELLED, "cancelled before it started")
-        if runner is None:
-            why = f"its runner never started within {self.start_timeout_s:.0f} s"
-        else:
-            why = f"runner process {runner['pid']} disappeared without recording an exit status"
-        return Observation(job_id, handle, JobState.LOST, why + _last_words(job_dir))
-
-
-def _last_words(job_dir: Path) -> str:
-    """The runner's last line of output, which says why it died when it could say it."""
-    try:
-        lines = (job_dir / files.RUNNER_LOG).read_text(errors="replace").strip().splitlines()
-    except OSError:
-        return ""
-    return f" (its last words: {lines[-1][:200]})" if lines else ""
-
-
-def _usage(
-    gpus: tuple[int, ...], began: datetime | None, ended: datetime | None
-) -> dict[str, float]:
-    """GPU-seconds per GPU: each assigned GPU is held for the whole run."""
-    if began is None:
-        return {}
-    elapsed = max(0.0, ((ended or datetime.now(UTC)) - began).total_seconds())
-    return {str(gpu): elapsed for gpu in gpus}
-
-
-def _ended(job_id: int, handle: str, status: dict[str, Any], gpus: tuple[int, ...]) -> Observation:
-    """The observation of a job whose runner recorded how it ended."""
-    if status.get("cancelled"):
-        state = JobState.CANCELLED
-    elif status.get("timed_out"):
-        state = JobState.TIMED_OUT
-    elif status.get("exit_code") == 0:
-        state = JobState.COMPLETED
-    else:
-        state = JobState.FAILED
-    began, ended = _parse_time(status.get("started_at")), _parse_time(status.get("ended_at"))
-    return Observation(
-        job_id,
-        handle,
-        state,
-        reason=status.get("reason"),
-        exit_code=status.get("exit_code") if began else None,
-        started_at=began,
-        ended_at=ended,
-        gpu_seconds=_usage(gpus, began, ended),
-    )
+        return read_status(job_id, handle, job_dir, gpus, self.start_timeout_s)

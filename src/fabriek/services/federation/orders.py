@@ -186,21 +186,12 @@ def apply_order(
     return _terminate(session, who, rules, known, now)
 
 
-def _create(
-    session: Session,
-    who: Principal,
-    rules: OrderRules,
-    order: PlatformOrder,
-    team: list[Person],
-    now: datetime,
-) -> str:
-    existing = resource_of(session, order.resource_uuid)
-    if existing is not None:  # the same resource ordered again (or restored): up to date
-        done = _update(session, who, rules, order, existing, now)
-        if existing.terminated_at is not None:
-            existing.terminated_at = None  # restored: its team is followed again
-            session.commit()
-        return done
+def _accepted(
+    session: Session, rules: OrderRules, order: PlatformOrder
+) -> tuple[str, float, Person]:
+    """A new order's access track, GPU-hours and principal investigator, once the order is
+    found complete: InvalidInput where it is not, Held where it names people or an
+    organisation Fabriek does not know and the rules say to wait for them to be onboarded."""
     track = track_for(order.access_mode or "", list(rules.access.tracks))
     if track is None:
         known = ", ".join(t.name for t in rules.access.tracks.values())
@@ -218,8 +209,27 @@ def _create(
             "/api/v1/organisations, POST /api/v1/users), or set "
             "FABRIEK_FEDERATION_UNKNOWN=create; the next sync takes the order"
         )
+    return track, order.gpu_hours, order.principal_investigator
+
+
+def _create(
+    session: Session,
+    who: Principal,
+    rules: OrderRules,
+    order: PlatformOrder,
+    team: list[Person],
+    now: datetime,
+) -> str:
+    existing = resource_of(session, order.resource_uuid)
+    if existing is not None:  # the same resource ordered again (or restored): up to date
+        done = _update(session, who, rules, order, existing, now)
+        if existing.terminated_at is not None:
+            existing.terminated_at = None  # restored: its team is followed again
+            session.commit()
+        return done
+    track, gpu_hours, investigator = _accepted(session, rules, order)
     org = _ensure_organisation(session, who, rules, order.organisation, now)
-    pi = _ensure_person(session, who, order.principal_investigator, org.id, now)
+    pi = _ensure_person(session, who, investigator, org.id, now)
     name = project_name(order.resource_name, order.resource_uuid)
     project = session.scalars(select(ProjectRow).where(ProjectRow.name == name)).first()
     if project is None:
@@ -248,7 +258,7 @@ def _create(
             AllocationDraft(
                 project=name,
                 track=track,
-                gpu_hours={"any": order.gpu_hours},
+                gpu_hours={"any": gpu_hours},
                 ends_at=_ends_at(order),
             ),
         )
@@ -267,9 +277,7 @@ def _create(
     )
     session.commit()
     sync_members(session, who, rules, order.resource_uuid, team, now)
-    return (
-        f"project {name} with allocation {allocation_id} ({track}, {order.gpu_hours:g} GPU-hours)"
-    )
+    return f"project {name} with allocation {allocation_id} ({track}, {gpu_hours:g} GPU-hours)"
 
 
 def _update(

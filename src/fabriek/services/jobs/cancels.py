@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import defaultdict
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -21,13 +22,16 @@ from datetime import datetime
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
-from fabriek.domain.jobs import JobState
+from fabriek.domain.jobs import ACTIVE_STATES, JobState
 from fabriek.engines.base import Engine, EngineUnavailable, Observation
+from fabriek.services.jobs.dispatch_base import DispatchContext
 from fabriek.services.jobs.states import transition
-from fabriek.store.tables import JobRow
+from fabriek.store.tables import JobRow, SiteRow
 
 # How often a cancel is tried again at a site that does not answer, at most.
 PROBE_EVERY_S = 1.0
+# How long a cancel sent to a site that answers waits for the job to end before it is sent again.
+CANCEL_RETRY_S = 30.0
 
 # The ends that mean the job's own command ran (CANCELLED and LOST may come before it did).
 _RAN = frozenset({JobState.COMPLETED, JobState.TIMED_OUT})
@@ -130,3 +134,72 @@ def ran_unseen(state: JobState, obs: Observation) -> bool:
         or obs.state in _RAN
         or (obs.state == JobState.FAILED and obs.exit_code is not None)
     )
+
+
+class CancelSender:
+    """Sends the cancels asked of started jobs to their clusters, once a cycle, again every
+    CANCEL_RETRY_S until the job ends; a site that does not answer gets them in the
+    background (`CancelProbes`), which sets `wake` when a round ends."""
+
+    def __init__(self, ctx: DispatchContext, wake: threading.Event) -> None:
+        self.ctx = ctx
+        self._probes = CancelProbes(wake)
+        # When each job's cancel was last taken by its cluster (time.monotonic()).
+        self._sent: dict[int, float] = {}
+
+    def send(self) -> int:
+        """Send the cancels that are due; how many the clusters took."""
+        with self.ctx.sessions() as session:
+            asked = session.execute(
+                select(JobRow.id, JobRow.handle, SiteRow.name)
+                .join(SiteRow, SiteRow.id == JobRow.site_id)
+                .where(
+                    JobRow.cancel_requested.is_(True),
+                    JobRow.state.in_([s.value for s in ACTIVE_STATES]),
+                    JobRow.handle.is_not(None),
+                )
+            ).all()
+        sent = self._probed()
+        due: dict[str, list[tuple[int, str]]] = defaultdict(list)
+        for job_id, handle, site in asked:
+            last = self._sent.get(job_id)
+            if handle is not None and (last is None or time.monotonic() - last >= CANCEL_RETRY_S):
+                due[site].append((job_id, handle))
+        for site, jobs in due.items():
+            if not self.ctx.available(site):
+                # Backed off for all else; its cancels are tried again in the background.
+                self._probes.probe(site, self.ctx.engine(site), jobs)
+                continue
+            for job_id, handle in jobs:
+                try:
+                    with self.ctx.metrics.engine_call(site, "cancel"):
+                        self.ctx.engine(site).cancel(handle)
+                    self._sent[job_id] = time.monotonic()
+                    sent += 1
+                except EngineUnavailable as exc:
+                    self.ctx.site_failed(site, str(exc))
+                    break
+        return sent
+
+    def _probed(self) -> int:
+        """Take in what the background cancels came to: a site that took one is back."""
+        sent = 0
+        for result in self._probes.collect():
+            for job_id in result.sent:
+                self._sent[job_id] = time.monotonic()
+            sent += len(result.sent)
+            if result.failure is None or result.sent:  # it answered: the site is back
+                self.ctx.site_ok(result.site)
+        return sent
+
+    def ended(self, job_id: int) -> None:
+        """The job ended: its cancel is no longer due."""
+        self._sent.pop(job_id, None)
+
+    def forget(self) -> None:
+        """Forget which cancels were sent (another dispatcher may have sent others since)."""
+        self._sent.clear()
+
+    def close(self) -> None:
+        """Stop the background cancels (a cancel not sent is sent by the next dispatcher)."""
+        self._probes.close()
