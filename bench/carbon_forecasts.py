@@ -36,13 +36,11 @@ from fabriek.scheduler import load_trace
 from fabriek.scheduler.carbon import (
     DEFAULT_GUARD_S,
     Profile,
-    load_carbon,
-    oracle_mean,
-    parse_utc,
     persistence,
     planned_lengths,
     seasonal_profile,
 )
+from fabriek.scheduler.carbon_series import load_carbon, oracle_mean, parse_utc
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 TRACE = DATA / "traces" / "philly_2017.csv"

@@ -48,7 +48,8 @@ from functools import cache
 from pathlib import Path
 
 from fabriek.scheduler import TraceRow, load_trace, run_simulation
-from fabriek.scheduler.carbon import HourlySeries, ShiftConfig, load_carbon
+from fabriek.scheduler.carbon import ShiftConfig
+from fabriek.scheduler.carbon_series import HourlySeries, load_carbon
 from fabriek.scheduler.power import PowerModel
 from fabriek.scheduler.simulate import EnergySetup
 

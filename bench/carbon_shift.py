@@ -33,13 +33,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from fabriek.scheduler import TraceRow, load_trace, run_simulation
-from fabriek.scheduler.carbon import (
-    HourlySeries,
-    ShiftConfig,
-    load_carbon,
-    oracle_mean,
-    parse_utc,
-)
+from fabriek.scheduler.carbon import ShiftConfig
+from fabriek.scheduler.carbon_series import HourlySeries, load_carbon, oracle_mean, parse_utc
 from fabriek.scheduler.metrics import JobOutcome
 from fabriek.scheduler.power import PowerModel
 from fabriek.scheduler.simulate import EnergySetup

@@ -10,7 +10,7 @@ import pytest
 
 from fabriek.domain.csv_files import CsvError
 from fabriek.domain.errors import InvalidInput
-from fabriek.scheduler.carbon import CarbonError, load_carbon
+from fabriek.scheduler.carbon_series import CarbonError, load_carbon
 from fabriek.scheduler.trace import TraceError, load_trace
 from fabriek.services.energy.grid import read_intensity_csv
 from fabriek.services.energy.heat import read_heat_profile

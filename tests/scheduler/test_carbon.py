@@ -15,17 +15,19 @@ from fabriek.domain.energy import PowerModel as GpuPower
 from fabriek.scheduler import HourSignal, Signals, TraceRow, run_simulation, schedule
 from fabriek.scheduler.carbon import (
     RUN_SHARE_POINTS,
-    CarbonError,
-    HourlySeries,
     Profile,
     best_start,
-    load_carbon,
-    oracle_mean,
-    parse_carbon,
     persistence,
     planned_lengths,
     run_share_sample,
     seasonal_profile,
+)
+from fabriek.scheduler.carbon_series import (
+    CarbonError,
+    HourlySeries,
+    load_carbon,
+    oracle_mean,
+    parse_carbon,
 )
 from fabriek.scheduler.policy import SchedulerConfig
 from fabriek.scheduler.power import PowerModel

@@ -1,6 +1,6 @@
 """Deadlines before carbon: a flexible job is held for a cleaner hour only where its GPUs
-and grid power are sure to be there then (`carbon.Ledger`, `carbon.safe_hold`), and held
-jobs give way to jobs that cannot wait while there is still room to start them."""
+and grid power are sure to be there then (`carbon_hold.Ledger`, `carbon_hold.safe_hold`), and
+held jobs give way to jobs that cannot wait while there is still room to start them."""
 
 from __future__ import annotations
 
@@ -12,7 +12,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from fabriek.scheduler import HourSignal, Signals, schedule
-from fabriek.scheduler.carbon import HOUR_S, HoldAsk, Ledger, Profile, safe_hold
+from fabriek.scheduler.carbon import HOUR_S, Profile
+from fabriek.scheduler.carbon_hold import HoldAsk, Ledger, safe_hold
 from fabriek.scheduler.power import PowerModel
 from fabriek.scheduler.reasons import WaitReason
 from tests.scheduler.factories import pending, site, snapshot

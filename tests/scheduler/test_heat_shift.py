@@ -11,7 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from fabriek.scheduler import HourSignal, Signals, TraceRow, run_simulation, schedule
-from fabriek.scheduler.carbon import DEFAULT_GUARD_S, HourlySeries, ShiftConfig
+from fabriek.scheduler.carbon import DEFAULT_GUARD_S, ShiftConfig
+from fabriek.scheduler.carbon_series import HourlySeries
 from fabriek.scheduler.policy import SchedulerConfig
 from fabriek.scheduler.power import PowerModel
 from fabriek.scheduler.reasons import WaitReason

@@ -3,7 +3,7 @@ their messages: one line naming the file, the line and the column, and what is w
 
 A file is UTF-8 text with a header line; columns are found by name (others are ignored),
 blank lines are skipped, and a number is finite: NaN, infinity and empty cells are errors,
-never a silent zero or a gap. The readers of each format (`scheduler.carbon`,
+never a silent zero or a gap. The readers of each format (`scheduler.carbon_series`,
 `domain.heat`, `scheduler.trace`) add only the rules of their own format.
 """
 

@@ -1,5 +1,7 @@
-"""Carbon-aware timing: hourly series, a forecast from past hours only, the cost of a
-start, when to shift a flexible job, and the perfect-foresight optimum (the oracle).
+"""Carbon-aware timing: a forecast from past hours only, the cost of a start, and when
+to shift a flexible job. The hourly series of actual values, the perfect-foresight
+optimum (the oracle) and the carbon file's reader are in `carbon_series.py`; whether a
+hold keeps the job's deadline, in `carbon_hold.py`.
 
 **Forecast (seasonal naive, per hour of day).** At a decision in hour `k` of a series,
 the forecast for any later hour of the same hour of day is the mean of the last
@@ -38,12 +40,8 @@ a risk-adjusted one: penalising (or favouring) later hours by the forecast's err
 their lead time, estimated from its own past errors, lost saving in every direction
 tried (see docs/benchmarks.md).
 
-**Deadlines before carbon.** A job is held only to an hour at which, over its whole time
-limit, its GPUs and grid power fit beside everything already promised: running jobs and
-jobs that cannot wait until their time limits end, and the jobs held before it at their
-hours (`Ledger`, `safe_hold`). Limits bound runs from above, so an overestimated limit
-costs saving, never a deadline. The policy also keeps each held job's GPUs in the spare
-capacity of the cycle, so that jobs that cannot wait let it go while it can still start.
+**Deadlines before carbon.** A job is held only to an hour at which its GPUs and grid
+power are sure to be there over its whole time limit (`carbon_hold.py`).
 
 **Heat.** The cost of an hour is `carbon x (1 - heat_weight x heat_demand)`, with heat
 demand the share (0..1) of its yearly peak: heat reused is worth most when it is wanted.
@@ -54,14 +52,9 @@ multiplied by that hour's own heat factor.
 
 from __future__ import annotations
 
-import bisect
 import math
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-from pathlib import Path
-
-from fabriek.domain.csv_files import CsvError, CsvTable, read_csv_file
 
 HOUR_S = 3600.0
 DAY_HOURS = 24
@@ -75,12 +68,6 @@ RUN_SHARE_POINTS = 8
 PLAN_HORIZON_H = 72.0
 # The shells learn run shares from this many of the latest ended runs.
 RUN_SHARE_MEMORY = 1000
-
-CARBON_COLUMNS = ("datetime_utc", "carbon_intensity_gco2eq_per_kwh")
-
-
-class CarbonError(CsvError):
-    """A carbon series cannot be read; the message is one line naming where and what."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -289,254 +276,3 @@ def best_start(
     if best_cost >= now_cost * (1.0 - margin) - 1e-9 * abs(now_cost):
         return None
     return best_h, best_cost, now_cost
-
-
-# --- Deadlines before carbon: what the GPUs and the grid can still take ------------------
-
-
-class Ledger:
-    """The GPUs and grid power a cycle has already promised, from now on: what a held job
-    may count on when its hour comes. Pure bookkeeping; every figure is an upper bound on
-    use, so that a hold it admits is safe whatever the runs turn out to be:
-
-    - a running job (and a job that cannot wait, counted from now) holds its GPUs and
-      watts until its time limit ends (runs end before it, often long before: an
-      overestimate costs only saving, never a deadline);
-    - a held job holds them over `[release, release + time limit)`.
-
-    Free GPUs at a time `t` are those free now, plus those of jobs whose limits have ended
-    by `t`, less those promised over `t`; free watts likewise, under the least grid budget
-    of the window asked about (`budget_w(t0, t1)`, inf without one). Between two starts of
-    promises, what is free only grows (limits end), so a window fits if it fits at its
-    start and at every promise starting inside it."""
-
-    __slots__ = ("_ends", "_gpu_back", "_promises", "_watt_back", "budget_w", "free_gpus",
-                 "now_s", "used_w")  # fmt: skip
-
-    def __init__(
-        self,
-        now_s: float,
-        free_gpus: int,
-        used_w: float = 0.0,
-        budget_w: Callable[[float, float], float] | None = None,
-        running: Iterable[tuple[float, int, float]] = (),
-    ) -> None:
-        self.now_s = now_s
-        self.free_gpus = free_gpus
-        self.used_w = used_w
-        self.budget_w = budget_w
-        # Running jobs by the end of their limits, with running sums of what comes back.
-        ends = sorted((max(end, now_s), gpus, watts) for end, gpus, watts in running)
-        self._ends = [e for e, _, _ in ends]
-        self._gpu_back = [0]
-        self._watt_back = [0.0]
-        for _, gpus, watts in ends:
-            self._gpu_back.append(self._gpu_back[-1] + gpus)
-            self._watt_back.append(self._watt_back[-1] + watts)
-        self._promises: list[tuple[float, float, int, float]] = []  # (start, end, gpus, watts)
-
-    def _free_at(self, t: float) -> tuple[int, float]:
-        """GPUs and watts (before the budget) free at `t`: returned by then, less promised
-        over `t`."""
-        k = bisect.bisect_right(self._ends, t)
-        gpus, watts = self.free_gpus + self._gpu_back[k], self._watt_back[k] - self.used_w
-        for start, end, g, w in self._promises:
-            if start <= t < end:
-                gpus -= g
-                watts -= w
-        return gpus, watts
-
-    def fits(self, start_s: float, gpus: int, watts: float, length_s: float) -> bool:
-        """Whether a job of `gpus` GPUs drawing `watts` fits over `[start_s, start_s +
-        length_s)` beside everything promised (start_s >= now)."""
-        end = start_s + max(length_s, 1.0)
-        budget = self.budget_w(start_s, end) if self.budget_w is not None else math.inf
-        points = [start_s] + [p[0] for p in self._promises if start_s < p[0] < end]
-        for t in points:
-            free, room = self._free_at(t)
-            if free < gpus or room + budget < watts - 1e-6:
-                return False
-        return True
-
-    def promise(self, start_s: float, gpus: int, watts: float, length_s: float) -> None:
-        """Count a job as holding `gpus` and `watts` over `[start_s, start_s + length_s)`."""
-        self._promises.append((start_s, start_s + max(length_s, 1.0), gpus, watts))
-
-    def latest_safe_start(
-        self, gpus: int, watts: float, length_s: float, candidates: Iterable[float]
-    ) -> float | None:
-        """The latest of `candidates` at which the job fits (`fits`); None if none."""
-        found = [t for t in candidates if self.fits(t, gpus, watts, length_s)]
-        return max(found, default=None)
-
-
-@dataclass(frozen=True, slots=True)
-class HoldAsk:
-    """A flexible job asking to be held: its GPUs and grid watts, its time limit, its
-    planned run lengths (hours), and how far it may wait from the current hour's start
-    (`latest_h`: hours to its latest start less the guard)."""
-
-    gpus: int
-    watts: float
-    limit_s: float
-    lengths: tuple[float, ...]
-    latest_h: float
-
-
-def safe_hold(
-    profile: Profile, hour_start_s: float, offset_h: float, ask: HoldAsk, margin: float,
-    ledger: Ledger,
-) -> tuple[int, float, float] | None:  # fmt: skip
-    """Deadlines before carbon: the whole hour `h` (1 <= h <= latest_h) whose start costs
-    least among those at which the job fits in `ledger` over its whole time limit, with
-    that cost and the cost of starting now, if it beats starting now by `margin`; None:
-    start now (no cleaner hour, or none at which its GPUs and watts are sure to be
-    there). The hour is not promised: the caller does that."""
-    last = math.floor(ask.latest_h)
-    if last < 1:
-        return None
-    lengths = ask.lengths
-    now_cost = profile.expected(offset_h, lengths)
-    bar = now_cost * (1.0 - margin) - 1e-9 * abs(now_cost)
-    # The cheapest hour first: most holds are decided by it alone.
-    best_h, best_cost = profile.cheapest_later(lengths, last)
-    if best_cost >= bar:
-        return None
-    if ledger.fits(hour_start_s + best_h * HOUR_S, ask.gpus, ask.watts, ask.limit_s):
-        return best_h, best_cost, now_cost
-    ranked = sorted((profile.expected(float(h), lengths), h) for h in range(1, last + 1))
-    for cost, h in ranked:
-        if cost >= bar:
-            return None
-        if ledger.fits(hour_start_s + h * HOUR_S, ask.gpus, ask.watts, ask.limit_s):
-            return h, cost, now_cost
-    return None
-
-
-# --- Hourly series of actual values, and the oracle ---------------------------------------
-
-
-class HourlySeries:
-    """Actual hourly values from `start_s` (hour i covers [start_s + i h, start_s + (i+1) h)),
-    with integrals over any interval inside it in O(1)."""
-
-    __slots__ = ("prefix", "start_s", "values")
-
-    def __init__(self, start_s: float, values: Sequence[float]) -> None:
-        self.start_s = start_s
-        self.values = tuple(values)
-        self.prefix = [0.0]
-        for v in self.values:
-            self.prefix.append(self.prefix[-1] + v)
-
-    @property
-    def end_s(self) -> float:
-        """Where the series ends (exclusive)."""
-        return self.start_s + len(self.values) * HOUR_S
-
-    def covers(self, t0: float, t1: float) -> bool:
-        """Whether [t0, t1] lies within the series."""
-        return self.start_s <= t0 and t1 <= self.end_s
-
-    def _cum(self, t: float) -> float:
-        x = (t - self.start_s) / HOUR_S
-        h = min(max(math.floor(x), 0), len(self.values) - 1)
-        return self.prefix[h] + (x - h) * self.values[h]
-
-    def integral_h(self, t0: float, t1: float) -> float:
-        """The values integrated over [t0, t1] seconds, in value x hours; t0 <= t1 and
-        both inside the series (see `covers`)."""
-        return self._cum(t1) - self._cum(t0)
-
-    def mean(self, t0: float, duration_s: float) -> float:
-        """The mean over [t0, t0 + duration_s); the value at t0 for a zero duration."""
-        if duration_s <= 0:
-            h = min(int((t0 - self.start_s) // HOUR_S), len(self.values) - 1)
-            return self.values[h]
-        return self.integral_h(t0, t0 + duration_s) * HOUR_S / duration_s
-
-
-def oracle_mean(series: HourlySeries, submit_s: float, slack_s: float, duration_s: float) -> float:
-    """The least mean value over a run of `duration_s` starting anywhere in
-    [submit_s, submit_s + slack_s]: perfect foresight, no capacity limit.
-
-    The mean of a step function over a sliding window is piecewise linear in the start,
-    with breaks where the window's start or end crosses an hour boundary, so the minimum
-    is at one of those starts or at an end of the range; all of them are tried."""
-    lo, hi = submit_s, submit_s + max(0.0, slack_s)
-    candidates = {lo, hi}
-    if hi > lo:
-        for shift in (0.0, duration_s):
-            first = math.ceil((lo + shift - series.start_s) / HOUR_S)
-            last = math.floor((hi + shift - series.start_s) / HOUR_S)
-            for i in range(first, last + 1):
-                t = series.start_s + i * HOUR_S - shift
-                if lo <= t <= hi:
-                    candidates.add(t)
-    return min(series.mean(t, duration_s) for t in candidates)
-
-
-# --- Reading a carbon file -----------------------------------------------------------------
-
-
-def parse_utc(text: str) -> datetime:
-    """An ISO-8601 date or time; without a zone it is taken as UTC. ValueError if not."""
-    raw = text.strip()
-    if raw.endswith(("Z", "z")):
-        raw = raw[:-1] + "+00:00"
-    value = datetime.fromisoformat(raw)
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=UTC)
-    return value.astimezone(UTC)
-
-
-@dataclass(frozen=True, slots=True)
-class CarbonSeries:
-    """An hourly carbon-intensity series (g CO2e/kWh) from `start` (UTC, hour start)."""
-
-    start: datetime
-    values: tuple[float, ...]
-
-    def on_clock(self, zero: datetime) -> HourlySeries:
-        """The series on a clock whose time 0 is `zero`."""
-        return HourlySeries((self.start - zero).total_seconds(), self.values)
-
-    @property
-    def end(self) -> datetime:
-        """The end of the last hour."""
-        return self.start + timedelta(hours=len(self.values))
-
-
-def load_carbon(path: str | Path) -> CarbonSeries:
-    """Read `datetime_utc,carbon_intensity_gco2eq_per_kwh` rows, consecutive hours;
-    raises `CarbonError` (one line naming file, line and column) on bad input."""
-    return read_csv_file(path, parse_carbon, CarbonError)
-
-
-def parse_carbon(lines: Iterable[str], source: str = "carbon") -> CarbonSeries:
-    """Parse CSV lines (header first) of an hourly carbon series: the first row at the start
-    of an hour, every next row the next hour (no gaps, no repeats), every value a finite
-    number >= 0. The one reader of this format: the grid load and the simulator use it."""
-    time_column, value_column = CARBON_COLUMNS
-    start: datetime | None = None
-    values: list[float] = []
-    for row in CsvTable(lines, source, CARBON_COLUMNS, CarbonError):
-        raw_t = row.text(time_column)
-        try:
-            when = parse_utc(raw_t)
-        except ValueError:
-            raise row.problem(time_column, f"{raw_t!r} is not an ISO date-time") from None
-        value = row.number(value_column)
-        if start is None:
-            if when.minute or when.second or when.microsecond:
-                raise row.problem(time_column, f"{raw_t!r} is not the start of an hour")
-            start = when
-        elif when != start + timedelta(hours=len(values)):
-            expected = (start + timedelta(hours=len(values))).strftime("%Y-%m-%dT%H:%M:%SZ")
-            raise row.problem(
-                time_column, f"{raw_t!r}, expected the next hour {expected} (hourly, no gaps)"
-            )
-        values.append(value)
-    if start is None:
-        raise CarbonError(f"{source}: no rows")
-    return CarbonSeries(start, tuple(values))

@@ -21,14 +21,8 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, TypeGuard
 
 from fabriek.scheduler.backfill import End, plan_reservation
-from fabriek.scheduler.carbon import (
-    HoldAsk,
-    Ledger,
-    ShiftConfig,
-    planned_lengths,
-    run_share_sample,
-    safe_hold,
-)
+from fabriek.scheduler.carbon import ShiftConfig, planned_lengths, run_share_sample
+from fabriek.scheduler.carbon_hold import HoldAsk, Ledger, safe_hold
 from fabriek.scheduler.decisions import (
     CycleResult,
     Decision,
@@ -352,7 +346,7 @@ class _Cycle:
         """Hold a flexible job back if, at every site it may use, the forecast has a whole
         hour, at least `guard_s` before its latest start, that beats starting now by the
         margin and at which its GPUs and grid power are sure to be there beside what the
-        cycle has already promised (`carbon.safe_hold`; deadlines before carbon). `room`:
+        cycle has already promised (`carbon_hold.safe_hold`; deadlines before carbon). `room`:
         whether free capacity now exceeds what jobs that cannot wait ask for. The Wait
         says how long. Whether it was held; either way its use is promised in the
         ledger (from now, or from its hour)."""
@@ -387,7 +381,7 @@ class _Cycle:
         return True
 
     def _promises(self) -> Ledger:
-        """The cycle's ledger of promised GPUs and watts (`carbon.Ledger`), built on first
+        """The cycle's ledger of promised GPUs and watts (`carbon_hold.Ledger`), built on first
         use from the snapshot: running jobs until their time limits end, and every job
         that cannot wait (no latest start, or past it) as if it started now."""
         if self._ledger is not None:

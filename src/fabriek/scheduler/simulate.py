@@ -28,14 +28,8 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 
-from fabriek.scheduler.carbon import (
-    RUN_SHARE_MEMORY,
-    HourlySeries,
-    ShiftConfig,
-    clip_share,
-    oracle_mean,
-    sample_of_sorted,
-)
+from fabriek.scheduler.carbon import RUN_SHARE_MEMORY, ShiftConfig, clip_share, sample_of_sorted
+from fabriek.scheduler.carbon_series import HourlySeries, oracle_mean
 from fabriek.scheduler.decisions import Preempt, Start
 from fabriek.scheduler.fairshare import DEFAULT_HALF_LIFE_S
 from fabriek.scheduler.metrics import JobOutcome, Summary, summarise

@@ -24,15 +24,8 @@ from fabriek.cli.output import print_json, print_table
 from fabriek.domain.energy import PowerModel as GpuPower
 from fabriek.domain.errors import InvalidInput
 from fabriek.scheduler import Policy, TraceError, load_trace, run_simulation
-from fabriek.scheduler.carbon import (
-    DEFAULT_HEAT_WEIGHT,
-    DEFAULT_MARGIN,
-    CarbonError,
-    HourlySeries,
-    ShiftConfig,
-    load_carbon,
-    parse_utc,
-)
+from fabriek.scheduler.carbon import DEFAULT_HEAT_WEIGHT, DEFAULT_MARGIN, ShiftConfig
+from fabriek.scheduler.carbon_series import CarbonError, HourlySeries, load_carbon, parse_utc
 from fabriek.scheduler.power import DEFAULT_PUE, DEFAULT_UTILISATION, PowerModel
 from fabriek.scheduler.simulate import EnergySetup, Progress
 from fabriek.services.energy.heat import read_heat_profile

@@ -8,14 +8,14 @@ from pathlib import Path
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from fabriek.scheduler.carbon import load_carbon
+from fabriek.scheduler.carbon_series import load_carbon
 from fabriek.store.tables import GridIntensityRow
 
 
 def read_intensity_csv(path: Path) -> list[tuple[datetime, float]]:
     """The (hour, g CO2e/kWh) pairs of an hourly carbon CSV, read by the simulator's own
-    strict reader (`scheduler.carbon.load_carbon`): consecutive whole hours, finite values
-    >= 0; a bad row is an `InvalidInput` naming its line and column, never a gap or a NaN
+    strict reader (`scheduler.carbon_series.load_carbon`): consecutive whole hours, finite
+    values >= 0; a bad row is an `InvalidInput` naming its line and column, never a gap or a NaN
     stored as an hour's intensity."""
     series = load_carbon(path)
     return [(series.start + timedelta(hours=i), v) for i, v in enumerate(series.values)]
