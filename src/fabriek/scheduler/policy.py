@@ -21,8 +21,7 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, TypeGuard
 
 from fabriek.scheduler.backfill import End, plan_reservation
-from fabriek.scheduler.carbon import ShiftConfig, planned_lengths, run_share_sample
-from fabriek.scheduler.carbon_hold import HoldAsk, Ledger, safe_hold
+from fabriek.scheduler.carbon import ShiftConfig
 from fabriek.scheduler.decisions import (
     CycleResult,
     Decision,
@@ -33,6 +32,7 @@ from fabriek.scheduler.decisions import (
     shortfall_words,
 )
 from fabriek.scheduler.fairshare import fair_tree_factors
+from fabriek.scheduler.holds import CycleHolds
 from fabriek.scheduler.placement import Capacity, Sites
 from fabriek.scheduler.preemption import choose_victims, preemptible_tier
 from fabriek.scheduler.priority import PriorityWeights, priority_order, sjf_order, submit_order
@@ -119,12 +119,12 @@ class _Cycle:
         self._dearest: dict[tuple[str | None, Sites], float] = {}
         self._lowest_tier = min((a.tier for a in snapshot.allocations.values()), default=0)
         self.wake_s: float | None = None
-        self._lengths: dict[int, tuple[float, ...]] = {}
         # GPUs free beyond what the jobs that cannot wait ask for (set by `run`).
         self._spare = 0
-        self._run_shares: tuple[float, ...] | None = None
-        self._ledger: Ledger | None = None
-        self._gpu_watts = 0.0
+        # Built only where flexible jobs may be held; its ledger only on the first hold.
+        self.holds = (
+            CycleHolds(snapshot, self.capacity, config.shift) if config.shift is not None else None
+        )
 
     def _budgets(self) -> dict[str, float]:
         """GPU-hours each project may still commit: budget left minus what its running
@@ -343,109 +343,17 @@ class _Cycle:
         return CycleResult(self.decisions, self.reservation, self.wake_s)
 
     def _hold(self, job: PendingJob, room: bool) -> bool:
-        """Hold a flexible job back if, at every site it may use, the forecast has a whole
-        hour, at least `guard_s` before its latest start, that beats starting now by the
-        margin and at which its GPUs and grid power are sure to be there beside what the
-        cycle has already promised (`carbon_hold.safe_hold`; deadlines before carbon). `room`:
-        whether free capacity now exceeds what jobs that cannot wait ask for. The Wait
-        says how long. Whether it was held; either way its use is promised in the
-        ledger (from now, or from its hour)."""
-        shift = self.config.shift
-        assert shift is not None and job.latest_start_s is not None
-        signals = self.snap.signals
-        ledger = self._promises()
-        watts = job.gpus * self._gpu_watts
-        hour_start = signals.start_s + signals.hour_of(self.now) * 3600.0
-        latest_h = (job.latest_start_s - shift.guard_s - hour_start) / 3600.0
-        held: tuple[float, str] | None = None
-        if room and latest_h >= 1.0:
-            # Time limits are taken in quarter octaves (within 9 %), so that jobs share
-            # the planned lengths and the forecast's costs of each start.
-            octaves = round(4 * math.log2(max(job.time_limit_s, 60.0) / 3600.0))
-            lengths = self._lengths.get(octaves)
-            if lengths is None:
-                if self._run_shares is None:
-                    self._run_shares = run_share_sample(self.snap.run_shares)
-                lengths = planned_lengths(2.0 ** (octaves / 4), self._run_shares)
-                self._lengths[octaves] = lengths
-            ask = HoldAsk(job.gpus, watts, job.time_limit_s, lengths, latest_h)
-            held = self._plan_hold(self._sites_of(job), hour_start, ask, ledger)
+        """Hold a flexible job back for a cleaner hour (`holds.CycleHolds.hold`); the Wait
+        says how long, and the cycle wakes at the earliest hold's end. Whether it was held."""
+        assert self.holds is not None
+        held = self.holds.hold(job, self._sites_of(job), room)
         if held is None:
-            ledger.promise(self.now, job.gpus, watts, job.time_limit_s)
             return False
         until, detail = held
-        ledger.promise(until, job.gpus, watts, job.time_limit_s)
         self.decisions.append(Wait(job.job_id, WaitReason.CLEANER_HOUR, detail))
         if self.wake_s is None or until < self.wake_s:
             self.wake_s = until
         return True
-
-    def _promises(self) -> Ledger:
-        """The cycle's ledger of promised GPUs and watts (`carbon_hold.Ledger`), built on first
-        use from the snapshot: running jobs until their time limits end, and every job
-        that cannot wait (no latest start, or past it) as if it started now."""
-        if self._ledger is not None:
-            return self._ledger
-        snap, capacity, now = self.snap, self.capacity, self.now
-        where = capacity.where
-        # A pending job is counted at the dearest GPU's power: an upper bound.
-        self._gpu_watts = max((p.watts for p in capacity.pools), default=0.0)
-        free = sum(n.free for s in snap.sites for n in s.nodes)
-        used = 0.0
-        held: list[tuple[float, int, float]] = []
-        for job in snap.running:
-            watts = 0.0
-            for share in job.nodes:
-                found = where.get((job.site, share.node))
-                watts += share.gpus * (found[0].watts if found else self._gpu_watts)
-            used += watts
-            held.append((job.expected_end_s, job.gpus, watts))
-        for waiting in snap.pending:
-            if waiting.submit_time_s > now or (
-                waiting.latest_start_s is not None and waiting.latest_start_s > now
-            ):
-                continue
-            watts = waiting.gpus * self._gpu_watts
-            free -= waiting.gpus
-            used += watts
-            held.append((now + waiting.time_limit_s, waiting.gpus, watts))
-        budget = None
-        if capacity.capped:
-            signals, names = snap.signals, [s.name for s in snap.sites]
-
-            def budget(t0: float, t1: float) -> float:
-                return sum(signals.budget_kw(n, t0, t1) for n in names) * 1000.0
-
-        self._ledger = Ledger(now, free, used, budget, held)
-        return self._ledger
-
-    def _plan_hold(
-        self, sites: Sites, hour_start: float, ask: HoldAsk, ledger: Ledger
-    ) -> tuple[float, str] | None:
-        """Until when a flexible job is held, and the words; None: it is not held."""
-        shift = self.config.shift
-        assert shift is not None
-        signals = self.snap.signals
-        names = [s.name for s in self.snap.sites if sites is None or s.name in sites]
-        offset_h = (self.now - hour_start) / 3600.0
-        chosen: tuple[int, float, float] | None = None
-        for name in names:
-            profile = signals.forecast(name, self.now, shift.heat_weight, shift.forecast_days)
-            if profile is None:
-                return None
-            found = safe_hold(profile, hour_start, offset_h, ask, shift.margin, ledger)
-            if found is None:
-                return None
-            if chosen is None or found[0] < chosen[0]:
-                chosen = found
-        if chosen is None:
-            return None
-        hours, best, now_cost = chosen
-        until = hour_start + hours * 3600.0
-        return (
-            until,
-            f"forecast {best:,.0f} against {now_cost:,.0f} now, for {until - self.now:,.0f} s",
-        )
 
     def _detail(self, job: PendingJob, reason: WaitReason) -> str:
         if reason is WaitReason.ALLOCATION_EXHAUSTED:

@@ -19,7 +19,7 @@ from fabriek.cli.output import console, print_json, print_table
 from fabriek.domain.calendar import AMSTERDAM
 from fabriek.domain.errors import InvalidInput
 from fabriek.domain.support.report import DurationStats
-from fabriek.domain.support.shapes import Ticket, TicketChange, TicketDraft
+from fabriek.domain.support.shapes import Ticket, TicketChange, TicketContext, TicketDraft
 from fabriek.domain.support.tickets import parse_ticket_reference
 from fabriek.sdk.core import validated
 
@@ -185,6 +185,46 @@ def ls(
                 f"{found.total} ticket(s)")  # fmt: skip
 
 
+def _print_context(ctx: TicketContext) -> None:
+    """What the author shared with the ticket: the job, budget, output lines, proposal,
+    dataset (user text, printed as given)."""
+    console.print(f"\n[bold]Context[/] (shared by the author, {_when(ctx.captured_at)})")
+    if ctx.job:
+        j = ctx.job
+        console.print(
+            f"job {j.id} ({j.name}) of {j.project}: {j.state}"
+            + (f" ({j.reason})" if j.reason else "")
+            + f" at site {j.site or '-'}"
+            + (f", exit code {j.exit_code}" if j.exit_code is not None else ""),
+            markup=False,
+        )
+    if ctx.budget:
+        b = ctx.budget
+        console.print(
+            f"allocation {b.allocation_id} ({b.track}): {b.consumed_gpu_hours:,.1f} GPU-h "
+            f"consumed, {b.committed_gpu_hours:,.1f} committed, "
+            f"{b.remaining_gpu_hours:,.1f} remaining of {b.awarded_gpu_hours:,.1f}",
+            markup=False,
+        )
+    for title, lines in (
+        ("standard output", ctx.log_lines),
+        ("standard error", ctx.error_lines),
+    ):
+        if lines:
+            console.print(f"last lines of {title}:", style="dim", markup=False)
+            for line in lines:
+                console.print(f"  {line}", markup=False, highlight=False)
+    if ctx.proposal:
+        p = ctx.proposal
+        console.print(f"proposal {p.id} ({p.title}) to {p.call}: {p.state}", markup=False)
+    if ctx.dataset:
+        d = ctx.dataset
+        console.print(
+            f"dataset {d.project}/{d.name}: {d.classification}, {d.versions} version(s)",
+            markup=False,
+        )
+
+
 def _print_ticket(t: Ticket) -> None:
     console.print(f"[bold]{escape(t.reference)}[/] {escape(t.subject)}")
     console.print(
@@ -217,43 +257,8 @@ def _print_ticket(t: Ticket) -> None:
     )
     if t.body:
         console.print(f"\n{t.body}", markup=False)
-    ctx = t.context
-    if ctx is not None:
-        console.print(f"\n[bold]Context[/] (shared by the author, {_when(ctx.captured_at)})")
-        if ctx.job:
-            j = ctx.job
-            console.print(
-                f"job {j.id} ({j.name}) of {j.project}: {j.state}"
-                + (f" ({j.reason})" if j.reason else "")
-                + f" at site {j.site or '-'}"
-                + (f", exit code {j.exit_code}" if j.exit_code is not None else ""),
-                markup=False,
-            )
-        if ctx.budget:
-            b = ctx.budget
-            console.print(
-                f"allocation {b.allocation_id} ({b.track}): {b.consumed_gpu_hours:,.1f} GPU-h "
-                f"consumed, {b.committed_gpu_hours:,.1f} committed, "
-                f"{b.remaining_gpu_hours:,.1f} remaining of {b.awarded_gpu_hours:,.1f}",
-                markup=False,
-            )
-        for title, lines in (
-            ("standard output", ctx.log_lines),
-            ("standard error", ctx.error_lines),
-        ):
-            if lines:
-                console.print(f"last lines of {title}:", style="dim", markup=False)
-                for line in lines:
-                    console.print(f"  {line}", markup=False, highlight=False)
-        if ctx.proposal:
-            p = ctx.proposal
-            console.print(f"proposal {p.id} ({p.title}) to {p.call}: {p.state}", markup=False)
-        if ctx.dataset:
-            d = ctx.dataset
-            console.print(
-                f"dataset {d.project}/{d.name}: {d.classification}, {d.versions} version(s)",
-                markup=False,
-            )
+    if t.context is not None:
+        _print_context(t.context)
     for m in t.messages:
         who = f"{m.author_name} ({m.author})" if m.author else m.author_name
         tag = " [yellow]internal note[/]" if m.internal else (" (staff)" if m.staff else "")
