@@ -51,7 +51,7 @@ from fabriek.scheduler import TraceRow, load_trace, run_simulation
 from fabriek.scheduler.carbon import ShiftConfig
 from fabriek.scheduler.carbon_series import HourlySeries, load_carbon
 from fabriek.scheduler.power import PowerModel
-from fabriek.scheduler.simulate import EnergySetup
+from fabriek.scheduler.sim_energy import EnergySetup
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 TRACE = DATA / "traces" / "philly_2017.csv"

@@ -37,7 +37,7 @@ from fabriek.scheduler.carbon import ShiftConfig
 from fabriek.scheduler.carbon_series import HourlySeries, load_carbon, oracle_mean, parse_utc
 from fabriek.scheduler.metrics import JobOutcome
 from fabriek.scheduler.power import PowerModel
-from fabriek.scheduler.simulate import EnergySetup
+from fabriek.scheduler.sim_energy import EnergySetup
 from fabriek.services.energy.heat import read_heat_profile
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"

@@ -32,7 +32,7 @@ from fabriek.scheduler.carbon_series import (
 from fabriek.scheduler.policy import SchedulerConfig
 from fabriek.scheduler.power import PowerModel
 from fabriek.scheduler.reasons import WaitReason
-from fabriek.scheduler.simulate import EnergySetup
+from fabriek.scheduler.sim_energy import EnergySetup
 from tests.scheduler.factories import pending, running, site, snapshot
 
 NL = (

@@ -16,7 +16,7 @@ from fabriek.scheduler.carbon_series import HourlySeries
 from fabriek.scheduler.policy import SchedulerConfig
 from fabriek.scheduler.power import PowerModel
 from fabriek.scheduler.reasons import WaitReason
-from fabriek.scheduler.simulate import EnergySetup
+from fabriek.scheduler.sim_energy import EnergySetup
 from tests.scheduler.factories import pending, site, snapshot
 
 HOUR = 3600.0

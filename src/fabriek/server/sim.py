@@ -27,7 +27,8 @@ from fabriek.scheduler import Policy, TraceError, load_trace, run_simulation
 from fabriek.scheduler.carbon import DEFAULT_HEAT_WEIGHT, DEFAULT_MARGIN, ShiftConfig
 from fabriek.scheduler.carbon_series import CarbonError, HourlySeries, load_carbon, parse_utc
 from fabriek.scheduler.power import DEFAULT_PUE, DEFAULT_UTILISATION, PowerModel
-from fabriek.scheduler.simulate import EnergySetup, Progress
+from fabriek.scheduler.sim_energy import EnergySetup
+from fabriek.scheduler.sim_replay import Progress
 from fabriek.services.energy.heat import read_heat_profile
 
 # The command's options, one alias each (as the CLI's other commands declare theirs).
