@@ -66,6 +66,9 @@ def submit_while(port: int, stop: threading.Event, accepted: list[int]) -> None:
                 "project": "dutch-llm", "name": f"during-{i}", "command": ["true"], "gpus": 1,
                 "time_limit": "1h", "earliest_start": "2099-01-01T00:00:00Z",
             })  # fmt: skip
+            if made.status_code == 429:  # the server's default write limit: wait, as a client does
+                stop.wait(float(made.headers.get("Retry-After", "1")))
+                continue
             assert made.status_code == 201, made.text
             accepted.append(int(made.json()["id"]))
 
