@@ -41,7 +41,7 @@ import psycopg
 from tests.servers import PG_ADMIN, postgres_unavailable, prepare, throwaway_database
 
 from bench.api_load import command_line, machine_description, served
-from fabriek.domain.jobs import TERMINAL_STATES
+from fabriek.domain.job_states import TERMINAL_STATES
 from fabriek.services.demo.seed import demo_token
 
 PROJECT = "dutch-llm"

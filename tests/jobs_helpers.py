@@ -8,7 +8,7 @@ from typing import Any
 
 import httpx
 
-from fabriek.domain.jobs import TERMINAL_STATES
+from fabriek.domain.job_states import TERMINAL_STATES
 
 
 def submit(c: httpx.Client, **body: Any) -> dict[str, Any]:

@@ -15,7 +15,8 @@ import yaml
 from sqlalchemy import select
 
 from fabriek.domain.capacity import SiteShape
-from fabriek.domain.jobs import JobDraft, JobState
+from fabriek.domain.job_states import JobState
+from fabriek.domain.jobs import JobDraft
 from fabriek.domain.roles import Principal, Role
 from fabriek.domain.sites import NodeGroup
 from fabriek.services import jobs as job_service

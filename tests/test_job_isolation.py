@@ -27,7 +27,8 @@ from fabriek.domain.accounts import (
     JobOwner,
     local_identity,
 )
-from fabriek.domain.jobs import TERMINAL_STATES, JobSpec, JobState
+from fabriek.domain.job_states import TERMINAL_STATES, JobState
+from fabriek.domain.jobs import JobSpec
 from fabriek.engines import local_runner
 from fabriek.engines.base import EngineJob, EngineRejected, LogStream, Observation
 from fabriek.engines.local import LocalEngine

@@ -15,7 +15,8 @@ import pytest
 
 from fabriek.domain.accounts import JobOwner, local_identity
 from fabriek.domain.containers import ContainerRuntime, ContainerSupport
-from fabriek.domain.jobs import TERMINAL_STATES, JobSpec, JobState
+from fabriek.domain.job_states import TERMINAL_STATES, JobState
+from fabriek.domain.jobs import JobSpec
 from fabriek.engines import local_runner
 from fabriek.engines.base import ContainerImage, EngineJob, EngineRejected, Observation
 from fabriek.engines.local import LocalEngine

@@ -12,7 +12,8 @@ import pytest
 
 from fabriek.domain.accounts import JobOwner
 from fabriek.domain.errors import NotFound
-from fabriek.domain.jobs import TERMINAL_STATES, JobSpec, JobState
+from fabriek.domain.job_states import TERMINAL_STATES, JobState
+from fabriek.domain.jobs import JobSpec
 from fabriek.engines import local_runner
 from fabriek.engines.base import (
     Engine,

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from fabriek.domain.jobs import TERMINAL_STATES, JobSpec, JobState
+from fabriek.domain.job_states import TERMINAL_STATES, JobState
+from fabriek.domain.jobs import JobSpec
 from fabriek.domain.rendezvous import rendezvous_port
 from fabriek.engines.base import EngineJob, LogStream, Observation
 from fabriek.engines.local import LocalEngine

@@ -13,7 +13,8 @@ import pytest
 from joserfc.jwk import OKPKey
 
 from fabriek.domain.accounts import JobOwner
-from fabriek.domain.jobs import JobSpec, JobState
+from fabriek.domain.job_states import JobState
+from fabriek.domain.jobs import JobSpec
 from fabriek.domain.partners import PARTNER_API
 from fabriek.engines.base import EngineJob, EngineRejected, EngineUnavailable
 from fabriek.engines.partner import AssertionSigner, PartnerEngine

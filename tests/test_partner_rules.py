@@ -13,7 +13,7 @@ from joserfc.jwk import OKPKey
 from pydantic import ValidationError
 
 from fabriek.domain.datasets import Residency
-from fabriek.domain.jobs import JobState
+from fabriek.domain.job_states import JobState
 from fabriek.domain.partners import (
     ASSERTION_ALG,
     ASSERTION_LIFETIME_S,

@@ -12,7 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from fabriek.domain.access.tracks import AccessConfig
-from fabriek.domain.jobs import JobState
+from fabriek.domain.job_states import JobState
 from fabriek.domain.residency import ResidencyVerdict
 from fabriek.scheduler import NodeShare
 from fabriek.services.scheduling import CycleInput, CyclePlan, Eviction, Launch, apply, decide

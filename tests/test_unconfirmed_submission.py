@@ -10,7 +10,8 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from fabriek.domain.jobs import JobDraft, JobState
+from fabriek.domain.job_states import JobState
+from fabriek.domain.jobs import JobDraft
 from fabriek.engines.base import (
     Engine,
     EngineJob,

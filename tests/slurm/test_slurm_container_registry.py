@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from fabriek.domain.jobs import JobState
+from fabriek.domain.job_states import JobState
 from fabriek.engines.base import ContainerImage, LogStream
 from fabriek.engines.slurm import SlurmEngine
 from fabriek.services.demo.seed import demo_token

@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 
 from fabriek.domain.containers import ContainerRuntime, ContainerSupport
-from fabriek.domain.jobs import TERMINAL_STATES, JobSpec, JobState
+from fabriek.domain.job_states import TERMINAL_STATES, JobState
+from fabriek.domain.jobs import JobSpec
 from fabriek.engines.base import (
     Engine,
     EngineJob,

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from fabriek.domain.jobs import JobSpec, JobState
+from fabriek.domain.job_states import JobState
+from fabriek.domain.jobs import JobSpec
 from fabriek.domain.rendezvous import rendezvous_port
 from fabriek.engines.base import EngineJob, LogStream
 from fabriek.engines.slurm import SlurmEngine

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from fabriek.domain.containers import ContainerRuntime, ContainerSupport
-from fabriek.domain.jobs import JobState
+from fabriek.domain.job_states import JobState
 from fabriek.domain.rendezvous import rendezvous_port
 from fabriek.engines.base import LogStream
 from fabriek.engines.slurm import SlurmEngine

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from fabriek.domain.jobs import JobState
+from fabriek.domain.job_states import JobState
 from fabriek.engines.slurm_parse import (
     SlurmJob,
     SlurmOutputError,

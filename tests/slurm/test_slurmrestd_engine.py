@@ -19,7 +19,8 @@ from pathlib import Path
 import pytest
 
 from fabriek.domain.accounts import JobOwner
-from fabriek.domain.jobs import TERMINAL_STATES, JobSpec, JobState
+from fabriek.domain.job_states import TERMINAL_STATES, JobState
+from fabriek.domain.jobs import JobSpec
 from fabriek.engines import slurmrestd
 from fabriek.engines.base import EngineJob, EngineRejected, EngineUnavailable, LogStream
 from fabriek.engines.slurmrestd import JwtSigner, SlurmRestEngine

@@ -14,7 +14,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from fabriek.domain.jobs import JobSpec, JobState
+from fabriek.domain.job_states import JobState
+from fabriek.domain.jobs import JobSpec
 from fabriek.domain.web_apps import SECRET_HEADER
 from fabriek.engines.base import EngineJob, LogStream
 from fabriek.engines.slurm_web import WebPorts

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.markup import escape
@@ -13,9 +13,14 @@ from rich.markup import escape
 from fabriek.cli.app import JsonFlag, Limit, app
 from fabriek.cli.connection import client
 from fabriek.cli.output import console, print_json, print_table
-from fabriek.domain.jobs import TERMINAL_STATES, Job, JobDraft, JobState
+from fabriek.domain.job_states import TERMINAL_STATES, JobState
 from fabriek.sdk.client import FabriekClient
 from fabriek.sdk.core import validated
+
+if TYPE_CHECKING:
+    # The models import Pydantic: at run time only the commands that submit import them, so
+    # that `fabriek jobs` starts without it (bench/cli_startup.py).
+    from fabriek.domain.jobs import Job
 
 Project = Annotated[str | None, typer.Option("--project", "-A", help="default: your first project")]
 Gpus = Annotated[int | None, typer.Option("--gpus", "-G", min=0, help="GPUs for the job")]
@@ -70,6 +75,13 @@ def _env(pairs: list[str] | None) -> dict[str, str]:
 
 def _body(**fields: Any) -> dict[str, Any]:
     return {k: v for k, v in fields.items() if v is not None and v != {}}
+
+
+def _submit(body: dict[str, Any], as_json: bool) -> None:
+    from fabriek.domain.jobs import JobDraft
+
+    with client() as c:
+        _submitted(c.jobs.submit(validated(JobDraft, body)), as_json)
 
 
 def _submitted(job: Job, as_json: bool) -> None:
@@ -138,8 +150,7 @@ def run(
         preemptible=preemptible or None, shiftable=shiftable or None, datasets=dataset or None,
         model=model, purpose=purpose, acknowledge_systemic_risk=acknowledge or None,
     )  # fmt: skip
-    with client() as c:
-        _submitted(c.jobs.submit(validated(JobDraft, body)), as_json)
+    _submit(body, as_json)
 
 
 @app.command()
@@ -168,15 +179,15 @@ def submit(
         name=name, environment=_env(env), datasets=dataset or None, model=model,
         purpose=purpose, acknowledge_systemic_risk=acknowledge or None, container_image=image,
     )  # fmt: skip
-    with client() as c:
-        _submitted(c.jobs.submit(validated(JobDraft, body)), as_json)
+    _submit(body, as_json)
 
 
-def _elapsed(job: Job) -> str:
-    if job.started_at is None:
+def _elapsed(started_at: str | None, ended_at: str | None) -> str:
+    """How long a job has run (or ran), from its listing row's ISO 8601 times."""
+    if started_at is None:
         return "0:00"
-    end = job.ended_at or datetime.now(UTC)
-    seconds = int((end - job.started_at).total_seconds())
+    end = datetime.fromisoformat(ended_at) if ended_at else datetime.now(UTC)
+    seconds = int((end - datetime.fromisoformat(started_at)).total_seconds())
     h, rem = divmod(seconds, 3600)
     m, s = divmod(rem, 60)
     return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
@@ -213,13 +224,15 @@ def jobs(
     finished ones too."""
     states = state or (None if every else WAITING_AND_RUNNING)
     with client() as c:
-        found = c.jobs.list(limit=limit, states=states, project=project, site=site, user=user)
+        found = c.jobs.rows(limit=limit, states=states, project=project, site=site, user=user)
     if as_json:
         print_json(found.items)
         return
     rows = [
-        (j.id, j.project, j.name, j.user, j.state.value, _elapsed(j),
-         f"{j.gpus}×{j.gpu_type}" if j.gpu_type else j.gpus, j.site or "", j.reason or "")
+        (j["id"], j["project"], j["name"], j["user"], j["state"],
+         _elapsed(j["started_at"], j["ended_at"]),
+         f"{j['gpus']}×{j['gpu_type']}" if j["gpu_type"] else j["gpus"], j["site"] or "",
+         j["reason"] or "")
         for j in found.items
     ]  # fmt: skip
     footer = listing_footer(len(found.items), found.total)

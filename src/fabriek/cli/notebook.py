@@ -17,7 +17,8 @@ from fabriek.cli.app import JsonFlag, app
 from fabriek.cli.connection import client
 from fabriek.cli.output import console, print_json
 from fabriek.domain.errors import Conflict
-from fabriek.domain.jobs import TERMINAL_STATES, Job, JobDraft, JobState
+from fabriek.domain.job_states import TERMINAL_STATES, JobState
+from fabriek.domain.jobs import Job, JobDraft
 from fabriek.sdk.client import FabriekClient
 from fabriek.sdk.core import validated
 

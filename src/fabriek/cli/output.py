@@ -6,18 +6,19 @@ import json
 from collections.abc import Collection, Sequence
 from typing import Any
 
-from pydantic import BaseModel
 from rich.console import Console
 from rich.markup import escape
 from rich.measure import Measurement
 from rich.table import Table
+
+from fabriek.sdk.core import is_model
 
 # No emoji codes: Fabriek's own texts use none, and a name such as `:smile:` is a name.
 console = Console(emoji=False)
 
 
 def to_jsonable(value: Any) -> Any:
-    if isinstance(value, BaseModel):
+    if is_model(value):
         return value.model_dump(mode="json")
     if isinstance(value, list | tuple):
         return [to_jsonable(v) for v in value]

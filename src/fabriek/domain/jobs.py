@@ -1,4 +1,5 @@
-"""Jobs: what a user asks to run, the states it passes through, and the rules between them."""
+"""Jobs: what a user asks to run (JobDraft), what runs (JobSpec), and what they see (Job);
+their states and the rules between them are in domain/job_states.py."""
 
 from __future__ import annotations
 
@@ -6,7 +7,6 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from enum import StrEnum
 from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -14,54 +14,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from fabriek.domain.ai_act.compute_warning import ComputeWarning
 from fabriek.domain.ai_act.vocabulary import JobPurpose
 from fabriek.domain.dataset_names import parse_dataset_ref
-from fabriek.domain.errors import Conflict
 from fabriek.domain.inputs import CONTROL_PATTERN
-
-
-class JobState(StrEnum):
-    """Where a job is in its life, in the words `squeue` users know."""
-
-    PENDING = "pending"
-    STARTING = "starting"
-    RUNNING = "running"
-    COMPLETED = "completed"
-    FAILED = "failed"
-    CANCELLED = "cancelled"
-    TIMED_OUT = "timed-out"
-    PREEMPTED = "preempted"
-    LOST = "lost"
-
-
-TERMINAL_STATES = frozenset(
-    {JobState.COMPLETED, JobState.FAILED, JobState.CANCELLED, JobState.TIMED_OUT, JobState.LOST}
-)
-ACTIVE_STATES = frozenset({JobState.STARTING, JobState.RUNNING})
-
-# The declared rules: from each state, the states a job may move to. Anything else is a bug
-# or a race, and is refused. PREEMPTED is not terminal: a preempted job is requeued.
-_ENDINGS = frozenset(
-    {JobState.COMPLETED, JobState.FAILED, JobState.CANCELLED, JobState.TIMED_OUT, JobState.LOST}
-)
-TRANSITIONS: Mapping[JobState, frozenset[JobState]] = {
-    # PENDING -> FAILED: the engine refused the job outright at submission.
-    JobState.PENDING: frozenset({JobState.STARTING, JobState.CANCELLED, JobState.FAILED}),
-    # STARTING -> PENDING: the site's cluster was unreachable; the job waits again.
-    JobState.STARTING: _ENDINGS | {JobState.RUNNING, JobState.PENDING},
-    JobState.RUNNING: _ENDINGS | {JobState.PREEMPTED},
-    JobState.PREEMPTED: frozenset({JobState.PENDING, JobState.CANCELLED}),
-    **{s: frozenset() for s in TERMINAL_STATES},
-}
-
-
-def can_transition(old: JobState, new: JobState) -> bool:
-    """Whether the rules allow `old` -> `new`."""
-    return new in TRANSITIONS[old]
-
-
-def check_transition(old: JobState, new: JobState) -> None:
-    """Refuse a transition the rules do not allow."""
-    if not can_transition(old, new):
-        raise Conflict(f"a {old} job cannot become {new}")
+from fabriek.domain.job_states import JobState
 
 
 @dataclass(frozen=True)

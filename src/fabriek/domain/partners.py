@@ -20,7 +20,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from fabriek.domain.jobs import JobState
+from fabriek.domain.job_states import JobState
 from fabriek.domain.residency import ResidencyVerdict, SiteTerms
 
 # The partner API this Fabriek speaks: a partner that offers another is reported by name.

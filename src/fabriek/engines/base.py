@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 from fabriek.domain.accounts import JobOwner
-from fabriek.domain.jobs import JobSpec, JobState
+from fabriek.domain.job_states import JobState
+from fabriek.domain.jobs import JobSpec
 
 
 class EngineUnavailable(Exception):

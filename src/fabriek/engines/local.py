@@ -43,7 +43,8 @@ from fabriek.domain.accounts import (
 )
 from fabriek.domain.containers import ContainerSupport
 from fabriek.domain.errors import NotFound
-from fabriek.domain.jobs import TERMINAL_STATES, JobSpec, JobState
+from fabriek.domain.job_states import TERMINAL_STATES, JobState
+from fabriek.domain.jobs import JobSpec
 from fabriek.engines import local_runner as files
 from fabriek.engines.base import (
     EngineJob,

@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from fabriek.domain.jobs import JobState
+from fabriek.domain.job_states import JobState
 from fabriek.engines import local_runner as files
 from fabriek.engines.base import Observation
 from fabriek.engines.local_containers import left_behind

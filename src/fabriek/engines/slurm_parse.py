@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from fabriek.domain.jobs import TERMINAL_STATES, JobState
+from fabriek.domain.job_states import TERMINAL_STATES, JobState
 from fabriek.engines.base import Observation
 
 

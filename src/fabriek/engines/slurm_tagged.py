@@ -29,7 +29,7 @@ from collections.abc import Callable, Mapping
 from datetime import datetime
 from pathlib import Path
 
-from fabriek.domain.jobs import ACTIVE_STATES, JobState
+from fabriek.domain.job_states import ACTIVE_STATES, JobState
 from fabriek.engines.base import (
     EngineJob,
     EngineRejected,

@@ -4,19 +4,25 @@ ApiError, listings as typed pages, and drafts validated here before they are sen
 from __future__ import annotations
 
 import ssl
+import sys
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeGuard, TypeVar
 
 import httpx
-from pydantic import BaseModel, ValidationError
 
 from fabriek.domain.errors import FieldProblem, InvalidInput
 from fabriek.sdk.errors import ApiError, ApiUnreachable
 
-M = TypeVar("M", bound=BaseModel)
+if TYPE_CHECKING:
+    # Only for types: at run time Pydantic is imported by the models a caller uses, so
+    # that a command which only lists (`fabriek jobs`) never pays its import (50-100 ms).
+    from pydantic import BaseModel
+
+M = TypeVar("M", bound="BaseModel")
+T = TypeVar("T")
 
 API = "/api/v1"
 
@@ -25,10 +31,10 @@ TRANSFER_TIMEOUT = httpx.Timeout(30.0, read=600.0, write=600.0)
 
 
 @dataclass(frozen=True)
-class Listing(Generic[M]):
+class Listing(Generic[T]):
     """One page of a listing and how many there are in all."""
 
-    items: list[M]
+    items: list[T]
     total: int
 
 
@@ -36,6 +42,8 @@ def validated(model: type[M], fields: Mapping[str, Any]) -> M:
     """A draft built from loose fields (a command line's options), or InvalidInput worded
     as the API words a 422 (`field: message; ...`), so a mistake reads the same whether
     this side or the server finds it."""
+    from pydantic import ValidationError
+
     try:
         return model.model_validate(dict(fields))
     except ValidationError as exc:
@@ -46,6 +54,13 @@ def validated(model: type[M], fields: Mapping[str, Any]) -> M:
         ]
         detail = "; ".join(f"{p.field}: {p.message}" for p in problems)
         raise InvalidInput(detail, problems) from None
+
+
+def is_model(value: object) -> TypeGuard[BaseModel]:
+    """Whether VALUE is a Pydantic model; without importing Pydantic, since no model can
+    exist before something else has."""
+    pydantic = sys.modules.get("pydantic")
+    return pydantic is not None and isinstance(value, pydantic.BaseModel)
 
 
 def body_of(draft: BaseModel) -> Any:
@@ -173,12 +188,18 @@ class HttpCore:
 
     def send(self, method: str, path: str, body: BaseModel | Mapping[str, Any] | None) -> Any:
         """A JSON body (a draft, or the few fields of an action) sent; the JSON answer."""
-        payload = body_of(body) if isinstance(body, BaseModel) else dict(body or {})
+        payload = body_of(body) if is_model(body) else dict(body or {})
         return self.request(method, path, json=payload).json()
 
     def listing(self, model: type[M], path: str, params: Mapping[str, Any]) -> Listing[M]:
         body = self.get(path, params)
         return Listing([model.model_validate(i) for i in body["items"]], body["total"])
+
+    def rows(self, path: str, params: Mapping[str, Any]) -> Listing[dict[str, Any]]:
+        """A listing's items as the API sent them, plain JSON objects: for a caller that only
+        shows them, which then never imports Pydantic."""
+        body = self.get(path, params)
+        return Listing(list(body["items"]), body["total"])
 
     def items(self, model: type[M], path: str, params: Mapping[str, Any] | None = None) -> list[M]:
         """A bare JSON array of one kind of value."""

@@ -23,7 +23,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from fabriek.domain.access.tracks import AccessConfig
-from fabriek.domain.jobs import JobState
+from fabriek.domain.job_states import JobState
 from fabriek.domain.reason_classes import PREFIX_CHARS, reason_class
 from fabriek.services.access.allocations import usage
 from fabriek.services.energy.site_power import run_it_kw

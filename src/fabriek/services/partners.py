@@ -44,7 +44,8 @@ from fabriek.domain.audit import AuditAction
 from fabriek.domain.capacity import SiteShape
 from fabriek.domain.config_files import FileTable, read_table
 from fabriek.domain.errors import Forbidden
-from fabriek.domain.jobs import TERMINAL_STATES, Job, JobDraft, JobState
+from fabriek.domain.job_states import TERMINAL_STATES, JobState
+from fabriek.domain.jobs import Job, JobDraft
 from fabriek.domain.partners import (
     ASSERTION_ALG,
     ASSERTION_HEADER,

@@ -13,7 +13,8 @@ from fastapi.responses import HTMLResponse, Response
 from fabriek.api.context import Ctx, Db
 from fabriek.domain.access.allocations import Allocation
 from fabriek.domain.identity.people import Project
-from fabriek.domain.jobs import ACTIVE_STATES, Job, JobState
+from fabriek.domain.job_states import ACTIVE_STATES, JobState
+from fabriek.domain.jobs import Job
 from fabriek.domain.roles import Principal
 from fabriek.services import jobs
 from fabriek.services.access import allocations

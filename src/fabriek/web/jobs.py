@@ -22,7 +22,8 @@ from fabriek.api.context import Ctx, Db
 from fabriek.domain.errors import FabriekError, Forbidden, InvalidInput, NotFound
 from fabriek.domain.gpus import GPU_TYPES
 from fabriek.domain.job_ledger import LedgerHour
-from fabriek.domain.jobs import TERMINAL_STATES, Job, JobDraft, JobState
+from fabriek.domain.job_states import TERMINAL_STATES, JobState
+from fabriek.domain.jobs import Job, JobDraft
 from fabriek.domain.roles import Principal, Role
 from fabriek.services import jobs
 from fabriek.services.access.desk import applying_projects

@@ -14,7 +14,8 @@ from fabriek.api.context import Caller, Ctx, Db
 from fabriek.api.routers import API_PREFIX
 from fabriek.api.schemas import PageOut, paging
 from fabriek.domain.errors import FabriekError, Forbidden
-from fabriek.domain.jobs import Job, JobDraft, JobEvent, JobState
+from fabriek.domain.job_states import JobState
+from fabriek.domain.jobs import Job, JobDraft, JobEvent
 from fabriek.services import jobs
 from fabriek.services.jobs import output as job_output
 from fabriek.services.jobs.output import LogStream

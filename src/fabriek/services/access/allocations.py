@@ -23,7 +23,7 @@ from fabriek.domain.access.proposals import add_months, final_report_due
 from fabriek.domain.access.tracks import AccessConfig
 from fabriek.domain.errors import Forbidden, InvalidInput, NotFound
 from fabriek.domain.inputs import is_id
-from fabriek.domain.jobs import ACTIVE_STATES
+from fabriek.domain.job_states import ACTIVE_STATES
 from fabriek.domain.roles import Principal, Role
 from fabriek.domain.units import GpuHours
 from fabriek.scheduler import Allocation as SchedulingAllocation

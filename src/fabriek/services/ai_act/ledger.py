@@ -29,7 +29,7 @@ from fabriek.domain.ai_act.ledger import (
 )
 from fabriek.domain.ai_act.lineage import LineageNode, LineageSum, Node, declared, lineage_sum
 from fabriek.domain.ai_act.vocabulary import JobPurpose, ModelRole
-from fabriek.domain.jobs import ACTIVE_STATES, TERMINAL_STATES
+from fabriek.domain.job_states import ACTIVE_STATES, TERMINAL_STATES
 from fabriek.domain.residency import JobDataset
 from fabriek.domain.roles import Principal
 from fabriek.domain.units import Flop

@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session
 from fabriek.domain.energy import Source, cpu_power_model, gpu_power_model, hour_shares
 from fabriek.domain.errors import Conflict, InvalidInput
 from fabriek.domain.identity.organisations import OrganisationKind as K
-from fabriek.domain.jobs import JobState
+from fabriek.domain.job_states import JobState
 from fabriek.domain.roles import Role
 from fabriek.services.access.config import load_access_config
 from fabriek.services.demo import seed

@@ -22,7 +22,8 @@ from fabriek.domain.endpoints import (
     split_model,
 )
 from fabriek.domain.errors import FabriekError, InvalidInput
-from fabriek.domain.jobs import JobDraft, JobState
+from fabriek.domain.job_states import JobState
+from fabriek.domain.jobs import JobDraft
 from fabriek.domain.roles import Role
 from fabriek.services.identity.tokens import principal_for_user
 from fabriek.services.images import ImageService

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from fabriek.domain.endpoints import LIVE_STATES, ReplicaState
 from fabriek.domain.errors import NotFound
-from fabriek.domain.jobs import JobState
+from fabriek.domain.job_states import JobState
 from fabriek.engines.base import Engine
 from fabriek.engines.web_apps import ServesWebApps
 from fabriek.services.endpoints.health import probe_health

@@ -34,7 +34,7 @@ from fabriek.domain.endpoints import (
     needs_renewal,
     rollout_step,
 )
-from fabriek.domain.jobs import TERMINAL_STATES, JobState
+from fabriek.domain.job_states import TERMINAL_STATES, JobState
 from fabriek.engines.base import Engine
 from fabriek.services.endpoints.health import probe_health, queue_lengths
 from fabriek.services.endpoints.replicas import drain, end_replica, try_start_replica

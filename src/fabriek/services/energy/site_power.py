@@ -23,7 +23,7 @@ from fabriek.domain.energy import (
     gpu_power_model,
 )
 from fabriek.domain.gpus import GPU_TYPES
-from fabriek.domain.jobs import ACTIVE_STATES
+from fabriek.domain.job_states import ACTIVE_STATES
 from fabriek.domain.roles import Principal, Role
 from fabriek.domain.site_load import Running, hourly_it_kw, hours_before
 from fabriek.domain.sites import Site

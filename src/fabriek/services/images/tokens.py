@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 from fabriek.domain.audit import AuditAction
 from fabriek.domain.errors import Unauthenticated
 from fabriek.domain.images import Grantee, Scope, grant
-from fabriek.domain.jobs import ACTIVE_STATES
+from fabriek.domain.job_states import ACTIVE_STATES
 from fabriek.domain.roles import Principal
 from fabriek.services import audit
 from fabriek.services.identity import tokens

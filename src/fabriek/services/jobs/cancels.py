@@ -22,7 +22,7 @@ from datetime import datetime
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
-from fabriek.domain.jobs import ACTIVE_STATES, JobState
+from fabriek.domain.job_states import ACTIVE_STATES, JobState
 from fabriek.engines.base import Engine, EngineUnavailable, Observation
 from fabriek.services.jobs.dispatch_base import DispatchContext
 from fabriek.services.jobs.states import transition

@@ -17,7 +17,8 @@ from typing import Any
 
 from sqlalchemy import select
 
-from fabriek.domain.jobs import JobSpec, JobState
+from fabriek.domain.job_states import JobState
+from fabriek.domain.jobs import JobSpec
 from fabriek.domain.leases import DISPATCHER
 from fabriek.domain.web_apps import JUPYTER_VARIABLE, JUPYTERLAB, app_prefix
 from fabriek.engines.base import (

@@ -12,7 +12,7 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from fabriek.domain.jobs import ACTIVE_STATES, JobState, can_transition
+from fabriek.domain.job_states import ACTIVE_STATES, JobState, can_transition
 from fabriek.domain.web_apps import is_idle_stop
 from fabriek.engines.base import EngineUnavailable, Observation, poll_all
 from fabriek.services.jobs.cancels import CancelSender, ran_unseen

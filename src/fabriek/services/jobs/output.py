@@ -7,7 +7,8 @@ from dataclasses import dataclass
 from sqlalchemy.orm import Session
 
 from fabriek.domain.errors import NotFound
-from fabriek.domain.jobs import TERMINAL_STATES, Job
+from fabriek.domain.job_states import TERMINAL_STATES
+from fabriek.domain.jobs import Job
 from fabriek.domain.roles import Principal
 from fabriek.engines.base import EngineUnavailable
 

@@ -10,13 +10,8 @@ from sqlalchemy import ColumnElement, Select, select
 from sqlalchemy.orm import Session
 
 from fabriek.domain.errors import Forbidden, NotFound
-from fabriek.domain.jobs import (
-    ACTIVE_STATES,
-    TERMINAL_STATES,
-    Job,
-    JobEvent,
-    JobState,
-)
+from fabriek.domain.job_states import ACTIVE_STATES, TERMINAL_STATES, JobState
+from fabriek.domain.jobs import Job, JobEvent
 from fabriek.domain.roles import Principal, Role
 from fabriek.services.identity.projects import visible_projects
 from fabriek.services.jobs.states import transition

@@ -11,7 +11,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from fabriek.domain.jobs import ACTIVE_STATES
+from fabriek.domain.job_states import ACTIVE_STATES
 from fabriek.domain.residency import DATASETS_ENV
 from fabriek.engines.base import EngineJob
 from fabriek.services.datasets import Vault

@@ -8,11 +8,7 @@ from datetime import datetime
 
 from sqlalchemy.orm import Session
 
-from fabriek.domain.jobs import (
-    TERMINAL_STATES,
-    JobState,
-    check_transition,
-)
+from fabriek.domain.job_states import TERMINAL_STATES, JobState, check_transition
 from fabriek.services.access.allocations import record_charge
 from fabriek.services.energy.metering import record_energy
 from fabriek.store.tables import (

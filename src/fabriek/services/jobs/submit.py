@@ -16,11 +16,8 @@ from fabriek.domain.capacity import SiteShape, why_never_fits
 from fabriek.domain.containers import image_sites
 from fabriek.domain.dataset_staging import dataset_sites
 from fabriek.domain.errors import Forbidden, InvalidInput, NotFound
-from fabriek.domain.jobs import (
-    Job,
-    JobDraft,
-    JobState,
-)
+from fabriek.domain.job_states import JobState
+from fabriek.domain.jobs import Job, JobDraft
 from fabriek.domain.roles import Principal
 from fabriek.domain.sbatch import parse_sbatch_script
 from fabriek.services.accounts.terms import require_accepted_for_job

@@ -7,10 +7,8 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from fabriek.domain.jobs import (
-    Job,
-    JobState,
-)
+from fabriek.domain.job_states import JobState
+from fabriek.domain.jobs import Job
 from fabriek.services.ai_act import job_links
 from fabriek.services.jobs import datasets as job_datasets
 from fabriek.store.tables import (

@@ -10,7 +10,7 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from fabriek.domain.jobs import ACTIVE_STATES, JobState
+from fabriek.domain.job_states import ACTIVE_STATES, JobState
 from fabriek.services.jobs.states import transition
 from fabriek.services.scheduling.plans import CyclePlan, Placed
 from fabriek.store.tables import JobRow, SiteRow

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 from fabriek.domain.access.tracks import AccessConfig
 from fabriek.domain.capacity import SiteShape
 from fabriek.domain.dataset_staging import without_unstaged
-from fabriek.domain.jobs import ACTIVE_STATES, JobState
+from fabriek.domain.job_states import ACTIVE_STATES, JobState
 from fabriek.domain.partners import (
     WEB_APP_HOME,
     PartnerTerms,

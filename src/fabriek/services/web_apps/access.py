@@ -22,7 +22,7 @@ from fabriek.domain.errors import (
     NotFound,
     ServiceUnavailable,
 )
-from fabriek.domain.jobs import JobState
+from fabriek.domain.job_states import JobState
 from fabriek.domain.roles import Principal
 from fabriek.domain.web_apps import activity_due
 from fabriek.engines.base import Engine

@@ -20,7 +20,7 @@ import httpx
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from fabriek.domain.jobs import JobState
+from fabriek.domain.job_states import JobState
 from fabriek.domain.notebooks import IdleCheck, idle_seconds, idle_stop_reason
 from fabriek.domain.notifications import NotificationKind
 from fabriek.domain.web_apps import (
