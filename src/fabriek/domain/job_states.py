@@ -30,6 +30,9 @@ TERMINAL_STATES = frozenset(
     {JobState.COMPLETED, JobState.FAILED, JobState.CANCELLED, JobState.TIMED_OUT, JobState.LOST}
 )
 ACTIVE_STATES = frozenset({JobState.STARTING, JobState.RUNNING})
+# The same as the plain text the store's `state` columns hold, for its queries and rows.
+ACTIVE_STATE_VALUES = tuple(sorted(s.value for s in ACTIVE_STATES))
+TERMINAL_STATE_VALUES = tuple(sorted(s.value for s in TERMINAL_STATES))
 
 # The declared rules: from each state, the states a job may move to. Anything else is a bug
 # or a race, and is refused. PREEMPTED is not terminal: a preempted job is requeued.

@@ -73,6 +73,9 @@ class Estimation:
 
 @dataclass(frozen=True)
 class Limits:
+    """The largest model size a registered version may state (a bound against typing
+    mistakes, not a legal threshold), and where the bound comes from."""
+
     max_parameters: float
     max_training_tokens: float
     source: str
@@ -80,6 +83,10 @@ class Limits:
 
 @dataclass(frozen=True)
 class DocField:
+    """One field of a model's technical documentation: its section, who it is for (the
+    Model Documentation Form's audiences), who fills it (the provider, or Fabriek from
+    what it knows) and the text that asks for it."""
+
     key: str
     section: DocSection
     label: str

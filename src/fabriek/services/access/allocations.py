@@ -23,7 +23,7 @@ from fabriek.domain.access.proposals import add_months, final_report_due
 from fabriek.domain.access.tracks import AccessConfig
 from fabriek.domain.errors import Forbidden, InvalidInput, NotFound
 from fabriek.domain.inputs import is_id
-from fabriek.domain.job_states import ACTIVE_STATES
+from fabriek.domain.job_states import ACTIVE_STATE_VALUES
 from fabriek.domain.roles import Principal, Role
 from fabriek.domain.units import GpuHours
 from fabriek.scheduler import Allocation as SchedulingAllocation
@@ -34,7 +34,7 @@ from fabriek.services.paging import Page, PageRequest, count_all
 from fabriek.services.transactions import clash_is_conflict, commit
 from fabriek.store.tables import AllocationRow, ChargeRow, JobRow, ProjectRow, SiteRow
 
-_ACTIVE = [s.value for s in ACTIVE_STATES]
+ACTIVE_STATE_VALUES = ACTIVE_STATE_VALUES
 
 
 @dataclass(frozen=True)
@@ -51,7 +51,7 @@ def _running_rows(
     query = select(
         JobRow.allocation_id, JobRow.gpus, JobRow.started_at, JobRow.time_limit_s,
         JobRow.charge_factor, JobRow.placed_gpu_type,
-    ).where(JobRow.allocation_id.is_not(None), JobRow.state.in_(_ACTIVE))  # fmt: skip
+    ).where(JobRow.allocation_id.is_not(None), JobRow.state.in_(ACTIVE_STATE_VALUES))  # fmt: skip
     if allocation_ids is not None:
         query = query.where(JobRow.allocation_id.in_(list(allocation_ids)))
     return [tuple(r) for r in session.execute(query)]  # type: ignore[misc]

@@ -29,7 +29,10 @@ from fabriek.domain.ai_act.ledger import (
 )
 from fabriek.domain.ai_act.lineage import LineageNode, LineageSum, Node, declared, lineage_sum
 from fabriek.domain.ai_act.vocabulary import JobPurpose, ModelRole
-from fabriek.domain.job_states import ACTIVE_STATES, TERMINAL_STATES
+from fabriek.domain.job_states import (
+    ACTIVE_STATE_VALUES,
+    TERMINAL_STATE_VALUES,
+)
 from fabriek.domain.residency import JobDataset
 from fabriek.domain.roles import Principal
 from fabriek.domain.units import Flop
@@ -49,9 +52,6 @@ from fabriek.store.tables import (
     SiteRow,
     UserRow,
 )
-
-_ACTIVE = frozenset(s.value for s in ACTIVE_STATES)
-_TERMINAL = frozenset(s.value for s in TERMINAL_STATES)
 
 
 def _dataset_label(stored: Mapping[str, Any]) -> str:
@@ -102,11 +102,11 @@ def _job_records(
     rows: dict[int, JobRow] = {}
     for link, job in links:
         runs = list(charged[job.id])
-        if job.state in _ACTIVE and job.started_at is not None:
+        if job.state in ACTIVE_STATE_VALUES and job.started_at is not None:
             runs.append(
                 RunSpan(job.placed_gpu_type, job.gpus, job.started_at, max(now, job.started_at))
             )
-        elif not runs and job.state in _TERMINAL and job.started_at and job.ended_at:
+        elif not runs and job.state in TERMINAL_STATE_VALUES and job.started_at and job.ended_at:
             # A run no allocation was charged for is still compute the model used.
             runs.append(RunSpan(job.placed_gpu_type, job.gpus, job.started_at, job.ended_at))
         report = reports.get(job.id)
@@ -284,7 +284,7 @@ def _committed(session: Session, state: VersionState, now: datetime) -> ComputeL
     levels = ComputeLevels()
     for job in state.jobs:
         row = state.job_rows[job.job_id]
-        if row.state in _TERMINAL or job.job_id not in projected:
+        if row.state in TERMINAL_STATE_VALUES or job.job_id not in projected:
             continue
         ran = (now - row.started_at).total_seconds() if row.started_at else 0.0
         left = max(0.0, 1.0 - ran / max(1, row.time_limit_s))

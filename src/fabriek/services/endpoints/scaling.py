@@ -34,7 +34,7 @@ from fabriek.domain.endpoints import (
     needs_renewal,
     rollout_step,
 )
-from fabriek.domain.job_states import TERMINAL_STATES, JobState
+from fabriek.domain.job_states import TERMINAL_STATE_VALUES, JobState
 from fabriek.engines.base import Engine
 from fabriek.services.endpoints.health import probe_health, queue_lengths
 from fabriek.services.endpoints.replicas import drain, end_replica, try_start_replica
@@ -45,7 +45,6 @@ from fabriek.store.tables import JobRow, SiteRow
 from fabriek.store.tables.endpoints import EndpointReplicaRow, EndpointRow
 
 log = logging.getLogger("fabriek.endpoints")
-_ENDED_JOB = frozenset(s.value for s in TERMINAL_STATES)
 # How the reason of a replica whose job ended begins.
 _DIED = "replaced: its job ended"
 # What a replica due for renewal counts as in a rollout: a model no endpoint serves.
@@ -200,9 +199,9 @@ def plan_round(seen: SeenEndpoint, now: datetime) -> Plan:
     for r in seen.replicas:
         if r.state == ReplicaState.DRAINING.value:
             # Drained since an earlier round: no longer routed to; ended once idle.
-            if r.job_state in _ENDED_JOB or r.waiting + r.running == 0:
+            if r.job_state in TERMINAL_STATE_VALUES or r.waiting + r.running == 0:
                 plan.end.append((r.replica_id, "drained"))
-        elif r.job_state in _ENDED_JOB:
+        elif r.job_state in TERMINAL_STATE_VALUES:
             words = f"{_DIED} ({r.job_state}" + (f": {r.job_reason})" if r.job_reason else ")")
             plan.end.append((r.replica_id, words))
         elif r.job_state == JobState.PREEMPTED.value:

@@ -23,7 +23,7 @@ from fabriek.domain.energy import (
     gpu_power_model,
 )
 from fabriek.domain.gpus import GPU_TYPES
-from fabriek.domain.job_states import ACTIVE_STATES
+from fabriek.domain.job_states import ACTIVE_STATE_VALUES
 from fabriek.domain.roles import Principal, Role
 from fabriek.domain.site_load import Running, hourly_it_kw, hours_before
 from fabriek.domain.sites import Site
@@ -102,7 +102,7 @@ def site_loads(session: Session, who: Principal, now: datetime) -> list[SiteLoad
     for at_site, started, gpus, gpu_type, cpus in session.execute(
         select(JobRow.site_id, JobRow.started_at, JobRow.gpus, JobRow.placed_gpu_type,
                JobRow.cpus)
-        .where(JobRow.site_id.in_(ids), JobRow.state.in_([s.value for s in ACTIVE_STATES]))
+        .where(JobRow.site_id.in_(ids), JobRow.state.in_(ACTIVE_STATE_VALUES))
     ):  # fmt: skip
         if at_site is not None and started is not None:
             running[at_site].append(Running(started, run_it_kw(gpus, gpu_type, cpus)))

@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 from fabriek.domain.audit import AuditAction
 from fabriek.domain.errors import Unauthenticated
 from fabriek.domain.images import Grantee, Scope, grant
-from fabriek.domain.job_states import ACTIVE_STATES
+from fabriek.domain.job_states import ACTIVE_STATE_VALUES
 from fabriek.domain.roles import Principal
 from fabriek.services import audit
 from fabriek.services.identity import tokens
@@ -117,7 +117,7 @@ def basic_requester(
         claims = _job_claims(key, username, password, now)
         job_id = int(username[len(JOB_USER_PREFIX) :])
         state = session.scalar(select(JobRow.state).where(JobRow.id == job_id))
-        if state is None or state not in {s.value for s in ACTIVE_STATES}:
+        if state is None or state not in ACTIVE_STATE_VALUES:
             raise Unauthenticated(f"job {job_id} is not active: its pull credential has lapsed")
         grantee = Grantee(frozenset({str(claims["project"])}), pull_only=True)
         return Requester(username, grantee)

@@ -22,7 +22,7 @@ from datetime import datetime
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
-from fabriek.domain.job_states import ACTIVE_STATES, JobState
+from fabriek.domain.job_states import ACTIVE_STATE_VALUES, JobState
 from fabriek.engines.base import Engine, EngineUnavailable, Observation
 from fabriek.services.jobs.dispatch_base import DispatchContext
 from fabriek.services.jobs.states import transition
@@ -155,7 +155,7 @@ class CancelSender:
                 .join(SiteRow, SiteRow.id == JobRow.site_id)
                 .where(
                     JobRow.cancel_requested.is_(True),
-                    JobRow.state.in_([s.value for s in ACTIVE_STATES]),
+                    JobRow.state.in_(ACTIVE_STATE_VALUES),
                     JobRow.handle.is_not(None),
                 )
             ).all()

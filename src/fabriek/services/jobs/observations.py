@@ -12,7 +12,7 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from fabriek.domain.job_states import ACTIVE_STATES, JobState, can_transition
+from fabriek.domain.job_states import ACTIVE_STATE_VALUES, ACTIVE_STATES, JobState, can_transition
 from fabriek.domain.web_apps import is_idle_stop
 from fabriek.engines.base import EngineUnavailable, Observation, poll_all
 from fabriek.services.jobs.cancels import CancelSender, ran_unseen
@@ -40,9 +40,7 @@ class Observer:
             active = session.execute(
                 select(JobRow.id, JobRow.handle, SiteRow.name)
                 .join(SiteRow, SiteRow.id == JobRow.site_id)
-                .where(
-                    JobRow.state.in_([s.value for s in ACTIVE_STATES]), JobRow.handle.is_not(None)
-                )
+                .where(JobRow.state.in_(ACTIVE_STATE_VALUES), JobRow.handle.is_not(None))
             ).all()
         by_site: dict[str, dict[int, str]] = defaultdict(dict)
         for job_id, handle, site in active:

@@ -11,7 +11,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from fabriek.domain.job_states import ACTIVE_STATES
+from fabriek.domain.job_states import ACTIVE_STATE_VALUES
 from fabriek.domain.residency import DATASETS_ENV
 from fabriek.engines.base import EngineJob
 from fabriek.services.datasets import Vault
@@ -77,9 +77,7 @@ class DatasetStaging:
             return
         with self.ctx.sessions() as session:
             active = set(
-                session.scalars(
-                    select(JobRow.id).where(JobRow.state.in_([s.value for s in ACTIVE_STATES]))
-                )
+                session.scalars(select(JobRow.id).where(JobRow.state.in_(ACTIVE_STATE_VALUES)))
             )
         if here and self.staging_root is not None:
             job_datasets.sweep(self.staging_root, active)

@@ -10,7 +10,7 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from fabriek.domain.job_states import ACTIVE_STATES, JobState
+from fabriek.domain.job_states import ACTIVE_STATE_VALUES, JobState
 from fabriek.services.jobs.states import transition
 from fabriek.services.scheduling.plans import CyclePlan, Placed
 from fabriek.store.tables import JobRow, SiteRow
@@ -36,7 +36,7 @@ def apply(session: Session, plan: CyclePlan, rows: Mapping[int, JobRow], now: da
         placed.started += 1
     for eviction in plan.evictions:
         victim = session.get(JobRow, eviction.job_id)
-        if victim is not None and victim.state in {s.value for s in ACTIVE_STATES}:
+        if victim is not None and victim.state in ACTIVE_STATE_VALUES:
             victim.cancel_requested = True
             victim.preempted_for = eviction.for_job_id
             victim.reason = eviction.reason

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 from fabriek.domain.access.tracks import AccessConfig
 from fabriek.domain.capacity import SiteShape
 from fabriek.domain.dataset_staging import without_unstaged
-from fabriek.domain.job_states import ACTIVE_STATES, JobState
+from fabriek.domain.job_states import ACTIVE_STATE_VALUES, JobState
 from fabriek.domain.partners import (
     WEB_APP_HOME,
     PartnerTerms,
@@ -245,7 +245,7 @@ def _running(
         .join(UserRow, UserRow.id == JobRow.user_id)
         .join(OrganisationRow, OrganisationRow.id == ProjectRow.organisation_id)
         .join(SiteRow, SiteRow.id == JobRow.site_id)
-        .where(JobRow.state.in_([s.value for s in ACTIVE_STATES]))
+        .where(JobRow.state.in_(ACTIVE_STATE_VALUES))
     ).all()  # fmt: skip
     held: dict[tuple[str, str], int] = defaultdict(int)
     running = []

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Collection, Iterable
-from dataclasses import replace
+from dataclasses import asdict, replace
 from datetime import datetime, timedelta
 
 from sqlalchemy import ColumnElement, Select, select, true
@@ -337,16 +337,11 @@ def _service_level_view(
 ) -> ServiceLevelView:
     level = config.levels[Category(row.category)]
     escalations = [t for t in (row.first_answer_breach_at, row.resolution_breach_at) if t]
+    # The view is the clock (each of its fields, by name) and the promise it runs against.
     return ServiceLevelView(
+        **asdict(clock),
         first_answer_working_days=level.first_answer_working_days,
-        first_answer_due=clock.first_answer_due,
-        first_answer_at=clock.first_answer_at,
-        first_answer_breached=clock.first_answer_breached,
         resolution_working_days=level.resolution_working_days,
-        resolution_due=clock.resolution_due,
-        resolved_at=clock.resolved_at,
-        resolution_breached=clock.resolution_breached,
-        paused_working_days=clock.paused_working_days,
         escalated_at=min(escalations) if escalations else None,
     )
 
