@@ -311,3 +311,39 @@ def test_the_index_follows_arrivals_departures_and_requeues() -> None:
     assert queue[0] == a and list(queue[1:2]) == [c]
     assert queue.present_users() == {("p1", "u1")}
     assert queue.rigid_gpus() == 3
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    rounds=st.lists(
+        st.lists(
+            st.tuples(
+                st.integers(1, 12),
+                st.sampled_from([0.0, 10.0, 20.0]),
+                st.sampled_from([None, 500.0, 900.0]),
+                st.sampled_from([None, frozenset({"a"})]),
+            ),
+            max_size=10,
+        ),
+        min_size=1,
+        max_size=6,
+    )
+)
+def test_a_synced_index_holds_exactly_the_jobs_read(
+    rounds: list[list[tuple[int, float, float | None, frozenset[str] | None]]],
+) -> None:
+    """The live service reads the whole queue each cycle and syncs its index to it: jobs
+    that left are gone, new ones are in, and one whose values changed while it waited (its
+    latest start, its sites) is there with its new values, in order of submission."""
+    queue = PendingQueue()
+    for jobs in rounds:
+        read = list(
+            {
+                i: PendingJob(i, "p1", "u1", 1, 60.0, submit, latest_start_s=latest, sites=own)
+                for i, submit, latest, own in jobs
+            }.values()
+        )
+        queue.sync(read)
+        assert list(queue) == sorted(read, key=lambda j: (j.submit_time_s, j.job_id))
+        assert len(queue) == len(read)
+        assert queue.rigid_gpus() == sum(1 for j in read if j.latest_start_s is None)

@@ -204,18 +204,20 @@ class _Cycle:
 
     def _order(self) -> list[PendingJob]:
         policy = self.config.policy
+        # An index read job by job pays a look-up each time: read it out once.
+        pending = list(self.snap.pending) if self.queue is not None else self.snap.pending
         if policy is not Policy.FABRIEK and policy is not Policy.SJF_AGED:
-            return submit_order(self.snap.pending)
-        users = {(j.project, j.user) for j in self.snap.pending}
+            return submit_order(pending)
+        users = {(j.project, j.user) for j in pending}
         factors = fair_tree_factors(self.snap.allocations, self.snap.usage, users)
         if policy is Policy.SJF_AGED:
             return sjf_order(
-                self.snap.pending, self.now, self.snap.allocations, factors,
+                pending, self.now, self.snap.allocations, factors,
                 self.config.weights,
                 self.snap.reserved_job_id if self.config.weights.sticky else None,
             )  # fmt: skip
         return priority_order(
-            self.snap.pending, self.now, self.snap.allocations, factors, self.config.weights
+            pending, self.now, self.snap.allocations, factors, self.config.weights
         )
 
     def _in_order(self) -> Iterator[PendingJob]:

@@ -204,6 +204,17 @@ class PendingQueue(Sequence[PendingJob]):
             self._keep(keep)
             self._dead = 0
 
+    def sync(self, jobs: Sequence[PendingJob]) -> None:
+        """Make the queue hold exactly JOBS: what left is taken out, what came is added, and
+        a job whose values changed while it waited (a new latest start, its own sites) is
+        taken out and added anew. For a caller that reads the whole queue each cycle (the
+        live service reads it from the store) and keeps the index for the cycle's sake."""
+        wanted = {j.job_id: j for j in jobs}
+        at = self.live_positions()
+        held = dict(zip(self.job_id[at].tolist(), self.jobs[at].tolist(), strict=True))
+        self.remove(i for i, job in held.items() if wanted.get(i) != job)
+        self.add([j for i, j in wanted.items() if held.get(i) != j])
+
     def _keep(self, positions: Ints) -> None:
         for name in _COLUMNS:
             setattr(self, name, getattr(self, name)[positions])

@@ -22,6 +22,7 @@ from fabriek.scheduler.carbon_series import oracle_mean
 from fabriek.scheduler.decisions import Preempt, Start
 from fabriek.scheduler.metrics import JobOutcome, summarise
 from fabriek.scheduler.policy import Policy, SchedulerConfig, schedule
+from fabriek.scheduler.queue_index import PendingQueue
 from fabriek.scheduler.signals import Signals
 from fabriek.scheduler.sim_cluster import SimCluster
 from fabriek.scheduler.sim_energy import EnergyResult, EnergySetup
@@ -103,6 +104,9 @@ class Replay:
         self.usage = TenantUsage(half_life_s)
         self.needs_usage = config.policy in (Policy.FABRIEK, Policy.SJF_AGED)
         self.pending: dict[int, PendingJob] = {}
+        # The same jobs as the index the live service keeps between cycles: each cycle
+        # orders and checks it over its columns, as at a factory's scale.
+        self.queue = PendingQueue()
         self.running: dict[int, RunningJob] = {}
         self.ends: list[tuple[float, int, int]] = []  # (end time, run number, job id)
         self.runs = 0
@@ -149,9 +153,12 @@ class Replay:
                 _, run, job_id = heapq.heappop(ends)
                 if self.live_run.get(job_id) == run:
                     self._finish(job_id, t)
+            arrived = []
             while i < n and jobs[i].pending.submit_time_s <= t:
                 self.pending[i] = jobs[i].pending
+                arrived.append(jobs[i].pending)
                 i += 1
+            self.queue.add(arrived)
             if self.pending:
                 self._cycle(t)
             if progress is not None and i - told >= step:
@@ -164,7 +171,7 @@ class Replay:
         self.cycles += 1
         snapshot = Snapshot(
             now_s=now,
-            pending=list(self.pending.values()),
+            pending=self.queue,
             running=list(self.running.values()),
             sites=self.cluster.sites(),
             allocations=self.allocations,
@@ -175,11 +182,16 @@ class Replay:
         )
         result = schedule(snapshot, self.config)
         self.reserved = result.reservation.job_id if result.reservation is not None else None
+        started: list[int] = []
+        requeued: list[PendingJob] = []
         for decision in result.decisions:
             if isinstance(decision, Start):
                 self._start(decision, now)
+                started.append(decision.job_id)
             elif isinstance(decision, Preempt):
-                self._preempt(decision.job_id, now)
+                requeued.append(self._preempt(decision.job_id, now))
+        self.queue.remove(started)
+        self.queue.add(requeued)
         wake = result.wake_s
         if wake is not None and wake > now and wake not in self.wake_set:
             self.wake_set.add(wake)
@@ -294,10 +306,12 @@ class Replay:
         limit = job.pending.time_limit_s
         self._ended((now - job.start_s) / limit if limit > 0 else 1.0)
 
-    def _preempt(self, job_id: int, now: float) -> None:
+    def _preempt(self, job_id: int, now: float) -> PendingJob:
+        """Stop a running job and queue it again (with its submission time)."""
         self.preemptions += 1
         job = self._release(job_id, now)
         self.pending[job_id] = job.pending
+        return job.pending
 
 
 def metered(replay: Replay, immediate: Replay | None, energy: EnergySetup) -> EnergyResult:

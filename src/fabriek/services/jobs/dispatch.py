@@ -33,6 +33,7 @@ from fabriek.domain.capacity import SiteShape
 from fabriek.domain.leases import DISPATCHER, HOUSEKEEPING
 from fabriek.domain.units import GpuHours
 from fabriek.scheduler.carbon import DEFAULT_HEAT_WEIGHT
+from fabriek.scheduler.queue_index import PendingQueue
 from fabriek.services.access.config import load_access_config
 from fabriek.services.datasets import Vault
 from fabriek.services.images import ImageService
@@ -102,6 +103,9 @@ class Dispatcher(DispatchContext):
         self.housekeeping_every_s = housekeeping_every_s
         self._housekept_at = float("-inf")
         self.shapes = shapes or SiteShapeCache()
+        # The waiting jobs as the index the scheduler orders and checks over its columns,
+        # kept from cycle to cycle (`fabriek sim` replays with one too): one code path.
+        self.queue = PendingQueue()
         self.wake = threading.Event()
         self.staging = DatasetStaging(self, vault, staging_root)
         # Cancels for sites that do not answer are retried off the cycle's thread.
@@ -225,7 +229,7 @@ class Dispatcher(DispatchContext):
             scheduling = time.perf_counter()
             placed = run_cycle(
                 session, shapes, now, depth, down, reasons, self.access, self._usage,
-                self.heat_weight, self._run_shares,
+                self.heat_weight, self._run_shares, self.queue,
             )  # fmt: skip
             self.metrics.scheduling.observe(time.perf_counter() - scheduling)
             self.fence(session)

@@ -34,6 +34,7 @@ from fabriek.scheduler import (
     Snapshot,
     site_from_groups,
 )
+from fabriek.scheduler.queue_index import PendingQueue
 from fabriek.services.access import allocations
 from fabriek.services.accounts.terms import sites_by_user
 from fabriek.services.jobs import datasets as job_datasets
@@ -95,9 +96,12 @@ def load(
     access: AccessConfig,
     usage: Mapping[tuple[str, str], GpuHours] | None = None,
     run_shares: Sequence[float] | None = None,
+    queue: PendingQueue | None = None,
 ) -> LoadedCycle | None:
     """Lock the active allocations and read what a cycle decides on; None when no job waits
-    (then nothing else is read)."""
+    (then nothing else is read). With `queue` (the index a dispatcher keeps from cycle to
+    cycle), the waiting jobs are brought into it and the cycle reads them from there, as
+    the simulator's replays do."""
     now_s = now.timestamp()
     allocations.lock_active(session, now)
     waiting = _waiting(session, now)
@@ -130,9 +134,11 @@ def load(
     ran: Sequence[float] = ()
     if signals.by_site and any(p.latest_start_s is not None for p in pending):
         ran = recent_run_shares(session, now) if run_shares is None else run_shares
+    if queue is not None:
+        queue.sync(pending)
     snapshot = Snapshot(
         now_s=now_s,
-        pending=pending,
+        pending=pending if queue is None else queue,
         running=running,
         sites=_sites(shapes, depth, down, held),
         allocations=current.allocations,
