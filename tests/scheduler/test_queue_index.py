@@ -7,6 +7,7 @@ import dataclasses
 import math
 import random
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -26,6 +27,7 @@ from fabriek.scheduler import (
     SiteState,
     Snapshot,
     Start,
+    policy,
     schedule,
 )
 from fabriek.scheduler.decisions import Preempt, ShortfallWait
@@ -34,6 +36,15 @@ from fabriek.scheduler.priority import priority_order
 from fabriek.scheduler.queue_index import PendingQueue
 
 DAY_S = 86_400.0
+
+
+@pytest.fixture(autouse=True)
+def index_at_every_size(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A cycle reads a small index out as a list (`policy._INDEX_FROM`); here every index is
+    read over its columns, whatever its size, so that the two paths are compared."""
+    monkeypatch.setattr(policy, "_INDEX_FROM", 0)
+
+
 # Nodes: (site, name, GPU type, GPUs).
 NODES = [
     ("a", "a0", "h100", 8),

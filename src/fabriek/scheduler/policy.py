@@ -67,6 +67,10 @@ class Policy(StrEnum):
     SJF_AGED = "sjf-aged"
 
 
+# From this many waiting jobs on, a cycle orders and checks a kept index over its columns;
+# below it, reading the few jobs out costs less than the columns' fixed cost (the same
+# decisions either way).
+_INDEX_FROM = 200
 # The orders a kept index (`queue_index.PendingQueue`) computes itself.
 _INDEXED = frozenset({Policy.FIFO, Policy.BACKFILL, Policy.FABRIEK})
 
@@ -102,7 +106,7 @@ class _Cycle:
         self.config = config
         # A queue kept as an index between cycles (see `schedule`).
         pending = snapshot.pending
-        self.queue = pending if _is_index(pending) else None
+        self.queue = pending if _is_index(pending) and len(pending) >= _INDEX_FROM else None
         self.now = snapshot.now_s
         self.capacity = Capacity(snapshot.sites, snapshot.running, snapshot.signals, self.now)
         self.decisions: list[Decision] = []
@@ -205,7 +209,9 @@ class _Cycle:
     def _order(self) -> list[PendingJob]:
         policy = self.config.policy
         # An index read job by job pays a look-up each time: read it out once.
-        pending = list(self.snap.pending) if self.queue is not None else self.snap.pending
+        pending = self.snap.pending
+        if _is_index(pending):
+            pending = list(pending)
         if policy is not Policy.FABRIEK and policy is not Policy.SJF_AGED:
             return submit_order(pending)
         users = {(j.project, j.user) for j in pending}

@@ -47,6 +47,8 @@ _COLUMNS = (*_FLOAT_COLUMNS, *_INT_COLUMNS, *_OBJECT_COLUMNS, "alive")
 # Jobs that left stay in the columns, marked, until they are this share of them: taking
 # them out moves every column, which a cycle's few departures are not worth.
 _DEAD_SHARE = 0.25
+# Up to this many ids, `remove` compares them one by one.
+_FEW = 8
 
 
 class PendingQueue(Sequence[PendingJob]):
@@ -189,7 +191,14 @@ class PendingQueue(Sequence[PendingJob]):
         ids = np.fromiter(job_ids, np.int64)
         if ids.size == 0 or len(self.jobs) == 0:
             return
-        gone = np.flatnonzero(np.isin(self.job_id, ids, kind="table") & self.alive)
+        if ids.size <= _FEW:
+            # A cycle's few starts: a comparison per id beats building isin's table.
+            found = self.job_id == ids[0]
+            for job_id in ids[1:]:
+                found |= self.job_id == job_id
+        else:
+            found = np.isin(self.job_id, ids, kind="table")
+        gone = np.flatnonzero(found & self.alive)
         if gone.size == 0:
             return
         self.alive[gone] = False
