@@ -111,8 +111,11 @@ def test_apply_writes_launches_evictions_and_wait_reasons(session: Session) -> N
         ),
         waits={waits.id: "Resources: " + "x" * 600, same.id: "Priority: unchanged"},
     )
-    rows = {job.id: job for job in (starts, waits, same)}
-    placed = apply(session, plan, rows, now)
+    reasons = {job.id: job.reason for job in (starts, waits, same)}
+    placed = apply(session, plan, reasons, now)
+    # The waiting jobs' reasons are written in one statement, past the ORM's objects.
+    session.refresh(waits)
+    session.refresh(same)
 
     assert (placed.started, placed.preempted) == (1, 1)
     assert starts.state == JobState.STARTING.value
@@ -130,3 +133,30 @@ def test_apply_writes_launches_evictions_and_wait_reasons(session: Session) -> N
     assert waits.reason == ("Resources: " + "x" * 600)[:500]
     assert same.reason == "Priority: unchanged"
     assert waits.state == same.state == JobState.PENDING.value
+
+
+def test_apply_leaves_a_job_cancelled_since_the_cycle_read_it(session: Session) -> None:
+    """Between a cycle's read and its writes a waiting job may be cancelled (by its owner,
+    through the API): it is not started, and its reason is not overwritten."""
+    now = datetime.now(UTC)
+    site_row = session.scalars(select(SiteRow).order_by(SiteRow.id)).first()
+    allocation_id = session.scalars(select(AllocationRow.id)).first()
+    assert site_row is not None and allocation_id is not None
+    gone = _job(session, JobState.PENDING, "gone", reason="Priority: before")
+    left = _job(session, JobState.PENDING, "left", reason="Priority: before")
+    reasons = {job.id: job.reason for job in (gone, left)}
+    gone.state, gone.reason = JobState.CANCELLED.value, "cancelled by maria"
+    left.state, left.reason = JobState.CANCELLED.value, "cancelled by maria"
+    session.flush()
+    plan = CyclePlan(
+        launches=(
+            Launch(gone.id, site_row.name, (NodeShare("n0", 2),), "h100", allocation_id, 2.0),
+        ),
+        waits={left.id: "Resources: none free"},
+    )
+    placed = apply(session, plan, reasons, now)
+    session.refresh(gone)
+    session.refresh(left)
+    assert placed.started == 0
+    assert (gone.state, gone.reason, gone.site_id) == ("cancelled", "cancelled by maria", None)
+    assert (left.state, left.reason) == ("cancelled", "cancelled by maria")

@@ -6,8 +6,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime
+from typing import cast
 
-from sqlalchemy import select
+from sqlalchemy import Table, bindparam, select, update
 from sqlalchemy.orm import Session
 
 from fabriek.domain.job_states import ACTIVE_STATE_VALUES, JobState
@@ -16,14 +17,25 @@ from fabriek.services.scheduling.plans import CyclePlan, Placed
 from fabriek.store.tables import JobRow, SiteRow
 
 
-def apply(session: Session, plan: CyclePlan, rows: Mapping[int, JobRow], now: datetime) -> Placed:
+def apply(
+    session: Session, plan: CyclePlan, reasons: Mapping[int, str | None], now: datetime
+) -> Placed:
     """Write a plan into the store (not committed): launched jobs go to STARTING on their
     site, evicted jobs still running are asked to stop, and waiting jobs get their reason
-    (written only where it changed). `rows` are the waiting jobs the plan names."""
+    (written only where it changed). `reasons` are the waiting jobs' reasons as loaded."""
     site_ids = {n: i for n, i in session.execute(select(SiteRow.name, SiteRow.id))}
     placed = Placed()
+    # Only the launched jobs are read whole (the waiting ones change one column), now and
+    # locked: one cancelled since the cycle read it stays cancelled, and is not started.
+    launched = {launch.job_id for launch in plan.launches}
+    rows = {
+        j.id: j
+        for j in session.scalars(select(JobRow).where(JobRow.id.in_(launched)).with_for_update())
+    }
     for launch in plan.launches:
-        job = rows[launch.job_id]
+        job = rows.get(launch.job_id)
+        if job is None or job.state != JobState.PENDING.value:
+            continue
         job.site_id = site_ids[launch.site]
         job.placement = [[share.node, share.gpus] for share in launch.nodes]
         # The nodes it asked for, or more where its GPUs were spread wider: every node
@@ -41,8 +53,18 @@ def apply(session: Session, plan: CyclePlan, rows: Mapping[int, JobRow], now: da
             victim.preempted_for = eviction.for_job_id
             victim.reason = eviction.reason
             placed.preempted += 1
-    for job_id, words in plan.waits.items():
-        job = rows[job_id]
-        if job.reason != words:
-            job.reason = words[:500]
+    changed = [
+        {"job_id": job_id, "words": words[:500]}
+        for job_id, words in plan.waits.items()
+        if reasons.get(job_id) != words[:500]
+    ]
+    if changed:
+        # One statement for all (executemany), not an ORM object per waiting job.
+        jobs = cast(Table, JobRow.__table__)
+        session.execute(
+            update(jobs)
+            .where(jobs.c.id == bindparam("job_id"), jobs.c.state == JobState.PENDING.value)
+            .values(reason=bindparam("words")),
+            changed,
+        )
     return placed

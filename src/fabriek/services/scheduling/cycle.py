@@ -40,4 +40,4 @@ def run_cycle(
     loaded = load(session, shapes, now, depth, down, down_reasons, access, usage, run_shares, queue)
     if loaded is None:
         return Placed()
-    return apply(session, decide(loaded.cycle, access, heat_weight), loaded.rows, now)
+    return apply(session, decide(loaded.cycle, access, heat_weight), loaded.reasons, now)

@@ -9,7 +9,6 @@ from dataclasses import dataclass, field
 
 from fabriek.domain.residency import ResidencyVerdict
 from fabriek.scheduler import NodeShare, Snapshot
-from fabriek.store.tables import JobRow
 
 
 @dataclass
@@ -71,7 +70,8 @@ class CyclePlan:
 
 @dataclass(frozen=True)
 class LoadedCycle:
-    """A cycle's input, with the waiting jobs' rows that applying its plan changes."""
+    """A cycle's input, with each waiting job's current reason (applying its plan writes
+    the reasons that change)."""
 
     cycle: CycleInput
-    rows: Mapping[int, JobRow]
+    reasons: Mapping[int, str | None]
