@@ -54,11 +54,14 @@ def run(kind: str, jobs: int, rounds: int, steps: dict[str, Any]) -> list[dict[s
         sessions = make_sessions(engine)
         rng = random.Random(1)
         with sessions() as session:
-            user_id, project_id = session.execute(
+            member = session.execute(
                 select(MembershipRow.user_id, MembershipRow.project_id)
                 .join(UserRow, UserRow.id == MembershipRow.user_id)
                 .where(UserRow.username == "maria")
-            ).one()
+                .order_by(MembershipRow.project_id)
+            ).first()
+            assert member is not None, "the demo factory has no member maria"
+            user_id, project_id = member
             submitted = datetime.now(UTC)
             session.execute(insert(JobRow), [
                 {"project_id": project_id, "user_id": user_id, "name": f"bench-{i}",

@@ -4,17 +4,21 @@ asked to stop, and waiting jobs show why.
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Mapping
 from datetime import datetime
 from typing import cast
 
-from sqlalchemy import Table, bindparam, select, update
+from sqlalchemy import Table, select, update
 from sqlalchemy.orm import Session
 
 from fabriek.domain.job_states import ACTIVE_STATE_VALUES, JobState
 from fabriek.services.jobs.states import transition
 from fabriek.services.scheduling.plans import CyclePlan, Placed
 from fabriek.store.tables import JobRow, SiteRow
+
+# Well under the bound parameters a statement may carry (SQLite 32,766; PostgreSQL 65,535).
+_IDS_PER_STATEMENT = 5000
 
 
 def apply(
@@ -53,18 +57,21 @@ def apply(
             victim.preempted_for = eviction.for_job_id
             victim.reason = eviction.reason
             placed.preempted += 1
-    changed = [
-        {"job_id": job_id, "words": words[:500]}
-        for job_id, words in plan.waits.items()
-        if reasons.get(job_id) != words[:500]
-    ]
-    if changed:
-        # One statement for all (executemany), not an ORM object per waiting job.
-        jobs = cast(Table, JobRow.__table__)
-        session.execute(
-            update(jobs)
-            .where(jobs.c.id == bindparam("job_id"), jobs.c.state == JobState.PENDING.value)
-            .values(reason=bindparam("words")),
-            changed,
-        )
+    # Most waiting jobs share their words ("Priority", "Resources"): one statement per
+    # distinct reason, over the jobs whose reason changes, instead of one per job.
+    changed: dict[str, list[int]] = defaultdict(list)
+    for job_id, words in plan.waits.items():
+        if reasons.get(job_id) != words[:500]:
+            changed[words[:500]].append(job_id)
+    jobs = cast(Table, JobRow.__table__)
+    for words, ids in changed.items():
+        for at in range(0, len(ids), _IDS_PER_STATEMENT):
+            session.execute(
+                update(jobs)
+                .where(
+                    jobs.c.id.in_(ids[at : at + _IDS_PER_STATEMENT]),
+                    jobs.c.state == JobState.PENDING.value,
+                )
+                .values(reason=words)
+            )
     return placed
