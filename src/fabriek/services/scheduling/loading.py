@@ -245,7 +245,10 @@ def _job_sites(
 def _waiting(session: Session, now: datetime) -> list[tuple[WaitingJob, str, str, str]]:
     """The jobs that may start now (at most `PENDING_BATCH`, oldest first), with their
     project, user and organisation names."""
-    found = session.execute(
+    # Run on the session's connection: plain rows, without the ORM's loading steps (a tenth
+    # of a cycle over 20,000 jobs), in the session's transaction, after its own changes.
+    session.flush()
+    found = session.connection().execute(
         select(*_WAITING_COLUMNS, ProjectRow.name, UserRow.username, OrganisationRow.name)
         .join(ProjectRow, ProjectRow.id == JobRow.project_id)
         .join(UserRow, UserRow.id == JobRow.user_id)
