@@ -17,6 +17,7 @@ from typing import Annotated, Protocol
 
 from fastapi import Depends, Request
 from sqlalchemy import Engine
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.concurrency import run_in_threadpool
 
@@ -118,8 +119,24 @@ async def app_context(request: Request) -> AppContext:
 
 
 def db_session(ctx: Annotated[AppContext, Depends(app_context)]) -> Iterator[Session]:
-    with ctx.sessions() as session:
+    session = ctx.sessions()
+    try:
         yield session
+    finally:
+        close_session(session)
+
+
+def close_session(session: Session) -> None:
+    """Close a request's session. Where the database dropped the connection meanwhile (a
+    restart, a terminated backend), the closing rollback fails: the server ended that
+    transaction itself and the pool has discarded the connection, so there is nothing
+    left to undo. Raising then would abort an answer already on its way (the client would
+    see the connection dropped); anything else still raises."""
+    try:
+        session.close()
+    except DBAPIError as exc:
+        if not exc.connection_invalidated:
+            raise
 
 
 def authenticate_request(
