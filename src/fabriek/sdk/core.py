@@ -192,8 +192,8 @@ class HttpCore:
         return self.request(method, path, json=payload).json()
 
     def listing(self, model: type[M], path: str, params: Mapping[str, Any]) -> Listing[M]:
-        body = self.get(path, params)
-        return Listing([model.model_validate(i) for i in body["items"]], body["total"])
+        page = self.rows(path, params)
+        return Listing([model.model_validate(i) for i in page.items], page.total)
 
     def rows(self, path: str, params: Mapping[str, Any]) -> Listing[dict[str, Any]]:
         """A listing's items as the API sent them, plain JSON objects: for a caller that only

@@ -34,8 +34,6 @@ from fabriek.services.paging import Page, PageRequest, count_all
 from fabriek.services.transactions import clash_is_conflict, commit
 from fabriek.store.tables import AllocationRow, ChargeRow, JobRow, ProjectRow, SiteRow
 
-ACTIVE_STATE_VALUES = ACTIVE_STATE_VALUES
-
 
 @dataclass(frozen=True)
 class Usage:

@@ -57,12 +57,13 @@ def apply(
             victim.preempted_for = eviction.for_job_id
             victim.reason = eviction.reason
             placed.preempted += 1
-    # Most waiting jobs share their words ("Priority", "Resources"): one statement per
+    # Waiting jobs often share their words ("Priority", "Resources"): one statement per
     # distinct reason, over the jobs whose reason changes, instead of one per job.
     changed: dict[str, list[int]] = defaultdict(list)
     for job_id, words in plan.waits.items():
-        if reasons.get(job_id) != words[:500]:
-            changed[words[:500]].append(job_id)
+        stored = words[:500]
+        if reasons.get(job_id) != stored:
+            changed[stored].append(job_id)
     jobs = cast(Table, JobRow.__table__)
     for words, ids in changed.items():
         for at in range(0, len(ids), _IDS_PER_STATEMENT):
